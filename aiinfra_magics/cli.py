@@ -1,0 +1,46 @@
+"""``aiinfra``: the shell door over the same words as the magic.
+
+Exit status: 0 success, 2 bad input (the message names the field), 1 a valid
+request that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from .commands import Context, UsageShown, run_words
+from .errors import AiinfraError, OperationError
+
+
+def _show(result: Any) -> None:
+    if result is None:
+        return
+    if isinstance(result, (dict, list)):
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(str(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ctx = Context(door="cli", show=_show)
+    try:
+        _show(run_words(argv, ctx))
+    except UsageShown as shown:
+        print(shown.text, end="" if shown.text.endswith("\n") else "\n")
+        return 0
+    except AiinfraError as exc:
+        print(f"aiinfra: error: {exc}", file=sys.stderr)
+        return 2
+    except OperationError as exc:
+        print(f"aiinfra: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

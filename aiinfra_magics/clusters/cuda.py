@@ -1,0 +1,122 @@
+"""``cuda``: dask_cuda.LocalCUDACluster, one worker per GPU.
+
+The translation from ClusterSpec to LocalCUDACluster arguments is a pure
+function (``launch_kwargs``) so it is tested on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+from ..errors import AiinfraError
+from .backends import ClusterBackend, Launched
+from .gpus import GpuProbe, gpu_probe
+from .local import _memory, dashboard_link
+from .spec import ClusterSpec, parse_gpus
+
+# Environment every cuda worker gets, so that a JAX import inside a task cannot
+# take the whole card (JAX preallocates 75% of GPU memory by default).
+WORKER_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def dask_cuda_importable() -> bool:
+    return importlib.util.find_spec("dask_cuda") is not None
+
+
+def select_gpus(gpus: str | None, probe: GpuProbe) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries for ``--gpus`` on a machine with ``probe.count`` GPUs."""
+    wanted = parse_gpus(gpus) if gpus is not None else "all"
+    allowed = f"all, 1..{probe.count}, or indices 0..{probe.count - 1}"
+    if wanted == "all":
+        return [str(i) for i in range(probe.count)]
+    if isinstance(wanted, int):
+        if wanted > probe.count:
+            raise AiinfraError(f"gpus: got {wanted}; this machine has {probe.count} GPU(s): {allowed}", field="gpus")
+        return [str(i) for i in range(wanted)]
+    for item in wanted:
+        if item.isdigit() and int(item) >= probe.count:
+            raise AiinfraError(f"gpus: index {item} does not exist; allowed: {allowed}", field="gpus")
+        if not item.isdigit() and not any(u.startswith(item) for u in probe.uuids):
+            raise AiinfraError(f"gpus: no GPU with UUID {item}; allowed: {allowed}", field="gpus")
+    return list(wanted)
+
+
+class CudaBackend(ClusterBackend):
+    name = "cuda"
+
+    def __init__(self, probe: GpuProbe | None = None) -> None:
+        self._probe = probe
+
+    @property
+    def probe(self) -> GpuProbe:
+        if self._probe is None:
+            self._probe = gpu_probe()
+        return self._probe
+
+    def check(self, spec: ClusterSpec) -> None:
+        if self.probe.count == 0:
+            raise AiinfraError(
+                f"backend: cuda needs an NVIDIA GPU ({self.probe.reason}); use --backend local or auto",
+                field="backend",
+            )
+        if not dask_cuda_importable():
+            raise AiinfraError(
+                "backend: cuda needs dask-cuda (pip install 'aiinfra[gpu]'); use --backend local or auto",
+                field="backend",
+            )
+        self.launch_kwargs(spec, death_timeout=60)
+
+    def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
+        visible = select_gpus(spec.gpus, self.probe)
+        if spec.workers is not None and spec.workers > len(visible):
+            raise AiinfraError(
+                f"workers: got {spec.workers}; the cuda backend runs one worker per GPU and "
+                f"{len(visible)} GPU(s) are selected, so at most {len(visible)}",
+                field="workers",
+            )
+        if spec.workers is not None:
+            visible = visible[: spec.workers]
+        kwargs: dict[str, Any] = {
+            "CUDA_VISIBLE_DEVICES": ",".join(visible),
+            "n_workers": len(visible),
+            "threads_per_worker": spec.threads or 1,
+            "memory_limit": _memory(spec.memory) if spec.memory else "auto",
+            "protocol": spec.protocol or "tcp",
+            "dashboard_address": ":0",
+            "death_timeout": death_timeout,
+        }
+        if spec.rmm_pool is not None:
+            kwargs["rmm_pool_size"] = _memory(spec.rmm_pool)
+        if spec.device_memory_limit is not None:
+            kwargs["device_memory_limit"] = _memory(spec.device_memory_limit)
+        return kwargs
+
+    def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:
+        from dask_cuda import LocalCUDACluster
+
+        kwargs = self.launch_kwargs(spec, death_timeout=death_timeout)
+        cluster = LocalCUDACluster(**kwargs)
+        _register_worker_env(cluster)
+        gpus = kwargs["CUDA_VISIBLE_DEVICES"].split(",")
+        return Launched(cluster.scheduler_address, dashboard_link(cluster), cluster=cluster, gpus=gpus)
+
+
+def _set_worker_env(dask_worker: Any = None) -> None:
+    os.environ.update(WORKER_ENV)
+
+
+def _register_worker_env(cluster: Any) -> None:
+    """Set WORKER_ENV in every worker, those added later by scale/adapt included."""
+    from distributed import Client
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class WorkerEnv(WorkerPlugin):
+        name = "aiinfra-worker-env"
+
+        def setup(self, worker: Any) -> None:
+            _set_worker_env(worker)
+
+    with Client(cluster, set_as_default=False) as client:
+        client.register_plugin(WorkerEnv())

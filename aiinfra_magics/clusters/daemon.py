@@ -1,0 +1,71 @@
+"""A detached process that owns one cluster (``aiinfra cluster start`` from a shell).
+
+The parent (CLI or jupyter server) validates the spec first, then starts
+``python -m aiinfra_magics.clusters.daemon SPEC_JSON`` in a new session. The
+daemon starts the cluster, prints one JSON line on stdout (the record, or the
+error) and then only writes to its log file. It lives until the cluster is
+stopped, it gets SIGTERM/SIGINT, or ``--owner-pid`` dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+import psutil
+
+from ..errors import AiinfraError
+from . import host
+from .registry import Registry
+from .spec import ClusterSpec
+
+OWNER_POLL_S = 1.0
+
+
+def _detach_output(log_path: str) -> None:
+    """Point fds 1 and 2 at the log, so the parent's pipe closes and we keep no terminal."""
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    sys.stdout.flush()
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aiinfra-cluster-daemon")
+    parser.add_argument("spec", help="ClusterSpec as JSON (backend resolved, name set)")
+    parser.add_argument("--owner-kind", default="cli")
+    parser.add_argument("--owner-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    spec = ClusterSpec.from_options(json.loads(args.spec))
+    registry = Registry()
+    try:
+        record = host.host(spec, args.owner_kind, registry)
+    except AiinfraError as exc:
+        print(json.dumps({"ok": False, "usage": True, "error": str(exc)}), flush=True)
+        return 2
+    except Exception as exc:
+        print(json.dumps({"ok": False, "usage": False, "error": str(exc)}), flush=True)
+        return 1
+    print(json.dumps({"ok": True, "record": record}), flush=True)
+    _detach_output(str(registry.root / f"{spec.name}.log"))
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    entry = host.hosted(spec.name)
+    while not stop.is_set() and entry is not None and not entry.closed.is_set():
+        if args.owner_pid is not None and not psutil.pid_exists(args.owner_pid):
+            break
+        stop.wait(OWNER_POLL_S)
+    host.close(spec.name, registry)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

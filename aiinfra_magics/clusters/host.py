@@ -1,0 +1,188 @@
+"""Clusters owned by this process (a kernel, a CLI daemon, the jupyter server).
+
+The owner keeps the cluster object; every other process controls it through a
+handler installed on the cluster's own scheduler (``aiinfra_control``), so no
+extra port or process is needed. Owned clusters close when this process exits
+normally (kernel shutdown or restart); after a SIGKILL the in-process scheduler
+dies with us and the workers close on the lost connection, or at the latest
+after ``death_timeout``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AiinfraError, OperationError
+from .backends import Launched, get_backend
+from .registry import Registry, this_process
+from .rpc import CONTROL_OP
+from .spec import ClusterSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DEATH_TIMEOUT_S = 60.0
+
+
+def death_timeout() -> float:
+    """Seconds a worker waits for a vanished scheduler; ``AIINFRA_DEATH_TIMEOUT`` overrides."""
+    value = os.environ.get("AIINFRA_DEATH_TIMEOUT")
+    try:
+        return float(value) if value else DEFAULT_DEATH_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_DEATH_TIMEOUT_S
+
+
+@dataclass
+class Hosted:
+    spec: ClusterSpec
+    launched: Launched
+    closed: threading.Event
+
+
+_HOSTED: dict[str, Hosted] = {}
+_LOCK = threading.Lock()
+
+
+def hosted(name: str) -> Hosted | None:
+    return _HOSTED.get(name)
+
+
+def hosted_names() -> list[str]:
+    return list(_HOSTED)
+
+
+def host(spec: ClusterSpec, owner_kind: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Start ``spec`` (backend already resolved, name set) in this process; return its record."""
+    registry = registry or Registry()
+    backend = get_backend(spec.backend)
+    backend.check(spec)
+    record: dict[str, Any] = {
+        "name": spec.name,
+        "backend": spec.backend,
+        "spec": spec.to_dict(),
+        "owner": {**this_process(), "kind": owner_kind if backend.manages_workers else "external"},
+        "created": time.time(),
+        "scheduler_address": spec.address,
+        "dashboard_link": None,
+        "gpus": [],
+        "adapt": spec.to_dict()["adapt"],
+    }
+    registry.reserve(record)
+    try:
+        launched = backend.launch(spec, death_timeout=death_timeout())
+    except AiinfraError:
+        registry.remove(spec.name)
+        raise
+    except Exception as exc:  # the backend's own failure: report it in one line
+        registry.remove(spec.name)
+        raise OperationError(f"cluster {spec.name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+    try:
+        if launched.cluster is not None:
+            _install_control(spec.name, launched)
+            if spec.adapt is not None:
+                launched.cluster.adapt(minimum=spec.adapt[0], maximum=spec.adapt[1])
+        record.update(
+            status="running",
+            scheduler_address=launched.scheduler_address,
+            dashboard_link=launched.dashboard_link,
+            gpus=launched.gpus,
+        )
+        if launched.cluster is not None:  # external schedulers outlive us: not ours to close
+            with _LOCK:
+                _HOSTED[spec.name] = Hosted(spec, launched, threading.Event())
+        registry.write(record)
+    except BaseException:
+        _close_launched(launched)
+        registry.remove(spec.name)
+        raise
+    return record
+
+
+def _install_control(name: str, launched: Launched) -> None:
+    """Let other processes scale, adapt and stop this cluster through its scheduler."""
+    scheduler = getattr(launched.cluster, "scheduler", None)
+    if scheduler is None or not hasattr(scheduler, "handlers"):
+        return
+
+    def control(action: str = "", **kwargs: Any) -> dict[str, Any]:
+        try:
+            if action == "scale":
+                scale(name, int(kwargs["n"]))
+            elif action == "adapt":
+                adapt(name, int(kwargs["minimum"]), int(kwargs["maximum"]))
+            elif action == "stop":
+                # Close from another thread: closing blocks on this very event loop.
+                threading.Thread(target=close, args=(name,), daemon=False).start()
+            else:
+                return {"ok": False, "error": f"unknown action {action!r}"}
+        except Exception as exc:  # reported to the caller, who raises it there
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": True}
+
+    scheduler.handlers[CONTROL_OP] = control
+
+
+def scale(name: str, n: int) -> None:
+    entry = _HOSTED[name]
+    cluster = entry.launched.cluster
+    with contextlib.suppress(AttributeError):
+        cluster._adaptive.stop()  # an explicit size ends adaptivity, as in Dask
+        del cluster._adaptive
+    cluster.scale(n)
+    Registry().update(name, adapt=None)
+
+
+def adapt(name: str, minimum: int, maximum: int) -> None:
+    entry = _HOSTED[name]
+    entry.launched.cluster.adapt(minimum=minimum, maximum=maximum)
+    Registry().update(name, adapt=f"{minimum}:{maximum}")
+
+
+def close(name: str, registry: Registry | None = None) -> None:
+    """Close an owned cluster and drop its record; safe to call twice."""
+    with _LOCK:
+        entry = _HOSTED.pop(name, None)
+    if entry is None:
+        return
+    try:
+        _close_launched(entry.launched)
+    finally:
+        (registry or Registry()).remove(name)
+        entry.closed.set()
+
+
+def _close_clients(address: str) -> None:
+    """Close this process's Clients of a cluster about to go, so they don't retry noisily."""
+    try:
+        from distributed.client import _global_clients
+    except ImportError:
+        return
+    for client in list(_global_clients.values()):
+        if getattr(client.scheduler, "address", None) == address:
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
+
+
+def _close_launched(launched: Launched) -> None:
+    if launched.cluster is None:
+        return
+    _close_clients(launched.scheduler_address)
+    try:
+        launched.cluster.close(timeout=20)
+    except Exception:  # closing must go on for the others; log for the curious
+        logger.warning("closing cluster at %s failed", launched.scheduler_address, exc_info=True)
+
+
+def close_all() -> None:
+    for name in hosted_names():
+        close(name)
+
+
+atexit.register(close_all)

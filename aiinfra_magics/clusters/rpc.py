@@ -1,0 +1,58 @@
+"""Small synchronous calls to a scheduler from any process, kernel or not.
+
+Each call runs in a private event loop on a helper thread, so it works the same
+inside a Jupyter kernel (whose main thread already runs a loop) and in a CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aiinfra-rpc")
+
+CONTROL_OP = "aiinfra_control"
+
+
+def _run(coro_factory: Any, timeout: float) -> Any:
+    def runner() -> Any:
+        return asyncio.run(asyncio.wait_for(coro_factory(), timeout))
+
+    try:
+        return _POOL.submit(runner).result()
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"no answer within {timeout:g}s") from None
+
+
+def scheduler_call(address: str, op: str, timeout: float = 10.0, **msg: Any) -> Any:
+    """Send one message ``op`` to the scheduler at ``address`` and return its reply."""
+    from distributed.comm.core import CommClosedError
+    from distributed.core import rpc
+
+    async def call() -> Any:
+        async with rpc(address, timeout=timeout) as remote:
+            return await getattr(remote, op)(**msg)
+
+    try:
+        return _run(call, timeout)
+    except CommClosedError as exc:
+        raise OSError(f"connection to {address} closed: {exc}") from None
+
+
+def scheduler_identity(address: str, timeout: float = 5.0) -> dict[str, Any]:
+    return scheduler_call(address, "identity", timeout=timeout)
+
+
+def tcp_reachable(address: str, timeout: float = 0.5) -> bool | None:
+    """True/False for tcp/tls addresses; None when the protocol can't be probed this way."""
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "tls") or parts.port is None:
+        return None
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,69 @@
+"""Shared fixtures: a private registry per test and a guard against leftover processes.
+
+Every process a test starts inherits AIINFRA_TEST_SESSION; at the end of the
+session any such process still alive fails the run (and is killed, so one
+failure does not poison the machine).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import psutil
+import pytest
+
+SESSION_MARK = f"aiinfra-test-{uuid.uuid4().hex[:12]}"
+os.environ["AIINFRA_TEST_SESSION"] = SESSION_MARK
+# Short worker death timeout so orphan checks finish quickly; tests that measure it set their own.
+os.environ.setdefault("AIINFRA_DEATH_TIMEOUT", "10")
+
+
+def _marked_processes() -> list[psutil.Process]:
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get("AIINFRA_TEST_SESSION") != SESSION_MARK:
+                continue
+            # multiprocessing's resource tracker lives exactly as long as this pytest process.
+            if proc.ppid() == me and "resource_tracker" in " ".join(proc.cmdline()):
+                continue
+            found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def leftover_processes(grace: float = 20.0) -> list[psutil.Process]:
+    """Processes of this test session still alive after ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while True:
+        alive = [p for p in _marked_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.25)
+
+
+@pytest.fixture(autouse=True)
+def aiinfra_home(tmp_path, monkeypatch):
+    home = tmp_path / "aiinfra-home"
+    monkeypatch.setenv("AIINFRA_HOME", str(home))
+    yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes():
+    yield
+    alive = leftover_processes()
+    if alive:
+        described = [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in alive]
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        pytest.fail(f"processes left running after the tests: {described}", pytrace=False)
