@@ -1,0 +1,34 @@
+"""``make demo``: start the default cluster, compute on it, show it, stop it (headless)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+
+def main() -> int:
+    # A private registry, so the demo never touches the user's own clusters.
+    os.environ.setdefault("AIINFRA_HOME", tempfile.mkdtemp(prefix="aiinfra-demo-"))
+    import dask.array as da
+
+    from .clusters import manager
+    from .clusters.spec import ClusterSpec
+
+    info, notes = manager.start(ClusterSpec.from_options({"name": "demo", "workers": 2}))
+    for note in notes:
+        print(note)
+    client = manager.connect(info.name)
+    try:
+        x = da.random.default_rng(0).random((4000, 4000), chunks=1000)
+        result = float((x @ x.T).trace().compute())
+        print(f"trace(x @ x.T) over {len(client.scheduler_info()['workers'])} workers: {result:.1f}")
+        print(manager.status(info.name))
+    finally:
+        client.close()
+        print(manager.stop(info.name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
