@@ -20,6 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--backend", default="local")
+    parser.add_argument("--workers", type=int, default=2, help="cuda: at most the number of GPUs")
     args = parser.parse_args()
     os.environ.setdefault("AIINFRA_HOME", tempfile.mkdtemp(prefix="aiinfra-bench-"))
 
@@ -28,7 +29,7 @@ def main() -> None:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "aiinfra_magics")
-    n = 2
+    n = args.workers
 
     def raw() -> float:
         t0 = time.perf_counter()

@@ -66,6 +66,12 @@ class CudaBackend(ClusterBackend):
                 "backend: cuda needs dask-cuda (pip install 'aiinfra[gpu]'); use --backend local or auto",
                 field="backend",
             )
+        if spec.rmm_pool is not None and importlib.util.find_spec("rmm") is None:
+            raise AiinfraError(
+                "rmm-pool: needs RAPIDS rmm in the workers' environment (pip install rmm-cu12); "
+                "leave --rmm-pool out to use CUDA's default allocator",
+                field="rmm_pool",
+            )
         self.launch_kwargs(spec, death_timeout=60)
 
     def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
@@ -108,15 +114,15 @@ def _set_worker_env(dask_worker: Any = None) -> None:
 
 
 def _register_worker_env(cluster: Any) -> None:
-    """Set WORKER_ENV in every worker, those added later by scale/adapt included."""
-    from distributed import Client
-    from distributed.diagnostics.plugin import WorkerPlugin
+    """Set WORKER_ENV in every worker, those added later by scale/adapt included.
 
-    class WorkerEnv(WorkerPlugin):
-        name = "aiinfra-worker-env"
+    Registered straight on the in-process scheduler: no Client round trip.
+    """
+    from distributed.protocol.pickle import dumps
 
-        def setup(self, worker: Any) -> None:
-            _set_worker_env(worker)
+    from .worker_env import WorkerEnv
 
-    with Client(cluster, set_as_default=False) as client:
-        client.register_plugin(WorkerEnv())
+    plugin = WorkerEnv(WORKER_ENV)
+    cluster.sync(
+        cluster.scheduler.register_worker_plugin, None, dumps(plugin), plugin.name, idempotent=False
+    )
