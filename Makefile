@@ -1,26 +1,35 @@
-# Every target sets itself up from nothing: a venv in .venv, the package with its test extra.
+# Every target sets itself up from nothing: a venv in .venv, the package with its test extra
+# (pip builds the JupyterLab extension in extension/ with the jlpm that jupyterlab ships).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.aiinfra-installed
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+IS_ROOT := $(filter 0,$(shell id -u))
+ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
+SUDO := $(if $(IS_ROOT),,sudo)
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: install lab demo test lint format clean
+.PHONY: install lab demo test test-python test-notebooks test-frontend browser lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	PATH=$(BIN):$$PATH $(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lab: install
-	$(VENV)/bin/jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
 
 demo: install
 	$(PY) -m aiinfra_magics.demo
+
+# Debian's chromium for the sidebar test (the playwright package never downloads a browser).
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 lint: install
 	$(PY) -m ruff check .
@@ -30,10 +39,17 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+test-frontend: install
+	cd extension && PATH=$(BIN):$$PATH jlpm install && PATH=$(BIN):$$PATH jlpm test
+
+test-python: install browser
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider tests
+
 # Notebooks run in their own registry so they never meet the user's clusters.
-test: lint
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -p no:cacheprovider tests
-	AIINFRA_HOME=$$(mktemp -d) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -p no:cacheprovider --nbval-lax notebooks/01-clusters.ipynb
+test-notebooks: install
+	AIINFRA_HOME=$$(mktemp -d) PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
+
+test: lint test-frontend test-python test-notebooks
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info aiinfra_magics/labextension extension/lib extension/node_modules

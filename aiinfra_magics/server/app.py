@@ -1,0 +1,44 @@
+"""The aiinfra jupyter-server extension: REST API, dashboard proxy, GPU sampler."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float
+
+from .handlers import api_handlers
+from .proxy import proxy_handlers
+from .state import ServerState
+
+
+class AiinfraServerApp(ExtensionApp):
+    name = "aiinfra"
+    # Loaded into jupyter lab / notebook / plain jupyter server alike.
+    load_other_extensions = True
+
+    sampler_interval = Float(
+        1.0, config=True, help="Seconds between GPU samples while clients are asking."
+    )
+
+    def initialize_settings(self) -> None:
+        self.state = ServerState(sampler_interval=self.sampler_interval)
+        self.settings["aiinfra_state"] = self.state
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(api_handlers())
+        self.handlers.extend(proxy_handlers())
+
+    async def stop_extension(self) -> None:
+        """Close the clusters this server started (others belong to kernels or the CLI)."""
+        from ..clusters import manager
+        from ..errors import AiinfraError, OperationError
+
+        loop = asyncio.get_running_loop()
+        for name in sorted(self.state.started_clusters):
+            try:
+                await loop.run_in_executor(self.state.executor, manager.stop, name)
+            except (AiinfraError, OperationError) as exc:  # already gone, or stuck
+                self.log.info("aiinfra: cluster %s: %s", name, exc)
+        self.state.started_clusters.clear()
+        self.state.close()

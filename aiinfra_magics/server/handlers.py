@@ -1,0 +1,114 @@
+"""REST handlers: devices, clusters, pipeline runs, GPU metrics (see shared/DESIGN.md).
+
+Each verb reads its input, calls one core function and writes JSON; the field
+names are the CLI's option names, so a body is the same dict a ClusterSpec is
+built from at every door.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+
+from ..errors import AiinfraError
+from .base import AiinfraHandler, RequestError
+from .pipelines import PipelineRunHandler, PipelineRunsHandler
+
+PATCH_FIELDS = ("workers", "adapt")
+
+
+class DevicesHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.state.inventory.get())
+
+
+class GpuMetricsHandler(AiinfraHandler):
+    @web.authenticated
+    def get(self) -> None:
+        # latest() only copies the last sample under a lock: safe on the event loop.
+        self.reply(self.state.sampler.latest())
+
+
+class ClustersHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply({"clusters": await self.state.clusters.get()})
+
+    @web.authenticated
+    async def post(self) -> None:
+        from ..clusters import manager
+        from ..clusters.spec import ClusterSpec
+
+        spec = ClusterSpec.from_options(self.json_body())  # 400 naming the field
+        info, notes = await self.call(
+            manager.start_detached, spec, owner_kind="server", owner_pid=self.state.owner_pid
+        )
+        self.state.started_clusters.add(info.name)
+        self.state.clusters.invalidate()
+        self.reply({**info.to_dict(), "notes": notes}, status=201)
+
+
+class ClusterHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        from ..clusters import manager
+
+        info = await self.call(manager.status, name)
+        self.reply(info.to_dict())
+
+    @web.authenticated
+    async def patch(self, name: str) -> None:
+        from ..clusters import manager
+        from ..clusters.spec import parse_adapt
+
+        body = self.json_body()
+        unknown = [key for key in body if key not in PATCH_FIELDS]
+        if unknown or not body:
+            field = unknown[0] if unknown else "body"
+            raise RequestError(
+                400,
+                f"{field}: {'unknown field' if unknown else 'empty'}; "
+                f"allowed: {' or '.join(PATCH_FIELDS)}",
+                field,
+            )
+        if "workers" in body and "adapt" in body:
+            raise RequestError(400, "adapt: give either workers or adapt, not both", "adapt")
+        if "workers" in body:
+            workers = _workers(body["workers"])
+            info = await self.call(manager.scale, name, workers)
+        else:
+            minimum, maximum = parse_adapt(body["adapt"])
+            info = await self.call(manager.adapt, name, minimum, maximum)
+        self.state.clusters.invalidate()
+        self.reply(info.to_dict())
+
+    @web.authenticated
+    async def delete(self, name: str) -> None:
+        from ..clusters import manager
+
+        note = await self.call(manager.stop, name)
+        self.state.started_clusters.discard(name)
+        self.state.forget_target(name)
+        self.state.clusters.invalidate()
+        self.reply({"name": name, "status": "stopped", "message": note})
+
+
+def _workers(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise AiinfraError(f"workers: got {value!r}; allowed: an integer >= 0", field="workers")
+    return value
+
+
+def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
+    """URL patterns below base_url; the extension app prepends base_url."""
+    name = r"(?P<name>[^/]+)"
+    return [
+        (r"aiinfra/api/devices", DevicesHandler),
+        (r"aiinfra/api/metrics/gpu", GpuMetricsHandler),
+        (r"aiinfra/api/clusters", ClustersHandler),
+        (rf"aiinfra/api/clusters/{name}", ClusterHandler),
+        (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
+        (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),
+    ]

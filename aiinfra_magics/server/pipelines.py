@@ -1,0 +1,199 @@
+"""Pipeline runs over REST: start ``aiinfra pipeline run`` and read ``runs/<run_id>/run.json``.
+
+A run takes minutes and starts kernels, so the server never hosts it: it starts
+the CLI (the same core and words) as a detached process and reads the run
+records the runner writes next to the pipeline. Paths in bodies are relative to
+the server's root_dir and may not leave it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+
+from ..errors import AiinfraError, NotFoundError
+from .base import AiinfraHandler, RequestError
+from .state import optional_module
+
+RUN_FIELDS = ("pipeline", "cluster", "params", "force")
+SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
+SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
+MAX_RUNS = 50
+
+
+def _root(handler: AiinfraHandler) -> Path:
+    return Path(handler.settings.get("server_root_dir") or os.getcwd()).resolve()
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = (root / relative.lstrip("/")).resolve()
+    if path != root and root not in path.parents:
+        raise AiinfraError(
+            f"pipeline: got {relative!r}; allowed: a path inside the server's root directory",
+            field="pipeline",
+        )
+    return path
+
+
+def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
+    """Every ``runs/`` folder next to a pipeline below root (a bounded walk) and launched ones."""
+    found = {p / "runs" for p in extra}
+    for dirpath, dirnames, _ in os.walk(root):
+        depth = len(Path(dirpath).relative_to(root).parts)
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
+        if "runs" in dirnames:
+            found.add(Path(dirpath) / "runs")
+        if depth >= SCAN_DEPTH:
+            dirnames[:] = []
+    return sorted(f for f in found if f.is_dir())
+
+
+def _relative(root: Path, path: Path) -> str | None:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return None  # outside the server's root: the lab cannot open it
+
+
+def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
+    runs = []
+    for folder in _run_folders(root, extra):
+        for record in folder.glob("*/run.json"):
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue  # a run being written, or not ours
+            if not isinstance(data, dict):
+                continue
+            data.setdefault("run_id", record.parent.name)
+            data["folder"] = _relative(root, record.parent)
+            steps = data.get("steps")
+            for step in steps.values() if isinstance(steps, dict) else []:
+                # The lab opens files by path below its root: give the executed notebook's.
+                if isinstance(step, dict) and isinstance(step.get("notebook"), str):
+                    # run.json paths are relative to the pipeline's folder (runs/<id>/..).
+                    notebook = record.parent.parent.parent / step["notebook"]
+                    step["notebook_path"] = _relative(root, notebook)
+            data["_mtime"] = record.stat().st_mtime
+            runs.append(data)
+    runs.sort(key=lambda r: r.pop("_mtime"), reverse=True)
+    return runs[:MAX_RUNS]
+
+
+class PipelineRunsHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        module, reason = optional_module("aiinfra_magics.pipelines")
+        if module is None:
+            self.reply({"available": False, "reason": reason, "runs": [], "launches": []})
+            return
+        launches = self.state.launches
+        runs = await self.call(_read_runs, _root(self), [Path(x["dir"]) for x in launches.values()])
+        self.reply(
+            {
+                "available": True,
+                "runs": runs,
+                "launches": [_launch_view(x) for x in launches.values()],
+            }
+        )
+
+    @web.authenticated
+    async def post(self) -> None:
+        spec_module, reason = optional_module("aiinfra_magics.pipelines.spec")
+        if spec_module is None:
+            raise RequestError(501, f"pipelines: {reason}", "pipeline")
+        body = self.json_body()
+        for key in body:
+            if key not in RUN_FIELDS:
+                raise AiinfraError(
+                    f"{key}: unknown field; allowed: {', '.join(RUN_FIELDS)}", field=key
+                )
+        pipeline = body.get("pipeline")
+        if not isinstance(pipeline, str) or not pipeline.strip():
+            raise AiinfraError(
+                f"pipeline: got {pipeline!r}; allowed: the path of a pipeline.yaml",
+                field="pipeline",
+            )
+        cluster = body.get("cluster")
+        if cluster is not None and (not isinstance(cluster, str) or not cluster):
+            raise AiinfraError(
+                f"cluster: got {cluster!r}; allowed: a cluster name", field="cluster"
+            )
+        params = body.get("params") or {}
+        if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
+            raise AiinfraError(
+                f"params: got {params!r}; allowed: an object of parameter names to values",
+                field="params",
+            )
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
+        path = _inside(_root(self), pipeline)
+        if not path.is_file():
+            raise NotFoundError(f"pipeline: no file {pipeline!r}", field="pipeline")
+        await self.call(spec_module.PipelineSpec.from_file, path)  # 400 with step and field
+        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force)
+        self.reply(_launch_view(launch), status=202)
+
+
+class PipelineRunHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        launches = self.state.launches
+        if run_id in launches:
+            self.reply(_launch_view(launches[run_id]))
+            return
+        runs = await self.call(_read_runs, _root(self), [Path(x["dir"]) for x in launches.values()])
+        for run in runs:
+            if run.get("run_id") == run_id:
+                self.reply(run)
+                return
+        raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
+
+
+def launch_pipeline(
+    home: Path, path: Path, cluster: str | None, params: dict[str, Any], force: bool
+) -> dict[str, Any]:
+    """Start ``aiinfra pipeline run`` detached; its log goes under ``home``."""
+    launch_id = "launch-" + uuid.uuid4().hex[:8]
+    cmd = [sys.executable, "-m", "aiinfra_magics.cli", "pipeline", "run", str(path)]
+    if cluster:
+        cmd += ["--cluster", cluster]
+    for key, value in params.items():
+        cmd += ["-p", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    if force:
+        cmd.append("--force")
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / f"{launch_id}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=path.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return {
+        "launch": launch_id,
+        "pipeline": str(path),
+        "dir": str(path.parent),
+        "log": str(log),
+        "started": time.time(),
+        "process": proc,
+    }
+
+
+def _launch_view(launch: dict[str, Any]) -> dict[str, Any]:
+    code = launch["process"].poll()
+    status = "running" if code is None else ("finished" if code == 0 else "failed")
+    view = {k: v for k, v in launch.items() if k != "process"}
+    return {**view, "status": status, "exit_code": code}

@@ -1,0 +1,160 @@
+"""Per-server state shared by the handlers: thread pool, sampler, caches, owned clusters."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .sampler import GpuSampler
+
+# The inventory probes NVML, PCI and /proc and changes rarely; the cluster list
+# asks every registered scheduler for its workers (one RPC each). Both are served
+# from a copy at most this old, refreshed by one background call however many
+# clients poll, so a request never waits on probes or schedulers once warm.
+INVENTORY_TTL_S = 10.0
+CLUSTERS_TTL_S = 1.0
+# The proxy looks up a cluster's dashboard address for every static file the
+# dashboard loads; a short cache keeps that off the registry, and a stopped
+# cluster still disappears from the proxy within this many seconds.
+TARGET_TTL_S = 3.0
+
+
+class Cached:
+    """A blocking call's result, refreshed in the executor when older than ``ttl``.
+
+    A stale copy is served while one refresh runs; ``invalidate()`` (after a
+    change made through this server) drops it so the next read waits for data
+    fetched after the change.
+    """
+
+    def __init__(self, fn: Any, ttl: float, executor: ThreadPoolExecutor) -> None:
+        self._fn = fn
+        self._ttl = ttl
+        self._executor = executor
+        self._value: Any = None
+        self._at = 0.0
+        self._generation = 0
+        self._refresh: asyncio.Future | None = None
+        self._refresh_generation = -1
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._value = None
+
+    async def get(self) -> Any:
+        if self._value is not None and time.monotonic() - self._at < self._ttl:
+            return self._value
+        stale = self._refresh is None or self._refresh.done()
+        if stale or self._refresh_generation != self._generation:
+            generation = self._generation
+            refresh = asyncio.get_running_loop().run_in_executor(self._executor, self._fn)
+
+            def store(done: asyncio.Future) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    if generation == self._generation:
+                        self._value, self._at = done.result(), time.monotonic()
+
+            refresh.add_done_callback(store)
+            self._refresh, self._refresh_generation = refresh, generation
+        if self._value is None:
+            return await asyncio.shield(self._refresh)
+        return self._value
+
+
+def optional_module(name: str) -> tuple[Any, str | None]:
+    """Import a core module that may not be installed yet; (module, None) or (None, reason)."""
+    try:
+        return importlib.import_module(name), None
+    except ImportError as exc:
+        return None, f"{name} is not available in this installation ({exc})"
+
+
+class ServerState:
+    def __init__(self, sampler_interval: float = 1.0) -> None:
+        # A few threads: core calls block on schedulers and processes, not on CPU.
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="aiinfra-core")
+        self.sampler = GpuSampler(interval=sampler_interval)
+        self.started_clusters: set[str] = set()
+        self.owner_pid = os.getpid()
+        self.inventory = Cached(_inventory, INVENTORY_TTL_S, self.executor)
+        self.clusters = Cached(_clusters, CLUSTERS_TTL_S, self.executor)
+        self._targets: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self.launches: dict[str, dict[str, Any]] = {}  # pipeline runs started by this server
+
+    def home(self) -> Path:
+        root = os.environ.get("AIINFRA_HOME")
+        if not root:
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            root = os.path.join(jupyter_runtime_dir(), "aiinfra")
+        return Path(root)
+
+    def launch_pipeline(
+        self, path: Path, cluster: str | None, params: dict[str, Any], force: bool
+    ) -> dict[str, Any]:
+        from .pipelines import launch_pipeline
+
+        launch = launch_pipeline(self.home() / "pipelines", path, cluster, params, force)
+        self.launches[launch["launch"]] = launch
+        return launch
+
+    def dashboard_target(self, name: str) -> str:
+        """``scheme://host:port`` of a registered cluster's dashboard (blocking; run in a thread).
+
+        Only the registry decides where the proxy may connect: the request names
+        a cluster, never a host.
+        """
+        from ..clusters import manager
+
+        now = time.monotonic()
+        with self._lock:
+            cached = self._targets.get(name)
+            if cached and now - cached[0] < TARGET_TTL_S:
+                return cached[1]
+        link = manager.dashboard(name)  # NotFoundError for names not in the registry
+        parts = urlsplit(link)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            from ..errors import OperationError
+
+            raise OperationError(f"cluster {name!r}: dashboard link {link!r} is not an http URL")
+        target = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            self._targets[name] = (now, target)
+        return target
+
+    def forget_target(self, name: str) -> None:
+        with self._lock:
+            self._targets.pop(name, None)
+
+    def close(self) -> None:
+        for launch in self.launches.values():
+            if launch["process"].poll() is None:
+                launch["process"].terminate()
+        for launch in self.launches.values():
+            try:
+                launch["process"].wait(timeout=10)
+            except Exception:  # noqa: BLE001 - a stuck run is killed below
+                launch["process"].kill()
+        self.sampler.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _inventory() -> dict[str, Any]:
+    devices, reason = optional_module("aiinfra_magics.devices")
+    if devices is None:
+        return {"available": False, "reason": reason, "gpus": [], "tpus": []}
+    return {"available": True, **devices.inventory()}
+
+
+def _clusters() -> list[dict[str, Any]]:
+    from ..clusters import manager
+
+    return manager.list_clusters().to_dict()

@@ -1,0 +1,88 @@
+import {
+  clusterSummary,
+  connectCode,
+  emptyForm,
+  formatBytes,
+  formToBody,
+  ICluster,
+  memoryPercent,
+  runSteps,
+  stepNotebookPath
+} from '../src/model';
+
+const cluster: ICluster = {
+  name: 'c1',
+  backend: 'local',
+  status: 'running',
+  scheduler_address: 'tcp://127.0.0.1:1',
+  dashboard_link: 'http://127.0.0.1:2/status',
+  workers: 1,
+  threads: 2,
+  memory: 2 * 1024 ** 3,
+  gpus: [],
+  adapt: null,
+  owner: { kind: 'server' },
+  created: 0
+};
+
+describe('start form', () => {
+  it('leaves empty inputs out so the server defaults apply', () => {
+    expect(formToBody(emptyForm())).toEqual({ body: { backend: 'auto' } });
+    expect(emptyForm('local').backend).toBe('local');
+  });
+
+  it('uses the CLI option names with typed values', () => {
+    const form = { ...emptyForm('cuda'), name: ' gpu1 ', workers: '2', threads: '4', gpus: '0,1', memory: '4GB' };
+    expect(formToBody(form)).toEqual({
+      body: { backend: 'cuda', name: 'gpu1', workers: 2, threads: 4, gpus: '0,1', memory: '4GB' }
+    });
+  });
+
+  it('names the field of a bad number', () => {
+    expect(formToBody({ ...emptyForm(), workers: '0' }).error).toMatch(/^workers: got "0"/);
+    expect(formToBody({ ...emptyForm(), threads: 'two' }).error).toMatch(/^threads:/);
+  });
+});
+
+describe('formatting', () => {
+  it('formats bytes in binary units', () => {
+    expect(formatBytes(0)).toBe('-');
+    expect(formatBytes(null)).toBe('-');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(80 * 1024 ** 3)).toBe('80.0 GiB');
+  });
+
+  it('summarises a cluster in one line', () => {
+    expect(clusterSummary(cluster)).toBe('1 worker · 2 threads · 2.0 GiB');
+    expect(clusterSummary({ ...cluster, workers: 2, gpus: ['0', '1'], adapt: '1:4' })).toBe(
+      '2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4'
+    );
+  });
+
+  it('computes memory use only when both numbers are known', () => {
+    expect(memoryPercent({ index: 0, memory_used: 25, memory_total: 100 })).toBe(25);
+    expect(memoryPercent({ index: 0, memory_used: null, memory_total: 100 })).toBeNull();
+    expect(memoryPercent({ index: 0, memory_used: 5, memory_total: 0 })).toBeNull();
+  });
+
+  it('writes connect code that names the cluster safely', () => {
+    expect(connectCode('c1')).toContain('client = manager.connect("c1")');
+    expect(connectCode('a"b')).toContain('manager.connect("a\\"b")');
+  });
+});
+
+describe('runs', () => {
+  it('lists steps from a dict or a list', () => {
+    const run = { run_id: 'r1', folder: 'demo/runs/r1', steps: { prepare: { status: 'ok' } } };
+    expect(runSteps(run)).toEqual([{ name: 'prepare', status: 'ok' }]);
+    expect(runSteps({ run_id: 'r2', steps: [{ status: 'failed', name: 'x' } as any] })[0].name).toBe('x');
+    expect(runSteps({ run_id: 'r3' })).toEqual([]);
+  });
+
+  it('opens a step only through the path the server resolved below its root', () => {
+    expect(stepNotebookPath({ notebook_path: 'demo/runs/r1/train.ipynb' })).toBe('demo/runs/r1/train.ipynb');
+    expect(stepNotebookPath({ notebook: '/elsewhere/train.ipynb', notebook_path: null })).toBeNull();
+    expect(stepNotebookPath({})).toBeNull();
+  });
+});

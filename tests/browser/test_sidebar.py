@@ -1,0 +1,171 @@
+"""The sidebar in a real JupyterLab, driven through Debian's Chromium with Python playwright.
+
+Opens the panel, starts a local cluster from its dialog, sees it listed with its
+worker, opens its Dask dashboard in a main-area tab (through the server's proxy,
+under a non-default base_url), saves docs/sidebar.png, and stops the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags that work in this container (shared/FACTS.md): no sandbox as root, no GPU.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+TOKEN = "aiinfra-browser-test"
+BASE_URL = "/user/browser-test/"
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not (LABEXTENSION / "package.json").exists(),
+        reason="labextension not built (pip install -e . or jlpm build in extension/)",
+    ),
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(url: str, path: str) -> dict:
+    req = urllib.request.Request(url + path, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A real ``jupyter lab`` that sees this checkout's built labextension."""
+    data = tmp_path / "data" / "labextensions"
+    data.mkdir(parents=True)
+    (data / "aiinfra").symlink_to(LABEXTENSION)  # what `pip install` puts in share/jupyter
+    root = tmp_path / "root"
+    root.mkdir()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(tmp_path / "data"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
+            # No workspace from an earlier session: the layout starts clean.
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{BASE_URL}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            _api(url, "api/status")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(
+                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.3)
+    yield url
+    proc.terminate()  # stop_extension closes any cluster the panel left running
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.set_default_timeout(60_000)
+            page.goto(f"{lab}lab?token={TOKEN}")
+
+            # The aiinfra icon in the left sidebar opens the panel.
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            panel = page.locator(".aiinfra-panel")
+            panel.wait_for()
+            # Devices: the CPU line, and GPUs or the reason there are none.
+            panel.locator(".aiinfra-host").wait_for()
+            assert panel.locator(".aiinfra-gpu").count() or panel.locator(".aiinfra-no-gpu").count()
+            assert panel.locator(".aiinfra-missing").count() == 0
+
+            # Start a local cluster from the dialog.
+            panel.locator("button.aiinfra-start").click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.locator('input[name="name"]').fill("browser1")
+            dialog.locator('select[name="backend"]').select_option("local")
+            dialog.locator('input[name="workers"]').fill("1")
+            dialog.locator('input[name="threads"]').fill("1")
+            dialog.locator("button.jp-mod-accept").click()
+
+            card = panel.locator('.aiinfra-cluster[data-name="browser1"]')
+            card.wait_for(timeout=120_000)
+            page.wait_for_function(
+                """() => {
+                  const c = document.querySelector('.aiinfra-cluster[data-name="browser1"]');
+                  return c && c.textContent.includes('1 worker') && c.textContent.includes('running');
+                }""",
+                timeout=60_000,
+            )
+            assert [c["name"] for c in _api(lab, "aiinfra/api/clusters")["clusters"]] == [
+                "browser1"
+            ]
+
+            # Scale it to two workers from the panel.
+            card.locator("button.aiinfra-scale").click()
+            page.locator(".jp-Dialog input").fill("2")
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            card.get_by_text("2 workers").wait_for(timeout=60_000)
+
+            # Its Dask dashboard opens in a main-area tab, through the proxy.
+            card.locator("button.aiinfra-dashboard").click()
+            tab = page.locator(".jp-MainAreaWidget.aiinfra-dashboard-tab")
+            tab.wait_for()
+            frame = page.frame_locator(".aiinfra-dashboard-tab iframe")
+            frame.locator(
+                "body .bk-Figure, body .bk-Column, body .bk-Row, body canvas"
+            ).first.wait_for(timeout=90_000)
+            assert page.locator(".lm-TabBar-tabLabel", has_text="Dask: browser1").count() == 1
+            news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
+            if news.count():
+                news.first.click()
+            page.wait_for_timeout(1500)  # let the dashboard draw its first frames
+            (REPO / "docs").mkdir(exist_ok=True)
+            page.screenshot(path=str(REPO / "docs" / "sidebar.png"))
+
+            # Stop it from the panel; it leaves the list and the registry.
+            card.locator("button.aiinfra-stop").click()
+            card.wait_for(state="detached", timeout=90_000)
+            assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
+        finally:
+            browser.close()
