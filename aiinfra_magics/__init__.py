@@ -18,7 +18,6 @@ def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
     pass
 
 
-
 def _jupyter_server_extension_points() -> list[dict]:
     """Entry point jupyter-server uses to load the REST API and dashboard proxy."""
     from .server import AiinfraServerApp

@@ -47,7 +47,9 @@ def main() -> None:
 
     def ours() -> float:
         t0 = time.perf_counter()
-        shell.run_line_magic("aiinfra", f"cluster start bench --backend {args.backend} --workers {n}")
+        shell.run_line_magic(
+            "aiinfra", f"cluster start bench --backend {args.backend} --workers {n}"
+        )
         elapsed = time.perf_counter() - t0
         assert shell.user_ns["client"].submit(abs, -1).result() == 1
         shell.run_line_magic("aiinfra", "cluster stop bench")
@@ -59,7 +61,9 @@ def main() -> None:
         raw_t.append(raw())
         ours_t.append(ours())
 
-    shell.run_line_magic("aiinfra", f"cluster start attach --backend {args.backend} --workers {n} --client-var owner")
+    shell.run_line_magic(
+        "aiinfra", f"cluster start attach --backend {args.backend} --workers {n} --client-var owner"
+    )
     attach_t = []
     for _ in range(args.repeat * 3):
         t0 = time.perf_counter()

@@ -97,11 +97,18 @@ def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
         note = f"auto: using cuda ({probe.count} GPU(s) seen by NVML, dask-cuda importable)"
         return spec.with_changes(backend="cuda"), note
     if probe.count > 0:
-        why = f"{probe.count} GPU(s) seen but dask-cuda is not installed (pip install 'aiinfra[gpu]')"
+        why = (
+            f"{probe.count} GPU(s) seen but dask-cuda is not installed (pip install 'aiinfra[gpu]')"
+        )
     else:
         why = f"no GPU: {probe.reason}"
-    gpu_only = [k for k in ("gpus", "rmm_pool", "device_memory_limit", "protocol") if getattr(spec, k)]
+    gpu_only = [
+        k for k in ("gpus", "rmm_pool", "device_memory_limit", "protocol") if getattr(spec, k)
+    ]
     if gpu_only:
         option = gpu_only[0].replace("_", "-")
-        raise AiinfraError(f"{option}: needs the cuda backend, which is unavailable here ({why})", field=gpu_only[0])
+        raise AiinfraError(
+            f"{option}: needs the cuda backend, which is unavailable here ({why})",
+            field=gpu_only[0],
+        )
     return spec.with_changes(backend="local"), f"auto: using local ({why})"

@@ -24,11 +24,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", help="memory limit per worker, e.g. 4GB, 0.5 or auto")
     p.add_argument("--gpus", help="cuda: all | N | 0,2 (indices or UUIDs; one index: '1,')")
     p.add_argument("--rmm-pool", dest="rmm_pool", help="cuda: RMM pool size per worker, e.g. 20GB")
-    p.add_argument("--device-memory-limit", dest="device_memory_limit", help="cuda: spill threshold")
+    p.add_argument(
+        "--device-memory-limit", dest="device_memory_limit", help="cuda: spill threshold"
+    )
     p.add_argument("--protocol", help="cuda: tcp | ucx")
     p.add_argument("--adapt", help="adaptive scaling MIN:MAX")
     p.add_argument("--address", help="address backend: scheduler URL, e.g. tcp://host:8786")
     p.add_argument("--client-var", default="client", help="magic: variable to bind the Client to")
+    p.add_argument("--force", action="store_true", help="cuda: allow GPUs this kernel's JAX uses")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_start)
 
@@ -93,7 +96,7 @@ def _start(args: argparse.Namespace, ctx: Context) -> Any:
     if ctx.door == "magic":
         if not args.client_var.isidentifier():
             raise AiinfraError(f"client-var: got {args.client_var!r}; allowed: a Python identifier")
-        info, notes = manager.start(spec, owner_kind="kernel")
+        info, notes = manager.start(spec, owner_kind="kernel", force=args.force)
         for note in notes:
             ctx.say(note)
         ctx.namespace[args.client_var] = manager.connect(info.name)
@@ -102,7 +105,9 @@ def _start(args: argparse.Namespace, ctx: Context) -> Any:
         info, notes = manager.start_detached(spec, owner_kind="cli")
         for note in notes:
             ctx.say(note)
-        ctx.say(f"cluster {info.name!r} running in the background; stop it with: aiinfra cluster stop {info.name}")
+        ctx.say(
+            f"cluster {info.name!r} running in the background; stop it with: aiinfra cluster stop {info.name}"
+        )
     return _out(info, args)
 
 

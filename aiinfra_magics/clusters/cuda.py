@@ -33,11 +33,16 @@ def select_gpus(gpus: str | None, probe: GpuProbe) -> list[str]:
         return [str(i) for i in range(probe.count)]
     if isinstance(wanted, int):
         if wanted > probe.count:
-            raise AiinfraError(f"gpus: got {wanted}; this machine has {probe.count} GPU(s): {allowed}", field="gpus")
+            raise AiinfraError(
+                f"gpus: got {wanted}; this machine has {probe.count} GPU(s): {allowed}",
+                field="gpus",
+            )
         return [str(i) for i in range(wanted)]
     for item in wanted:
         if item.isdigit() and int(item) >= probe.count:
-            raise AiinfraError(f"gpus: index {item} does not exist; allowed: {allowed}", field="gpus")
+            raise AiinfraError(
+                f"gpus: index {item} does not exist; allowed: {allowed}", field="gpus"
+            )
         if not item.isdigit() and not any(u.startswith(item) for u in probe.uuids):
             raise AiinfraError(f"gpus: no GPU with UUID {item}; allowed: {allowed}", field="gpus")
     return list(wanted)
@@ -106,7 +111,9 @@ class CudaBackend(ClusterBackend):
         cluster = LocalCUDACluster(**kwargs)
         _register_worker_env(cluster)
         gpus = kwargs["CUDA_VISIBLE_DEVICES"].split(",")
-        return Launched(cluster.scheduler_address, dashboard_link(cluster), cluster=cluster, gpus=gpus)
+        return Launched(
+            cluster.scheduler_address, dashboard_link(cluster), cluster=cluster, gpus=gpus
+        )
 
 
 def _set_worker_env(dask_worker: Any = None) -> None:

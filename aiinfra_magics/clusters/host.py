@@ -82,7 +82,9 @@ def host(spec: ClusterSpec, owner_kind: str, registry: Registry | None = None) -
         raise
     except Exception as exc:  # the backend's own failure: report it in one line
         registry.remove(spec.name)
-        raise OperationError(f"cluster {spec.name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+        raise OperationError(
+            f"cluster {spec.name!r} failed to start: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         if launched.cluster is not None:
             _install_control(spec.name, launched)

@@ -67,7 +67,10 @@ class ClusterInfo:
             ("memory", format_bytes(d["memory"]) if d["memory"] else "-"),
             ("GPUs", ",".join(d["gpus"]) or "-"),
             ("adapt", d["adapt"] or "-"),
-            ("owner", f"{owner.get('kind', '?')} pid {owner.get('pid', '?')} on {owner.get('host', '?')}"),
+            (
+                "owner",
+                f"{owner.get('kind', '?')} pid {owner.get('pid', '?')} on {owner.get('host', '?')}",
+            ),
             ("dashboard", d["dashboard_link"] or "-"),
         ]
 
@@ -82,10 +85,14 @@ class ClusterInfo:
         cells = []
         for key, value in self.rows():
             if key == "dashboard" and value != "-":
-                value_html = f'<a href="{html.escape(value)}" target="_blank">{html.escape(value)}</a>'
+                value_html = (
+                    f'<a href="{html.escape(value)}" target="_blank">{html.escape(value)}</a>'
+                )
             else:
                 value_html = html.escape(value)
-            cells.append(f"<tr><th style='text-align:left'>{key}</th><td style='text-align:left'>{value_html}</td></tr>")
+            cells.append(
+                f"<tr><th style='text-align:left'>{key}</th><td style='text-align:left'>{value_html}</td></tr>"
+            )
         return (
             f"<div class='aiinfra-cluster'><strong>Dask cluster {html.escape(self.data['name'])}</strong>"
             f"<table>{''.join(cells)}</table></div>"
@@ -106,7 +113,18 @@ class ClusterList:
         return iter(self.items)
 
     def table(self) -> tuple[list[str], list[list[str]]]:
-        head = ["name", "backend", "status", "workers", "threads", "memory", "gpus", "owner", "age", "dashboard"]
+        head = [
+            "name",
+            "backend",
+            "status",
+            "workers",
+            "threads",
+            "memory",
+            "gpus",
+            "owner",
+            "age",
+            "dashboard",
+        ]
         rows = []
         for info in self.items:
             d = info.data
@@ -133,5 +151,7 @@ class ClusterList:
             return "<em>no clusters registered</em>"
         head, rows = self.table()
         th = "".join(f"<th>{h}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+        )
         return f"<table class='aiinfra-clusters'><tr>{th}</tr>{body}</table>"

@@ -34,12 +34,37 @@ def prepare(spec: ClusterSpec, registry: Registry | None = None) -> tuple[Cluste
     return spec, [note] if note else []
 
 
-def start(spec: ClusterSpec, owner_kind: str = "kernel") -> tuple[ClusterInfo, list[str]]:
-    """Start a cluster owned by this process; return it and the notes to show."""
+def start(
+    spec: ClusterSpec, owner_kind: str = "kernel", force: bool = False
+) -> tuple[ClusterInfo, list[str]]:
+    """Start a cluster owned by this process; return it and the notes to show.
+
+    A cuda cluster may not take GPUs this process's JAX already uses, unless ``force``.
+    """
     registry = Registry()
     spec, notes = prepare(spec, registry)
+    if spec.backend == "cuda" and not force:
+        _refuse_jax_overlap(spec)
     record = host.host(spec, owner_kind, registry)
     return _info(record), notes
+
+
+def _refuse_jax_overlap(spec: ClusterSpec) -> None:
+    from ..jaxsession import gpus_held_by_jax
+    from .cuda import CudaBackend
+
+    held = set(gpus_held_by_jax())
+    if not held:
+        return
+    wanted = CudaBackend().launch_kwargs(spec, death_timeout=0)["CUDA_VISIBLE_DEVICES"].split(",")
+    overlap = sorted(held & set(wanted))
+    if overlap:
+        free = [g for g in wanted if g not in held]
+        raise AiinfraError(
+            f"gpus: GPU(s) {','.join(overlap)} are used by this kernel's JAX session; "
+            f"choose others with --gpus{' (free: ' + ','.join(free) + ')' if free else ''} or add --force",
+            field="gpus",
+        )
 
 
 def start_detached(
@@ -137,10 +162,14 @@ def _control(record: dict[str, Any], action: str, **kwargs: Any) -> None:
             field="name",
         )
     if host.hosted(name) is not None:  # owned here: call directly
-        {"scale": host.scale, "adapt": host.adapt, "stop": host.close}[action](name, *kwargs.values())
+        {"scale": host.scale, "adapt": host.adapt, "stop": host.close}[action](
+            name, *kwargs.values()
+        )
         return
     try:
-        reply = scheduler_call(record["scheduler_address"], CONTROL_OP, timeout=30, action=action, **kwargs)
+        reply = scheduler_call(
+            record["scheduler_address"], CONTROL_OP, timeout=30, action=action, **kwargs
+        )
     except (OSError, TimeoutError) as exc:
         raise OperationError(f"cluster {name!r}: scheduler did not answer ({exc})") from None
     if not isinstance(reply, dict) or not reply.get("ok"):
@@ -220,7 +249,9 @@ def connect(name: str, timeout: str = "10s") -> Any:
     try:
         return Client(record["scheduler_address"], timeout=timeout, set_as_default=True)
     except (OSError, TimeoutError) as exc:
-        raise OperationError(f"cluster {name!r}: cannot connect to {record['scheduler_address']} ({exc})") from None
+        raise OperationError(
+            f"cluster {name!r}: cannot connect to {record['scheduler_address']} ({exc})"
+        ) from None
 
 
 def gpus_held_here() -> list[str]:

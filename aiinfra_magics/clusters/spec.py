@@ -11,8 +11,6 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from dask.utils import parse_bytes
-
 from ..errors import AiinfraError, field_error
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -79,7 +77,9 @@ class ClusterSpec:
         if self.adapt is not None:
             lo, hi = self.adapt
             if lo < 0 or hi < 1 or lo > hi:
-                raise field_error("adapt", f"{lo}:{hi}", "MIN:MAX with 0 <= MIN <= MAX and MAX >= 1")
+                raise field_error(
+                    "adapt", f"{lo}:{hi}", "MIN:MAX with 0 <= MIN <= MAX and MAX >= 1"
+                )
         if self.backend == "address":
             if not self.address:
                 raise AiinfraError(
@@ -94,9 +94,7 @@ class ClusterSpec:
                         field=key,
                     )
         elif self.address is not None:
-            raise AiinfraError(
-                "address: only allowed with --backend address", field="address"
-            )
+            raise AiinfraError("address: only allowed with --backend address", field="address")
         if self.address is not None and not ADDRESS_PATTERN.match(self.address):
             raise field_error("address", self.address, "a scheduler URL like tcp://host:8786")
         if self.backend == "local":
@@ -208,6 +206,8 @@ def _check_size(field: str, value: str, *, allow_fraction: bool) -> None:
             if 0 < number <= 1:
                 return
             raise field_error(field, value, allowed)
+    from dask.utils import parse_bytes  # late: keeps `%aiinfra` start-up free of dask
+
     try:
         size = parse_bytes(text)
     except (ValueError, TypeError):

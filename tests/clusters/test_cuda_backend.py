@@ -13,7 +13,9 @@ from aiinfra_magics.clusters.gpus import GpuProbe, gpu_probe
 from aiinfra_magics.clusters.spec import ClusterSpec
 from aiinfra_magics.errors import AiinfraError
 
-FOUR = GpuProbe(4, "test machine with 4 GPUs", ("GPU-aaaa-1", "GPU-bbbb-2", "GPU-cccc-3", "GPU-dddd-4"))
+FOUR = GpuProbe(
+    4, "test machine with 4 GPUs", ("GPU-aaaa-1", "GPU-bbbb-2", "GPU-cccc-3", "GPU-dddd-4")
+)
 
 
 def kwargs(**options):
@@ -30,14 +32,33 @@ def test_defaults_one_worker_per_gpu():
 
 
 def test_every_option_is_translated():
-    kw = kwargs(gpus="0,2", threads="4", memory="8GB", rmm_pool="20GB", device_memory_limit="0.8", protocol="ucx")
+    kw = kwargs(
+        gpus="0,2",
+        threads="4",
+        memory="8GB",
+        rmm_pool="20GB",
+        device_memory_limit="0.8",
+        protocol="ucx",
+    )
     assert kw["CUDA_VISIBLE_DEVICES"] == "0,2" and kw["n_workers"] == 2
-    assert (kw["threads_per_worker"], kw["memory_limit"], kw["rmm_pool_size"], kw["device_memory_limit"], kw["protocol"]) == (4, "8GB", "20GB", 0.8, "ucx")
+    assert (
+        kw["threads_per_worker"],
+        kw["memory_limit"],
+        kw["rmm_pool_size"],
+        kw["device_memory_limit"],
+        kw["protocol"],
+    ) == (4, "8GB", "20GB", 0.8, "ucx")
 
 
 @pytest.mark.parametrize(
     ("gpus", "visible"),
-    [("all", ["0", "1", "2", "3"]), ("2", ["0", "1"]), ("3,1", ["3", "1"]), ("1,", ["1"]), ("GPU-bbbb-2", ["GPU-bbbb-2"])],
+    [
+        ("all", ["0", "1", "2", "3"]),
+        ("2", ["0", "1"]),
+        ("3,1", ["3", "1"]),
+        ("1,", ["1"]),
+        ("GPU-bbbb-2", ["GPU-bbbb-2"]),
+    ],
 )
 def test_gpu_selection(gpus, visible):
     assert select_gpus(gpus, FOUR) == visible
@@ -45,13 +66,19 @@ def test_gpu_selection(gpus, visible):
 
 def test_workers_trim_the_selection_and_may_not_exceed_it():
     assert kwargs(gpus="1,2,3", workers="2")["CUDA_VISIBLE_DEVICES"] == "1,2"
-    with pytest.raises(AiinfraError, match="workers: got 5; the cuda backend runs one worker per GPU"):
+    with pytest.raises(
+        AiinfraError, match="workers: got 5; the cuda backend runs one worker per GPU"
+    ):
         kwargs(workers="5")
 
 
 @pytest.mark.parametrize(
     ("gpus", "message"),
-    [("5", "gpus: got 5; this machine has 4 GPU"), ("0,7", "gpus: index 7 does not exist"), ("GPU-ffff", "gpus: no GPU with UUID GPU-ffff")],
+    [
+        ("5", "gpus: got 5; this machine has 4 GPU"),
+        ("0,7", "gpus: index 7 does not exist"),
+        ("GPU-ffff", "gpus: no GPU with UUID GPU-ffff"),
+    ],
 )
 def test_gpu_selection_errors(gpus, message):
     with pytest.raises(AiinfraError, match=message):
@@ -65,7 +92,9 @@ def test_no_gpu_is_a_clear_error():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(gpu_probe().count == 0, reason="needs an NVIDIA GPU (runs on the lent GPU machine)")
+@pytest.mark.skipif(
+    gpu_probe().count == 0, reason="needs an NVIDIA GPU (runs on the lent GPU machine)"
+)
 def test_cuda_cluster_on_real_gpu(ip):
     import importlib.util
 

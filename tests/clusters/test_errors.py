@@ -30,13 +30,25 @@ BAD_LINES = [
     ("cluster start --backend cuda", "backend: cuda needs an NVIDIA GPU"),
     ("cluster start --gpus all", "gpus: needs the cuda backend, which is unavailable here"),
     ("cluster start --backend address", "address: required with --backend address"),
-    ("cluster start --backend address --address nowhere", "address: got 'nowhere'; allowed: a scheduler URL"),
-    ("cluster start --backend address --address tcp://127.0.0.1:9", "address: no Dask scheduler answers at tcp://127.0.0.1:9"),
+    (
+        "cluster start --backend address --address nowhere",
+        "address: got 'nowhere'; allowed: a scheduler URL",
+    ),
+    (
+        "cluster start --backend address --address tcp://127.0.0.1:9",
+        "address: no Dask scheduler answers at tcp://127.0.0.1:9",
+    ),
     ("cluster start --address tcp://127.0.0.1:9", "address: only allowed with --backend address"),
-    ("cluster start --backend address --address tcp://127.0.0.1:9 --workers 2", "workers: not allowed with --backend address"),
+    (
+        "cluster start --backend address --address tcp://127.0.0.1:9 --workers 2",
+        "workers: not allowed with --backend address",
+    ),
     ("cluster start Bad/Name", "name: got 'Bad/Name'; allowed: 1-63 characters"),
     ("cluster start --rmm-pool huge", "rmm-pool: got 'huge'; allowed: a size"),
-    ("cluster start --client-var 1x --backend local", "client-var: got '1x'; allowed: a Python identifier"),
+    (
+        "cluster start --client-var 1x --backend local",
+        "client-var: got '1x'; allowed: a Python identifier",
+    ),
     ("cluster status ghost", "name: no cluster named 'ghost'"),
     ("cluster scale ghost 2", "name: no cluster named 'ghost'"),
     ("cluster scale ghost -1", "n: got '-1'; allowed: an integer >= 0"),
@@ -62,7 +74,9 @@ def test_magic_bad_input_is_one_line_usage_error(ip, line, expected):
 
 def test_bad_input_leaves_no_record_and_no_process(ip, aiinfra_home):
     with pytest.raises(UsageError):
-        ip.run_line_magic("aiinfra", "cluster start half --backend address --address tcp://127.0.0.1:9")
+        ip.run_line_magic(
+            "aiinfra", "cluster start half --backend address --address tcp://127.0.0.1:9"
+        )
     assert list((aiinfra_home / "clusters").glob("*.json")) == []
 
 
@@ -76,7 +90,12 @@ def test_bad_input_leaves_no_record_and_no_process(ip, aiinfra_home):
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, expected):
-    proc = subprocess.run([sys.executable, "-m", "aiinfra_magics.cli", *argv], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiinfra_magics.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert expected in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
@@ -101,6 +120,8 @@ def test_spec_from_json_names_the_field(options, field):
 
 
 def test_spec_round_trips_through_dict():
-    spec = ClusterSpec.from_options({"name": "a", "backend": "local", "workers": "3", "adapt": "1:4", "memory": "2GB"})
+    spec = ClusterSpec.from_options(
+        {"name": "a", "backend": "local", "workers": "3", "adapt": "1:4", "memory": "2GB"}
+    )
     assert spec.workers == 3 and spec.adapt == (1, 4)
     assert ClusterSpec.from_options(spec.to_dict()) == spec

@@ -18,9 +18,17 @@ def test_usage_printed_without_arguments(ip, capsys):
 
 
 def test_start_scale_adapt_status_stop(ip, aiinfra_home):
-    info = ip.run_line_magic("aiinfra", "cluster start t1 --backend local --workers 2 --threads 1 --memory 1GB")
+    info = ip.run_line_magic(
+        "aiinfra", "cluster start t1 --backend local --workers 2 --threads 1 --memory 1GB"
+    )
     assert isinstance(info, ClusterInfo)
-    assert (info.name, info.backend, info.status, info.workers, info.threads) == ("t1", "local", "running", 2, 2)
+    assert (info.name, info.backend, info.status, info.workers, info.threads) == (
+        "t1",
+        "local",
+        "running",
+        2,
+        2,
+    )
     assert info.memory == 2 * 1024**3 or info.memory == 2 * 10**9
     client = ip.user_ns["client"]
     assert isinstance(client, Client)
@@ -56,9 +64,20 @@ def test_start_scale_adapt_status_stop(ip, aiinfra_home):
 
 
 def test_display_has_the_fields(ip):
-    info = ip.run_line_magic("aiinfra", "cluster start shown --backend local --workers 1 --threads 2")
+    info = ip.run_line_magic(
+        "aiinfra", "cluster start shown --backend local --workers 1 --threads 2"
+    )
     html = info._repr_html_()
-    for word in ("shown", "local", "workers", "threads", "memory", "GPUs", "dashboard", "href=\"http://"):
+    for word in (
+        "shown",
+        "local",
+        "workers",
+        "threads",
+        "memory",
+        "GPUs",
+        "dashboard",
+        'href="http://',
+    ):
         assert word in html
     text = str(info)
     assert "workers    1" in text and "threads    2" in text and "<" not in text
@@ -95,7 +114,9 @@ def test_start_with_adapt_and_stop_all(ip):
 
 
 def test_connect_and_dashboard(ip):
-    ip.run_line_magic("aiinfra", "cluster start dash --backend local --workers 1 --client-var first")
+    ip.run_line_magic(
+        "aiinfra", "cluster start dash --backend local --workers 1 --client-var first"
+    )
     ip.run_line_magic("aiinfra", "cluster connect dash --client-var second")
     assert ip.user_ns["second"].submit(len, "abc").result() == 3
     link = ip.run_line_magic("aiinfra", "cluster dashboard dash")

@@ -37,7 +37,11 @@ def free_port() -> int:
 def wait_gone(pids, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p
+            for p in pids
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive:
             return []
         time.sleep(0.2)
@@ -45,7 +49,11 @@ def wait_gone(pids, timeout: float) -> list[int]:
 
 
 def test_cli_cluster_is_detached_and_shared_with_a_kernel(ip):
-    started = json.loads(aiinfra("cluster", "start", "shared", "--backend", "local", "--workers", "1", "--json").stdout)
+    started = json.loads(
+        aiinfra(
+            "cluster", "start", "shared", "--backend", "local", "--workers", "1", "--json"
+        ).stdout
+    )
     daemon_pid = started["owner"]["pid"]
     # the CLI process has exited; the daemon lives on in its own session
     assert psutil.pid_exists(daemon_pid)
@@ -78,7 +86,9 @@ def test_second_process_lists_connects_and_stops_a_kernel_cluster(ip):
         print(names, value)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "stopped cluster 'mine'" in out.stdout and "['mine'] 42" in out.stdout
     assert len(manager.list_clusters()) == 0
@@ -88,8 +98,36 @@ def test_second_process_lists_connects_and_stops_a_kernel_cluster(ip):
 def external_scheduler():
     port = free_port()
     env = {**os.environ}
-    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1", "--no-nanny"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            ":0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            f"tcp://127.0.0.1:{port}",
+            "--nthreads",
+            "1",
+            "--no-nanny",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     address = f"tcp://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -110,7 +148,9 @@ def external_scheduler():
 
 
 def test_address_backend_attaches_to_a_running_scheduler(ip, external_scheduler):
-    info = ip.run_line_magic("aiinfra", f"cluster start remote --backend address --address {external_scheduler}")
+    info = ip.run_line_magic(
+        "aiinfra", f"cluster start remote --backend address --address {external_scheduler}"
+    )
     assert info.backend == "address" and info.workers == 1 and info.owner["kind"] == "external"
     assert info.dashboard_link and info.dashboard_link.startswith("http://127.0.0.1:")
     assert ip.user_ns["client"].submit(str.upper, "dask").result() == "DASK"
@@ -128,10 +168,28 @@ def test_address_backend_attaches_to_a_running_scheduler(ip, external_scheduler)
 
 def test_unreachable_records_are_pruned(aiinfra_home):
     registry = Registry()
-    registry.write({"name": "ghost", "backend": "local", "status": "running", "scheduler_address": f"tcp://127.0.0.1:{free_port()}", "owner": {"pid": 1, "host": "elsewhere", "kind": "cli"}, "created": time.time()})
+    registry.write(
+        {
+            "name": "ghost",
+            "backend": "local",
+            "status": "running",
+            "scheduler_address": f"tcp://127.0.0.1:{free_port()}",
+            "owner": {"pid": 1, "host": "elsewhere", "kind": "cli"},
+            "created": time.time(),
+        }
+    )
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    registry.write({"name": "orphan", "backend": "local", "status": "starting", "scheduler_address": None, "owner": {"pid": dead.pid, "host": socket.gethostname(), "kind": "kernel"}, "created": time.time()})
+    registry.write(
+        {
+            "name": "orphan",
+            "backend": "local",
+            "status": "starting",
+            "scheduler_address": None,
+            "owner": {"pid": dead.pid, "host": socket.gethostname(), "kind": "kernel"},
+            "created": time.time(),
+        }
+    )
     assert len(manager.list_clusters()) == 0
     assert registry.names() == []
 
@@ -158,7 +216,12 @@ CONCURRENT_WRITER = textwrap.dedent(
 
 
 def test_concurrent_writers_leave_a_consistent_registry(aiinfra_home):
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(n)], stdout=subprocess.PIPE, text=True) for n in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(n)], stdout=subprocess.PIPE, text=True
+        )
+        for n in range(4)
+    ]
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     registry = Registry()
@@ -189,7 +252,13 @@ def _kernel_with_cluster():
 
     km, kc = start_new_kernel(kernel_name="python3")
     outputs: list[str] = []
-    kc.execute_interactive(KERNEL_CODE, timeout=120, output_hook=lambda m: outputs.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+    kc.execute_interactive(
+        KERNEL_CODE,
+        timeout=120,
+        output_hook=lambda m: (
+            outputs.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
+        ),
+    )
     worker_pids = json.loads("".join(o for o in outputs if o.startswith("[")).strip())
     return km, kc, worker_pids
 

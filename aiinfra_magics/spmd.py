@@ -1,0 +1,386 @@
+"""``%%aiinfra spmd``: one cell run as a multi-process JAX program on Dask workers.
+
+Each worker of the cluster runs one process of the program. Process ids follow
+the sorted worker addresses; process 0 (the first worker) hosts JAX's
+coordinator on a port it picked itself.
+
+Why a fresh subprocess per cell (``spmd_child``) instead of running the cell in
+the worker: JAX joins a distributed program once per process and before its
+backend starts, so a second cell in the same worker would fail; a subprocess
+gets its own clean JAX, can be killed without harming the worker or other
+users' tasks on a shared cluster, and needs no worker restart (which would
+wipe everything else the cluster holds). The cost is one interpreter start and
+``import jax`` per process and cell, about a second.
+
+Output lines travel as Dask events (``Worker.log_event``) and the notebook
+prints them live, prefixed by process id. When one process fails, the others
+are stopped (their process groups are terminated) and its traceback is shown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import AiinfraError, OperationError, field_error
+
+_POLL_S = 0.05
+_WORKER_CHECK_S = 1.0
+_STOP_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SpmdOptions:
+    cluster: str | None = None
+    processes: int | None = None
+    platform: str = "auto"
+    cpu_devices: int = 1
+    timeout: float | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SpmdOptions:
+        o = {k: v for k, v in options.items() if v is not None}
+        if "cluster" in o and "processes" in o:
+            raise AiinfraError(
+                "processes: give --cluster NAME or --processes N, not both", field="processes"
+            )
+        processes = None
+        if "processes" in o:
+            processes = _int("processes", o["processes"])
+        platform = str(o.get("platform", "auto")).lower()
+        if platform not in ("auto", "cpu", "gpu"):
+            raise field_error("platform", o["platform"], "auto, cpu, gpu")
+        timeout = None
+        if "timeout" in o:
+            try:
+                timeout = float(o["timeout"])
+            except (TypeError, ValueError):
+                raise field_error("timeout", o["timeout"], "seconds, a positive number") from None
+            if timeout <= 0:
+                raise field_error("timeout", o["timeout"], "seconds, a positive number")
+        return cls(
+            cluster=o.get("cluster"),
+            processes=processes,
+            platform=platform,
+            cpu_devices=_int("cpu_devices", o.get("cpu_devices", 1)),
+            timeout=timeout,
+        )
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise field_error(name, value, "a positive integer") from None
+    if n < 1 or isinstance(value, (bool, float)):
+        raise field_error(name, value, "a positive integer")
+    return n
+
+
+def _only_cluster(say: Callable[[str], None]) -> str:
+    from .clusters import manager
+
+    names = [info.name for info in manager.list_clusters()]
+    if len(names) == 1:
+        say(f"spmd: using cluster {names[0]!r}")
+        return names[0]
+    known = f" (clusters: {', '.join(names)})" if names else ""
+    raise AiinfraError(f"cluster: give --cluster NAME{known} or --processes N", field="cluster")
+
+
+@contextmanager
+def _client(options: SpmdOptions, say: Callable[[str], None]) -> Iterator[Any]:
+    """A client for the named cluster, or for a temporary LocalCluster closed afterwards."""
+    if options.processes is None:
+        from .clusters import manager
+
+        client = manager.connect(options.cluster or _only_cluster(say))
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    from distributed import Client, LocalCluster
+
+    # One thread per worker: each process of the program needs exactly one slot.
+    with (
+        LocalCluster(
+            n_workers=options.processes,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        client.wait_for_workers(options.processes, timeout=120)
+        yield client
+
+
+class _Lines:
+    """Output lines arriving as Dask events; printed by the notebook's thread, prefixed."""
+
+    def __init__(self) -> None:
+        self.queue: deque[dict[str, Any]] = deque()  # appended on the client's event loop
+        self.seen: set[tuple[int, int]] = set()
+        self.count: dict[int, int] = {}
+
+    def handler(self, event: tuple[float, dict[str, Any]]) -> None:
+        self.queue.append(event[1])
+
+    def flush(self) -> None:
+        while self.queue:
+            msg = self.queue.popleft()
+            key = (msg["p"], msg["n"])
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.count[msg["p"]] = self.count.get(msg["p"], 0) + 1
+            print(f"[p{msg['p']}] {msg['line']}", file=sys.stdout, flush=True)
+
+    def complete(self, expected: dict[int, int]) -> bool:
+        return all(self.count.get(p, 0) >= n for p, n in expected.items())
+
+
+def _outcome(future: Any) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - a worker died or the task could not run
+        return {
+            "ok": False,
+            "error": f"worker failed: {type(exc).__name__}: {exc}",
+            "traceback": None,
+            "lines": 0,
+        }
+
+
+def _value(outcome: dict[str, Any]) -> Any:
+    if outcome.get("value") is not None:
+        try:
+            return pickle.loads(outcome["value"])
+        except Exception:  # noqa: BLE001 - a class the notebook cannot import: show the repr
+            pass
+    return outcome.get("repr")
+
+
+def _placement(
+    client: Any, workers: list[str], platform: str, say: Callable[[str], None]
+) -> tuple[str, list[str | None]]:
+    """The platform for the whole program and each process's GPU.
+
+    Decided here, once, because every process must agree: a mix of GPU and
+    CPU processes cannot form one JAX program. GPU needs one distinct GPU per
+    process (NCCL refuses two ranks on one device): a Dask-CUDA worker's own
+    GPU, else the worker's rank on its host.
+    """
+    from distributed.comm import get_address_host
+
+    from . import spmd_worker
+
+    if platform == "cpu":
+        return "cpu", [None] * len(workers)
+    facts = client.run(spmd_worker._gpu_facts, workers=workers)
+    ranks: dict[str, itertools.count] = {}
+    gpus: list[str | None] = []
+    problem = None
+    for address in workers:
+        f = facts[address]
+        rank = next(ranks.setdefault(get_address_host(address), itertools.count()))
+        if not f["gpus"] or not f["plugin"]:
+            problem = problem or (
+                f"worker {address} has no GPU"
+                if not f["gpus"]
+                else f"worker {address}: JAX has no CUDA plugin"
+            )
+        elif f["own_gpu"] is None and rank >= f["gpus"]:
+            problem = (
+                problem
+                or f"host {get_address_host(address)} has {f['gpus']} GPU(s) for {rank + 1}+ processes"
+            )
+        gpus.append(f["own_gpu"] or str(rank))
+    per_host = [(get_address_host(a), g) for a, g in zip(workers, gpus)]
+    if problem is None and len(set(per_host)) < len(per_host):
+        problem = "two processes would share one GPU"
+    if problem is None:
+        return "gpu", gpus
+    if platform == "gpu":
+        raise AiinfraError(
+            f"platform: got 'gpu' but {problem}; use --platform cpu", field="platform"
+        )
+    if any(f["gpus"] for f in facts.values()):
+        say(f"spmd: running on CPU: {problem}")
+    return "cpu", [None] * len(workers)
+
+
+def run_on_client(
+    client: Any,
+    code: str,
+    options: SpmdOptions,
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> list[Any] | None:
+    """Run ``code`` on every worker of ``client``'s cluster; see :func:`run_cell`."""
+    from distributed.comm import get_address_host
+
+    from . import spmd_worker
+
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if not workers:
+        raise OperationError("spmd: the cluster has no workers")
+    host = get_address_host(workers[0])
+    port = client.run(spmd_worker._free_port, workers=[workers[0]])[workers[0]]
+    coordinator = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    run_id = uuid.uuid4().hex[:12]
+    topic = f"aiinfra-spmd-{run_id}"
+    platform, gpus = _placement(client, workers, options.platform, say)
+    lines = _Lines()
+    client.subscribe_topic(topic, lines.handler)
+    futures = []
+    for pid, address in enumerate(workers):
+        job = {
+            "run_id": run_id,
+            "topic": topic,
+            "code": code,
+            "process_id": pid,
+            "num_processes": len(workers),
+            "gpu": gpus[pid],
+            "coordinator": coordinator,
+            "platform": platform,
+            "cpu_devices": options.cpu_devices,
+            "init_timeout": int(min(options.timeout or 300, 300)),
+        }
+        futures.append(
+            client.submit(
+                spmd_worker._worker_task,
+                job,
+                key=f"aiinfra-spmd-{run_id}-{pid}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+        )
+    try:
+        outcomes, stop_reason = _wait(client, futures, workers, run_id, options, lines)
+        _drain(client, topic, lines, {p: o.get("lines", 0) for p, o in outcomes.items()})
+    except KeyboardInterrupt:
+        _stop_all(client, futures, run_id)
+        raise
+    finally:
+        client.unsubscribe_topic(topic)
+    return _report(outcomes, stop_reason)
+
+
+def _stop_all(client: Any, futures: list[Any], run_id: str) -> None:
+    """Kill every process of the run and wait (bounded) for their tasks to return."""
+    from distributed import wait
+
+    from . import spmd_worker
+
+    try:
+        client.run(spmd_worker._stop, run_id)
+        wait(futures, timeout=_STOP_WAIT_S)
+    except Exception:  # noqa: BLE001 - a task stuck on a vanished worker: cancel it below
+        pass
+    client.cancel([f for f in futures if not f.done()])
+
+
+def _wait(
+    client: Any,
+    futures: list[Any],
+    workers: list[str],
+    run_id: str,
+    options: SpmdOptions,
+    lines: _Lines,
+) -> tuple[dict[int, dict[str, Any]], str | None]:
+    """Print output while the processes run; stop them all at the first failure or the timeout."""
+    outcomes: dict[int, dict[str, Any]] = {}
+    stop_reason: str | None = None
+    start = time.monotonic()
+    next_check = start + _WORKER_CHECK_S
+    while len(outcomes) < len(futures):
+        lines.flush()
+        for pid, future in enumerate(futures):
+            if pid not in outcomes and future.done():
+                outcomes[pid] = _outcome(future)
+                if not outcomes[pid]["ok"] and stop_reason is None:
+                    stop_reason = f"process {pid} failed"
+        now = time.monotonic()
+        if now > next_check and stop_reason is None:
+            # A task pinned to a worker that died never runs again (its restart has a new
+            # address): notice the loss instead of waiting for ever.
+            alive = set(client.scheduler_info(n_workers=-1)["workers"])
+            for pid, address in enumerate(workers):
+                if pid not in outcomes and address not in alive:
+                    outcomes[pid] = {"ok": False, "error": f"worker {address} left the cluster"}
+                    stop_reason = stop_reason or f"process {pid} failed"
+            next_check = now + _WORKER_CHECK_S
+        if options.timeout and stop_reason is None and now - start > options.timeout:
+            stop_reason = f"timed out after {options.timeout:g} s"
+        if stop_reason is not None and len(outcomes) < len(futures):
+            _stop_all(client, futures, run_id)
+            for pid, future in enumerate(futures):
+                if pid not in outcomes:
+                    done = future.done() and future.status == "finished"
+                    outcomes[pid] = (
+                        _outcome(future)
+                        if done
+                        else {"ok": False, "stopped": True, "error": "stopped"}
+                    )
+        time.sleep(_POLL_S)
+    return outcomes, stop_reason
+
+
+def _drain(client: Any, topic: str, lines: _Lines, expected: dict[int, int]) -> None:
+    """Print lines still in flight; fall back to the scheduler's event log for any missed."""
+    deadline = time.monotonic() + 2.0
+    while not lines.complete(expected) and time.monotonic() < deadline:
+        lines.flush()
+        time.sleep(_POLL_S)
+    if not lines.complete(expected):
+        for event in client.get_events(topic):
+            lines.handler(event)
+        lines.queue = deque(sorted(lines.queue, key=lambda m: (m["p"], m["n"])))
+    lines.flush()
+
+
+def _report(outcomes: dict[int, dict[str, Any]], stop_reason: str | None) -> list[Any] | None:
+    failed = [
+        p for p in sorted(outcomes) if not outcomes[p]["ok"] and not outcomes[p].get("stopped")
+    ]
+    for pid in failed:
+        text = outcomes[pid].get("traceback") or outcomes[pid]["error"]
+        for line in text.rstrip().splitlines():
+            print(f"[p{pid}] {line}", file=sys.stderr)
+    if failed:
+        first = outcomes[failed[0]]
+        others = len(outcomes) - len(failed)
+        stopped = f"; {others} other process(es) stopped" if others else ""
+        raise OperationError(f"spmd: process {failed[0]} failed: {first['error']}{stopped}")
+    if stop_reason is not None:
+        raise OperationError(f"spmd: {stop_reason}; every process was stopped")
+    values = [_value(outcomes[p]) for p in sorted(outcomes)]
+    return None if all(v is None for v in values) else values
+
+
+def run_cell(
+    code: str,
+    options: SpmdOptions,
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> list[Any] | None:
+    """Run ``code`` as one multi-process JAX program; the last expression per process, by id."""
+    try:
+        compile(code, "<spmd cell>", "exec")
+    except SyntaxError as exc:
+        raise AiinfraError(
+            f"cell: syntax error on line {exc.lineno}: {exc.msg}", field="cell"
+        ) from None
+    with _client(options, say) as client:
+        return run_on_client(client, code, options, say)

@@ -1,0 +1,154 @@
+"""One process of an SPMD cell: a fresh interpreter launched by a Dask worker.
+
+JAX can join a multi-process program (``jax.distributed.initialize``) only once
+per process and only before its backend starts, so every cell runs in a new
+interpreter rather than in the long-lived worker. The job arrives as JSON on
+stdin; the cell's stdout and stderr go to our stdout, which the worker streams
+back; the outcome (value or traceback) is pickled to ``job["result_path"]``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import linecache
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+CELL_FILE = "<spmd cell>"
+
+
+def _portable(value: Any) -> Any:
+    """Replace jax.Arrays by numpy so the value can travel to the notebook.
+
+    A global array spanning processes cannot be gathered without a collective
+    (which would hang if another process took a different path), so each process
+    returns what it holds: the whole value when replicated, else its shards.
+    """
+    import jax
+    import numpy as np
+
+    def convert(x: Any) -> Any:
+        if not isinstance(x, jax.Array):
+            return x
+        if x.is_fully_addressable:
+            return np.asarray(x)
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return [np.asarray(shard.data) for shard in x.addressable_shards]
+
+    return jax.tree.map(convert, value)
+
+
+def _run_code(code: str, namespace: dict[str, Any]) -> Any:
+    """Run the cell; the value of a final expression statement is returned."""
+    linecache.cache[CELL_FILE] = (len(code), None, code.splitlines(True), CELL_FILE)
+    tree = ast.parse(code, filename=CELL_FILE)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, CELL_FILE, "exec"), namespace)
+    return eval(compile(last, CELL_FILE, "eval"), namespace) if last is not None else None
+
+
+def _cell_traceback(exc: BaseException) -> str:
+    """The traceback from the cell's first frame on (this module's frames say nothing)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_FILE:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def _write(path: str, outcome: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(outcome, fh)
+    os.replace(tmp, path)
+
+
+def _setup(job: dict[str, Any]) -> dict[str, Any]:
+    import jax
+
+    if job["platform"] == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+        # XLA's CPU client has no cross-process collectives of its own; gloo provides them.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.config.update("jax_num_cpu_devices", job["cpu_devices"])
+    else:
+        jax.config.update("jax_platforms", "cuda")
+    jax.distributed.initialize(
+        coordinator_address=job["coordinator"],
+        num_processes=job["num_processes"],
+        process_id=job["process_id"],
+        cluster_detection_method="deactivate",  # we name everything; no SLURM/MPI guessing
+        initialization_timeout=job["init_timeout"],
+    )
+    import jax.numpy as jnp
+
+    return {
+        "__name__": "__main__",
+        "jax": jax,
+        "jnp": jnp,
+        "process_id": job["process_id"],
+        "num_processes": job["num_processes"],
+        "mesh": jax.make_mesh((jax.device_count(),), ("data",)),
+    }
+
+
+def _fail(path: str, error: str, trace: str) -> int:
+    """Report and leave at once: a normal exit would run JAX's atexit shutdown,
+    a barrier that waits for every other process of the program."""
+    _write(path, {"ok": False, "error": error, "traceback": trace})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Leave when the worker that launched us dies (we run in our own session, so
+    nothing else would stop us; a SIGKILLed worker cannot clean up)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main() -> int:
+    job = json.load(sys.stdin)
+    _exit_with_parent(os.getppid())
+    try:
+        namespace = _setup(job)
+    except Exception as exc:  # noqa: BLE001 - reported to the notebook with its traceback
+        return _fail(job["result_path"], f"JAX set-up failed: {exc}", traceback.format_exc())
+    try:
+        value = _run_code(job["code"], namespace)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt in a cell too
+        return _fail(job["result_path"], f"{type(exc).__name__}: {exc}", _cell_traceback(exc))
+    sys.stdout.flush()
+    outcome: dict[str, Any] = {"ok": True, "repr": None, "value": None}
+    if value is not None:
+        import cloudpickle
+
+        value = _portable(value)
+        outcome["repr"] = repr(value)
+        try:
+            outcome["value"] = cloudpickle.dumps(value)
+        except Exception as exc:  # noqa: BLE001 - fall back to the repr
+            outcome["pickle_error"] = str(exc)
+    _write(job["result_path"], outcome)
+    import jax
+
+    jax.distributed.shutdown()  # a barrier: process 0 hosts the coordinator, so leave together
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

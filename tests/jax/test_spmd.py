@@ -1,0 +1,152 @@
+"""SPMD cells on real Dask workers running real multi-process JAX (gloo on CPU)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from aiinfra_magics.errors import OperationError
+from aiinfra_magics.spmd import SpmdOptions, run_cell
+
+GLOBAL_SUM = """
+from functools import partial
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
+print("process", process_id, "of", num_processes, "sees", jax.device_count(), "devices")
+local = np.full((jax.local_device_count(),), process_id + 1.0, dtype=np.float32)
+x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local)
+@jax.jit
+@partial(jax.shard_map, mesh=mesh, in_specs=P("data"), out_specs=P())
+def total(block):
+    return jax.lax.psum(block.sum(), "data")
+gathered = multihost_utils.process_allgather(np.array([process_id * 10]))
+(float(total(x)), gathered.ravel().tolist())
+"""
+
+FAILING = """
+import time
+if process_id == 1:
+    values = {"a": 1}
+    values["missing"]
+time.sleep(120)
+"""
+
+
+def _children() -> list[psutil.Process]:
+    """SPMD processes started by this test session (marked by the top-level conftest's env)."""
+    mark = os.environ.get("AIINFRA_TEST_SESSION")
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "aiinfra_magics.spmd_child" in " ".join(proc.info["cmdline"] or []) and (
+                proc.environ().get("AIINFRA_TEST_SESSION") == mark
+            ):
+                procs.append(proc)
+        except psutil.Error:
+            continue
+    return procs
+
+
+def test_global_psum_and_allgather_on_two_processes(capsys):
+    values = run_cell(
+        "import numpy as np\n" + GLOBAL_SUM,
+        SpmdOptions.from_options({"processes": 2, "cpu_devices": 2}),
+    )
+    # Devices 0,1 hold 1.0 (process 0), devices 2,3 hold 2.0 (process 1): psum = 6.
+    assert values == [(6.0, [0, 10]), (6.0, [0, 10])]
+    out = capsys.readouterr().out
+    assert "[p0] process 0 of 2 sees 4 devices" in out
+    assert "[p1] process 1 of 2 sees 4 devices" in out
+    assert not _children()
+
+
+def test_an_exception_is_shown_with_its_traceback_and_the_others_stop(capsys):
+    with pytest.raises(OperationError) as info:
+        run_cell(FAILING, SpmdOptions.from_options({"processes": 2}))
+    assert str(info.value).startswith("spmd: process 1 failed: KeyError: 'missing'")
+    err = capsys.readouterr().err
+    assert "[p1] Traceback (most recent call last):" in err
+    assert '[p1]     values["missing"]' in err
+    assert "[p0]" not in err  # process 0 was stopped, not failed
+    assert not _children()
+
+
+def test_timeout_stops_every_process():
+    with pytest.raises(OperationError, match="timed out after 3 s; every process was stopped"):
+        run_cell(
+            "import time\ntime.sleep(120)", SpmdOptions.from_options({"processes": 2, "timeout": 3})
+        )
+    assert not _children()
+
+
+def test_cells_on_a_named_cluster_through_the_magic(capsys):
+    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.spec import ClusterSpec
+
+    manager.start(
+        ClusterSpec.from_options({"name": "spmd", "backend": "local", "workers": 2, "threads": 1})
+    )
+    try:
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "aiinfra_magics")
+        # Two cells in a row on the same workers: each runs in fresh processes.
+        for _ in range(2):
+            ids = shell.run_cell_magic(
+                "aiinfra", "spmd --cluster spmd", "print('hi')\n(process_id, jax.process_count())"
+            )
+            assert ids == [(0, 2), (1, 2)]
+        assert capsys.readouterr().out.count("[p1] hi") == 2
+        assert shell.run_cell_magic("aiinfra", "spmd --cluster spmd", "x = 1") is None
+        with pytest.raises(UsageError, match="process 0 failed: ZeroDivisionError"):
+            shell.run_cell_magic("aiinfra", "spmd --cluster spmd", "1 / (process_id - process_id)")
+        with pytest.raises(UsageError, match="cell: syntax error on line 1"):
+            shell.run_cell_magic("aiinfra", "spmd --cluster spmd", "def (:")
+    finally:
+        manager.stop("spmd")
+    assert not _children()
+
+
+def test_values_travel_as_numpy():
+    values = run_cell(
+        "jax.numpy.arange(3) * (process_id + 1)", SpmdOptions.from_options({"processes": 2})
+    )
+    assert [v.tolist() for v in values] == [[0, 1, 2], [0, 2, 4]]
+    assert all(isinstance(v, np.ndarray) for v in values)
+
+
+def test_a_worker_that_dies_mid_cell_is_reported_and_nothing_is_left():
+    import logging
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from aiinfra_magics.spmd import run_on_client
+
+    def kill_worker_of_first_child() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for child in _children():
+                child.parent().kill()  # SIGKILL the Dask worker; its nanny restarts it
+                return
+            time.sleep(0.2)
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        killer = threading.Thread(target=kill_worker_of_first_child)
+        killer.start()
+        with pytest.raises(OperationError, match="left the cluster"):
+            run_on_client(
+                client, "import time\ntime.sleep(120)", SpmdOptions.from_options({"processes": 2})
+            )
+        killer.join()
+    assert not _children()
