@@ -22,7 +22,9 @@ def main() -> int:
     try:
         x = da.random.default_rng(0).random((4000, 4000), chunks=1000)
         result = float((x @ x.T).trace().compute())
-        print(f"trace(x @ x.T) over {len(client.scheduler_info()['workers'])} workers: {result:.1f}")
+        print(
+            f"trace(x @ x.T) over {len(client.scheduler_info()['workers'])} workers: {result:.1f}"
+        )
         print(manager.status(info.name))
     finally:
         client.close()

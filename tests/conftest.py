@@ -42,7 +42,9 @@ def leftover_processes(grace: float = 20.0) -> list[psutil.Process]:
     """Processes of this test session still alive after ``grace`` seconds."""
     deadline = time.monotonic() + grace
     while True:
-        alive = [p for p in _marked_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p for p in _marked_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.25)
