@@ -117,7 +117,7 @@ x.block_until_ready()
 allocated = used()
 guard = None
 try:
-    start_session(JaxSessionSpec.from_options({"platform": "gpu", "preallocate": not options.get("no_preallocate", False)}), say=lambda t: None)
+    start_session(JaxSessionSpec.from_options({"platform": "gpu", "preallocate": options.get("no_preallocate", False)}), say=lambda t: None)
 except AiinfraError as exc:
     guard = str(exc)
 print(json.dumps({"session": session.to_dict(), "text": str(session), "before": before,
@@ -195,7 +195,7 @@ def check_sharing() -> None:
         "import os, tempfile; os.environ.setdefault('AIINFRA_HOME', tempfile.mkdtemp());"
         "from aiinfra_magics.clusters import manager; from aiinfra_magics.clusters.spec import ClusterSpec;"
         "from aiinfra_magics.jaxsession import start_session; from aiinfra_magics.jaxspec import JaxSessionSpec;"
-        "manager.start(ClusterSpec.from_options({'name': 'g', 'backend': 'cuda', 'gpus': '0'}));"
+        "manager.start(ClusterSpec.from_options({'name': 'g', 'backend': 'cuda', 'gpus': '0,'}));"
         "c = manager.connect('g'); env = c.run(lambda: os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE'));"
         "s = start_session(JaxSessionSpec()); print('held', manager.gpus_held_here(), 'worker env', env);"
         "print(s.to_dict()['settings'], s.notes); c.close(); manager.stop('g')"

@@ -176,7 +176,7 @@ def parse_adapt(value: Any) -> tuple[int, int]:
 
 def parse_gpus(value: str) -> str | int | list[str]:
     """``all`` -> "all"; ``"2"`` -> 2 (a count); ``"0,2"`` or UUIDs -> ["0", "2"]."""
-    allowed = "all | N (a count >= 1) | a comma list of indices or UUIDs like 0,2"
+    allowed = "all | N (a count >= 1) | a comma list of indices or UUIDs like 0,2 (GPU 0 alone: 0,)"
     text = value.strip()
     if text == "all":
         return "all"
