@@ -9,7 +9,7 @@ STAMP := $(VENV)/.aiinfra-installed
 IS_ROOT := $(filter 0,$(shell id -u))
 ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
 SUDO := $(if $(IS_ROOT),,sudo)
-NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NOTEBOOKS := $(wildcard notebooks/*.ipynb) notebooks/pipeline/pipeline_magics.ipynb
 
 .PHONY: install lab demo test test-python test-notebooks test-frontend browser lint format clean
 

@@ -20,6 +20,9 @@ from .errors import AiinfraError
 # Modules that define sub-commands; each exposes add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
     "aiinfra_magics.clusters.commands",
+    "aiinfra_magics.pipelines.commands",
+    "aiinfra_magics.devices_commands",
+    "aiinfra_magics.jax_commands",
 ]
 
 

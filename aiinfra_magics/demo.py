@@ -29,6 +29,14 @@ def main() -> int:
     finally:
         client.close()
         print(manager.stop(info.name))
+    # Then the example pipeline: prepare -> train (a 3-value grid) -> evaluate, with its report.
+    from pathlib import Path
+
+    from .cli import main as cli_main
+
+    example = Path(__file__).resolve().parents[1] / "notebooks" / "pipeline" / "pipeline.yaml"
+    if example.exists():
+        return cli_main(["pipeline", "run", str(example)])
     return 0
 
 

@@ -7,7 +7,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dask.utils import format_bytes
+
+def format_bytes(n: int) -> str:
+    from dask.utils import format_bytes as dask_format_bytes  # late: dask costs ~75 ms to import
+
+    return dask_format_bytes(n)
+
 
 FIELDS = (
     "name", "backend", "status", "scheduler_address", "dashboard_link", "workers",

@@ -1,0 +1,188 @@
+"""Words: ``pipeline run|status|plot|report FILE ...`` and ``promote ...``.
+
+Thin: parse, call the core in runner / record / report / promote, return a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..commands import Context, add_subcommands
+from ..errors import AiinfraError, OperationError
+from .dag import apply_overrides, expand
+from .record import RunRecord
+from .report import Picture, ReportFile, dag_svg, write_report
+from .spec import PipelineSpec
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer >= 1")
+    return value
+
+
+PARAM_HELP = "override a parameter: KEY=VALUE for every step that has KEY, or STEP.KEY=VALUE"
+
+
+def _params(parser: argparse.ArgumentParser, help: str = PARAM_HELP) -> None:
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help,
+    )
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    pipeline = subparsers.add_parser(
+        "pipeline", help="run notebooks as a cached, parallel pipeline"
+    )
+    actions = add_subcommands(pipeline, "action")
+
+    run = actions.add_parser("run", help="run the pipeline (skipping unchanged steps)")
+    run.add_argument("file", metavar="FILE", help="pipeline.yaml")
+    run.add_argument(
+        "--cluster", metavar="NAME", help="a registered cluster (default: a temporary local one)"
+    )
+    _params(run)
+    run.add_argument(
+        "--force", action="store_true", help="run every selected step, ignoring the cache"
+    )
+    run.add_argument(
+        "--only",
+        metavar="STEP",
+        help="run only STEP (a step or an expanded name like train[lr=0.1])",
+    )
+    run.add_argument(
+        "--upstream", action="store_true", help="with --only: also run what STEP depends on"
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="workers of the temporary local cluster",
+    )
+    run.set_defaults(run=_run)
+
+    status = actions.add_parser("status", help="show the last run as a table")
+    status.add_argument("file", metavar="FILE")
+    status.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run other than the last")
+    status.add_argument("--json", action="store_true", help="print run.json")
+    status.set_defaults(run=_status)
+
+    plot = actions.add_parser("plot", help="draw the DAG (SVG)")
+    plot.add_argument("file", metavar="FILE")
+    _params(plot)
+    plot.add_argument(
+        "--output",
+        metavar="PATH",
+        help="where to write the SVG (CLI default: pipeline.svg beside FILE)",
+    )
+    plot.set_defaults(run=_plot)
+
+    report = actions.add_parser("report", help="write a standalone HTML report of a run")
+    report.add_argument("file", metavar="FILE")
+    report.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run other than the last")
+    report.add_argument("--output", metavar="PATH", help="default: runs/<run_id>/report.html")
+    report.set_defaults(run=_report)
+
+    prom = subparsers.add_parser("promote", help="add this notebook to pipeline.yaml as a step")
+    prom.add_argument(
+        "--pipeline", metavar="FILE", help="default: pipeline.yaml beside the notebook"
+    )
+    prom.add_argument("--name", metavar="STEP", help="default: the notebook's name")
+    prom.add_argument("--after", metavar="A,B", help="steps this one runs after")
+    _params(prom, "a parameter of this step (repeat); values are read as YAML")
+    prom.add_argument(
+        "--product",
+        dest="products",
+        action="append",
+        metavar="PATH",
+        help="a file the step writes (repeat)",
+    )
+    prom.add_argument("--notebook", metavar="PATH", help="default: the notebook of this kernel")
+    prom.set_defaults(run=_promote)
+
+
+def _folder(file: str) -> Path:
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise AiinfraError(f"FILE: got {file!r}; allowed: an existing pipeline.yaml", field="FILE")
+    return path.resolve().parent
+
+
+def _run(args: argparse.Namespace, ctx: Context) -> Any:
+    if args.upstream and not args.only:
+        raise AiinfraError("--upstream: allowed only together with --only STEP", field="--upstream")
+    from . import progress as progress_mod
+    from .runner import run_pipeline
+
+    run = run_pipeline(
+        args.file,
+        cluster=args.cluster,
+        params=args.params,
+        force=args.force,
+        only=args.only,
+        with_upstream=args.upstream,
+        workers=args.workers,
+        progress=progress_mod.for_door(ctx.door, ctx.show),
+    )
+    report = write_report(run)
+    if run.status != "ok":
+        if ctx.door == "cli":
+            ctx.show(run.table())
+        raise OperationError(run.summary().replace("\n  ", "; ") + f"; report: {report}")
+    return run
+
+
+def _status(args: argparse.Namespace, ctx: Context) -> Any:
+    run = RunRecord.load(_folder(args.file), args.run_id)
+    return run.to_dict() if args.json else run
+
+
+def _plot(args: argparse.Namespace, ctx: Context) -> Any:
+    spec = apply_overrides(PipelineSpec.from_file(args.file), args.params)
+    nodes = expand(spec)
+    try:
+        steps = RunRecord.load(spec.folder).steps
+        steps = {n: s for n, s in steps.items() if n in nodes}
+    except AiinfraError:
+        steps = None
+    picture = Picture(dag_svg(nodes, steps))
+    output = args.output or (str(spec.folder / "pipeline.svg") if ctx.door == "cli" else None)
+    if output:
+        picture.path = Path(output)
+        picture.path.write_text(picture.svg)
+    return picture
+
+
+def _report(args: argparse.Namespace, ctx: Context) -> Any:
+    run = RunRecord.load(_folder(args.file), args.run_id)
+    return ReportFile(write_report(run, Path(args.output) if args.output else None))
+
+
+def _promote(args: argparse.Namespace, ctx: Context) -> Any:
+    from .promote import current_notebook, promote  # ruamel and nbformat: only when promoting
+
+    notebook = Path(args.notebook) if args.notebook else current_notebook(ctx.namespace)
+    after = (
+        [a.strip() for a in args.after.split(",") if a.strip()] if args.after is not None else None
+    )
+    return promote(
+        notebook,
+        pipeline=Path(args.pipeline) if args.pipeline else None,
+        name=args.name,
+        after=after,
+        params=args.params,
+        products=args.products,
+    )

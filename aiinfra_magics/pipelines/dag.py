@@ -1,0 +1,159 @@
+"""The expanded DAG: one Node per step or per grid point (``train[lr=0.1]``)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from ..errors import AiinfraError, field_error
+from .spec import PARAM_NAME, PipelineSpec, StepSpec
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # expanded name, e.g. train[lr=0.1]
+    step: StepSpec
+    params: dict[str, Any]  # step params merged with this node's grid values
+    products: tuple[str, ...]
+    upstream: tuple[str, ...]  # expanded names of the nodes this one runs after
+
+    @property
+    def base(self) -> str:
+        return self.step.name
+
+
+def grid_points(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def point_name(base: str, point: dict[str, Any]) -> str:
+    if not point:
+        return base
+    return base + "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
+
+
+def expand(spec: PipelineSpec) -> dict[str, Node]:
+    """All nodes in a topological-friendly order (the order steps are written)."""
+    names: dict[str, list[str]] = {}
+    nodes: dict[str, Node] = {}
+    for step in spec.steps.values():
+        names[step.name] = []
+        for point in grid_points(step.grid):
+            name = point_name(step.name, point)
+            names[step.name].append(name)
+            nodes[name] = Node(
+                name=name,
+                step=step,
+                params={**step.params, **point},
+                products=tuple(p.format(**point) for p in step.products),
+                upstream=(),
+            )
+    for name, node in nodes.items():
+        ups = tuple(n for base in node.step.after for n in names[base])
+        nodes[name] = replace(node, upstream=ups)
+    return nodes
+
+
+def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]]:
+    """``-p lr=0.5`` / ``-p train.lr=0.5`` -> (step or None, key, value parsed as YAML)."""
+    out = []
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise field_error("-p", item, "KEY=VALUE or STEP.KEY=VALUE")
+        step, _, param = key.rpartition(".")
+        if not PARAM_NAME.match(param):
+            raise field_error("-p", item, "a Python identifier as KEY")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            value = text
+        out.append((step or None, param, value))
+    return out
+
+
+def apply_overrides(spec: PipelineSpec, items: list[str] | None) -> PipelineSpec:
+    """Override params (or pin a grid axis to one value) from ``-p``."""
+    steps = dict(spec.steps)
+    for step_name, key, value in parse_overrides(items):
+        targets = (
+            [step_name]
+            if step_name
+            else [s for s, st in steps.items() if key in st.params or key in st.grid]
+        )
+        if step_name and step_name not in steps:
+            raise field_error(
+                "-p", f"{step_name}.{key}", "STEP.KEY with STEP one of " + ", ".join(steps)
+            )
+        if not targets:
+            known = sorted({k for st in steps.values() for k in (*st.params, *st.grid)})
+            raise field_error(
+                "-p",
+                key,
+                "a parameter some step declares (" + (", ".join(known) or "none") + ") or STEP.KEY",
+            )
+        for target in targets:
+            st = steps[target]
+            if key in st.grid:
+                steps[target] = replace(st, grid={**st.grid, key: (value,)})
+            else:
+                steps[target] = replace(st, params={**st.params, key: value})
+    return replace(spec, steps=steps)
+
+
+def select(nodes: dict[str, Node], only: str | None, with_upstream: bool) -> set[str]:
+    """Names of the nodes to run: all, or ``--only STEP`` (a step or an expanded name)."""
+    if not only:
+        return set(nodes)
+    chosen = {n for n, node in nodes.items() if only in (n, node.base)}
+    if not chosen:
+        bases = sorted({node.base for node in nodes.values()})
+        raise field_error(
+            "--only",
+            only,
+            "a step name (" + ", ".join(bases) + ") or an expanded name like train[lr=0.1]",
+        )
+    if with_upstream:
+        todo = list(chosen)
+        while todo:
+            for up in nodes[todo.pop()].upstream:
+                if up not in chosen:
+                    chosen.add(up)
+                    todo.append(up)
+    return chosen
+
+
+def layers(nodes: Mapping[str, Any]) -> dict[str, int]:
+    """Longest-path depth of every node, for drawing left to right."""
+    depth: dict[str, int] = {}
+
+    def visit(name: str) -> int:
+        if name not in depth:
+            ups = nodes[name].upstream
+            depth[name] = 1 + max((visit(u) for u in ups), default=-1)
+        return depth[name]
+
+    for name in nodes:
+        visit(name)
+    return depth
+
+
+def check_resources(nodes: dict[str, Node], workers: dict[str, dict]) -> None:
+    """Fail before running when a step asks for a resource no worker offers."""
+    offered: dict[str, float] = {}
+    for info in workers.values():
+        for res, amount in (info.get("resources") or {}).items():
+            offered[res] = max(offered.get(res, 0.0), float(amount))
+    for node in nodes.values():
+        for res, amount in node.step.resources.items():
+            if offered.get(res, 0.0) < amount:
+                have = ", ".join(f"{k}={v:g}" for k, v in offered.items()) or "no resources"
+                raise AiinfraError(
+                    f"steps.{node.base}.resources: got {res}={amount:g}; allowed: what a worker of this cluster offers ({have})",
+                    field=f"steps.{node.base}.resources",
+                )

@@ -1,0 +1,181 @@
+"""The Dask task: run one node's notebook with papermill in a fresh kernel on this worker.
+
+Returns a plain dict (never raises for notebook failures) so the runner can tell
+errors in the user's code (not retried) from infrastructure errors (retried).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import papermill
+from nbclient.exceptions import DeadKernelError
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.exceptions import PapermillExecutionError
+from papermill.utils import remove_args
+
+from . import kernels
+from .kinds import DEAD_KERNEL, KERNEL_START, OUT_OF_MEMORY, TIMEOUT, USER_ERROR
+
+ENGINE = "aiinfra"
+
+
+class PrestartedEngine(NBClientEngine):
+    """papermill's nbclient engine, handed a kernel that is already running.
+
+    The client is told it owns the kernel, so nbclient shuts it down and closes
+    its channels when the notebook ends: one kernel per step, never reused.
+    """
+
+    @classmethod
+    def execute_managed_notebook(  # type: ignore[override]
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: float | None = None,
+        km: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+        client = PapermillNotebookClient(
+            nb_man,
+            km=km,
+            timeout=execution_timeout,
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            shutdown_kernel="immediate",
+            **kwargs,
+        )
+        client.owns_km = True
+        return client.execute()
+
+
+papermill_engines.register(ENGINE, PrestartedEngine)
+
+
+def _worker_info() -> tuple[str, int | None, str | None, list[str]]:
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        limit = worker.memory_manager.memory_limit
+        address, name = worker.address, str(worker.name)
+    except ValueError:  # not inside a worker (direct call in tests or a debugger)
+        address, limit, name = "local", None, None
+    cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = [f"cuda:{d}" for d in cuda.split(",") if d] if cuda else ["cpu"]
+    return address, limit, name, devices
+
+
+def _event(topic: str | None, msg: dict[str, Any]) -> None:
+    if not topic:
+        return
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, msg)
+    except Exception:  # progress is best effort; never fail a step over it
+        pass
+
+
+def run_node(task: dict[str, Any]) -> dict[str, Any]:
+    """Execute ``task['notebook']`` into ``task['output']``; see the runner for the fields."""
+    address, worker_limit, worker_name, devices = _worker_info()
+    memory = task.get("memory") or worker_limit
+    name, topic = task["name"], task.get("topic")
+    result: dict[str, Any] = {
+        "name": name,
+        "worker": address,
+        "worker_name": worker_name,
+        "devices": devices,
+        "attempt": task.get("attempt", 1),
+        "start": time.time(),
+    }
+    try:
+        km = kernels.acquire(task["kernel"], task["cwd"], owner=address)
+    except Exception as exc:  # port collision, kernel died at start-up, missing kernelspec
+        result.update(status="failed", kind=KERNEL_START, error=f"kernel did not start: {exc}")
+        result["end"] = time.time()
+        return result
+    # Start the kernels for this worker's next steps while this one runs.
+    kernels.warm(task["kernel"], task["cwd"], int(task.get("warm", 0)), owner=address)
+    result["kernel_wait"] = time.time() - result["start"]  # ~0 when a warm kernel was ready
+    result["kernel_warm"] = km.aiinfra_warm  # started ahead of time, while earlier steps ran
+    result["kernel_pid"] = kernels.kernel_pid(km)
+    kernels.mark_busy(topic or "", km, True)
+    watchdog = kernels.Watchdog(km, float(task["timeout"]), memory)
+    watchdog.start()
+    _event(topic, {"node": name, "event": "start", "worker": address})
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        _event(topic, {"node": name, "event": "cell", "index": cell_index})
+
+    try:
+        papermill.execute_notebook(
+            task["notebook"],
+            task["output"],
+            parameters=task["parameters"],
+            engine_name=ENGINE,
+            kernel_name=task["kernel"],
+            km=km,
+            progress_bar=False,
+            request_save_on_cell_execute=True,
+            on_cell_start=on_cell_start,
+        )
+        result.update(status="ok")
+    except PapermillExecutionError as exc:
+        first = next((ln.strip() for ln in (exc.source or "").splitlines() if ln.strip()), "")
+        cell = f"cell In [{exc.exec_count}] ({first[:40]}{'...' if len(first) > 40 else ''})"
+        if watchdog.reason == "timeout":
+            result.update(kind=TIMEOUT, error=f"timed out after {task['timeout']:g} s in {cell}")
+        else:
+            result.update(kind=USER_ERROR, error=f"{cell}: {exc.ename}: {exc.evalue}")
+        result.update(status="failed", cell=exc.cell_index)
+    except DeadKernelError as exc:
+        if watchdog.reason == "memory":
+            result.update(
+                kind=OUT_OF_MEMORY,
+                error=f"dead kernel: out of memory (used {watchdog.peak_rss / 2**20:.0f} MiB, "
+                f"limit {memory / 2**20:.0f} MiB)",
+            )
+        elif watchdog.reason == "timeout":
+            result.update(
+                kind=TIMEOUT, error=f"timed out after {task['timeout']:g} s (kernel killed)"
+            )
+        else:
+            tail = kernels.log_tail(km)
+            result.update(
+                kind=DEAD_KERNEL,
+                error=f"dead kernel: {exc}" + (f" (kernel log: {tail})" if tail else ""),
+            )
+        result.update(status="failed")
+    except Exception as exc:  # papermill refusing the notebook, a bad parameter value, ...
+        result.update(status="failed", kind=USER_ERROR, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        watchdog.stop()
+        kernels.mark_busy(topic or "", km, False)
+        kernels.shutdown(km)
+    result["end"] = time.time()
+    result["peak_rss"] = watchdog.peak_rss
+    _event(topic, {"node": name, "event": "end", "status": result["status"]})
+    return result
+
+
+def stop_run(topic: str) -> int:
+    """Run on every worker when a run is interrupted: kill its steps' kernels."""
+    return kernels.stop_run(topic)
+
+
+def drain_kernels() -> int:
+    """Run on every worker at the end of a pipeline: stop the kernels kept warm."""
+    return kernels.drain()

@@ -1,0 +1,296 @@
+"""Kernels on a worker: collision-free ports, a warm pool, and a watchdog.
+
+Runs inside Dask worker processes. Every step still gets a fresh kernel: the
+pool only starts the *next* kernel while the current step runs, so start-up
+(most of a small notebook's cost) overlaps with useful work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import fcntl
+import json
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+
+T = TypeVar("T")
+PORT_HOLD_S = 60.0  # a kernel binds its ports well within this after launch
+
+_lock = threading.Lock()
+# Keyed by (owner, kernel name, cwd); the owner is the Dask worker, so workers that
+# share a process (threads) each keep their own warm kernels.
+_pool: dict[tuple[str, str, str], list[Future]] = {}
+_starter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aiinfra-kernel-start")
+
+
+def _ledger_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"aiinfra-kernel-ports-{os.getuid()}.json"
+
+
+def reserve_ports(ip: str, count: int = 5) -> list[int]:
+    """Free ports no other kernel launch on this machine is about to take.
+
+    jupyter_client picks ports by binding and releasing them, so two worker
+    processes launching kernels at once can pick the same port (its own cache
+    only protects one process). A small ledger shared by all processes under an
+    advisory file lock closes that window.
+    """
+    path = _ledger_path()
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            try:
+                held = {int(k): v for k, v in json.loads(fh.read() or "{}").items()}
+            except ValueError:
+                held = {}
+            now = time.time()
+            held = {p: t for p, t in held.items() if t > now}
+            ports: list[int] = []
+            while len(ports) < count:
+                with socket.socket() as sock:
+                    sock.bind((ip, 0))
+                    port = sock.getsockname()[1]
+                if port not in held and port not in ports:
+                    ports.append(port)
+            for port in ports:
+                held[port] = now + PORT_HOLD_S
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps(held))
+            fh.flush()  # before unlocking, or the next process reads the old ledger
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return ports
+
+
+def start_kernel(kernel_name: str, cwd: str) -> AsyncKernelManager:
+    """Launch a kernel in ``cwd`` (passed to the process, never os.chdir) and wait until ready."""
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    km.cache_ports = False
+    km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = reserve_ports(km.ip)
+
+    # The kernel's own output (start-up warnings, a crash's last words) goes to an
+    # unlinked append-only file rather than the worker's terminal: a dead kernel's
+    # report quotes it, and it vanishes with its last holder even if the worker dies.
+    log, path = tempfile.mkstemp(prefix="aiinfra-kernel-", suffix=".log")
+    os.unlink(path)
+    fcntl.fcntl(log, fcntl.F_SETFL, fcntl.fcntl(log, fcntl.F_GETFL) | os.O_APPEND)
+    km.aiinfra_log = log  # type: ignore[attr-defined]
+
+    async def launch() -> None:
+        await km.start_kernel(cwd=cwd, stdout=log, stderr=log)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+        finally:
+            kc.stop_channels()
+
+    try:
+        _run(launch)
+    except BaseException as exc:
+        tail = log_tail(km)
+        shutdown(km)
+        if tail:
+            raise RuntimeError(f"{exc} (kernel log: {tail})") from exc
+        raise
+    return km
+
+
+def log_tail(km: AsyncKernelManager, lines: int = 3) -> str:
+    """The last meaningful lines the kernel process wrote, for error messages."""
+    try:
+        fd = km.aiinfra_log  # type: ignore[attr-defined]
+        size = os.fstat(fd).st_size
+        # pread leaves the shared file offset alone (the kernel may still write to it).
+        text = os.pread(fd, 16384, max(0, size - 16384)).decode(errors="replace")
+    except (AttributeError, OSError):
+        return ""
+    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and "without encryption" not in ln]
+    return " | ".join(keep[-lines:])
+
+
+def _run(make_coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop.
+
+    ``client.run`` calls functions on the worker's event loop thread, where
+    asyncio.run is refused; there the coroutine runs on a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+def kernel_pid(km: AsyncKernelManager) -> int | None:
+    process = getattr(km.provisioner, "process", None)
+    return getattr(process, "pid", None)
+
+
+def shutdown(km: AsyncKernelManager) -> None:
+    """Kill a kernel we own; quiet if it is already gone."""
+
+    async def stop() -> None:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+
+    try:
+        _run(stop)
+    except Exception:  # e.g. at interpreter exit: kill it and drop its connection file
+        pid = kernel_pid(km)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        Path(km.connection_file).unlink(missing_ok=True)
+    log = getattr(km, "aiinfra_log", None)
+    if log is not None:
+        km.aiinfra_log = None  # type: ignore[attr-defined]
+        try:
+            os.close(log)
+        except OSError:
+            pass
+
+
+def acquire(kernel_name: str, cwd: str, owner: str = "") -> AsyncKernelManager:
+    """A ready kernel: a warm one started earlier if there is one, else a new one."""
+    while True:
+        with _lock:
+            queue = _pool.get((owner, kernel_name, cwd)) or []
+            future = queue.pop(0) if queue else None
+        if future is None:
+            km = start_kernel(kernel_name, cwd)
+            km.aiinfra_warm = False  # type: ignore[attr-defined]
+            return km
+        try:
+            km = future.result()
+        except Exception:
+            continue  # that warm start failed (e.g. a port race); try the next or start anew
+        if _run(km.is_alive):
+            km.aiinfra_warm = True  # type: ignore[attr-defined]
+            return km
+        shutdown(km)
+
+
+def warm(kernel_name: str, cwd: str, count: int, owner: str = "") -> None:
+    """Keep ``count`` kernels starting or ready for the next steps of ``owner``."""
+    with _lock:
+        queue = _pool.setdefault((owner, kernel_name, cwd), [])
+        while len(queue) < count:
+            queue.append(_starter.submit(start_kernel, kernel_name, cwd))
+
+
+def drain() -> int:
+    """Shut down every warm kernel of this process; returns how many."""
+    with _lock:
+        futures = [f for queue in _pool.values() for f in queue]
+        _pool.clear()
+    for future in futures:
+        try:
+            shutdown(future.result(timeout=90))
+        except Exception:
+            pass
+    return len(futures)
+
+
+atexit.register(drain)
+
+# Kernels running a step right now, by run (the progress topic), so an interrupted run
+# can stop its steps instead of leaving them to finish unobserved.
+_busy: dict[str, set[AsyncKernelManager]] = {}
+
+
+def mark_busy(run: str, km: AsyncKernelManager, busy: bool) -> None:
+    with _lock:
+        if busy:
+            _busy.setdefault(run, set()).add(km)
+        else:
+            _busy.get(run, set()).discard(km)
+
+
+def stop_run(run: str) -> int:
+    """Kill the kernels of ``run``'s running steps; returns how many."""
+    with _lock:
+        kms = list(_busy.pop(run, set()))
+    for km in kms:
+        pid = kernel_pid(km)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return len(kms)
+
+
+class Watchdog(threading.Thread):
+    """Stops a step's kernel on timeout (interrupt, then kill) or when it outgrows ``memory``.
+
+    Killing the kernel makes nbclient raise DeadKernelError; ``reason`` tells
+    the runner why, so a timeout or an out-of-memory kill is reported as such.
+    """
+
+    def __init__(self, km: AsyncKernelManager, timeout: float, memory: int | None) -> None:
+        super().__init__(daemon=True, name="aiinfra-watchdog")
+        self.pid = kernel_pid(km)
+        self.timeout = timeout
+        self.memory = memory
+        self.reason: str | None = None
+        self.peak_rss = 0
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def _rss(self, proc: psutil.Process) -> int:
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def run(self) -> None:
+        if not self.pid:
+            return
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        start = time.monotonic()
+        interrupted_at: float | None = None
+        while not self._halt.wait(0.1):
+            try:
+                rss = self._rss(proc)
+            except psutil.Error:
+                return
+            self.peak_rss = max(self.peak_rss, rss)
+            if self.memory and rss > self.memory and self.reason is None:
+                self.reason = "memory"
+                proc.kill()
+                return
+            elapsed = time.monotonic() - start
+            if elapsed > self.timeout and interrupted_at is None:
+                # Interrupt first so the executed notebook shows the cell that was running.
+                self.reason = "timeout"
+                interrupted_at = elapsed
+                proc.send_signal(signal.SIGINT)
+            elif interrupted_at is not None and elapsed - interrupted_at > 3:
+                proc.kill()
+                return

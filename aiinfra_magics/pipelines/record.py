@@ -1,0 +1,191 @@
+"""``runs/<run_id>/run.json``: the complete, inspectable record of one run."""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import NotFoundError
+from .cache import write_json_atomic
+
+PACKAGES = (
+    "aiinfra",
+    "papermill",
+    "nbclient",
+    "jupyter_client",
+    "ipykernel",
+    "dask",
+    "distributed",
+)
+STATUS_ORDER = ("ok", "cached", "failed", "skipped", "running", "pending")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(folder: Path) -> dict[str, Any] | None:
+    """The commit of the repository holding the pipeline, and whether it had local changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class RunRecord:
+    """A run.json and the folder it lives in; what ``pipeline run`` and ``status`` return."""
+
+    data: dict[str, Any]
+    folder: Path  # the pipeline folder
+
+    @property
+    def run_id(self) -> str:
+        return self.data["run_id"]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder / "runs" / self.run_id
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def steps(self) -> dict[str, dict[str, Any]]:
+        return self.data["steps"]
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+    @classmethod
+    def load(cls, folder: Path, run_id: str | None = None) -> RunRecord:
+        runs = folder / "runs"
+        if run_id is None:
+            candidates = (
+                sorted(p.parent.name for p in runs.glob("*/run.json")) if runs.is_dir() else []
+            )
+            if not candidates:
+                raise NotFoundError(
+                    f"FILE: no runs yet under {runs}; allowed: run `pipeline run` first",
+                    field="FILE",
+                )
+            run_id = candidates[-1]
+        path = runs / run_id / "run.json"
+        if not path.is_file():
+            known = sorted(p.parent.name for p in runs.glob("*/run.json"))
+            raise NotFoundError(
+                f"--run: got {run_id!r}; allowed: {', '.join(known) or 'none yet'}", field="--run"
+            )
+        return cls(json.loads(path.read_text()), folder)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for step in self.steps.values():
+            out[step["status"]] = out.get(step["status"], 0) + 1
+        return out
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s in STATUS_ORDER if (n := self.counts().get(s)))
+        took = self.data.get("duration")
+        line = f"pipeline {self.data['pipeline']} run {self.run_id}: {self.status} ({counts}"
+        line += f"; {took:.1f} s)" if took is not None else ")"
+        for name, step in self.steps.items():
+            if step["status"] == "failed":
+                line += f"\n  {name} failed: {step.get('error')}  [{step.get('notebook')}]"
+        return line
+
+    def rows(self) -> list[list[str]]:
+        rows = []
+        for name, step in self.steps.items():
+            took = step.get("duration")
+            rows.append(
+                [
+                    name,
+                    step["status"],
+                    f"{took:.2f}s" if took is not None else "",
+                    str(step.get("attempts") or ""),
+                    step.get("worker") or "",
+                    step.get("error") or step.get("reason") or "",
+                ]
+            )
+        return rows
+
+    HEADER = ("step", "status", "duration", "attempts", "worker", "note")
+
+    def table(self) -> str:
+        rows = [list(self.HEADER), *self.rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.HEADER))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(lines)
+
+    @property
+    def report(self) -> Path | None:
+        path = self.run_dir / "report.html"
+        return path if path.exists() else None
+
+    def __str__(self) -> str:
+        text = self.summary() + "\n\n" + self.table() + f"\n\nrecord: {self.path}"
+        return text + (f"\nreport: {self.report}" if self.report else "")
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        colours = {"ok": "#2e7d32", "cached": "#1565c0", "failed": "#c62828", "skipped": "#757575"}
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in self.HEADER)
+        body = ""
+        for row in self.rows():
+            cells = [html.escape(c) for c in row]
+            cells[1] = f"<span style='color:{colours.get(row[1], '#000')}'>{cells[1]}</span>"
+            body += (
+                "<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>"
+            )
+        title = html.escape(self.summary().splitlines()[0])
+        links = html.escape(str(self.path))
+        if self.report:
+            # JupyterLab opens links relative to the notebook's folder (the kernel's cwd).
+            try:
+                href = html.escape(quote(str(self.report.relative_to(Path.cwd()))))
+            except ValueError:
+                href = html.escape(self.report.as_uri())
+            links += f' - <a href="{href}" target="_blank">report</a>'
+        return f"<b>{title}</b><table><tr>{head}</tr>{body}</table><small>{links}</small>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data

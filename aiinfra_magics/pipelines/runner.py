@@ -1,0 +1,429 @@
+"""Run a pipeline: topological order, each node a Dask task running papermill on a worker.
+
+The loop lives in the calling process and only decides *what* runs next; the
+work (kernels, notebooks) happens on the workers. Ready nodes are checked
+against the cache, then submitted; independent nodes run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AiinfraError
+from . import cache, kinds
+from .dag import Node, apply_overrides, check_resources, expand, select
+from .progress import NoProgress, Progress
+from .record import RunRecord, git_commit, new_run_id, versions
+from .spec import PipelineSpec
+
+if TYPE_CHECKING:  # distributed is imported only when a step must run: cached runs start fast
+    from distributed import Client, Future
+
+BACKOFF_S = 0.5  # first retry delay; doubles with each attempt
+
+
+@contextmanager
+def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
+    """A client on the named registered cluster, or on a temporary local one."""
+    if cluster:
+        from ..clusters import manager
+
+        client = manager.connect(cluster)
+        try:
+            yield (
+                client,
+                {"name": cluster, "scheduler": client.scheduler.address, "embedded": False},
+            )
+        finally:
+            client.close()
+        return
+    from distributed import Client, LocalCluster
+
+    # Workers as threads of this process: every step already runs in its own kernel
+    # process, so worker processes would only add start-up time (and memory).
+    local = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=":0",  # never fight over 8787 with a user's own cluster
+        silence_logs=logging.ERROR,
+    )
+    try:
+        # Not the default client: the user's own client (if any) must stay the default.
+        with Client(local, set_as_default=False) as client:
+            yield client, {"name": None, "scheduler": local.scheduler_address, "embedded": True}
+    finally:
+        local.close()
+
+
+def run_pipeline(
+    path: str | Path,
+    *,
+    cluster: str | None = None,
+    params: list[str] | None = None,
+    force: bool = False,
+    only: str | None = None,
+    with_upstream: bool = False,
+    workers: int = 2,
+    progress: Progress | None = None,
+    client: Client | None = None,
+) -> RunRecord:
+    """Run ``path`` (a pipeline.yaml) and return its record; never raises for failed steps."""
+    spec = apply_overrides(PipelineSpec.from_file(path), params)
+    nodes = expand(spec)
+    selected = select(nodes, only, with_upstream)
+    for name in selected:
+        for up in nodes[name].upstream:
+            missing = [p for p in nodes[up].products if not (spec.folder / p).exists()]
+            if up not in selected and missing:
+                raise AiinfraError(
+                    f"--only: upstream {up} has not written {missing[0]} yet; allowed: add --upstream to run it too",
+                    field="--only",
+                )
+    if client is not None:
+        given = client
+
+        @contextmanager
+        def connect() -> Iterator[tuple[Client, dict[str, Any]]]:
+            yield given, {"name": None, "scheduler": given.scheduler.address, "embedded": False}
+
+    else:
+
+        def connect() -> Any:
+            return open_client(cluster, workers)
+
+    return _Run(spec, nodes, selected, force, progress, connect, params, only).go()
+
+
+class _Run:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        nodes: dict[str, Node],
+        selected: set[str],
+        force: bool,
+        progress: Progress | None,
+        connect: Callable[[], Any],
+        params: list[str] | None,
+        only: str | None,
+    ) -> None:
+        self.spec, self.nodes, self.selected, self.force = spec, nodes, selected, force
+        self.progress = progress or NoProgress()
+        # The cluster is opened on the first submission: a fully cached run needs none.
+        self.connect = connect
+        self.stack = ExitStack()
+        self._client: Client | None = None
+        self.folder = spec.folder
+        run_id = new_run_id()
+        self.run = RunRecord(
+            {
+                "run_id": run_id,
+                "pipeline": spec.name,
+                "file": str(spec.path),
+                "status": "running",
+                "start": time.time(),
+                "end": None,
+                "duration": None,
+                "cluster": None,
+                "params": params or [],
+                "force": force,
+                "only": only,
+                "versions": versions(),
+                "git": git_commit(spec.folder),
+                "steps": {n: self._blank(node) for n, node in nodes.items()},
+            },
+            spec.folder,
+        )
+        self.topic = f"aiinfra-pipeline-{run_id}"
+        self.events: queue.Queue = queue.Queue()
+        self.products: dict[str, dict[str, str | None]] = {}
+        self.broken: set[str] = set()
+        self.running: dict[Future, str] = {}
+        self.delayed: list[tuple[float, str]] = []
+        self.unsubmitted = set(selected)
+        self.warm_outstanding = 0
+        self.wake = threading.Event()
+
+    def _blank(self, node: Node) -> dict[str, Any]:
+        return {
+            "step": node.base,
+            "status": "pending",
+            "params": node.params,
+            "upstream": list(node.upstream),
+            "products": list(node.products),
+            "notebook": None,
+            "source": node.step.notebook,
+            "attempts": 0,
+        }
+
+    # -- the loop ---------------------------------------------------------------------------
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            client, info = self.stack.enter_context(self.connect())
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            check_resources({n: self.nodes[n] for n in self.selected}, workers)
+            self.run.data["cluster"] = {**info, "workers": len(workers)}
+            client.subscribe_topic(self.topic, self.events.put)
+            self.stack.callback(client.unsubscribe_topic, self.topic)
+            self.stack.callback(_drain, client)
+            kernels = {self.nodes[n].step.kernel for n in self.selected}
+            if len(kernels) == 1 and len(self.unsubmitted) > 1:
+                # Every worker starts a kernel while the first tasks are scheduled.
+                client.run(_prewarm, kernels.pop(), str(self.folder))
+                self.warm_outstanding = len(workers)
+            self._client = client
+        return self._client
+
+    def go(self) -> RunRecord:
+        self.run.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run.save()
+        self.progress.begin(self.run)
+        sorter = TopologicalSorter({n: node.upstream for n, node in self.nodes.items()})
+        sorter.prepare()
+        try:
+            while sorter.is_active():
+                for name in sorter.get_ready():
+                    if self._ready(name):
+                        sorter.done(name)
+                self._wait(sorter)
+        except BaseException:
+            for future in self.running:
+                future.cancel()
+            if self._client is not None and self.running:
+                from .execute import stop_run
+
+                try:  # cancelling a running task does not stop its kernel: kill those
+                    self._client.run(stop_run, self.topic)
+                except Exception:
+                    pass
+            self.run.data["status"] = "interrupted"
+            raise
+        finally:
+            try:
+                self.stack.close()
+            finally:
+                self._finish()
+        return self.run
+
+    def _finish(self) -> None:
+        data = self.run.data
+        data["end"] = time.time()
+        data["duration"] = data["end"] - data["start"]
+        if data["status"] == "running":
+            data["status"] = (
+                "failed" if any(s["status"] == "failed" for s in self.run.steps.values()) else "ok"
+            )
+        self.run.save()
+        self.progress.end(self.run)
+
+    def _set(self, name: str, **fields: Any) -> None:
+        self.run.steps[name].update(fields)
+        self.run.save()
+        self.progress.update(self.run, name)
+
+    def _ready(self, name: str) -> bool:
+        """Resolve a ready node now (True) or submit it (False)."""
+        node = self.nodes[name]
+        if name not in self.selected:
+            self.products[name] = self._hash_products(node)
+            self._set(name, status="skipped", reason="not selected (--only)")
+            return True
+        bad = [u for u in node.upstream if u in self.broken]
+        if bad:
+            self.broken.add(name)
+            self.unsubmitted.discard(name)
+            self._set(name, status="skipped", reason=f"upstream {bad[0]} did not finish")
+            return True
+        hashes = cache.node_hashes(
+            self.folder, node, {u: self.products.get(u, {}) for u in node.upstream}
+        )
+        hit = None if self.force else cache.lookup(self.folder, node, hashes["key"])
+        if hit:
+            self.products[name] = self._hash_products(node)
+            self.unsubmitted.discard(name)
+            self._set(
+                name,
+                status="cached",
+                hashes=hashes,
+                reason=f"unchanged since run {hit.get('run_id')}",
+                duration=0.0,
+                notebook=_rel(
+                    self.folder, self.run.run_dir.parent / hit["run_id"] / _nb_name(name)
+                ),
+            )
+            return True
+        self.run.steps[name]["hashes"] = hashes
+        self._submit(name)
+        return False
+
+    def _submit(self, name: str) -> None:
+        node = self.nodes[name]
+        step = self.run.steps[name]
+        attempt = step["attempts"] + 1
+        self.unsubmitted.discard(name)
+        client = self.client  # opens the cluster on the first submission
+        from .execute import run_node
+
+        # Warm kernels: this task most likely takes one; ask its worker for a replacement
+        # only while more nodes wait than warm kernels are already on their way.
+        self.warm_outstanding = max(0, self.warm_outstanding - 1)
+        warm = 1 if len(self.unsubmitted) + len(self.delayed) > self.warm_outstanding else 0
+        self.warm_outstanding += warm
+        output = self.run.run_dir / _nb_name(name)
+        task = {
+            "name": name,
+            "notebook": str(self.folder / node.step.notebook),
+            "output": str(output),
+            "cwd": str(self.folder),
+            "kernel": node.step.kernel,
+            "timeout": node.step.timeout,
+            "memory": node.step.memory,
+            "parameters": {
+                **node.params,
+                "product": list(node.products),
+                "upstream": {u: list(self.nodes[u].products) for u in node.upstream},
+            },
+            "topic": self.topic,
+            "attempt": attempt,
+            "warm": warm,
+        }
+        future = client.submit(
+            run_node,
+            task,
+            key=f"aiinfra-{name}-{self.run.run_id}-{attempt}",
+            pure=False,
+            resources=node.step.resources or None,
+        )
+        future.add_done_callback(lambda _: self.wake.set())
+        self.running[future] = name
+        self._set(name, status="running", attempts=attempt, notebook=_rel(self.folder, output))
+
+    def _wait(self, sorter: TopologicalSorter) -> None:
+        now = time.time()
+        for due, name in sorted(self.delayed):
+            if due <= now:
+                self.delayed.remove((due, name))
+                self._submit(name)
+        self._drain_events()
+        if not self.running:
+            if self.delayed:
+                time.sleep(max(0.0, min(d for d, _ in self.delayed) - time.time()))
+            return
+        # Done-callbacks wake the loop (distributed.wait would need a default client).
+        self.wake.wait(0.2)
+        self.wake.clear()
+        for future in [f for f in self.running if f.done()]:
+            name = self.running.pop(future)
+            if future.status == "finished":
+                result = future.result()
+            else:
+                result = {
+                    "status": "failed",
+                    "kind": kinds.WORKER_LOST,
+                    "error": f"worker lost: {future.exception()!r}",
+                }
+            if self._done(name, result):
+                sorter.done(name)
+
+    def _done(self, name: str, result: dict[str, Any]) -> bool:
+        """Record a finished attempt; True when the node is final (not being retried)."""
+        node = self.nodes[name]
+        step = self.run.steps[name]
+        timing = {
+            k: result.get(k)
+            for k in (
+                "start",
+                "end",
+                "worker",
+                "devices",
+                "peak_rss",
+                "kernel_wait",
+                "kernel_warm",
+                "kernel_pid",
+            )
+            if k in result
+        }
+        if result.get("start") and result.get("end"):
+            timing["duration"] = result["end"] - result["start"]
+        if result["status"] == "ok":
+            missing = [p for p in node.products if not (self.folder / p).exists()]
+            if missing:
+                result = {
+                    "status": "failed",
+                    "kind": kinds.USER_ERROR,
+                    "error": f"declared product {missing[0]} was not written",
+                }
+        if result["status"] == "ok":
+            self.products[name] = self._hash_products(node)
+            cache.store(
+                self.folder, node, step["hashes"]["key"], self.run.run_id, self.products[name]
+            )
+            self._set(name, status="ok", error=None, kind=None, **timing)
+            return True
+        retry = result.get("kind") in kinds.INFRA and step["attempts"] <= node.step.retries
+        failure = {
+            "error": result.get("error"),
+            "kind": result.get("kind"),
+            "cell": result.get("cell"),
+        }
+        step.setdefault("failures", []).append(failure)
+        if retry:
+            delay = BACKOFF_S * 2 ** (step["attempts"] - 1)
+            self.delayed.append((time.time() + delay, name))
+            self._set(
+                name,
+                status="pending",
+                reason=f"retrying in {delay:g} s after: {failure['error']}",
+                **timing,
+            )
+            return False
+        self.broken.add(name)
+        self._set(name, status="failed", **failure, **timing)
+        return True
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                _, msg = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if msg.get("event") == "cell" and msg.get("node") in self.run.steps:
+                self.progress.update(self.run, msg["node"], cell=msg.get("index"))
+
+    def _hash_products(self, node: Node) -> dict[str, str | None]:
+        return {p: cache.file_hash(self.folder / p) for p in node.products}
+
+
+def _drain(client: Client) -> None:
+    try:
+        from .execute import drain_kernels
+
+        client.run(drain_kernels)
+    except Exception:  # a worker gone at the end must not hide the run's result
+        pass
+
+
+def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
+    from . import kernels
+
+    kernels.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
+
+
+def _nb_name(name: str) -> str:
+    return name + ".ipynb"
+
+
+def _rel(folder: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,247 @@
+"""Benchmark `aiinfra pipeline run` against sequential papermill and ploomber's parallel build.
+
+    python benchmarks/pipeline.py               # one round of each, then the cached re-run
+    python benchmarks/pipeline.py --repeat 3    # alternated rounds, medians
+    python benchmarks/pipeline.py --work 0.5    # seconds of CPU work per middle step
+
+The same 8 notebooks (prepare -> six independent steps -> join) run, in the same run of
+this script, as:
+- a sequential loop of the `papermill` CLI (one process per notebook, as users script it);
+- `ploomber build --force` with `executor: parallel` (ploomber's own process pool);
+- `aiinfra pipeline run --force` on its temporary 2-worker local cluster;
+- `aiinfra pipeline run` again with nothing changed (every step cached).
+Every case is timed as the wall time of its CLI process, start to exit.
+
+ploomber pins an older Jupyter stack, so it lives in its own virtual environment:
+$PLOOMBER_VENV, default .bench/ploomber-venv (created on first use with
+`pip install ploomber ipykernel`). The rest uses this interpreter's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MIDDLE = [f"work{i}" for i in range(1, 7)]
+
+HELPERS = (
+    "import json, os, time\n\n"
+    "def data_path(p):\n"
+    "    # ploomber passes {'nb': ..., 'data': ...}; aiinfra and this script pass [path]\n"
+    "    return p['data'] if isinstance(p, dict) else p[0]\n\n"
+    "def save(obj):\n"
+    "    path = data_path(product)\n"
+    "    os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+    "    json.dump(obj, open(path, 'w'))"
+)
+BURN = (
+    "def burn(seconds, seed):\n"
+    "    # CPU work (not sleep), so parallel speed-ups are real on a loaded machine too\n"
+    "    end, acc = time.process_time() + seconds, seed\n"
+    "    while time.process_time() < end:\n"
+    "        for i in range(10_000):\n"
+    "            acc = (acc * 1103515245 + 12345) % 2**31\n"
+    "    return acc"
+)
+
+
+def notebook(path: Path, upstream: list[str] | None, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(f"upstream = {upstream!r}\nproduct = None\nwork = 0.3")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(HELPERS),
+        *(nbformat.v4.new_code_cell(c) for c in cells),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
+def build(folder: Path, work: float) -> None:
+    folder.mkdir(parents=True)
+    notebook(
+        folder / "prepare.ipynb",
+        None,
+        "import random\nrng = random.Random(0)\nsave([rng.random() for _ in range(20_000)])",
+    )
+    for name in MIDDLE:
+        notebook(
+            folder / f"{name}.ipynb",
+            ["prepare"],
+            BURN,
+            "data = json.load(open(data_path(upstream['prepare'])))\nsave({'sum': sum(data), 'acc': burn(work, len(data))})",
+        )
+    notebook(
+        folder / "join.ipynb",
+        MIDDLE,
+        "parts = [json.load(open(data_path(p))) for p in upstream.values()]\nsave({'total': sum(p['sum'] for p in parts)})",
+    )
+    steps = {"prepare": {"notebook": "prepare.ipynb", "products": ["data/prepare.json"]}}
+    for name in MIDDLE:
+        steps[name] = {
+            "notebook": f"{name}.ipynb",
+            "after": ["prepare"],
+            "params": {"work": work},
+            "products": [f"out/{name}.json"],
+        }
+    steps["join"] = {"notebook": "join.ipynb", "after": MIDDLE, "products": ["out/join.json"]}
+    (folder / "pipeline.yaml").write_text(
+        yaml.safe_dump({"name": "bench", "steps": steps}, sort_keys=False)
+    )
+    tasks = []
+    for name, step in steps.items():
+        task = {
+            "source": step["notebook"],
+            "product": {"nb": f"ploomber/{name}.ipynb", "data": step["products"][0]},
+        }
+        if "params" in step:
+            task["params"] = step["params"]
+        tasks.append(task)
+    (folder / "ploomber.yaml").write_text(
+        yaml.safe_dump({"executor": "parallel", "tasks": tasks}, sort_keys=False)
+    )
+
+
+def ploomber_venv() -> Path:
+    venv = Path(os.environ.get("PLOOMBER_VENV", ROOT / ".bench" / "ploomber-venv"))
+    if not (venv / "bin" / "ploomber").exists():
+        print(f"creating {venv} (pip install ploomber ipykernel) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "ploomber", "ipykernel"], check=True
+        )
+    return venv
+
+
+def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
+    return took
+
+
+def run_papermill(folder: Path) -> float:
+    papermill = str(Path(sys.executable).parent / "papermill")
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())["steps"]
+    start = time.perf_counter()
+    for name, step in spec.items():
+        params = {
+            "product": step["products"],
+            "upstream": {u: spec[u]["products"] for u in step.get("after", [])},
+        }
+        params.update(step.get("params", {}))
+        cmd = [
+            papermill,
+            step["notebook"],
+            f"seq/{name}.ipynb",
+            "-k",
+            "python3",
+            "-y",
+            json.dumps(params),
+            "--no-progress-bar",
+        ]
+        (folder / "seq").mkdir(exist_ok=True)
+        timed(cmd, folder)
+    return time.perf_counter() - start
+
+
+def run_ploomber(folder: Path, venv: Path) -> float:
+    env = {
+        **os.environ,
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "true",
+    }
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    return timed(
+        [str(venv / "bin" / "ploomber"), "build", "--entry-point", "ploomber.yaml", "--force"],
+        folder,
+        env,
+    )
+
+
+def run_aiinfra(folder: Path, force: bool) -> float:
+    cmd = [sys.executable, "-m", "aiinfra_magics.cli", "pipeline", "run", "pipeline.yaml"] + (
+        ["--force"] if force else []
+    )
+    return timed(cmd, folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--work", type=float, default=0.3, help="CPU seconds per middle step")
+    args = parser.parse_args()
+    venv = ploomber_venv()
+    base = Path(tempfile.mkdtemp(prefix="aiinfra-bench-"))
+    times: dict[str, list[float]] = {"papermill": [], "ploomber": [], "aiinfra": [], "cached": []}
+    try:
+        folders = {case: base / case for case in ("papermill", "ploomber", "aiinfra")}
+        for folder in folders.values():
+            build(folder, args.work)
+        for i in range(args.repeat):
+            order = ["papermill", "ploomber", "aiinfra"]
+            for case in order[i % 3 :] + order[: i % 3]:  # alternate who goes first
+                if case == "papermill":
+                    times[case].append(run_papermill(folders[case]))
+                elif case == "ploomber":
+                    times[case].append(run_ploomber(folders[case], venv))
+                else:
+                    times[case].append(run_aiinfra(folders[case], force=True))
+                    times["cached"].append(run_aiinfra(folders[case], force=False))
+            print(
+                f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                file=sys.stderr,
+            )
+        last = sorted((folders["aiinfra"] / "runs").glob("*/run.json"))[-1]
+        cached_inside = json.loads(last.read_text())["duration"]
+        statuses = {s["status"] for s in json.loads(last.read_text())["steps"].values()}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"8-notebook pipeline (prepare -> 6 independent -> join), {args.work:g} s CPU per middle step, "
+        f"median of {args.repeat}, {os.cpu_count()} cores"
+    )
+    print("| case | wall time | aiinfra is faster by |")
+    print("| --- | --- | --- |")
+    print(
+        f"| sequential papermill CLI | {med['papermill']:.2f} s | {med['papermill'] / med['aiinfra']:.2f}x |"
+    )
+    print(
+        f"| ploomber build (parallel) | {med['ploomber']:.2f} s | {med['ploomber'] / med['aiinfra']:.2f}x |"
+    )
+    print(f"| aiinfra pipeline run --force | {med['aiinfra']:.2f} s | 1.00x |")
+    print(
+        f"| aiinfra cached re-run (CLI process) | {med['cached']:.2f} s | {100 * med['cached'] / med['aiinfra']:.1f}% of a full run |"
+    )
+    print(
+        f"| aiinfra cached re-run (inside run.json, {'/'.join(sorted(statuses))}) | {cached_inside:.3f} s | "
+        f"{100 * cached_inside / med['aiinfra']:.1f}% of a full run |"
+    )
+
+
+if __name__ == "__main__":
+    main()

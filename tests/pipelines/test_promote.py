@@ -1,0 +1,100 @@
+"""``promote``: pipeline.yaml created or edited round-trip; a parameters cell ensured, content kept."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from aiinfra_magics.commands import Context, run_words
+from aiinfra_magics.errors import AiinfraError
+from aiinfra_magics.pipelines.promote import current_notebook
+from aiinfra_magics.pipelines.spec import PipelineSpec
+
+
+def plain_notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title")] + [
+        nbformat.v4.new_code_cell(s) for s in sources
+    ]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def tags(cell):
+    return cell.metadata.get("tags", [])
+
+
+def promote(*argv):
+    return run_words(["promote", *argv], Context(door="cli"))
+
+
+def test_promote_splits_leading_assignments_into_parameters_cell(tmp_path):
+    nb_path = plain_notebook(
+        tmp_path / "prepare.ipynb",
+        "n = 100\nseed: int = 3\nimport math\nx = math.sqrt(n)",
+        "print(x)",
+    )
+    before = "".join(c.source for c in nbformat.read(str(nb_path), as_version=4).cells)
+    result = promote("--notebook", str(nb_path), "-p", "n=10")
+    assert (
+        "added step 'prepare'" in str(result)
+        and "n, seed" in str(result)
+        and "parameters" in str(result)
+    )
+    nb = nbformat.read(str(nb_path), as_version=4)
+    params = [c for c in nb.cells if "parameters" in tags(c)]
+    assert len(params) == 1 and params[0].source == "n = 100\nseed: int = 3"
+    # Nothing lost: the text of all cells together is unchanged.
+    assert "".join(c.source for c in nb.cells).replace("\n", "") == before.replace("\n", "")
+    spec = PipelineSpec.from_file(tmp_path / "pipeline.yaml")
+    assert spec.steps["prepare"].params == {"n": 10}
+
+
+def test_promote_tags_a_pure_assignment_cell_and_adds_one_when_none(tmp_path):
+    a = plain_notebook(tmp_path / "a.ipynb", "lr = 0.1\nepochs = 3", "print(lr)")
+    promote("--notebook", str(a))
+    cells = nbformat.read(str(a), as_version=4).cells
+    assert "parameters" in tags(cells[1]) and len(cells) == 3
+    b = plain_notebook(tmp_path / "b.ipynb", "import os\nprint(os.getcwd())")
+    out = promote("--notebook", str(b), "--after", "a", "-p", "k=2")
+    cells = nbformat.read(str(b), as_version=4).cells
+    assert (
+        "parameters" in tags(cells[1])
+        and cells[1].source == "k = 2"
+        and cells[2].source.startswith("import os")
+    )
+    assert "added a cell tagged `parameters` with k" in str(out)
+    assert PipelineSpec.from_file(tmp_path / "pipeline.yaml").steps["b"].after == ("a",)
+
+
+def test_promote_keeps_yaml_comments_and_refuses_bad_input(tmp_path):
+    plain_notebook(tmp_path / "a.ipynb", "x = 1")
+    plain_notebook(tmp_path / "c.ipynb", "y = 2")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        "# my pipeline, keep this comment\nname: mine\nsteps:\n  a:\n    notebook: a.ipynb  # the first step\n"
+    )
+    promote("--notebook", str(tmp_path / "c.ipynb"), "--after", "a", "--name", "c")
+    text = spec.read_text()
+    assert (
+        "# my pipeline, keep this comment" in text
+        and "# the first step" in text
+        and "c.ipynb" in text
+    )
+    before = spec.read_text()
+    with pytest.raises(AiinfraError, match="steps.c.after: got 'zz'"):
+        promote("--notebook", str(tmp_path / "c.ipynb"), "--after", "zz", "--name", "c")
+    with pytest.raises(AiinfraError, match="--name: got 'a'"):
+        promote("--notebook", str(tmp_path / "c.ipynb"), "--name", "a")
+    assert spec.read_text() == before  # a refused promotion writes nothing
+
+
+def test_current_notebook_from_jupyter_session_env(tmp_path, monkeypatch):
+    nb_path = plain_notebook(tmp_path / "here.ipynb", "x = 1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JPY_SESSION_NAME", "some/dir/here.ipynb")
+    assert current_notebook({}) == nb_path.resolve()
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert current_notebook({}) is None
+    with pytest.raises(AiinfraError, match="--notebook"):
+        promote()
