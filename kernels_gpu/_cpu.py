@@ -1,0 +1,336 @@
+"""CPU twins: ``numba.njit(parallel=True, cache=True)`` versions of every kernel.
+
+``cache=True`` writes the machine code next to this file (or to NUMBA_CACHE_DIR), so a
+second process, a Dask worker for instance, loads it instead of compiling again.
+The callers in ``api.py`` have already validated and normalised the inputs: arrays
+are C-contiguous, floats are float32/float64, offsets are checked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from . import _math
+
+# Let LLVM reorder sums so reductions vectorise; never "nnan"/"ninf": the NaN and inf
+# rules are part of each kernel's contract.
+_FM = {"contract", "reassoc"}
+
+_jit = njit(inline="always", cache=True)
+_bin_index = _jit(_math.bin_index)
+_better = _jit(_math.better)
+_topk_push = _jit(_math.make_topk_push(_better))
+_fmix64 = _jit(_math.fmix64)
+_perm_hash = _jit(_math.perm_hash)
+
+# Above this k the twin sorts each query's distance row instead of insertion into a
+# k-list, whose cost grows as k * (number of insertions).
+_TOPK_SORT_ABOVE = 128
+# Queries x keys per tile: small enough to stay in L2, large enough for BLAS to be fast.
+_TILE_Q = 64
+_TILE_K = 2048
+
+
+@njit(parallel=True, cache=True)
+def histogram(x, weights, edges, lo, hi, nchunks, out):
+    """Per-thread private bins, then one merge; ``weights.size == 0`` means counts."""
+    nbins = out.size
+    norm = nbins / (hi - lo)
+    n = x.size
+    use_w = weights.size > 0
+    local = np.zeros((nchunks, nbins), dtype=out.dtype)
+    step = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        for j in range(c * step, min(n, (c + 1) * step)):
+            b = _bin_index(np.float64(x[j]), lo, hi, norm, nbins, edges)
+            if b >= 0:
+                if use_w:
+                    local[c, b] += weights[j]
+                else:
+                    local[c, b] += 1
+    for b in prange(nbins):
+        acc = local[0, b]
+        for c in range(1, nchunks):
+            acc += local[c, b]
+        out[b] = acc
+
+
+@njit(parallel=True, cache=True)
+def minmax(x):
+    """(min, max) ignoring NaN, in float64; (inf, -inf) when no value is a number."""
+    nchunks = 64
+    n = x.size
+    lo = np.full(nchunks, np.inf)
+    hi = np.full(nchunks, -np.inf)
+    step = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        for j in range(c * step, min(n, (c + 1) * step)):
+            v = np.float64(x[j])
+            if v < lo[c]:
+                lo[c] = v
+            if v > hi[c]:
+                hi[c] = v
+    return lo.min(), hi.max()
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def segment_reduce(values, offsets, op, out):
+    """op: 0 sum, 1 mean, 2 min, 3 max; float64 accumulation; empty -> 0 or NaN."""
+    n = values.size
+    for s in prange(offsets.size - 1):
+        a = min(max(offsets[s], 0), n)
+        b = min(max(offsets[s + 1], a), n)
+        if op <= 1:
+            acc = 0.0
+            for j in range(a, b):
+                acc += values[j]
+            if op == 1:
+                acc = acc / (b - a) if b > a else np.nan
+            out[s] = acc
+        elif b == a:
+            out[s] = np.nan
+        else:
+            # numba's own min/max reductions propagate NaN and vectorise better than a
+            # hand loop that must also watch for NaN.
+            seg = values[a:b]
+            out[s] = np.min(seg) if op == 2 else np.max(seg)
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the low bits
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _exp_le0(d):
+    """exp(d) for d <= 0 (or -inf) in float64, within ~1e-14 relative.
+
+    ``math.exp`` compiles to a scalar libm call (no SVML in PyPI's llvmlite), which
+    made the twin slower than NumPy's SIMD exp. Written as 2**n * 2**f with n from the
+    rounding trick, 2**f by its Taylor series on |f| <= 1/2 and 2**n built from bits,
+    the loop vectorises. Results under 2**-1022 (d < -708) are flushed to 0.
+    """
+    t = d * _LOG2E
+    r = t + _ROUND
+    y = (t - (r - _ROUND)) * _LN2
+    p = 1.0 / 6227020800.0
+    p = p * y + 1.0 / 479001600.0
+    p = p * y + 1.0 / 39916800.0
+    p = p * y + 1.0 / 3628800.0
+    p = p * y + 1.0 / 362880.0
+    p = p * y + 1.0 / 40320.0
+    p = p * y + 1.0 / 5040.0
+    p = p * y + 1.0 / 720.0
+    p = p * y + 1.0 / 120.0
+    p = p * y + 1.0 / 24.0
+    p = p * y + 1.0 / 6.0
+    p = p * y + 0.5
+    p = p * y + 1.0
+    p = p * y + 1.0
+    scale = _bits_f64((_f64_bits(r) + 1023) << 52)
+    return p * scale if t >= -1022.0 else 0.0
+
+
+@njit(inline="always", fastmath=_FM, cache=True)
+def _row_max(x, r):
+    """(max, saw_nan) of one row; NaN never wins a comparison, so it is counted."""
+    m = -np.inf
+    nans = 0
+    for c in range(x.shape[1]):
+        v = np.float64(x[r, c])
+        m = v if v > m else m
+        nans += v != v
+    return m, nans > 0
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def softmax(x, out):
+    """Rows of a 2-D array. Max pass, then exp-and-sum pass, then scale pass.
+
+    The row is read from memory once; the later passes hit the cache. On the CPU this
+    beats the online max/sum of the GPU kernel, which pays two exp per element.
+    A row with NaN or +inf, or with only -inf (0/0), becomes NaN.
+    """
+    rows, cols = x.shape
+    for r in prange(rows):
+        m, bad = _row_max(x, r)
+        if bad or m == np.inf or m == -np.inf:
+            for c in range(cols):
+                out[r, c] = np.nan
+            continue
+        s = 0.0
+        for c in range(cols):
+            e = _exp_le0(np.float64(x[r, c]) - m)
+            out[r, c] = e
+            s += e
+        inv = 1.0 / s
+        for c in range(cols):
+            out[r, c] *= inv
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def logsumexp(x, out):
+    """Rows of a 2-D array: NaN -> NaN, +inf -> +inf, only -inf or empty -> -inf."""
+    rows, cols = x.shape
+    for r in prange(rows):
+        m, bad = _row_max(x, r)
+        if bad:
+            out[r] = np.nan
+        elif m == np.inf or m == -np.inf:
+            out[r] = m
+        else:
+            s = 0.0
+            for c in range(cols):
+                s += _exp_le0(np.float64(x[r, c]) - m)
+            out[r] = m + math.log(s)
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def layer_norm(x, gamma, beta, eps, out):
+    """Rows of a 2-D array; biased variance; gamma/beta of size 0 mean 1 and 0.
+
+    Mean then squared deviations over the cached row: the same statistics as Welford
+    (both stable), but vectorisable on the CPU.
+    """
+    rows, cols = x.shape
+    use_g = gamma.size > 0
+    use_b = beta.size > 0
+    for r in prange(rows):
+        if cols == 0:
+            continue
+        acc = 0.0
+        for c in range(cols):
+            acc += x[r, c]
+        mean = acc / cols
+        m2 = 0.0
+        for c in range(cols):
+            d = x[r, c] - mean
+            m2 += d * d
+        rstd = 1.0 / math.sqrt(m2 / cols + eps)
+        for c in range(cols):
+            y = (x[r, c] - mean) * rstd
+            if use_g:
+                y = y * gamma[c]
+            if use_b:
+                y = y + beta[c]
+            out[r, c] = y
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def pairwise_topk(queries, keys, k, metric, out_vals, out_idx):
+    """metric: 0 l2 (squared), 1 ip, 2 cosine. Scores are ranked smaller-first.
+
+    Distances come tile by tile from one BLAS product (queries x a slice of keys),
+    so no (m, n) matrix is ever held; each tile is folded into per-query top-k lists.
+    """
+    m, d = queries.shape
+    n = keys.shape[0]
+    qn = np.empty(m)
+    for i in prange(m):
+        acc = 0.0
+        for c in range(d):
+            acc += np.float64(queries[i, c]) * queries[i, c]
+        qn[i] = acc
+    kn = np.empty(n)
+    for t in prange(n):
+        acc = 0.0
+        for c in range(d):
+            acc += np.float64(keys[t, c]) * keys[t, c]
+        kn[t] = acc
+    q64 = queries.astype(np.float64)
+    nblocks = (m + _TILE_Q - 1) // _TILE_Q
+    sort_rows = k > _TOPK_SORT_ABOVE
+    for qb in prange(nblocks):
+        q0 = qb * _TILE_Q
+        q1 = min(m, q0 + _TILE_Q)
+        nq = q1 - q0
+        vals = np.empty((nq, k))
+        idxs = np.empty((nq, k), dtype=np.int64)
+        counts = np.zeros(nq, dtype=np.int64)
+        rowbuf = np.empty((nq, n if sort_rows else 0))
+        for t0 in range(0, n, _TILE_K):
+            t1 = min(n, t0 + _TILE_K)
+            tile = np.dot(q64[q0:q1], keys[t0:t1].astype(np.float64).T)
+            for qi in range(nq):
+                for tj in range(t1 - t0):
+                    t = t0 + tj
+                    dot = tile[qi, tj]
+                    if metric == 0:
+                        score = max(qn[q0 + qi] + kn[t] - 2.0 * dot, 0.0)
+                    elif metric == 1:
+                        score = -dot
+                    else:
+                        score = -dot / (math.sqrt(qn[q0 + qi]) * math.sqrt(kn[t]))
+                    if sort_rows:
+                        rowbuf[qi, t] = score
+                    elif counts[qi] < k or _better(score, t, vals[qi, k - 1], idxs[qi, k - 1]):
+                        # Test against the k-th first: most candidates stop here, and the
+                        # row views passed to _topk_push cost reference counting.
+                        counts[qi] = _topk_push(vals[qi], idxs[qi], counts[qi], k, score, t)
+        for qi in range(nq):
+            if sort_rows:
+                order = np.argsort(rowbuf[qi], kind="mergesort")
+                for j in range(k):
+                    idxs[qi, j] = order[j]
+                    vals[qi, j] = rowbuf[qi, order[j]]
+            for j in range(k):
+                v = vals[qi, j]
+                out_vals[q0 + qi, j] = v if metric == 0 else -v
+                out_idx[q0 + qi, j] = idxs[qi, j]
+
+
+@njit(parallel=True, cache=True)
+def ewma(values, offsets, alpha, out):
+    """Sequential scan per segment, float64 state; NaN inputs repeat the last mean."""
+    n = values.size
+    beta = 1.0 - alpha
+    for s in prange(offsets.size - 1):
+        a = min(max(offsets[s], 0), n)
+        b = min(max(offsets[s + 1], a), n)
+        m = np.nan
+        for j in range(a, b):
+            v = np.float64(values[j])
+            if v == v:
+                m = v if m != m else beta * m + alpha * v
+            out[j] = m
+
+
+@njit(parallel=True, cache=True)
+def minhash(tokens, offsets, a, b, out):
+    """One signature row per document: min over tokens of each permutation's hash."""
+    n = tokens.size
+    nperm = a.size
+    empty = np.uint32(0xFFFFFFFF)
+    for doc in prange(offsets.size - 1):
+        lo = min(max(offsets[doc], 0), n)
+        hi = min(max(offsets[doc + 1], lo), n)
+        sig = np.full(nperm, empty, dtype=np.uint32)
+        for j in range(lo, hi):
+            base = _fmix64(np.uint64(tokens[j]))
+            for p in range(nperm):
+                h = _perm_hash(base, a[p], b[p])
+                if h < sig[p]:
+                    sig[p] = h
+        for p in range(nperm):
+            out[doc, p] = sig[p]

@@ -1,0 +1,232 @@
+"""Flat and segmented kernels: histogram, segment_reduce, ewma, minhash.
+
+Segments are CSR ``offsets``: segment i is ``values[offsets[i]:offsets[i+1]]``, so n
+segments need n + 1 offsets; empty segments are allowed. Host offsets are checked
+(1-D integers, non-decreasing, within the data) and bad ones refused; offsets already
+on the GPU are not copied back to be checked: the kernels clamp them, so a bad one
+gives an empty segment, never an out-of-bounds read. Input kinds, streams and results
+follow the rules in :mod:`kernels_gpu.rows`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from typing import Any
+
+import numpy as np
+
+from aiinfra_magics.errors import field_error
+
+from . import _checks as ck
+from . import _cpu
+from ._dispatch import from_host
+
+OPS = ("sum", "mean", "min", "max")
+
+
+def histogram(
+    x: Any, bins: int = 10, range: tuple[float, float] | None = None, weights: Any = None,
+    *, stream: Any = None,
+) -> tuple[Any, Any]:  # fmt: skip
+    """``np.histogram`` with ``bins`` equal bins: returns ``(counts, edges)``.
+
+    Bin rule, edges and right-inclusive last bin are NumPy's. Differences: NaN values
+    are dropped (NumPy raises on them when the range is automatic) and the arithmetic is
+    float64 whatever the input dtype. Counts are int64, or float64 sums of ``weights``.
+    ``range=None`` takes the finite min/max (one more pass, and on the GPU a sync);
+    an infinite min or max then needs an explicit range. ``x``: any real dtype and shape
+    (flattened); ``weights``: same shape (float64 on the GPU); ``bins >= 1``.
+
+    GPU: each block counts into shared-memory bins (int32 atomics; float64 for weights)
+    for up to 2048 bins and merges once with global atomics; more bins go straight to
+    global atomics. CPU: per-thread private bins, then one merge. O(n + bins·blocks).
+    """
+    dev, xa = ck.split(x, "x", stream)
+    nb = ck.integer(bins, "bins", 1)
+    wa = ck.side(dev, weights, "weights")
+    if wa is not None and tuple(wa.shape) != tuple(xa.shape):
+        raise field_error("weights", f"shape {tuple(wa.shape)}", f"shape {tuple(xa.shape)} as x")
+    if dev is None:
+        xf = np.ascontiguousarray(xa).ravel()
+        if xf.dtype.kind not in "biuf":
+            raise field_error("x", str(xf.dtype), "real numbers")
+        wf = np.empty(0) if wa is None else np.ascontiguousarray(wa, dtype=np.float64).ravel()
+        lo, hi = _range(range, lambda: _cpu.minmax(xf) if xf.size else (np.inf, -np.inf))
+        edges = np.linspace(lo, hi, nb + 1)
+        counts = np.zeros(nb, np.float64 if wa is not None else np.int64)
+        if xf.size:
+            nchunks = builtins.min(xf.size, 4 * (os.cpu_count() or 1))
+            _cpu.histogram(xf, wf, edges, lo, hi, nchunks, counts)
+        return from_host(counts, x), from_host(edges, x)
+    from . import _cuda_segments as cs
+
+    xf = _flat_device(xa, "x")
+    if np.dtype(xf.dtype).kind not in "biuf":
+        raise field_error("x", str(xf.dtype), "real numbers")
+    wf = None if wa is None else _flat_device(wa, "weights")
+    if wf is not None and np.dtype(wf.dtype) != np.float64:
+        raise field_error("weights", str(wf.dtype), "float64 on the GPU")
+
+    def gpu_minmax() -> tuple[float, float]:
+        if xf.shape[0] == 0:
+            return np.inf, -np.inf
+        mm = dev.cuda.to_device(np.array([np.inf, -np.inf]), stream=dev.stream)
+        dev.launch(cs.minmax_kernel, cs.grid_for(xf.shape[0]), cs.TPB, xf, mm)
+        got = mm.copy_to_host(stream=dev.stream)
+        dev.stream.synchronize()
+        return float(got[0]), float(got[1])
+
+    lo, hi = _range(range, gpu_minmax)
+    edges_h = np.linspace(lo, hi, nb + 1)
+    edges = dev.view(edges_h, "edges")
+    cobj, cv = dev.empty((nb,), np.float64 if wf is not None else np.int64)
+    dev.launch(cs.zero_kernel, cs.grid_for(nb), cs.TPB, cv)
+    if xf.shape[0]:
+        kern = cs.histogram_kernel(wf is not None, nb <= cs.SHARED_BINS)
+        wv = wf if wf is not None else edges  # placeholder the kernel never reads
+        dev.launch(kern, cs.grid_for(xf.shape[0]), cs.TPB, xf, wv, edges, lo, hi, cv)
+    eobj, ev = dev.empty((nb + 1,), np.float64)
+    ev.copy_to_device(edges, stream=dev.stream)
+    return dev.wrap(cobj), dev.wrap(eobj)
+
+
+def _range(rng: Any, auto: Any) -> tuple[float, float]:
+    if rng is None:
+        lo, hi = auto()
+        if lo > hi:  # empty or all NaN: NumPy's default
+            lo, hi = 0.0, 1.0
+        elif not (np.isfinite(lo) and np.isfinite(hi)):
+            raise field_error("range", f"auto [{lo}, {hi}]", "a finite (min, max); pass one")
+    else:
+        try:
+            lo, hi = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            raise field_error("range", rng, "None or (min, max) numbers") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise field_error("range", rng, "finite (min, max) with min <= max")
+    if lo == hi:  # NumPy widens a zero-width range
+        lo, hi = lo - 0.5, hi + 0.5
+    return float(lo), float(hi)
+
+
+def _flat_device(av: Any, field: str) -> Any:
+    if av.ndim == 1:
+        return av
+    if not ck._contiguous(av):
+        raise field_error(field, "a strided N-d GPU array", "1-D or C-contiguous")
+    return av.reshape(int(np.prod(av.shape)))
+
+
+def segment_reduce(values: Any, offsets: Any, op: str = "sum", *, stream: Any = None) -> Any:
+    """Reduce each CSR segment of the 1-D ``values``: ``op`` in sum, mean, min, max.
+
+    Output: one value per segment, float32/float64 as the input, float64 for integer
+    input. Accumulation is float64. Empty segments give 0 (sum) or NaN (mean, min, max);
+    NaN inside a segment propagates. GPU: one block per segment, shared-memory tree;
+    CPU: one thread per segment. O(n + segments).
+    """
+    dev, va = ck.split(values, "values", stream)
+    ck.one_dim(va, "values")
+    code = ck.choice(op, "op", OPS)
+    dt = ck.real_dtype(va, "values", gpu=False)  # GPU kernels read any real dtype
+    if dev is None:
+        v = np.ascontiguousarray(va)
+        o = ck.offsets_host(ck.to_host(offsets, "offsets"), v.shape[0])
+        out = np.empty(o.size - 1, dt)
+        if out.size:
+            _cpu.segment_reduce(v, o, code, out)
+        return from_host(out, values)
+    from . import _cuda_segments as cs
+
+    ov = ck.offsets_device(dev, offsets, va.shape[0])
+    obj, outv = dev.empty((ov.shape[0] - 1,), dt)
+    if ov.shape[0] > 1:
+        nseg = ov.shape[0] - 1
+        tpb = cs.threads_for(va.shape[0] // nseg)  # about a quarter of a mean segment
+        dev.launch(cs.segment_reduce_kernel, builtins.min(nseg, 65535), tpb, va, ov, code, outv)
+    return dev.wrap(obj)
+
+
+def ewma(values: Any, offsets: Any, alpha: float, *, stream: Any = None) -> Any:
+    """Exponentially weighted moving average restarting at every segment.
+
+    ``y[first] = x[first]``, then ``y[i] = (1 - alpha) * y[i-1] + alpha * x[i]`` (pandas
+    ``ewm(alpha=alpha, adjust=False, ignore_na=True).mean()`` per group). NaN inputs
+    leave the state alone and repeat the last mean (NaN before the first number).
+    ``0 < alpha <= 1``. State is float64; output float32/float64 as the input, float64
+    for integers. One thread per segment on either side: the scan is sequential.
+    """
+    dev, va = ck.split(values, "values", stream)
+    ck.one_dim(va, "values")
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise field_error("alpha", alpha, "a number with 0 < alpha <= 1") from None
+    if not (0.0 < a <= 1.0):
+        raise field_error("alpha", alpha, "a number with 0 < alpha <= 1")
+    dt = ck.real_dtype(va, "values", gpu=False)
+    if dev is None:
+        v = np.ascontiguousarray(va)
+        o = ck.offsets_host(ck.to_host(offsets, "offsets"), v.shape[0])
+        out = np.full(v.shape[0], np.nan, dt)  # positions outside every segment stay NaN
+        if o.size > 1:
+            _cpu.ewma(v, o, a, out)
+        return from_host(out, values)
+    from . import _cuda_segments as cs
+
+    ov = ck.offsets_device(dev, offsets, va.shape[0])
+    obj, outv = dev.empty((va.shape[0],), dt)
+    if va.shape[0]:
+        dev.launch(cs.fill_nan_kernel, cs.grid_for(va.shape[0]), cs.TPB, outv)
+    if ov.shape[0] > 1:
+        dev.launch(cs.ewma_kernel, cs.grid_for(ov.shape[0] - 1, 128), 128, va, ov, a, outv)
+    return dev.wrap(obj)
+
+
+def minhash_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of each permutation's multiply-shift hash; a is odd."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+    b = rng.integers(0, 2**64, num_perm, dtype=np.uint64, endpoint=False)
+    return a, b
+
+
+def minhash(
+    token_ids: Any, offsets: Any, num_perm: int = 128, seed: int = 0, *, stream: Any = None
+) -> Any:
+    """MinHash signatures, one row of ``num_perm`` uint32 per document (CSR segment).
+
+    Each token id (any integer dtype, taken as its 64-bit two's complement) is mixed
+    with MurmurHash3's fmix64, then permutation p hashes it as the high 32 bits of
+    ``a_p * h + b_p mod 2**64`` with (a_p, b_p) drawn from ``seed``. Identical on CPU
+    and GPU for a seed. The share of equal entries between two rows estimates the
+    Jaccard similarity of the two token sets. Empty documents give all 0xFFFFFFFF.
+    GPU: a block per (document, 256 permutations), token hashes staged in shared memory.
+    O(tokens · num_perm).
+    """
+    dev, ta = ck.split(token_ids, "token_ids", stream)
+    ck.one_dim(ta, "token_ids")
+    if np.dtype(ta.dtype).kind not in "iu":
+        raise field_error("token_ids", str(ta.dtype), "an integer dtype")
+    npm = ck.integer(num_perm, "num_perm", 1, 1 << 16)
+    sd = ck.integer(seed, "seed", 0)
+    a, b = minhash_params(npm, sd)
+    if dev is None:
+        t = np.ascontiguousarray(ta)
+        o = ck.offsets_host(ck.to_host(offsets, "offsets"), t.shape[0])
+        out = np.empty((o.size - 1, npm), np.uint32)
+        if out.shape[0]:
+            _cpu.minhash(t, o, a, b, out)
+        return from_host(out, token_ids)
+    from . import _cuda_segments as cs
+
+    ov = ck.offsets_device(dev, offsets, ta.shape[0])
+    ndocs = ov.shape[0] - 1
+    obj, outv = dev.empty((ndocs, npm), np.uint32)
+    if ndocs:
+        tpb = builtins.min(cs.TPB, 32 * ((npm + 31) // 32))
+        grid = (builtins.min(ndocs, 65535), (npm + tpb - 1) // tpb)
+        av, bv = dev.view(a, "a"), dev.view(b, "b")
+        dev.launch(cs.minhash_kernel, grid, tpb, ta, ov, av, bv, outv)
+    return dev.wrap(obj)

@@ -1,0 +1,211 @@
+"""CPU twins against the NumPy float64 reference on larger inputs, the input rules
+(kinds, dtypes, strides) and the one-line errors for bad arguments."""
+
+from __future__ import annotations
+
+import kernels_reference as ref
+import numpy as np
+import pytest
+
+import kernels_gpu as kg
+from aiinfra_magics.errors import AiinfraError
+
+FLOATS = [np.float32, np.float64]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_logsumexp_large(rng, dtype):
+    x = (rng.standard_normal((300, 500)) * 20).astype(dtype)
+    x[5, 7], x[6, 1], x[7] = np.nan, np.inf, -np.inf
+    out = kg.softmax(x)
+    assert out.dtype == dtype and out.shape == x.shape
+    ref.close(out, ref.softmax(x), dtype)
+    ref.close(kg.logsumexp(x), ref.logsumexp(x), dtype)
+    ref.close(kg.softmax(x, axis=0), ref.softmax(x, axis=0), dtype)
+    x3 = x.reshape(30, 10, 500)
+    ref.close(kg.logsumexp(x3, axis=1), ref.logsumexp(x3, axis=1), dtype)
+
+
+def test_softmax_extreme_values_and_ints(rng):
+    x = np.array([[1000.0, 999.0, -1000.0], [-745.0, -800.0, -700.0]])
+    ref.close(kg.softmax(x), ref.softmax(x), np.float64)
+    ref.close(kg.logsumexp(x), ref.logsumexp(x), np.float64)
+    got = kg.softmax(np.arange(12).reshape(3, 4))
+    assert got.dtype == np.float64
+    ref.close(got, ref.softmax(np.arange(12).reshape(3, 4)), np.float64)
+
+
+def test_non_contiguous_host_input(rng):
+    x = rng.standard_normal((200, 300))
+    view = x[::2, ::3]
+    ref.close(kg.softmax(view), ref.softmax(view), np.float64)
+    ref.close(kg.layer_norm(view.T), ref.layer_norm(view.T), np.float64)
+    v = rng.standard_normal(1000)[::2]
+    ref.close(kg.segment_reduce(v, [0, 100, 500], "sum"), ref.segment_reduce(v, [0, 100, 500], "sum"), np.float64)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_layer_norm_large(rng, dtype):
+    x = (rng.standard_normal((400, 768)) * 3 + 5).astype(dtype)
+    g = rng.standard_normal(768).astype(dtype)
+    b = rng.standard_normal(768).astype(dtype)
+    ref.close(kg.layer_norm(x, g, b), ref.layer_norm(x, g, b), dtype)
+    ref.close(kg.layer_norm(x, eps=0.0), ref.layer_norm(x, eps=0.0), dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS + [np.int16, np.uint8])
+def test_histogram_large(rng, dtype):
+    x = (rng.standard_normal(200_000) * 50).astype(dtype)
+    for bins, rng_ in ((17, None), (1000, (-20, 30)), (5000, None)):
+        counts, edges = kg.histogram(x, bins, range=rng_)
+        rc, re = ref.histogram(x, bins, rng_)
+        np.testing.assert_array_equal(counts, rc)
+        np.testing.assert_allclose(edges, re)
+
+
+def test_histogram_weights_nan_and_edge_values(rng):
+    x = np.linspace(0, 1, 1001)  # values on the bin edges, the last on the right edge
+    w = rng.random(1001)
+    c, _ = kg.histogram(x, 10, weights=w)
+    np.testing.assert_allclose(c, np.histogram(x, 10, weights=w)[0])
+    x[::10] = np.nan
+    c, _ = kg.histogram(x, 10)
+    assert c.sum() == np.count_nonzero(~np.isnan(x))
+    c, e = kg.histogram(np.full(5, 3.0), 2)  # zero-width range widens by 0.5 as NumPy
+    np.testing.assert_allclose(e, [2.5, 3.0, 3.5])
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "min", "max"])
+def test_segment_reduce_large(rng, op):
+    lens = rng.integers(0, 400, 3000)
+    lens[::5] = 0
+    off = np.concatenate([[0], np.cumsum(lens)])
+    for dtype in (np.float32, np.float64, np.int32):
+        v = (rng.standard_normal(off[-1]) * 100).astype(dtype)
+        ref.close(kg.segment_reduce(v, off, op), ref.segment_reduce(v, off, op), dtype if dtype in FLOATS else np.float64)  # fmt: skip
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+@pytest.mark.parametrize("k", [1, 10, 300])  # 300 takes the sort-the-row path
+def test_pairwise_topk_large(rng, metric, k):
+    q = rng.standard_normal((150, 24))
+    keys = rng.standard_normal((3000, 24))
+    vals, idx = kg.pairwise_topk(q, keys, k, metric)
+    rv, ri = ref.pairwise_topk(q, keys, k, metric)
+    ref.close(vals, rv, np.float32)  # BLAS + norm expansion: float32-level agreement
+    assert (idx == ri).mean() > 0.999  # near-ties may swap under a different summation
+    got = ref.pairwise_topk(q, keys[np.sort(idx[0])], k, metric)[0][0]
+    np.testing.assert_allclose(np.sort(got), np.sort(rv[0]), rtol=1e-9, atol=1e-9)
+
+
+def test_pairwise_topk_k_equals_n_and_zero_vectors(rng):
+    keys = rng.standard_normal((40, 5))
+    keys[3] = 0.0  # cosine with a zero vector is NaN: ranked last
+    q = rng.standard_normal((4, 5))
+    vals, idx = kg.pairwise_topk(q, keys, 40, "cosine")
+    assert (idx[:, -1] == 3).all() and np.isnan(vals[:, -1]).all()
+    assert sorted(idx[0]) == list(range(40))
+
+
+def test_ewma_large_matches_reference_and_pandas(rng):
+    pd = pytest.importorskip("pandas")
+    lens = rng.integers(0, 300, 500)
+    off = np.concatenate([[0], np.cumsum(lens)])
+    v = rng.standard_normal(off[-1])
+    v[::13] = np.nan
+    got = kg.ewma(v, off, 0.15)
+    ref.close(got, ref.ewma(v, off, 0.15), np.float64)
+    groups = np.repeat(np.arange(lens.size), lens)
+    s = pd.Series(v).groupby(groups)
+    want = s.transform(lambda g: g.ewm(alpha=0.15, adjust=False, ignore_na=True).mean())
+    np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-12, equal_nan=True)
+
+
+def test_minhash_large_and_jaccard(rng):
+    lens = rng.integers(0, 200, 300)
+    off = np.concatenate([[0], np.cumsum(lens)])
+    tok = rng.integers(0, 1 << 20, off[-1]).astype(np.int32)
+    sig = kg.minhash(tok, off, 64, seed=11)
+    np.testing.assert_array_equal(sig, ref.minhash(tok, off, 64, 11))
+    a = np.arange(0, 600)
+    b = np.arange(300, 900)  # Jaccard(a, b) = 300 / 900
+    s = kg.minhash(np.concatenate([a, b]), [0, 600, 1200], 512, seed=1)
+    assert abs((s[0] == s[1]).mean() - 1 / 3) < 0.08
+    assert not np.array_equal(kg.minhash(a, [0, 600], 8, 1), kg.minhash(a, [0, 600], 8, 2))
+
+
+def test_jax_cpu_arrays_come_back_as_jax(rng):
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.asarray(rng.standard_normal((3, 4)).astype(np.float32))
+    out = kg.softmax(x)
+    assert type(out).__module__.startswith("jax")
+    ref.close(np.asarray(out), ref.softmax(np.asarray(x)), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: kg.softmax(np.ones((2, 2)), axis=2), "axis"),
+        (lambda: kg.softmax(np.array(1.0)), "x"),
+        (lambda: kg.softmax(np.ones(3, complex)), "x"),
+        (lambda: kg.layer_norm(np.ones((2, 3)), gamma=np.ones(4)), "gamma"),
+        (lambda: kg.layer_norm(np.ones((2, 3)), eps=-1), "eps"),
+        (lambda: kg.histogram(np.ones(3), 0), "bins"),
+        (lambda: kg.histogram(np.ones(3), True), "bins"),
+        (lambda: kg.histogram(np.ones(3), 4, range=(2, 1)), "range"),
+        (lambda: kg.histogram(np.array([1.0, np.inf]), 4), "range"),
+        (lambda: kg.histogram(np.ones(3), 4, weights=np.ones(2)), "weights"),
+        (lambda: kg.segment_reduce(np.ones(5), [0, 3, 2], "sum"), "offsets"),
+        (lambda: kg.segment_reduce(np.ones(5), [0, 6], "sum"), "offsets"),
+        (lambda: kg.segment_reduce(np.ones(5), [], "sum"), "offsets"),
+        (lambda: kg.segment_reduce(np.ones(5), [0.0, 5.0], "sum"), "offsets"),
+        (lambda: kg.segment_reduce(np.ones(5), [0, 5], "median"), "op"),
+        (lambda: kg.segment_reduce(np.ones((5, 2)), [0, 5]), "values"),
+        (lambda: kg.pairwise_topk(np.ones((2, 3)), np.ones((4, 3)), 5), "k"),
+        (lambda: kg.pairwise_topk(np.ones((2, 3)), np.ones((4, 3)), 0), "k"),
+        (lambda: kg.pairwise_topk(np.ones((2, 3)), np.ones((4, 2)), 1), "keys"),
+        (lambda: kg.pairwise_topk(np.ones((2, 3)), np.ones((4, 3)), 1, "l1"), "metric"),
+        (lambda: kg.pairwise_topk(np.ones(3), np.ones((4, 3)), 1), "queries"),
+        (lambda: kg.ewma(np.ones(4), [0, 4], 0.0), "alpha"),
+        (lambda: kg.ewma(np.ones(4), [0, 4], 1.5), "alpha"),
+        (lambda: kg.minhash(np.ones(4), [0, 4]), "token_ids"),
+        (lambda: kg.minhash(np.ones(4, int), [0, 4], num_perm=0), "num_perm"),
+        (lambda: kg.minhash(np.ones(4, int), [0, 4], seed=-1), "seed"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(call, field):
+    with pytest.raises(AiinfraError) as exc:
+        call()
+    assert exc.value.field == field
+    assert str(exc.value).startswith(f"{field}: ") and "\n" not in str(exc.value)
+
+
+def test_empty_inputs():
+    assert kg.softmax(np.zeros((0, 3))).shape == (0, 3)
+    np.testing.assert_array_equal(kg.logsumexp(np.zeros((2, 0))), [-np.inf, -np.inf])
+    assert kg.layer_norm(np.zeros((0, 4))).shape == (0, 4)
+    c, e = kg.histogram(np.zeros(0), 3)
+    np.testing.assert_array_equal(c, [0, 0, 0])
+    assert kg.segment_reduce(np.zeros(0), [0]).shape == (0,)
+    np.testing.assert_array_equal(kg.segment_reduce(np.zeros(0), [0, 0], "max"), [np.nan])
+    assert kg.ewma(np.zeros(0), [0], 0.5).shape == (0,)
+    assert kg.minhash(np.zeros(0, int), [0, 0], 4).tolist() == [[0xFFFFFFFF] * 4]
+    v, i = kg.pairwise_topk(np.zeros((0, 3)), np.ones((4, 3)), 2)
+    assert v.shape == (0, 2) and i.shape == (0, 2)
+
+
+def test_import_needs_no_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys, kernels_gpu, kernels_gpu.dask; assert 'numba.cuda' not in sys.modules"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"}, cwd=root
+    )
