@@ -14,24 +14,12 @@ import threading
 import time
 from typing import Any
 
+from ..devices import _nvml_call as _metric
+from ..devices import _text
+
 # How long the thread keeps sampling after the last request: clients poll every
 # few seconds, so this covers several polls without sampling for nobody.
 IDLE_STOP_S = 30.0
-
-
-def _metric(fn: Any, *args: Any) -> Any:
-    """Call one NVML getter; None when this device does not support it."""
-    import pynvml
-
-    try:
-        return fn(*args)
-    except pynvml.NVMLError:
-        return None
-
-
-def _text(value: Any) -> Any:
-    """Older NVML bindings return bytes for strings."""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _sample_device(index: int) -> dict[str, Any]:
