@@ -206,14 +206,26 @@ def cases(xp, gpu: bool, scale: float):
     def ours_topk_single(q, kk):  # the one-query-per-block layout, for comparison
         from kernels_gpu import _cuda_topk
 
-        _cuda_topk.MULTI = False
+        _cuda_topk.MULTI = _cuda_topk.WARP = False
         try:
             return ours_topk(q, kk)
         finally:
-            _cuda_topk.MULTI = True
+            _cuda_topk.MULTI = _cuda_topk.WARP = True
+
+    def ours_topk_multi(q, kk):  # the 8-queries-per-block thread layout, for comparison
+        from kernels_gpu import _cuda_topk
+
+        _cuda_topk.WARP = False
+        try:
+            return ours_topk(q, kk)
+        finally:
+            _cuda_topk.WARP = True
 
     f4 = 4
-    extra = [("topk 1 q/block", f"{nq}x{nk}x{dim} k={k} l2", make_topk, ours_topk_single, peer_topk, (nq + nk) * dim * f4)]  # fmt: skip
+    extra = [
+        ("topk 8 q/block", f"{nq}x{nk}x{dim} k={k} l2", make_topk, ours_topk_multi, peer_topk, (nq + nk) * dim * f4),
+        ("topk 1 q/block", f"{nq}x{nk}x{dim} k={k} l2", make_topk, ours_topk_single, peer_topk, (nq + nk) * dim * f4),
+    ]  # fmt: skip
     return [
         ("softmax", f"{rows}x{cols} f32", mat, kg.softmax, peer_softmax, 2 * rows * cols * f4),
         ("logsumexp", f"{rows}x{cols} f32", mat, kg.logsumexp, peer_lse, rows * cols * f4),

@@ -92,7 +92,7 @@ def rows_device(xv: Any, axis: int) -> Any:
     if xv.ndim == 1:
         return xv.reshape(1, xv.shape[0]) if _contiguous(xv) else _refuse_strided()
     if xv.ndim == 2:
-        return xv if axis == 1 else xv.T
+        return xv if axis == 1 else _transposed(xv)
     if axis != xv.ndim - 1 or not _contiguous(xv):
         raise AiinfraError(
             "x: got a strided or non-last-axis GPU array with more than 2 dimensions; "
@@ -101,6 +101,25 @@ def rows_device(xv: Any, axis: int) -> Any:
         )
     shape = tuple(xv.shape)
     return xv.reshape(int(np.prod(shape[:-1])), shape[-1])
+
+
+def _transposed(xv: Any) -> Any:
+    """The transpose of a 2-D numba device array as a view of the same memory.
+
+    ``DeviceNDArray.T`` is no view on a real GPU: it runs a transpose kernel into a new
+    array, so a kernel writing into ``out.T`` wrote into a temporary and the caller's
+    output stayed unwritten (the simulator's ``.T`` is a NumPy view, which hid it).
+    """
+    gpu_data = getattr(xv, "gpu_data", None)
+    if gpu_data is None:  # the simulator's array: its .T is a NumPy view already
+        return xv.T
+    return type(xv)(
+        shape=tuple(xv.shape)[::-1],
+        strides=tuple(xv.strides)[::-1],
+        dtype=xv.dtype,
+        stream=xv.stream,
+        gpu_data=gpu_data,
+    )
 
 
 def _contiguous(xv: Any) -> bool:

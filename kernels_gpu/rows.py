@@ -33,8 +33,9 @@ METRICS = ("l2", "ip", "cosine")
 def softmax(x: Any, axis: int = -1, *, stream: Any = None) -> Any:
     """Numerically stable softmax along ``axis``.
 
-    GPU: one block per row keeps an online (max, sum of exp) state, one read of the row
-    for the statistics and a second, cache-hot read to write. CPU: max, exp-sum and
+    GPU: one block per row; rows up to 16384 long are held in registers (one read of
+    the row: max, exp and sum, write), longer rows keep an online (max, sum of exp)
+    state and re-read the cache-hot row to write. CPU: max, exp-sum and
     scale passes over the cache-resident row. O(n) work, O(1) extra memory.
 
     NaN policy: a row holding NaN or +inf becomes all NaN; a row of only -inf is NaN
@@ -78,8 +79,12 @@ def _lse(x: Any, axis: Any, stream: Any, log: bool) -> Any:
         obj, ov = dev.empty(xa.shape, dt)
         ov2 = ck.rows_device(ov, ax)
     if x2.shape[0]:
-        kern = cr.softmax_kernel(dt, log)
-        dev.launch(kern, cr.grid_for(x2.shape[0]), cr.threads_for(x2.shape[1]), x2, ov2)
+        reg = cr.reg_config(x2.shape[1])
+        if reg is not None:
+            kern, tpb = cr.softmax_reg_kernel(dt, log, reg[1], reg[0]), reg[0]
+        else:
+            kern, tpb = cr.softmax_kernel(dt, log), cr.threads_for(x2.shape[1])
+        dev.launch(kern, cr.grid_for(x2.shape[0]), tpb, x2, ov2)
     return dev.wrap(obj)
 
 
@@ -88,9 +93,9 @@ def layer_norm(
 ) -> Any:
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis, fused.
 
-    Biased variance, as PyTorch's ``layer_norm``. GPU: one block per row, Welford
-    statistics per thread merged by Chan's formula in shared memory, then one write
-    pass. CPU: mean and squared-deviation passes over the cache-resident row. O(n).
+    Biased variance, as PyTorch's ``layer_norm``. GPU: one block per row; rows up to
+    16384 long are held in registers (mean, then squared deviations, then write: one
+    read), longer rows take Welford statistics per thread merged by Chan's formula. CPU: mean and squared-deviation passes over the cache-resident row. O(n).
     ``gamma``/``beta``: None or shape ``(x.shape[-1],)``, any array kind on the input's
     side. ``eps >= 0``. NaN in a row makes the row NaN; a constant row with ``eps=0`` is
     NaN (0/0). dtypes: see the module rules. Empty input gives empty output.
@@ -129,9 +134,13 @@ def layer_norm(
     if x2.shape[0] and cols:
         g = g if use_g else x2[0]  # placeholders the kernel never reads
         b = b if use_b else x2[0]
-        kern = cr.layer_norm_kernel(dt)
+        reg = cr.reg_config(cols)
+        if reg is not None:
+            kern, tpb = cr.layer_norm_reg_kernel(dt, reg[1], reg[0]), reg[0]
+        else:
+            kern, tpb = cr.layer_norm_kernel(dt), cr.threads_for(cols)
         eps_t = dt.type(eps)
-        grid, tpb = cr.grid_for(x2.shape[0]), cr.threads_for(cols)
+        grid = cr.grid_for(x2.shape[0])
         dev.launch(kern, grid, tpb, x2, g, b, use_g, use_b, eps_t, ov2)
     return dev.wrap(obj)
 
@@ -154,7 +163,9 @@ def pairwise_topk(
     Work O(m·n·d), extra memory O(m·k). CPU: BLAS products of 64 x 2048 tiles folded into
     per-query sorted lists (k > 128: each query's distance row is sorted). GPU: one block
     per query (or per 8 queries when k <= 32 and d <= 256), per-thread k-lists in local
-    memory merged in k rounds; limits k <= 64 and d <= 2048 there.
+    memory merged in k rounds; limits k <= 64 and d <= 2048 there. With k <= 32 and
+    d <= 256 on a real GPU, a warp reads each key row (coalesced) against 8 queries in
+    registers and shuffles the dot products together (``_cuda_topk_warp``).
     """
     dev, qa = ck.split(queries, "queries", stream)
     ka = ck.side(dev, keys, "keys")
@@ -190,11 +201,17 @@ def pairwise_topk(
     vobj, vv = dev.empty((m, k), dt)
     iobj, iv = dev.empty((m, k), np.int64)
     if m:
-        if ct.use_multi(k, qa.shape[1]):
+        tpb = cr.threads_for(n)
+        if ct.use_warp(k, qa.shape[1]):
+            from . import _cuda_topk_warp as cw
+
+            kern = cw.topk_warp_kernel(dt, met, cw.features_per_lane(qa.shape[1]))
+            grid, tpb = cr.grid_for((m + cw.QB - 1) // cw.QB), cr.MAX_TPB
+        elif ct.use_multi(k, qa.shape[1]):
             kern, grid = ct.topk_multi_kernel(dt, met), cr.grid_for((m + ct.QB - 1) // ct.QB)
         else:
             kern, grid = ct.topk_kernel(dt, met), cr.grid_for(m)
-        dev.launch(kern, grid, cr.threads_for(n), qa, ka, k, vv, iv)
+        dev.launch(kern, grid, tpb, qa, ka, k, vv, iv)
     return dev.wrap(vobj), dev.wrap(iobj)
 
 

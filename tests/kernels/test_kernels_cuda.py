@@ -41,8 +41,18 @@ def special_rows(rng, dtype, cols=37):
     return x
 
 
+@pytest.fixture(params=["registers", "streaming"])
+def rowpath(request, monkeypatch):
+    """Both GPU row layouts: the row in registers (short rows) and streamed (long rows)."""
+    from kernels_gpu import _cuda_rows
+
+    if request.param == "streaming":
+        monkeypatch.setattr(_cuda_rows, "REG_MAX_K", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_softmax_and_logsumexp_rows(rng, dtype):
+def test_softmax_and_logsumexp_rows(rng, dtype, rowpath):
     x = special_rows(rng, dtype)
     got = h(kg.softmax(d(x)))
     assert got.dtype == dtype
@@ -78,7 +88,7 @@ def test_gpu_refusals():
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_layer_norm(rng, dtype):
+def test_layer_norm(rng, dtype, rowpath):
     x = rng.standard_normal((4, 45)).astype(dtype) * 3 + 1
     x[2, 7] = np.nan
     g = rng.standard_normal(45).astype(dtype)
@@ -136,11 +146,15 @@ def test_segment_reduce_nan_propagates():
         assert np.isnan(got[0]) and not np.isnan(got[1])
 
 
-@pytest.fixture(params=["multi", "single"])
+@pytest.fixture(params=["warp", "multi", "single"])
 def layout(request, monkeypatch):
-    """Both GPU top-k layouts: QB queries per block and one query per block."""
-    from kernels_gpu import _cuda_topk
+    """The GPU top-k layouts: a warp per key (real GPU only: it shuffles), QB queries
+    per block, and one query per block."""
+    from kernels_gpu import _cuda_rows, _cuda_topk
 
+    if request.param == "warp" and _cuda_rows.SIMULATED:
+        pytest.skip("warp shuffles do not run on the CUDA simulator")
+    monkeypatch.setattr(_cuda_topk, "WARP", request.param == "warp")
     monkeypatch.setattr(_cuda_topk, "MULTI", request.param == "multi")
     return request.param
 
