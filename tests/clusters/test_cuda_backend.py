@@ -99,7 +99,9 @@ def test_cuda_cluster_on_real_gpu(ip):
     import importlib.util
 
     rmm = " --rmm-pool 1GB" if importlib.util.find_spec("rmm") else ""
-    info = ip.run_line_magic("aiinfra", f"cluster start gpu --backend cuda{rmm}")
+    # --force: earlier GPU tests in this process may have started JAX on these GPUs, and the
+    # overlap guard (tested below without it) would rightly refuse.
+    info = ip.run_line_magic("aiinfra", f"cluster start gpu --backend cuda --force{rmm}")
     assert info.backend == "cuda" and info.workers == gpu_probe().count and info.gpus
     client = ip.user_ns["client"]
     env = client.run(lambda: __import__("os").environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"))
@@ -113,3 +115,20 @@ def test_cuda_cluster_on_real_gpu(ip):
 
     assert client.submit(lambda: float(cupy.arange(1000).sum())).result() == 499500.0
     ip.run_line_magic("aiinfra", "cluster stop gpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    gpu_probe().count == 0, reason="needs an NVIDIA GPU (runs on the lent GPU machine)"
+)
+def test_cuda_cluster_refuses_gpus_held_by_this_kernels_jax(ip):
+    import jax
+
+    if jax.default_backend() != "gpu":
+        pytest.skip("JAX here has no GPU backend")
+    from IPython.core.error import UsageError
+
+    with pytest.raises(
+        UsageError, match="gpus: GPU\\(s\\) 0 are used by this kernel's JAX session"
+    ):
+        ip.run_line_magic("aiinfra", "cluster start held --backend cuda --gpus 0,")
