@@ -115,20 +115,28 @@ def _install_control(name: str, launched: Launched) -> None:
 
     def control(action: str = "", **kwargs: Any) -> dict[str, Any]:
         try:
-            if action == "scale":
-                scale(name, int(kwargs["n"]))
-            elif action == "adapt":
-                adapt(name, int(kwargs["minimum"]), int(kwargs["maximum"]))
-            elif action == "stop":
+            if action == "stop":
                 # Close from another thread: closing blocks on this very event loop.
-                threading.Thread(target=close, args=(name,), daemon=False).start()
+                threading.Thread(target=apply, args=(name, action), daemon=False).start()
             else:
-                return {"ok": False, "error": f"unknown action {action!r}"}
+                apply(name, action, **kwargs)
         except Exception as exc:  # reported to the caller, who raises it there
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return {"ok": True}
 
     scheduler.handlers[CONTROL_OP] = control
+
+
+def apply(name: str, action: str, **kwargs: Any) -> None:
+    """Carry out one control action on an owned cluster (local callers and the handler alike)."""
+    if action == "scale":
+        scale(name, int(kwargs["n"]))
+    elif action == "adapt":
+        adapt(name, int(kwargs["minimum"]), int(kwargs["maximum"]))
+    elif action == "stop":
+        close(name)
+    else:
+        raise ValueError(f"unknown action {action!r}")
 
 
 def scale(name: str, n: int) -> None:

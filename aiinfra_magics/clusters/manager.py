@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from ..errors import AiinfraError, NotFoundError, OperationError
@@ -73,8 +74,8 @@ def start_detached(
     """Start a cluster in a daemon process that outlives the caller (unless ``owner_pid`` dies)."""
     registry = Registry()
     spec, notes = prepare(spec, registry)
-    if spec.backend == "address":
-        return start(spec, owner_kind)  # nothing to host: just register it
+    if spec.backend == "address":  # nothing to host: just register it
+        return _info(host.host(spec, owner_kind, registry)), notes
     cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon", json.dumps(spec.to_dict())]
     cmd += ["--owner-kind", owner_kind]
     if owner_pid is not None:
@@ -162,9 +163,7 @@ def _control(record: dict[str, Any], action: str, **kwargs: Any) -> None:
             field="name",
         )
     if host.hosted(name) is not None:  # owned here: call directly
-        {"scale": host.scale, "adapt": host.adapt, "stop": host.close}[action](
-            name, *kwargs.values()
-        )
+        host.apply(name, action, **kwargs)
         return
     try:
         reply = scheduler_call(
@@ -186,8 +185,6 @@ def scale(name: str, n: int) -> ClusterInfo:
 
 def _wait_for_workers(record: dict[str, Any], n: int, timeout: float = 60.0) -> ClusterInfo:
     """Return once the scheduler sees ``n`` workers, so ``scale`` means "scaled"."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         info = _info(record)
@@ -221,8 +218,6 @@ def stop(name: str) -> str:
 
 
 def _wait_gone(registry: Registry, name: str, timeout: float = 30.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = registry.read(name)

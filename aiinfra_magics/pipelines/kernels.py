@@ -152,12 +152,7 @@ def shutdown(km: AsyncKernelManager) -> None:
     try:
         _run(stop)
     except Exception:  # e.g. at interpreter exit: kill it and drop its connection file
-        pid = kernel_pid(km)
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill(km)
         Path(km.connection_file).unlink(missing_ok=True)
     log = getattr(km, "aiinfra_log", None)
     if log is not None:
@@ -229,13 +224,18 @@ def stop_run(run: str) -> int:
     with _lock:
         kms = list(_busy.pop(run, set()))
     for km in kms:
-        pid = kernel_pid(km)
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill(km)
     return len(kms)
+
+
+def _kill(km: Any) -> None:
+    """SIGKILL the kernel process of ``km``, if it still has one."""
+    pid = kernel_pid(km)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 class Watchdog(threading.Thread):
