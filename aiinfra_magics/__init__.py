@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own type
-    from .magics import AiinfraMagics
+    from .doors.magic import AiinfraMagics
 
     ipython.register_magics(AiinfraMagics)
 

@@ -32,7 +32,7 @@ def main() -> int:
     # Then the example pipeline: prepare -> train (a 3-value grid) -> evaluate, with its report.
     from pathlib import Path
 
-    from .cli import main as cli_main
+    from .doors.cli import main as cli_main
 
     example = Path(__file__).resolve().parents[1] / "notebooks" / "pipeline" / "pipeline.yaml"
     if example.exists():

@@ -103,8 +103,8 @@ def check_inventory() -> None:
 SESSION_CHILD = r"""
 import json, sys
 from aiinfra_magics import devices
-from aiinfra_magics.jaxsession import start_session
-from aiinfra_magics.jaxspec import JaxSessionSpec
+from aiinfra_magics.jax.session import start_session
+from aiinfra_magics.jax.spec import JaxSessionSpec
 from aiinfra_magics.errors import AiinfraError
 def used(): return devices.inventory()["gpus"][0]["memory_used"]
 before = used()
@@ -171,8 +171,8 @@ def check_sessions() -> None:
 
 def check_sharing() -> None:
     from aiinfra_magics import devices
-    from aiinfra_magics.jaxsession import share_gpus
-    from aiinfra_magics.jaxspec import JaxSessionSpec
+    from aiinfra_magics.jax.session import share_gpus
+    from aiinfra_magics.jax.spec import JaxSessionSpec
 
     gpus = devices.probe_gpus()[0]
     spec, notes = share_gpus(JaxSessionSpec(), gpus, held={0})
@@ -194,7 +194,7 @@ def check_sharing() -> None:
     code = (
         "import os, tempfile; os.environ.setdefault('AIINFRA_HOME', tempfile.mkdtemp());"
         "from aiinfra_magics.clusters import manager; from aiinfra_magics.clusters.spec import ClusterSpec;"
-        "from aiinfra_magics.jaxsession import start_session; from aiinfra_magics.jaxspec import JaxSessionSpec;"
+        "from aiinfra_magics.jax.session import start_session; from aiinfra_magics.jax.spec import JaxSessionSpec;"
         "manager.start(ClusterSpec.from_options({'name': 'g', 'backend': 'cuda', 'gpus': '0,'}));"
         "c = manager.connect('g'); env = c.run(lambda: os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE'));"
         "s = start_session(JaxSessionSpec()); print('held', manager.gpus_held_here(), 'worker env', env);"
@@ -218,7 +218,7 @@ def check_spmd() -> None:
     except ImportError as exc:
         row("spmd on GPU", "SKIP", f"needs distributed ({exc})")
         return
-    from aiinfra_magics.spmd import SpmdOptions, run_cell
+    from aiinfra_magics.jax.spmd import SpmdOptions, run_cell
 
     code = "import jax.numpy as jnp\n(jax.devices()[0].platform, float(jnp.ones(4).sum()), jax.process_count())"
     t0 = time.perf_counter()

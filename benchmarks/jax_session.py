@@ -35,8 +35,8 @@ print(time.perf_counter() - t0)
 """,
     "core": """
 import time; t0 = time.perf_counter()
-from aiinfra_magics.jaxsession import start_session
-from aiinfra_magics.jaxspec import JaxSessionSpec
+from aiinfra_magics.jax.session import start_session
+from aiinfra_magics.jax.spec import JaxSessionSpec
 start_session(JaxSessionSpec.from_options({"cpu_devices": 8, "mesh": "data=4,model=2"}))
 print(time.perf_counter() - t0)
 """,
@@ -108,7 +108,7 @@ def spmd_times(repeat: int) -> dict[str, list[float]]:
 
     from distributed import Client, LocalCluster
 
-    from aiinfra_magics.spmd import SpmdOptions, run_on_client
+    from aiinfra_magics.jax.spmd import SpmdOptions, run_on_client
 
     options = SpmdOptions.from_options({"processes": 2})
     times: dict[str, list[float]] = {"peer": [], "spmd": []}

@@ -181,7 +181,7 @@ def run_ploomber(folder: Path, venv: Path) -> float:
 
 
 def run_aiinfra(folder: Path, force: bool) -> float:
-    cmd = [sys.executable, "-m", "aiinfra_magics.cli", "pipeline", "run", "pipeline.yaml"] + (
+    cmd = [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", "pipeline.yaml"] + (
         ["--force"] if force else []
     )
     return timed(cmd, folder)

@@ -89,8 +89,8 @@ def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
     """Turn ``auto`` into a concrete backend and say which and why."""
     if spec.backend != "auto":
         return spec, None
+    from ..devices.nvml import gpu_probe
     from .cuda import dask_cuda_importable
-    from .gpus import gpu_probe
 
     probe = gpu_probe()
     if probe.count > 0 and dask_cuda_importable():

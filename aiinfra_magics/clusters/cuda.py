@@ -10,9 +10,9 @@ import importlib.util
 import os
 from typing import Any
 
+from ..devices.nvml import GpuProbe, gpu_probe
 from ..errors import AiinfraError
 from .backends import ClusterBackend, Launched
-from .gpus import GpuProbe, gpu_probe
 from .local import _memory, dashboard_link
 from .spec import ClusterSpec, parse_gpus
 

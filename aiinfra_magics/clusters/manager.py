@@ -51,7 +51,7 @@ def start(
 
 
 def _refuse_jax_overlap(spec: ClusterSpec) -> None:
-    from ..jaxsession import gpus_held_by_jax
+    from ..jax.session import gpus_held_by_jax
     from .cuda import CudaBackend
 
     held = set(gpus_held_by_jax())

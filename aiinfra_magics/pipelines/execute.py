@@ -17,7 +17,7 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from papermill.utils import remove_args
 
-from . import kernels
+from . import kernel_pool
 from .kinds import DEAD_KERNEL, KERNEL_START, OUT_OF_MEMORY, TIMEOUT, USER_ERROR
 
 ENGINE = "aiinfra"
@@ -102,18 +102,18 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         "start": time.time(),
     }
     try:
-        km = kernels.acquire(task["kernel"], task["cwd"], owner=address)
+        km = kernel_pool.acquire(task["kernel"], task["cwd"], owner=address)
     except Exception as exc:  # port collision, kernel died at start-up, missing kernelspec
         result.update(status="failed", kind=KERNEL_START, error=f"kernel did not start: {exc}")
         result["end"] = time.time()
         return result
     # Start the kernels for this worker's next steps while this one runs.
-    kernels.warm(task["kernel"], task["cwd"], int(task.get("warm", 0)), owner=address)
+    kernel_pool.warm(task["kernel"], task["cwd"], int(task.get("warm", 0)), owner=address)
     result["kernel_wait"] = time.time() - result["start"]  # ~0 when a warm kernel was ready
     result["kernel_warm"] = km.aiinfra_warm  # started ahead of time, while earlier steps ran
-    result["kernel_pid"] = kernels.kernel_pid(km)
-    kernels.mark_busy(topic or "", km, True)
-    watchdog = kernels.Watchdog(km, float(task["timeout"]), memory)
+    result["kernel_pid"] = kernel_pool.kernel_pid(km)
+    kernel_pool.mark_busy(topic or "", km, True)
+    watchdog = kernel_pool.Watchdog(km, float(task["timeout"]), memory)
     watchdog.start()
     _event(topic, {"node": name, "event": "start", "worker": address})
 
@@ -153,7 +153,7 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
                 kind=TIMEOUT, error=f"timed out after {task['timeout']:g} s (kernel killed)"
             )
         else:
-            tail = kernels.log_tail(km)
+            tail = kernel_pool.log_tail(km)
             result.update(
                 kind=DEAD_KERNEL,
                 error=f"dead kernel: {exc}" + (f" (kernel log: {tail})" if tail else ""),
@@ -163,8 +163,8 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         result.update(status="failed", kind=USER_ERROR, error=f"{type(exc).__name__}: {exc}")
     finally:
         watchdog.stop()
-        kernels.mark_busy(topic or "", km, False)
-        kernels.shutdown(km)
+        kernel_pool.mark_busy(topic or "", km, False)
+        kernel_pool.shutdown(km)
     result["end"] = time.time()
     result["peak_rss"] = watchdog.peak_rss
     _event(topic, {"node": name, "event": "end", "status": result["status"]})
@@ -173,9 +173,9 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
 
 def stop_run(topic: str) -> int:
     """Run on every worker when a run is interrupted: kill its steps' kernels."""
-    return kernels.stop_run(topic)
+    return kernel_pool.stop_run(topic)
 
 
 def drain_kernels() -> int:
     """Run on every worker at the end of a pipeline: stop the kernels kept warm."""
-    return kernels.drain()
+    return kernel_pool.drain()

@@ -413,9 +413,9 @@ def _drain(client: Client) -> None:
 
 
 def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
-    from . import kernels
+    from . import kernel_pool
 
-    kernels.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
+    kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
 
 
 def _nb_name(name: str) -> str:

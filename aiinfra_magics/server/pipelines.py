@@ -164,7 +164,7 @@ def launch_pipeline(
 ) -> dict[str, Any]:
     """Start ``aiinfra pipeline run`` detached; its log goes under ``home``."""
     launch_id = "launch-" + uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "aiinfra_magics.cli", "pipeline", "run", str(path)]
+    cmd = [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", str(path)]
     if cluster:
         cmd += ["--cluster", cluster]
     for key, value in params.items():

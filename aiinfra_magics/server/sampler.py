@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Any
 
-from ..devices import _nvml_call as _metric
-from ..devices import _text
+from ..devices.nvml import nvml_call as _metric
+from ..devices.nvml import text as _text
 
 # How long the thread keeps sampling after the last request: clients poll every
 # few seconds, so this covers several polls without sampling for nobody.

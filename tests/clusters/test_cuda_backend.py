@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from aiinfra_magics.clusters.cuda import CudaBackend, select_gpus
-from aiinfra_magics.clusters.gpus import GpuProbe, gpu_probe
 from aiinfra_magics.clusters.spec import ClusterSpec
+from aiinfra_magics.devices.nvml import GpuProbe, gpu_probe
 from aiinfra_magics.errors import AiinfraError
 
 FOUR = GpuProbe(

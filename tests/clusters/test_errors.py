@@ -91,7 +91,7 @@ def test_bad_input_leaves_no_record_and_no_process(ip, aiinfra_home):
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, expected):
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinfra_magics.cli", *argv],
+        [sys.executable, "-m", "aiinfra_magics", *argv],
         capture_output=True,
         text=True,
         timeout=120,

@@ -18,7 +18,7 @@ from distributed import Client
 from aiinfra_magics.clusters import manager
 from aiinfra_magics.clusters.registry import Registry
 
-CLI = [sys.executable, "-m", "aiinfra_magics.cli"]
+CLI = [sys.executable, "-m", "aiinfra_magics"]
 
 
 def aiinfra(*argv: str, check: bool = True) -> subprocess.CompletedProcess:

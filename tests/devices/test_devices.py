@@ -72,7 +72,7 @@ def test_inventory_does_not_start_jax():
 
 
 def test_cli_json_and_text():
-    cli = [sys.executable, "-m", "aiinfra_magics.cli", "devices"]
+    cli = [sys.executable, "-m", "aiinfra_magics", "devices"]
     out = subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert data["schema"] == devices.SCHEMA

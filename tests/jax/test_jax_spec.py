@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from aiinfra_magics.errors import AiinfraError
-from aiinfra_magics.jaxsession import share_gpus
-from aiinfra_magics.jaxspec import JaxSessionSpec, parse_mesh
-from aiinfra_magics.spmd import SpmdOptions
+from aiinfra_magics.jax.session import share_gpus
+from aiinfra_magics.jax.spec import JaxSessionSpec, parse_mesh
+from aiinfra_magics.jax.spmd import SpmdOptions
 
 INVALID = [
     ({"platform": "fpga"}, "platform"),
@@ -86,7 +86,7 @@ def test_invalid_spmd_options_name_the_field(options, field):
 
 def test_cli_exits_2_with_a_one_line_error():
     out = subprocess.run(
-        [sys.executable, "-m", "aiinfra_magics.cli", "jax", "--mesh", "data=0"],
+        [sys.executable, "-m", "aiinfra_magics", "jax", "--mesh", "data=0"],
         capture_output=True,
         text=True,
     )

@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from aiinfra_magics.errors import OperationError
-from aiinfra_magics.spmd import SpmdOptions, run_cell
+from aiinfra_magics.jax.spmd import SpmdOptions, run_cell
 
 GLOBAL_SUM = """
 from functools import partial
@@ -43,7 +43,7 @@ def _children() -> list[psutil.Process]:
     procs = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if "aiinfra_magics.spmd_child" in " ".join(proc.info["cmdline"] or []) and (
+            if "aiinfra_magics.jax.spmd_child" in " ".join(proc.info["cmdline"] or []) and (
                 proc.environ().get("AIINFRA_TEST_SESSION") == mark
             ):
                 procs.append(proc)
@@ -126,7 +126,7 @@ def test_a_worker_that_dies_mid_cell_is_reported_and_nothing_is_left():
 
     from distributed import Client, LocalCluster
 
-    from aiinfra_magics.spmd import run_on_client
+    from aiinfra_magics.jax.spmd import run_on_client
 
     def kill_worker_of_first_child() -> None:
         deadline = time.monotonic() + 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from aiinfra_magics.commands import Context, run_words
+from aiinfra_magics.doors.words import Context, run_words
 from aiinfra_magics.errors import AiinfraError
 from aiinfra_magics.pipelines.promote import current_notebook
 from aiinfra_magics.pipelines.spec import PipelineSpec

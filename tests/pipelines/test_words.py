@@ -7,10 +7,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from aiinfra_magics import cli
-from aiinfra_magics.commands import Context, run_words
+from aiinfra_magics.doors import cli
+from aiinfra_magics.doors.words import Context, run_words
 from aiinfra_magics.errors import AiinfraError
-from aiinfra_magics.pipelines.kernels import reserve_ports
+from aiinfra_magics.pipelines.kernel_pool import reserve_ports
 from aiinfra_magics.pipelines.progress import WidgetProgress
 from aiinfra_magics.pipelines.runner import run_pipeline
 

@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .commands import Context
-from .errors import AiinfraError
+from ..errors import AiinfraError
+from .words import Context
 
 
 def run_jax(args: argparse.Namespace, ctx: Context) -> Any:
-    from .jaxsession import start_session
-    from .jaxspec import JaxSessionSpec
+    from ..jax.session import start_session
+    from ..jax.spec import JaxSessionSpec
 
     spec = JaxSessionSpec.from_options(
         {
@@ -31,7 +31,7 @@ def run_jax(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def run_spmd(args: argparse.Namespace, ctx: Context) -> Any:
-    from .spmd import SpmdOptions, run_cell
+    from ..jax.spmd import SpmdOptions, run_cell
 
     if args.file is not None:
         try:

@@ -34,8 +34,8 @@ def _free_port() -> int:
 
 def _gpu_facts() -> dict[str, Any]:
     """What this worker could give a JAX process: GPUs, CUDA plugin, its own GPU (Dask-CUDA)."""
-    from .clusters.gpus import gpu_probe
-    from .jaxsession import _gpu_plugin_installed
+    from ..devices.nvml import gpu_probe
+    from .session import _gpu_plugin_installed
 
     first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
     return {"gpus": gpu_probe().count, "plugin": _gpu_plugin_installed(), "own_gpu": first or None}
@@ -69,7 +69,7 @@ def _worker_task(job: dict[str, Any]) -> dict[str, Any]:
         result_path = os.path.join(tmp, "result.pkl")
         child_job = dict(job, result_path=result_path)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aiinfra_magics.spmd_child"],
+            [sys.executable, "-m", "aiinfra_magics.jax.spmd_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .nvml import nvml_call, text
+
 SCHEMA = "aiinfra.devices/1"
 
 # PCI vendor id of Google: TPU chips show up under it on TPU VMs.
@@ -29,40 +31,21 @@ _GOOGLE_PCI_VENDOR = "0x1ae0"
 _TPU_ENV = ("TPU_ACCELERATOR_TYPE", "TPU_NAME", "TPU_WORKER_ID", "COLAB_TPU_ADDR")
 
 
-def _nvml_call(fn: Any, *args: Any) -> Any:
-    """Call one NVML query; None when this device does not support it.
-
-    Many queries are unsupported on some boards (power on MIG slices,
-    utilisation while MIG is on), so each value is optional on its own.
-    """
-    import pynvml
-
-    try:
-        return fn(*args)
-    except pynvml.NVMLError:
-        return None
-
-
-def _text(value: Any) -> Any:
-    # Older nvidia-ml-py releases return bytes for strings.
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _mig_slices(pynvml: Any, handle: Any) -> list[dict[str, Any]]:
-    count = _nvml_call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) or 0
+    count = nvml_call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) or 0
     slices = []
     for i in range(count):
-        mig = _nvml_call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, handle, i)
+        mig = nvml_call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, handle, i)
         if mig is None:  # an empty slot: no instance was created there
             continue
-        mem = _nvml_call(pynvml.nvmlDeviceGetMemoryInfo, mig)
+        mem = nvml_call(pynvml.nvmlDeviceGetMemoryInfo, mig)
         slices.append(
             {
                 "index": i,
-                "uuid": _text(_nvml_call(pynvml.nvmlDeviceGetUUID, mig)),
-                "name": _text(_nvml_call(pynvml.nvmlDeviceGetName, mig)),
-                "gpu_instance": _nvml_call(pynvml.nvmlDeviceGetGpuInstanceId, mig),
-                "compute_instance": _nvml_call(pynvml.nvmlDeviceGetComputeInstanceId, mig),
+                "uuid": text(nvml_call(pynvml.nvmlDeviceGetUUID, mig)),
+                "name": text(nvml_call(pynvml.nvmlDeviceGetName, mig)),
+                "gpu_instance": nvml_call(pynvml.nvmlDeviceGetGpuInstanceId, mig),
+                "compute_instance": nvml_call(pynvml.nvmlDeviceGetComputeInstanceId, mig),
                 "memory_total": mem.total if mem else None,
                 "memory_used": mem.used if mem else None,
             }
@@ -72,22 +55,22 @@ def _mig_slices(pynvml: Any, handle: Any) -> list[dict[str, Any]]:
 
 def _gpu_record(pynvml: Any, index: int) -> dict[str, Any]:
     handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-    mem = _nvml_call(pynvml.nvmlDeviceGetMemoryInfo, handle)
-    util = _nvml_call(pynvml.nvmlDeviceGetUtilizationRates, handle)
-    power_mw = _nvml_call(pynvml.nvmlDeviceGetPowerUsage, handle)
-    limit_mw = _nvml_call(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
-    capability = _nvml_call(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
-    mig_mode = _nvml_call(pynvml.nvmlDeviceGetMigMode, handle)
+    mem = nvml_call(pynvml.nvmlDeviceGetMemoryInfo, handle)
+    util = nvml_call(pynvml.nvmlDeviceGetUtilizationRates, handle)
+    power_mw = nvml_call(pynvml.nvmlDeviceGetPowerUsage, handle)
+    limit_mw = nvml_call(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+    capability = nvml_call(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
+    mig_mode = nvml_call(pynvml.nvmlDeviceGetMigMode, handle)
     mig_on = bool(mig_mode and mig_mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
     return {
         "index": index,
-        "uuid": _text(_nvml_call(pynvml.nvmlDeviceGetUUID, handle)),
-        "name": _text(_nvml_call(pynvml.nvmlDeviceGetName, handle)),
+        "uuid": text(nvml_call(pynvml.nvmlDeviceGetUUID, handle)),
+        "name": text(nvml_call(pynvml.nvmlDeviceGetName, handle)),
         "memory_total": mem.total if mem else None,
         "memory_used": mem.used if mem else None,
         "utilization": util.gpu if util else None,
         "memory_utilization": util.memory if util else None,
-        "temperature": _nvml_call(pynvml.nvmlDeviceGetTemperature, handle, 0),
+        "temperature": nvml_call(pynvml.nvmlDeviceGetTemperature, handle, 0),
         "power_watts": power_mw / 1000 if power_mw is not None else None,
         "power_limit_watts": limit_mw / 1000 if limit_mw is not None else None,
         "compute_capability": ".".join(map(str, capability)) if capability else None,
@@ -108,8 +91,8 @@ def probe_gpus() -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     except pynvml.NVMLError as exc:
         return [], driver, f"no NVIDIA driver found (NVML: {exc})"
     try:
-        driver["driver_version"] = _text(_nvml_call(pynvml.nvmlSystemGetDriverVersion))
-        cuda = _nvml_call(pynvml.nvmlSystemGetCudaDriverVersion)
+        driver["driver_version"] = text(nvml_call(pynvml.nvmlSystemGetDriverVersion))
+        cuda = nvml_call(pynvml.nvmlSystemGetCudaDriverVersion)
         if cuda:
             driver["cuda_version"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
         count = pynvml.nvmlDeviceGetCount()
@@ -117,7 +100,7 @@ def probe_gpus() -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     except pynvml.NVMLError as exc:
         return [], driver, f"NVML failed while listing GPUs: {exc}"
     finally:
-        _nvml_call(pynvml.nvmlShutdown)
+        nvml_call(pynvml.nvmlShutdown)
     return gpus, driver, None if gpus else "the NVIDIA driver reports no GPUs"
 
 

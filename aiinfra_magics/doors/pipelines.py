@@ -9,12 +9,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..commands import Context, add_subcommands
 from ..errors import AiinfraError, OperationError
-from .dag import apply_overrides, expand
-from .record import RunRecord
-from .report import Picture, ReportFile, dag_svg, write_report
-from .spec import PipelineSpec
+from ..pipelines.dag import apply_overrides, expand
+from ..pipelines.record import RunRecord
+from ..pipelines.report import Picture, ReportFile, dag_svg, write_report
+from ..pipelines.spec import PipelineSpec
+from .words import Context, add_subcommands
 
 
 def _positive(text: str) -> int:
@@ -124,8 +124,8 @@ def _folder(file: str) -> Path:
 def _run(args: argparse.Namespace, ctx: Context) -> Any:
     if args.upstream and not args.only:
         raise AiinfraError("--upstream: allowed only together with --only STEP", field="--upstream")
-    from . import progress as progress_mod
-    from .runner import run_pipeline
+    from ..pipelines import progress as progress_mod
+    from ..pipelines.runner import run_pipeline
 
     run = run_pipeline(
         args.file,
@@ -172,7 +172,10 @@ def _report(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _promote(args: argparse.Namespace, ctx: Context) -> Any:
-    from .promote import current_notebook, promote  # ruamel and nbformat: only when promoting
+    from ..pipelines.promote import (  # ruamel and nbformat: only when promoting
+        current_notebook,
+        promote,
+    )
 
     notebook = Path(args.notebook) if args.notebook else current_notebook(ctx.namespace)
     after = (

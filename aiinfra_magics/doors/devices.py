@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import devices
-from .commands import Context
+from .. import devices
+from .words import Context
 
 
 def run_devices(args: argparse.Namespace, ctx: Context) -> Any:

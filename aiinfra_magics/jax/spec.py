@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AiinfraError, field_error
+from ..errors import AiinfraError, field_error
 
 PLATFORMS = ("cpu", "gpu", "tpu")
 # The values jaxlib's GPU client accepts for XLA_PYTHON_CLIENT_ALLOCATOR.

@@ -22,9 +22,9 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import devices as hw
-from .errors import AiinfraError, OperationError
-from .jaxspec import BACKEND_FIELDS, GPU_ONLY_FIELDS, JaxSessionSpec, Mesh, format_mesh, mesh_size
+from .. import devices as hw
+from ..errors import AiinfraError, OperationError
+from .spec import BACKEND_FIELDS, GPU_ONLY_FIELDS, JaxSessionSpec, Mesh, format_mesh, mesh_size
 
 ENV_PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 ENV_MEM_FRACTION = "XLA_CLIENT_MEM_FRACTION"
@@ -65,7 +65,7 @@ def _gpu_plugin_installed() -> bool:
 def _held_gpu_indices(gpus: list[dict[str, Any]]) -> set[int]:
     """Indices of GPUs held by Dask-CUDA clusters this process started."""
     try:
-        from .clusters import manager
+        from ..clusters import manager
 
         held = manager.gpus_held_here()
     except (ImportError, AttributeError):

@@ -1,13 +1,33 @@
-"""How many GPUs NVML sees, without creating a CUDA context.
+"""NVML without a CUDA context: the GPU count probe and the helpers every reader shares.
 
-Kept apart from the full inventory in ``aiinfra_magics.devices`` because the
-cluster backends need only this one answer and must stay cheap to import.
+The cluster backends need only ``gpu_probe()``, the inventory and the sampler read
+more through ``nvml_call``; all stay cheap to import (pynvml is imported late).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
+
+
+def nvml_call(fn: Any, *args: Any) -> Any:
+    """Call one NVML query; None when this device does not support it.
+
+    Many queries are unsupported on some boards (power on MIG slices,
+    utilisation while MIG is on), so each value is optional on its own.
+    """
+    import pynvml
+
+    try:
+        return fn(*args)
+    except pynvml.NVMLError:
+        return None
+
+
+def text(value: Any) -> Any:
+    # Older nvidia-ml-py releases return bytes for strings.
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)

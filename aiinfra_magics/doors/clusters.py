@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..commands import Context, add_subcommands
+from ..clusters import manager
+from ..clusters.backends import backend_names
+from ..clusters.spec import ClusterSpec
 from ..errors import AiinfraError
-from . import manager
-from .backends import backend_names
-from .spec import ClusterSpec
+from .words import Context, add_subcommands
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -10,8 +10,8 @@ import json
 import sys
 from typing import Any
 
-from .commands import Context, UsageShown, run_words
-from .errors import AiinfraError, OperationError
+from ..errors import AiinfraError, OperationError
+from .words import Context, UsageShown, run_words
 
 
 def _show(result: Any) -> None:

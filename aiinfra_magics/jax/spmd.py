@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AiinfraError, OperationError, field_error
+from ..errors import AiinfraError, OperationError, field_error
 
 _POLL_S = 0.05
 _WORKER_CHECK_S = 1.0
@@ -87,7 +87,7 @@ def _int(name: str, value: Any) -> int:
 
 
 def _only_cluster(say: Callable[[str], None]) -> str:
-    from .clusters import manager
+    from ..clusters import manager
 
     names = [info.name for info in manager.list_clusters()]
     if len(names) == 1:
@@ -101,7 +101,7 @@ def _only_cluster(say: Callable[[str], None]) -> str:
 def _client(options: SpmdOptions, say: Callable[[str], None]) -> Iterator[Any]:
     """A client for the named cluster, or for a temporary LocalCluster closed afterwards."""
     if options.processes is None:
-        from .clusters import manager
+        from ..clusters import manager
 
         client = manager.connect(options.cluster or _only_cluster(say))
         try:

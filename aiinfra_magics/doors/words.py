@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AiinfraError
+from ..errors import AiinfraError
 
 # Modules that define sub-commands; each exposes add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
-    "aiinfra_magics.clusters.commands",
-    "aiinfra_magics.pipelines.commands",
-    "aiinfra_magics.devices_commands",
-    "aiinfra_magics.jax_commands",
+    "aiinfra_magics.doors.clusters",
+    "aiinfra_magics.doors.pipelines",
+    "aiinfra_magics.doors.devices",
+    "aiinfra_magics.doors.jax",
 ]
 
 

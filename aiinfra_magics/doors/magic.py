@@ -10,8 +10,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
-from .commands import Context, UsageShown, run_words, usage
-from .errors import AiinfraError, OperationError
+from ..errors import AiinfraError, OperationError
+from .words import Context, UsageShown, run_words, usage
 
 
 @magics_class

@@ -1,0 +1,1 @@
+"""JAX sessions (settings applied before the backend starts) and multi-process SPMD cells."""
