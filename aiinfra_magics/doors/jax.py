@@ -26,7 +26,14 @@ def run_jax(args: argparse.Namespace, ctx: Context) -> Any:
             "force": args.force,
         }
     )
-    session = start_session(spec, namespace=ctx.namespace, say=ctx.say)
+    session = start_session(spec)
+    for note in session.notes:
+        ctx.say(note)
+    if ctx.namespace is not None:  # the magic binds what the session set up
+        import jax
+
+        ctx.namespace["jax"] = jax
+        ctx.namespace["mesh"] = session.mesh
     return session.to_dict() if ctx.door == "cli" and args.json else session
 
 

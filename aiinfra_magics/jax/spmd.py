@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import as_int
 from ..errors import AiinfraError, OperationError, field_error
 
 _POLL_S = 0.05
@@ -55,7 +56,7 @@ class SpmdOptions:
             )
         processes = None
         if "processes" in o:
-            processes = _int("processes", o["processes"])
+            processes = as_int("processes", o["processes"], minimum=1)
         platform = str(o.get("platform", "auto")).lower()
         if platform not in ("auto", "cpu", "gpu"):
             raise field_error("platform", o["platform"], "auto, cpu, gpu")
@@ -71,19 +72,9 @@ class SpmdOptions:
             cluster=o.get("cluster"),
             processes=processes,
             platform=platform,
-            cpu_devices=_int("cpu_devices", o.get("cpu_devices", 1)),
+            cpu_devices=as_int("cpu_devices", o.get("cpu_devices", 1), minimum=1),
             timeout=timeout,
         )
-
-
-def _int(name: str, value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise field_error(name, value, "a positive integer") from None
-    if n < 1 or isinstance(value, (bool, float)):
-        raise field_error(name, value, "a positive integer")
-    return n
 
 
 def _only_cluster(say: Callable[[str], None]) -> str:
