@@ -60,7 +60,7 @@ export interface IStartForm {
   values: FormValues;
 }
 
-/** One field of the dialog: an option and whether the chosen backend takes it. */
+/** One field of the dialog: an option, whether it is one of the common fields, and whether the chosen backend refuses it. */
 export interface IField {
   option: IOption;
   common: boolean;
@@ -102,7 +102,7 @@ export function fieldsFor(backends: readonly IBackend[], backendName: string): I
     const option = own.get(common.name);
     own.delete(common.name);
     const refused = backend !== undefined && !backend.manages_workers && WORKER_FIELDS.includes(common.name);
-    return { option: option ?? common, common: option === undefined, disabled: refused && option === undefined };
+    return { option: option ?? common, common: true, disabled: refused && option === undefined };
   });
   for (const option of own.values()) {
     fields.push({ option, common: false, disabled: false });
@@ -194,7 +194,8 @@ export function formToBody(
     if (field.disabled) {
       continue;
     }
-    const parsed = parseValue(field.option, form.values[field.option.name]);
+    // An untouched input keeps its start value (a checkbox its default).
+    const parsed = parseValue(field.option, form.values[field.option.name] ?? initialValue(field.option));
     if (parsed.error) {
       return { error: parsed.error };
     }

@@ -33,9 +33,17 @@ export function check(element: Element, checked: boolean): void {
   }
 }
 
-/** The open dialog, once it is rendered. */
-export function dialog(): Promise<HTMLElement> {
-  return waitFor(() => $('.jp-Dialog .jp-Dialog-content'), 'a dialog');
+/** The open dialog, once its body is rendered (and holds `inside`, when given: React bodies render late). */
+export function dialog(inside?: string): Promise<HTMLElement> {
+  return waitFor(() => {
+    const content = $('.jp-Dialog .jp-Dialog-content');
+    const body = content && $('.jp-Dialog-body', content);
+    if (!body) {
+      return null;
+    }
+    const ready = inside ? body.querySelector(inside) : body.textContent;
+    return ready ? content : null;
+  }, `a dialog${inside ? ` with ${inside}` : ''}`);
 }
 
 /** Click the dialog's accept button and wait for it to close. */

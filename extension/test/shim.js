@@ -38,3 +38,6 @@ Object.defineProperty(window.navigator, 'clipboard', {
   value: { readText: async () => '', writeText: async () => undefined },
   configurable: true
 });
+// ReactWidget resolves its render promise on idle.
+window.requestIdleCallback = window.requestIdleCallback || (callback => setTimeout(callback, 0));
+window.cancelIdleCallback = window.cancelIdleCallback || (id => clearTimeout(id));
