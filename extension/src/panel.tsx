@@ -4,6 +4,7 @@
  */
 
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
+import { codeIcon, LabIcon, refreshIcon, stopIcon, tabIcon, usersIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -89,6 +90,30 @@ namespace Private {
     );
   }
 
+  /** A card button: icon and label; the label hides while the card is narrow (style/base.css). */
+  function Action(props: {
+    kind: string;
+    label: string;
+    title: string;
+    icon: LabIcon;
+    disabled?: boolean;
+    warn?: boolean;
+    onClick: () => void;
+  }): JSX.Element {
+    return (
+      <button
+        className={`jp-mod-styled aiinfra-${props.kind}${props.warn ? ' jp-mod-warn' : ''}`}
+        title={props.title}
+        aria-label={props.label}
+        disabled={props.disabled}
+        onClick={props.onClick}
+      >
+        <props.icon.react tag="span" className="aiinfra-action-icon" />
+        <span className="aiinfra-action-label">{props.label}</span>
+      </button>
+    );
+  }
+
   function ErrorLine(props: { error?: string }): JSX.Element | null {
     return props.error ? <div className="aiinfra-error">{props.error}</div> : null;
   }
@@ -169,44 +194,45 @@ namespace Private {
               <div className="aiinfra-cluster-summary">{clusterSummary(c)}</div>
               {model.busy.get(c.name) && <div className="aiinfra-note">{model.busy.get(c.name)}…</div>}
               <div className="aiinfra-actions">
-                <button
-                  className="jp-mod-styled aiinfra-dashboard"
+                <Action
+                  kind="dashboard"
+                  label="Dashboard"
                   title="Open the Dask dashboard in a tab"
+                  icon={tabIcon}
                   disabled={!c.dashboard_link}
                   onClick={run(ids.openDashboard, c.name)}
-                >
-                  Dashboard
-                </button>
-                <button
-                  className="jp-mod-styled aiinfra-connect"
+                />
+                <Action
+                  kind="connect"
+                  label="Connect"
                   title="Insert the client code into the notebook"
+                  icon={codeIcon}
                   onClick={run(ids.insertConnect, c.name)}
-                >
-                  Connect
-                </button>
-                <button
-                  className="jp-mod-styled aiinfra-scale"
+                />
+                <Action
+                  kind="scale"
+                  label="Scale"
                   title="Set a fixed number of workers"
+                  icon={usersIcon}
                   disabled={fixed}
                   onClick={run(ids.scaleCluster, c.name)}
-                >
-                  Scale
-                </button>
-                <button
-                  className="jp-mod-styled aiinfra-adapt"
+                />
+                <Action
+                  kind="adapt"
+                  label="Adapt"
                   title="Add and remove workers with the load, between a minimum and a maximum"
+                  icon={refreshIcon}
                   disabled={fixed}
                   onClick={run(ids.adaptCluster, c.name)}
-                >
-                  Adapt
-                </button>
-                <button
-                  className="jp-mod-styled jp-mod-warn aiinfra-stop"
+                />
+                <Action
+                  kind="stop"
+                  label="Stop"
                   title="Stop the cluster and its workers"
+                  icon={stopIcon}
+                  warn
                   onClick={run(ids.stopCluster, c.name)}
-                >
-                  Stop
-                </button>
+                />
               </div>
             </div>
           );
