@@ -1,6 +1,13 @@
 /**
- * The panel's data and the pure helpers that shape it (tested with jest).
+ * The panel's data: what the server's routes return, the model one poll
+ * fills, and the pure helpers that shape it for display.
  */
+
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { APIError, IRequester, requestAPI } from './api';
+import { IBackend } from './backends';
 
 export interface IGpuSample {
   index: number;
@@ -78,53 +85,6 @@ export interface IRuns {
   launches: ILaunch[];
 }
 
-export const BACKENDS = ['auto', 'local', 'cuda', 'address'] as const;
-
-/** The start-cluster form as typed by the user (strings from inputs). */
-export interface IStartForm {
-  name: string;
-  backend: string;
-  workers: string;
-  threads: string;
-  memory: string;
-  gpus: string;
-  address: string;
-}
-
-export function emptyForm(defaultBackend = 'auto'): IStartForm {
-  return { name: '', backend: defaultBackend, workers: '', threads: '', memory: '', gpus: '', address: '' };
-}
-
-/**
- * Turn the form into the POST body (the CLI's option names); empty inputs are
- * left out so the server's defaults apply. Returns an error naming the field
- * for what can be told here; the server validates everything again.
- */
-export function formToBody(form: IStartForm): { body?: Record<string, unknown>; error?: string } {
-  const body: Record<string, unknown> = { backend: form.backend || 'auto' };
-  const name = form.name.trim();
-  if (name) {
-    body.name = name;
-  }
-  for (const key of ['workers', 'threads'] as const) {
-    const text = form[key].trim();
-    if (!text) {
-      continue;
-    }
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      return { error: `${key}: got ${JSON.stringify(text)}; allowed: an integer >= 1` };
-    }
-    body[key] = Number(text);
-  }
-  for (const key of ['memory', 'gpus', 'address'] as const) {
-    const text = form[key].trim();
-    if (text) {
-      body[key] = text;
-    }
-  }
-  return { body };
-}
-
 /** The code a notebook cell needs to use the cluster. */
 export function connectCode(name: string): string {
   return (
@@ -189,4 +149,130 @@ export function runSteps(run: IRun): Array<{ name: string } & IRunStep> {
 /** The executed notebook of a step, as a path below the server root (null: not openable). */
 export function stepNotebookPath(step: IRunStep): string | null {
   return step.notebook_path ?? null;
+}
+
+type Section<T> = { data?: T; error?: string };
+
+/** Everything the panel shows; one poll fills it. */
+export class PanelModel {
+  devices: Section<IInventory> = {};
+  metrics: Section<IGpuMetrics> = {};
+  clusters: Section<ICluster[]> = {};
+  runs: Section<IRuns> = {};
+  /** Loaded when a dialog needs it, not on every poll: backends change with installs only. */
+  backends: Section<IBackend[]> = {};
+  extensionMissing: string | null = null;
+  readonly busy = new Map<string, string>(); // cluster name -> what is being done
+  visible = false; // set by the panel as it is shown and hidden
+  readonly requester: IRequester;
+  readonly poll: Poll;
+  private _changed = new Signal<this, void>(this);
+
+  constructor(options: PanelModel.IOptions) {
+    this.requester = options.requester;
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: Private.frequency(options.interval ?? 5000),
+      // Nobody looks at a hidden panel or a background tab: do not poll then.
+      standby: () => !this.visible || 'when-hidden',
+      name: 'aiinfra:panel'
+    });
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  setInterval(intervalMs: number): void {
+    this.poll.frequency = Private.frequency(intervalMs);
+  }
+
+  request<T>(path: string[], method = 'GET', body?: unknown): Promise<T> {
+    return requestAPI<T>(this.requester, path, method, body);
+  }
+
+  /** The cluster of that name as last polled, if any. */
+  cluster(name: string): ICluster | undefined {
+    return (this.clusters.data ?? []).find(c => c.name === name);
+  }
+
+  /** The backend a cluster runs on, when the backends were loaded. */
+  backendOf(cluster: ICluster): IBackend | undefined {
+    return (this.backends.data ?? []).find(b => b.name === cluster.backend);
+  }
+
+  /** Ask the server for its backends (usable here or why not, and their options). */
+  async loadBackends(): Promise<IBackend[]> {
+    try {
+      const data = await this.request<{ backends: IBackend[] }>(['backends']);
+      this.backends = { data: data.backends };
+    } catch (error) {
+      this.backends = { data: this.backends.data, error: (error as Error).message ?? String(error) };
+    }
+    this._changed.emit();
+    return this.backends.data ?? [];
+  }
+
+  /** One round of requests; rejects (so the poll backs off) when every one failed. */
+  async refresh(): Promise<void> {
+    const calls: Array<[Private.SectionName, string[]]> = [
+      ['devices', ['devices']],
+      ['metrics', ['metrics', 'gpu']],
+      ['clusters', ['clusters']],
+      ['runs', ['pipelines', 'runs']]
+    ];
+    const results = await Promise.allSettled(calls.map(([, path]) => this.request<any>(path)));
+    let failures = 0;
+    this.extensionMissing = null;
+    const sections = this as unknown as Record<Private.SectionName, Section<unknown>>;
+    results.forEach((result, i) => {
+      const key = calls[i][0];
+      if (result.status === 'fulfilled') {
+        const value = key === 'clusters' ? result.value.clusters : result.value;
+        sections[key] = { data: value };
+      } else {
+        failures += 1;
+        const error = result.reason as APIError;
+        if (error.extensionMissing) {
+          this.extensionMissing = error.message;
+        }
+        sections[key] = { data: sections[key].data, error: error.message ?? String(error) };
+      }
+    });
+    this._changed.emit();
+    if (failures === calls.length) {
+      throw new Error('aiinfra: every request failed');
+    }
+  }
+
+  setBusy(name: string, what: string | null): void {
+    if (what) {
+      this.busy.set(name, what);
+    } else {
+      this.busy.delete(name);
+    }
+    this._changed.emit();
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+    Signal.clearData(this);
+  }
+}
+
+export namespace PanelModel {
+  export interface IOptions {
+    /** How requests reach the server (ServerConnection in the lab, a fake in tests). */
+    requester: IRequester;
+    /** Poll interval in milliseconds while the panel is visible (default 5000). */
+    interval?: number;
+  }
+}
+
+namespace Private {
+  export type SectionName = 'devices' | 'metrics' | 'clusters' | 'runs';
+
+  export function frequency(interval: number) {
+    return { interval, backoff: true, max: 60000 };
+  }
 }

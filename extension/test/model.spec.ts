@@ -1,9 +1,7 @@
 import {
   clusterSummary,
   connectCode,
-  emptyForm,
   formatBytes,
-  formToBody,
   ICluster,
   memoryPercent,
   runSteps,
@@ -24,25 +22,6 @@ const cluster: ICluster = {
   owner: { kind: 'server' },
   created: 0
 };
-
-describe('start form', () => {
-  it('leaves empty inputs out so the server defaults apply', () => {
-    expect(formToBody(emptyForm())).toEqual({ body: { backend: 'auto' } });
-    expect(emptyForm('local').backend).toBe('local');
-  });
-
-  it('uses the CLI option names with typed values', () => {
-    const form = { ...emptyForm('cuda'), name: ' gpu1 ', workers: '2', threads: '4', gpus: '0,1', memory: '4GB' };
-    expect(formToBody(form)).toEqual({
-      body: { backend: 'cuda', name: 'gpu1', workers: 2, threads: 4, gpus: '0,1', memory: '4GB' }
-    });
-  });
-
-  it('names the field of a bad number', () => {
-    expect(formToBody({ ...emptyForm(), workers: '0' }).error).toMatch(/^workers: got "0"/);
-    expect(formToBody({ ...emptyForm(), threads: 'two' }).error).toMatch(/^threads:/);
-  });
-});
 
 describe('formatting', () => {
   it('formats bytes in binary units', () => {

@@ -122,6 +122,9 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             # Start a local cluster from the dialog.
             panel.locator("button.aiinfra-start").click()
             dialog = page.locator(".jp-Dialog")
+            _dialog_follows_backend_declaration(
+                dialog, _api(lab, "aiinfra/api/backends")["backends"]
+            )
             dialog.locator('input[name="name"]').fill("browser1")
             dialog.locator('select[name="backend"]').select_option("local")
             dialog.locator('input[name="workers"]').fill("1")
@@ -146,6 +149,14 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             page.locator(".jp-Dialog input").fill("2")
             page.locator(".jp-Dialog button.jp-mod-accept").click()
             card.get_by_text("2 workers").wait_for(timeout=60_000)
+            _buttons_in_one_row(card)
+
+            # Make it adaptive from the panel: between 1 and 2 workers.
+            card.locator("button.aiinfra-adapt").click()
+            page.locator('.jp-Dialog input[name="minimum"]').fill("1")
+            page.locator('.jp-Dialog input[name="maximum"]').fill("2")
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            card.get_by_text("adapt 1:2").wait_for(timeout=60_000)
 
             # Its Dask dashboard opens in a main-area tab, through the proxy.
             card.locator("button.aiinfra-dashboard").click()
@@ -165,7 +176,35 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
 
             # Stop it from the panel; it leaves the list and the registry.
             card.locator("button.aiinfra-stop").click()
+            page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
             card.wait_for(state="detached", timeout=90_000)
             assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
         finally:
             browser.close()
+
+
+def _dialog_follows_backend_declaration(dialog, backends: list[dict]) -> None:
+    """Every declared backend is offered (unusable ones disabled) with exactly its options."""
+    dialog.locator('select[name="backend"]').wait_for()
+    for backend in backends:
+        name = backend["name"]
+        option = dialog.locator(f'option[data-backend="{name}"]')
+        assert option.count() == 1, name
+        assert option.is_disabled() == (not backend["usable"]), name
+        if not backend["usable"]:
+            continue
+        dialog.locator('select[name="backend"]').select_option(name)
+        own = dialog.locator(f'.aiinfra-backend-options[data-backend="{name}"]')
+        own.wait_for(state="attached")
+        common = {"name", "workers", "threads", "memory", "adapt", "idle_timeout"}
+        declared = [o["name"] for o in backend["options"] if o["name"] not in common]
+        shown = own.locator("[data-option]").evaluate_all("els => els.map(e => e.dataset.option)")
+        assert shown == declared, (name, shown, declared)
+
+
+def _buttons_in_one_row(card) -> None:
+    """At the default sidebar width a card's buttons share one row (issue 14 item 9)."""
+    tops = card.locator(".aiinfra-actions button").evaluate_all(
+        "els => els.map(e => Math.round(e.getBoundingClientRect().top))"
+    )
+    assert len(tops) == 5 and len(set(tops)) == 1, tops
