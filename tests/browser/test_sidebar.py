@@ -208,3 +208,41 @@ def _buttons_in_one_row(card) -> None:
         "els => els.map(e => Math.round(e.getBoundingClientRect().top))"
     )
     assert len(tops) == 5 and len(set(tops)) == 1, tops
+
+
+@pytest.fixture
+def throwaway_backend(tmp_path, monkeypatch):
+    """The test plugin installed through the entry-point group, for the lab started after it."""
+    from backend_plugin import install_plugin
+
+    for key, value in install_plugin(tmp_path / "plugin").items():
+        monkeypatch.setenv(key, value)
+
+
+def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, lab):
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.set_default_timeout(60_000)
+            page.goto(f"{lab}lab?token={TOKEN}")
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            panel = page.locator(".aiinfra-panel")
+            panel.wait_for()
+            panel.locator("button.aiinfra-start").click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.locator('option[data-backend="throwaway"]').wait_for(state="attached")
+            dialog.locator('select[name="backend"]').select_option("throwaway")
+            own = dialog.locator('.aiinfra-backend-options[data-backend="throwaway"]')
+            own.locator('[data-option="greeting"]').wait_for()
+            dialog.locator('input[name="name"]').fill("plugged")
+            dialog.locator('input[name="workers"]').fill("1")
+            dialog.locator('input[name="threads"]').fill("1")
+            own.locator('[data-option="greeting"] input').fill("salut")
+            dialog.locator("button.jp-mod-accept").click()
+            card = panel.locator('.aiinfra-cluster[data-name="plugged"]')
+            card.wait_for(timeout=120_000)
+            clusters = _api(lab, "aiinfra/api/clusters")["clusters"]
+            assert [(c["name"], c["backend"]) for c in clusters] == [("plugged", "throwaway")]
+        finally:
+            browser.close()
