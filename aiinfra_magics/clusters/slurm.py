@@ -39,7 +39,6 @@ from typing import Any
 from ..checks import as_duration
 from ..errors import InputError, OperationError, field_error
 from .backends import ClusterBackend, Launched, Option
-from .spec import ClusterSpec
 from .slurm_queue import (
     jobs_file,
     note_submit_error,
@@ -49,6 +48,7 @@ from .slurm_queue import (
     sbatch_error,
     summarise,
 )
+from .spec import ClusterSpec
 
 SLURM_COMMANDS = ("sbatch", "squeue", "scancel")
 GPU_REQUESTS = ("gres", "gpus")
