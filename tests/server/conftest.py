@@ -122,3 +122,20 @@ def live_server(tmp_path_factory: Any) -> Any:
     server = LiveServer(tmp_path_factory.mktemp("live"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Any) -> Any:
+    """Start LiveServers inside a test (with the test's environment); all stopped after it."""
+    started: list[LiveServer] = []
+
+    def start(name: str = "server", base_url: str = "/") -> LiveServer:
+        folder = tmp_path / name
+        folder.mkdir()
+        server = LiveServer(folder, base_url)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
