@@ -130,3 +130,15 @@ def test_scheduler_dashboard_on_loopback_and_adapt_patience():
     kwargs = SlurmBackend().launch_kwargs(spec(interface="lo"), death_timeout=1)
     assert kwargs["scheduler_options"]["dashboard_address"] == "127.0.0.1:0"
     assert kwargs["interface"] == "lo"
+
+
+def test_cli_dry_run_prints_the_job_script_and_starts_nothing(aiinfra_home):
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "aiinfra_magics", "cluster", "start", "hpc", "--backend",
+            "slurm", "--cores", "2", "--memory", "4GB", "--partition", "gpu", "--dry-run"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "#SBATCH -p gpu" in proc.stdout and "#SBATCH --cpus-per-task=2" in proc.stdout
+    assert not list((aiinfra_home / "clusters").glob("*.json"))
