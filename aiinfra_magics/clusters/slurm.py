@@ -372,6 +372,8 @@ def submit_check(script: str) -> None:
     if proc.returncode != 0:
         why = sbatch_error(proc.stderr)
         field = _field_of(why)
+        if "node configuration" in why.lower():
+            why += " (no node in the partition has that many cores, that much memory or those GPUs)"
         raise OperationError(
             f"{field + ': ' if field else ''}sbatch rejects the job script: {why}", field=field
         )
@@ -386,7 +388,6 @@ def _field_of(message: str) -> str | None:
         (("gres", "gpu"), "gpus_per_job"),
         (("memory",), "memory"),
         (("time limit",), "walltime"),
-        (("node configuration",), "cores"),
     ):
         if any(w in low for w in words):
             return field

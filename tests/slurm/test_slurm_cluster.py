@@ -111,7 +111,7 @@ def test_rejected_job_script_is_one_clear_error(ip, slurm):
     with pytest.raises(UsageError, match=r"^partition: sbatch rejects the job script: .*nope"):
         ip.run_line_magic("aiinfra", f"cluster start bad {FLAGS} --partition nope")
     with pytest.raises(
-        OperationError, match=r"^cores: sbatch rejects the job script: .*node config"
+        OperationError, match=r"^sbatch rejects the job script: .*node configuration.*many cores"
     ):
         ClusterManager().start(
             ClusterSpec.from_options(
