@@ -38,9 +38,12 @@ def main() -> None:
         run(args.repeat, slurm)
     finally:
         if slurm is not None:
+            import shutil
+
             from slurm_fixture import stop_slurm
 
             stop_slurm(slurm)
+            shutil.rmtree(slurm.prefix, ignore_errors=True)
 
 
 def run(repeat: int, slurm) -> None:
