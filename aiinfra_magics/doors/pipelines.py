@@ -210,9 +210,9 @@ def _status(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _plot(args: argparse.Namespace, ctx: Context) -> Any:
-    overrides = collect(None, args.raw, args.yaml_params, args.param_files)
+    overrides = collect(args.params, args.raw, args.yaml_params, args.param_files)
     spec = apply_overrides(
-        PipelineSpec.from_file(args.file), args.params, overrides=overrides, kernel=args.kernel
+        PipelineSpec.from_file(args.file), overrides=overrides, kernel=args.kernel
     )
     nodes = expand(spec)
     try:

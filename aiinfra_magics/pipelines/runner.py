@@ -94,8 +94,8 @@ def run_pipeline(
     ``parameters`` holds values already typed (the REST door's JSON), KEY or STEP.KEY.
     ``kernel`` is ``-k``; ``output`` a folder or URL for the executed notebooks.
     """
-    overrides = collect(None, raw, yaml_params, param_files, parameters)
-    spec = apply_overrides(PipelineSpec.from_file(path), params, overrides=overrides, kernel=kernel)
+    overrides = collect(params, raw, yaml_params, param_files, parameters)  # papermill's order
+    spec = apply_overrides(PipelineSpec.from_file(path), overrides=overrides, kernel=kernel)
     if output is not None or log_output:
         spec = replace(spec, output=output or spec.output)
         if log_output:
