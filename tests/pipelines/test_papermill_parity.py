@@ -260,3 +260,80 @@ def test_a_notebook_without_kernelspec_fails_as_papermill_does(both):
         timeout=300,
     )
     assert ours.returncode == 0, ours.stderr[-2000:]
+
+
+def test_papermill_options_per_step_and_outputs_to_fsspec_urls(tmp_path, notebook, pipeline_file):
+    """cwd, report_mode, log_output, progress saving while a step runs, memory:// and file://."""
+    import threading
+    import time
+
+    import fsspec
+
+    from aiinfra_magics.pipelines.progress import NoProgress
+    from aiinfra_magics.pipelines.runner import run_pipeline
+
+    (tmp_path / "work").mkdir()
+    notebook(
+        tmp_path / "where.ipynb", "x = 0", "import os\nprint('cwd', os.path.basename(os.getcwd()))"
+    )
+    notebook(
+        tmp_path / "slow.ipynb",
+        "x = 0",
+        "print('first cell done')",
+        "import os, time\nwhile not os.path.exists('../go'):\n    time.sleep(0.1)",
+    )
+    path = pipeline_file(
+        tmp_path,
+        {
+            "output": "memory://aiinfra-test/notebooks",
+            "steps": {
+                "where": {"notebook": "where.ipynb", "cwd": "work", "report_mode": True},
+                "slow": {"notebook": "slow.ipynb", "cwd": "work", "autosave_cell_every": 1},
+            },
+        },
+    )
+
+    class Lines(NoProgress):
+        lines: list = []
+
+        def output(self, run, name, text, stream="stdout"):
+            self.lines.append((name, text))
+
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault(
+            "run", run_pipeline(path, workers=2, log_output=True, progress=Lines())
+        )
+    )
+    thread.start()
+    fs = fsspec.filesystem("memory")
+    try:
+        # The running step's notebook is saved as it goes: its first cell can be read now.
+        deadline = time.monotonic() + 300
+        while True:
+            found = fs.glob("/aiinfra-test/notebooks/*/slow.ipynb")
+            if found and "first cell done" in fs.cat(found[0]).decode():
+                break
+            assert time.monotonic() < deadline, "no saved progress"
+            time.sleep(0.2)
+    finally:
+        (tmp_path / "go").touch()
+        thread.join(timeout=600)
+    run = result["run"]
+    assert run.status == "ok", run.summary()
+    assert run.steps["where"]["notebook"].startswith("memory://aiinfra-test/notebooks/")
+    nb = nbformat.reads(
+        fs.cat(run.steps["where"]["notebook"].replace("memory://", "/")).decode(), 4
+    )
+    assert nb.cells[-1].outputs[0]["text"] == "cwd work\n"  # the step's cwd
+    assert all(
+        c.metadata.get("jupyter", {}).get("source_hidden")
+        for c in nb.cells
+        if c.cell_type == "code"
+    )
+    assert ("where", "cwd work\n") in Lines.lines  # log_output streamed to the progress view
+    # A file:// URL goes through the same papermill registry.
+    url = (tmp_path / "elsewhere").as_uri()
+    run = run_pipeline(path, workers=1, output=url, force=True, only="where")
+    assert run.steps["where"]["notebook"].startswith(url)
+    assert list((tmp_path / "elsewhere").glob("*/where.ipynb"))
