@@ -62,9 +62,8 @@ sys._aiinfra_reset = json.dumps({"clean": not why, "why": "; ".join(why)})
 
 async def _execute(km: AsyncKernelManager, code: str, timeout: float = 60) -> dict[str, Any]:
     kc = km.client()
-    kc.start_channels()
-    try:
-        await kc.wait_for_ready(timeout=timeout)
+    kc.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    try:  # the shell socket queues the request until it connects: no kernel_info round trip
         msg_id = kc.execute(
             code,
             silent=True,
@@ -112,8 +111,10 @@ def take(kernel_name: str, cwd: str, owner: str) -> tuple[AsyncKernelManager, bo
             km = queue.pop() if queue else None
         if km is None:
             break
-        state = reset(km, cwd)  # clean when it was returned; this only moves it to cwd
+        # Reset when it was handed back; only a step in another folder needs a call here.
+        state = {"clean": True} if km.aiinfra_cwd == cwd else reset(km, cwd)  # type: ignore[attr-defined]
         if state["clean"]:
+            km.aiinfra_cwd = cwd  # type: ignore[attr-defined]
             km.aiinfra_uses += 1  # type: ignore[attr-defined]
             return km, True
         kernel_pool.shutdown(km)
@@ -124,6 +125,7 @@ def take(kernel_name: str, cwd: str, owner: str) -> tuple[AsyncKernelManager, bo
         raise RuntimeError(state["why"])
     km.aiinfra_id = f"{owner or 'local'}#{next(_ids)}"  # type: ignore[attr-defined]
     km.aiinfra_uses = 1  # type: ignore[attr-defined]
+    km.aiinfra_cwd = cwd  # type: ignore[attr-defined]
     return km, False
 
 
@@ -133,6 +135,7 @@ def give_back(km: AsyncKernelManager, kernel_name: str, cwd: str, owner: str) ->
     if not state["clean"]:
         kernel_pool.shutdown(km)
         return state["why"]
+    km.aiinfra_cwd = cwd  # type: ignore[attr-defined]
     with _lock:
         _idle.setdefault((owner, kernel_name), []).append(km)
     return None

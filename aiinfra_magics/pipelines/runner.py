@@ -7,7 +7,6 @@ against the cache, then submitted; independent nodes run in parallel.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AiinfraError
 from . import cache, kinds
+from .connect import _drain, _prewarm, _runner_identity, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
@@ -32,40 +32,6 @@ if TYPE_CHECKING:  # distributed is imported only when a step must run: cached r
     from distributed import Client, Future
 
 BACKOFF_S = 0.5  # first retry delay; doubles with each attempt
-
-
-@contextmanager
-def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
-    """A client on the named registered cluster, or on a temporary local one."""
-    if cluster:
-        from ..clusters import manager
-
-        client = manager.connect(cluster)
-        try:
-            yield (
-                client,
-                {"name": cluster, "scheduler": client.scheduler.address, "embedded": False},
-            )
-        finally:
-            client.close()
-        return
-    from distributed import Client, LocalCluster
-
-    # Workers as threads of this process: every step already runs in its own kernel
-    # process, so worker processes would only add start-up time (and memory).
-    local = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=False,
-        dashboard_address=":0",  # never fight over 8787 with a user's own cluster
-        silence_logs=logging.ERROR,
-    )
-    try:
-        # Not the default client: the user's own client (if any) must stay the default.
-        with Client(local, set_as_default=False) as client:
-            yield client, {"name": None, "scheduler": local.scheduler_address, "embedded": True}
-    finally:
-        local.close()
 
 
 def run_pipeline(
@@ -480,35 +446,6 @@ class _Run:
 
     def _hash_products(self, node: Node) -> dict[str, str | None]:
         return {p: cache.file_hash(self.folder / p) for p in node.products}
-
-
-def _drain(client: Client) -> None:
-    try:
-        from .execute import drain_kernels
-
-        client.run(drain_kernels)
-    except Exception:  # a worker gone at the end must not hide the run's result
-        pass
-
-
-def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
-    from . import kernel_pool
-
-    kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
-
-
-def _runner_identity() -> dict[str, Any]:
-    """Which process runs this run, so a reader can tell a killed run from a live one."""
-    import os
-    import platform
-
-    import psutil
-
-    return {
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "started": psutil.Process().create_time(),
-    }
 
 
 def _rel(folder: Path, path: Path) -> str:
