@@ -1,18 +1,27 @@
 """``aiinfra/dashboard/{name}/...``: the Dask dashboard of a registered cluster, HTTP and WebSocket.
 
 The target comes only from the registry record of ``name`` (scheme, host and
-port of its dashboard link), so the proxy reaches registered dashboards (on any
-host) and nothing else; the request can only choose the path on that server.
+port of its dashboard link), so the proxy reaches registered dashboards and
+nothing else; the request can only choose the path on that server.
 The Dask dashboard uses relative links, and Bokeh opens its socket at the page
 path + ``/ws``, so forwarding the path under our prefix is enough to make it
 work behind any base_url (JupyterHub included).
+
+Trust: a dashboard is someone else's web page served from the Jupyter origin.
+Every proxied response carries a CSP ``sandbox`` without ``allow-same-origin``,
+so the browser runs it in an opaque origin: it cannot read the ``_xsrf`` cookie,
+and any call it makes to ``/api/*`` is cross-origin (no CORS grant, Origin
+``null`` refused by Jupyter). Nothing that authenticates the user travels
+upstream (cookies, Authorization, XSRF headers, ``?token=``), and nothing the
+upstream says about cookies or CORS comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -22,16 +31,46 @@ from tornado import httpclient, web, websocket
 from ..errors import AiinfraError, NotFoundError, OperationError
 from .base import status_for
 
-# Hop-by-hop headers (RFC 9110 7.6.1) and those the proxy sets itself.
+# Hop-by-hop headers (RFC 9110 7.6.1), those the proxy sets itself, and every
+# header that carries the user's Jupyter credentials or says where they came from.
 SKIP_REQUEST = {
     "host", "connection", "keep-alive", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "cookie", "authorization", "content-length",
+    "x-xsrftoken", "x-xsrf-token", "x-csrftoken", "origin", "referer",
 }  # fmt: skip
+# The upstream may not set cookies on the Jupyter origin, grant CORS on it, or
+# replace our sandbox with its own policy.
 SKIP_RESPONSE = {
     "connection", "keep-alive", "transfer-encoding", "content-length", "set-cookie",
-    "content-encoding", "server", "date",
+    "set-cookie2", "content-encoding", "server", "date", "content-security-policy",
+    "content-security-policy-report-only", "referrer-policy", "x-content-type-options",
 }  # fmt: skip
+SKIP_RESPONSE_PREFIXES = ("access-control-",)
+# Query parameters Jupyter reads as credentials.
+SKIP_QUERY = {"token", "_xsrf"}
+# Scripts and popups (the dashboard opens its pages in new tabs), never same-origin.
+SANDBOX = "sandbox allow-scripts allow-popups"
+# Replaced by aiinfra_magics.checks.as_name (NAME_PATTERN) when it lands.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TIMEOUT_S = 30.0
+
+
+def upstream_query(query: str) -> str:
+    """The request's query string without the parameters that authenticate to Jupyter."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in SKIP_QUERY]
+    return query if len(kept) == len(pairs) else urlencode(kept)
+
+
+def check_name(name: str) -> str:
+    """``name`` as a cluster name, or a 404 before anything reads the registry.
+
+    Tornado decodes ``%2F`` in path arguments, so ``..%2F..%2Fx`` arrives as a
+    path; only a full match of the name pattern may become a registry lookup.
+    """
+    if not NAME_PATTERN.fullmatch(name):
+        raise web.HTTPError(404, "name: not a cluster name; allowed: [a-z0-9][a-z0-9_-]{0,62}")
+    return name
 
 
 class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
@@ -47,7 +86,21 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
     def state(self) -> Any:
         return self.settings["aiinfra_state"]
 
+    @property
+    def content_security_policy(self) -> str:
+        # Jupyter's own policy (frame-ancestors 'self') plus the opaque-origin sandbox.
+        return f"{super().content_security_policy}; {SANDBOX}"
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def set_cors_headers(self) -> None:
+        """No CORS grant on proxied content, even for token-authenticated requests."""
+
     async def _target(self, name: str, path: str) -> str:
+        check_name(name)
         loop = asyncio.get_running_loop()
         try:
             base = await loop.run_in_executor(
@@ -56,8 +109,9 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
         except (AiinfraError, OperationError) as exc:
             raise web.HTTPError(status_for(exc) or 400, str(exc)) from None
         url = f"{base}/{quote(path, safe='/%:@!$&()*+,;=-._~')}"
-        if self.request.query:
-            url += "?" + self.request.query
+        query = upstream_query(self.request.query)
+        if query:
+            url += "?" + query
         return url
 
     def _prefix(self, name: str) -> str:
@@ -106,7 +160,7 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
         self.set_status(response.code, response.reason)
         self.clear_header("Content-Type")
         for key, value in response.headers.get_all():
-            if key.lower() in SKIP_RESPONSE:
+            if key.lower() in SKIP_RESPONSE or key.lower().startswith(SKIP_RESPONSE_PREFIXES):
                 continue
             if key.lower() == "location":
                 value = self._rewrite_location(name, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import os
 import threading
 import time
@@ -110,9 +111,12 @@ class ServerState:
         """``scheme://host:port`` of a registered cluster's dashboard (blocking; run in a thread).
 
         Only the registry decides where the proxy may connect: the request names
-        a cluster, never a host.
+        a cluster, never a host. The dashboard must be on its scheduler's own
+        host, so a record cannot turn the proxy towards another machine.
         """
         from ..clusters import manager
+        from ..clusters.registry import Registry
+        from ..errors import OperationError
 
         now = time.monotonic()
         with self._lock:
@@ -121,11 +125,23 @@ class ServerState:
                 return cached[1]
         link = manager.dashboard(name)  # NotFoundError for names not in the registry
         parts = urlsplit(link)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            from ..errors import OperationError
-
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OperationError(f"cluster {name!r}: dashboard link {link!r} is not an http URL")
-        target = f"{parts.scheme}://{parts.netloc}"
+        record = Registry().read(name) or {}
+        scheduler = urlsplit(str(record.get("scheduler_address") or "")).hostname
+        if not _same_host(parts.hostname, scheduler):
+            raise OperationError(
+                f"cluster {name!r}: dashboard {parts.hostname!r} is not on the scheduler's "
+                f"host {scheduler!r}; the proxy only reaches a scheduler's own dashboard"
+            )
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            raise OperationError(
+                f"cluster {name!r}: dashboard link {link!r} has a bad port"
+            ) from None
+        target = f"{parts.scheme}://{host}{port}"  # no user:password@ from the record
         with self._lock:
             self._targets[name] = (now, target)
         return target
@@ -145,6 +161,20 @@ class ServerState:
                 launch["process"].kill()
         self.sampler.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    a, b = a.lower().strip("[]"), b.lower().strip("[]")
+    return a == b or (_loopback(a) and _loopback(b))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _inventory() -> dict[str, Any]:
