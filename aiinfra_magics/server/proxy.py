@@ -23,7 +23,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.auth.decorator import allow_unauthenticated, ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, web, websocket
@@ -53,6 +53,7 @@ SANDBOX = "sandbox allow-scripts allow-popups"
 # Replaced by aiinfra_magics.checks.as_name (NAME_PATTERN) when it lands.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TIMEOUT_S = 30.0
+PATH_SAFE = "/%:@!$&()*+,;=-._~"
 
 
 def upstream_query(query: str) -> str:
@@ -81,6 +82,7 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
     """
 
     upstream: websocket.WebSocketClientConnection | None = None
+    capability: str | None = None  # set on the capability route
 
     @property
     def state(self) -> Any:
@@ -108,17 +110,31 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
             )
         except (AiinfraError, OperationError) as exc:
             raise web.HTTPError(status_for(exc) or 400, str(exc)) from None
-        url = f"{base}/{quote(path, safe='/%:@!$&()*+,;=-._~')}"
+        url = f"{base}/{quote(path, safe=PATH_SAFE)}"
         query = upstream_query(self.request.query)
         if query:
             url += "?" + query
         return url
 
     def _prefix(self, name: str) -> str:
-        return url_path_join(self.base_url, "aiinfra/dashboard", quote(name, safe=""))
+        prefix = url_path_join(self.base_url, "aiinfra/dashboard", quote(name, safe=""))
+        return f"{prefix}/~{self.capability}" if self.capability else prefix
 
     @ws_authenticated
     async def get(self, name: str, path: str = "") -> None:
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            await self._proxy(name, path)
+            return
+        # A page goes to its capability URL: the sandboxed page has an opaque
+        # origin, so the browser sends it no Jupyter cookie, and its relative
+        # links and Bokeh's socket keep the capability in their path instead.
+        await self._target(name, "")  # 404 for unknown clusters before any redirect
+        self.capability = self.state.dashboard_capability(name)
+        url = url_path_join(self._prefix(name), quote(path, safe=PATH_SAFE))
+        query = upstream_query(self.request.query)
+        self.redirect(url + (f"?{query}" if query else ""))
+
+    async def _proxy(self, name: str, path: str) -> None:
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             await self._http(name, path)
             return
@@ -179,7 +195,7 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
 
     # -- WebSocket side ----------------------------------------------------------------
 
-    def open(self, name: str, path: str = "") -> None:
+    def open(self, *args: str, **kwargs: str) -> None:
         for message in self._pending:
             self.write_message(message, binary=isinstance(message, bytes))
         self._pending = []
@@ -216,10 +232,40 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
             self.upstream = None
 
 
+class DashboardViewHandler(DashboardProxyHandler):
+    """``aiinfra/dashboard/{name}/~{capability}/...``: what the sandboxed page loads.
+
+    The capability (an HMAC of the name and an expiry, keyed per server start)
+    was handed out by an authenticated redirect; it grants GETs of this one
+    dashboard through the proxy and nothing else, so it authenticates requests
+    that carry no Jupyter cookie: the page's assets, and Bokeh's socket, whose
+    Origin is ``null`` because the page is sandboxed.
+    """
+
+    @allow_unauthenticated
+    async def get(self, name: str, capability: str, path: str = "") -> None:  # type: ignore[override]
+        check_name(name)
+        if not self.state.dashboard_capability_ok(name, capability):
+            raise web.HTTPError(403, "dashboard link expired or not issued here; reopen it")
+        self.capability = capability
+        await self._proxy(name, path)
+
+    def check_origin(self, origin_to_satisfy_tornado: str = "") -> bool:
+        # The sandboxed dashboard's own socket: the capability in the path, checked
+        # in get() before the handshake, is what authenticates it.
+        if self.request.headers.get("Origin", "").lower() == "null":
+            return self.capability is not None
+        return super().check_origin(origin_to_satisfy_tornado)
+
+
 def proxy_handlers() -> list[tuple[str, type]]:
     return [
+        (
+            r"aiinfra/dashboard/(?P<name>[^/]+)/~(?P<capability>[0-9a-f]+\.[0-9a-f]+)/?(?P<path>.*)",
+            DashboardViewHandler,
+        ),
         (r"aiinfra/dashboard/(?P<name>[^/]+)/?(?P<path>.*)", DashboardProxyHandler),
     ]
 
 
-__all__ = ["DashboardProxyHandler", "NotFoundError", "proxy_handlers"]
+__all__ = ["DashboardProxyHandler", "DashboardViewHandler", "NotFoundError", "proxy_handlers"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib
 import ipaddress
 import os
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,9 @@ CLUSTERS_TTL_S = 1.0
 # dashboard loads; a short cache keeps that off the registry, and a stopped
 # cluster still disappears from the proxy within this many seconds.
 TARGET_TTL_S = 3.0
+# How long a dashboard link handed to the browser stays usable (a lab tab that
+# stays open longer is reopened from the panel, which hands out a fresh one).
+CAPABILITY_TTL_S = 12 * 3600
 
 
 class Cached:
@@ -88,6 +94,7 @@ class ServerState:
         self.clusters = Cached(_clusters, CLUSTERS_TTL_S, self.executor)
         self._targets: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
+        self._capability_key = secrets.token_bytes(32)  # dies with the server
         self.launches: dict[str, dict[str, Any]] = {}  # pipeline runs started by this server
 
     def home(self) -> Path:
@@ -145,6 +152,25 @@ class ServerState:
         with self._lock:
             self._targets[name] = (now, target)
         return target
+
+    def dashboard_capability(self, name: str, now: float | None = None) -> str:
+        """A path token that lets a sandboxed page load ``name``'s dashboard until it expires."""
+        expires = int((now if now is not None else time.time()) + CAPABILITY_TTL_S)
+        return f"{expires:x}.{self._sign(name, expires)}"
+
+    def dashboard_capability_ok(self, name: str, capability: str) -> bool:
+        expires_hex, _, signature = capability.partition(".")
+        try:
+            expires = int(expires_hex, 16)
+        except ValueError:
+            return False
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(signature, self._sign(name, expires))
+
+    def _sign(self, name: str, expires: int) -> str:
+        message = f"dashboard\n{name}\n{expires}".encode()
+        return hmac.new(self._capability_key, message, hashlib.sha256).hexdigest()[:40]
 
     def forget_target(self, name: str) -> None:
         with self._lock:

@@ -75,13 +75,13 @@ def upstream():
 
 
 def test_credentials_do_not_reach_the_upstream_and_its_grants_do_not_come_back(
-    run, jp_fetch, jp_serverapp, jp_http_port, jp_base_url, upstream
+    run, dashboard_fetch, jp_serverapp, jp_http_port, jp_base_url, upstream
 ):
     _register("hostile", upstream)
     token = jp_serverapp.identity_provider.token
 
     async def go():
-        response = await jp_fetch(
+        redirect, response = await dashboard_fetch(
             "aiinfra", "dashboard", "hostile", "page",
             params={"token": token, "keep": "1", "_xsrf": "secret-xsrf"},
             headers={
@@ -89,6 +89,12 @@ def test_credentials_do_not_reach_the_upstream_and_its_grants_do_not_come_back(
                 "X-XSRFToken": "secret-xsrf", "Referer": f"http://x/lab?token={token}",
             },
         )  # fmt: skip
+        # The authenticated URL hands out the capability URL, credentials dropped.
+        assert redirect.code == 302, redirect.code
+        assert (
+            token not in redirect.headers["Location"]
+            and "secret" not in redirect.headers["Location"]
+        )
         assert response.code == 200 and b"hello" in response.body
         (seen,) = _Seen.requests
         assert seen["path"] == "page"
@@ -169,5 +175,48 @@ def test_a_dashboard_on_another_host_than_its_scheduler_is_refused(run, jp_fetch
         response = await jp_fetch("aiinfra", "dashboard", "elsewhere", "status", raise_error=False)
         assert response.code == 409
         assert _Seen.requests == []
+
+    run(go())
+
+
+def test_only_an_issued_capability_opens_a_dashboard_without_credentials(
+    run, dashboard_fetch, http_server_client, jp_http_port, jp_base_url, upstream
+):
+    _register("one", upstream)
+    _register("two", upstream)
+
+    async def go():
+        redirect, response = await dashboard_fetch("aiinfra", "dashboard", "one", "page")
+        assert response.code == 200
+        location = redirect.headers["Location"]
+        capability = location.split("/~")[1].split("/")[0]
+        expires, signature = capability.split(".")
+        forged = [
+            location.replace("/one/", "/two/"),  # another cluster's dashboard
+            location.replace(capability, f"{int(expires, 16) + 1:x}.{signature}"),  # longer life
+            location.replace(capability, f"{expires}.{'0' * len(signature)}"),
+            location.replace(capability, f"{int(time.time()) - 1:x}.{signature}"),  # expired
+        ]
+        for url in forged:
+            response = await http_server_client.fetch(url, raise_error=False)
+            assert response.code == 403, url
+
+        # Bokeh's socket from the sandboxed page: Origin null, no cookie, capability in
+        # the path. Without the capability the same socket is refused.
+        ws_base = f"ws://127.0.0.1:{jp_http_port}"
+        ws = await tornado.websocket.websocket_connect(
+            tornado.httpclient.HTTPRequest(
+                ws_base + location.replace("/page", "/ws"), headers={"Origin": "null"}
+            )
+        )
+        assert await asyncio.wait_for(ws.read_message(), 20) == "hi"
+        ws.close()
+        with pytest.raises(tornado.httpclient.HTTPClientError) as err:
+            await tornado.websocket.websocket_connect(
+                tornado.httpclient.HTTPRequest(
+                    f"{ws_base}{jp_base_url}aiinfra/dashboard/one/ws", headers={"Origin": "null"}
+                )
+            )
+        assert err.value.code == 403
 
     run(go())
