@@ -19,7 +19,6 @@ upstream says about cookies or CORS comes back.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -28,6 +27,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, web, websocket
 
+from ..checks import NAME_ALLOWED, NAME_PATTERN
 from ..errors import AiinfraError, NotFoundError, OperationError
 from .base import status_for
 
@@ -50,8 +50,6 @@ SKIP_RESPONSE_PREFIXES = ("access-control-",)
 SKIP_QUERY = {"token", "_xsrf"}
 # Scripts and popups (the dashboard opens its pages in new tabs), never same-origin.
 SANDBOX = "sandbox allow-scripts allow-popups"
-# Replaced by aiinfra_magics.checks.as_name (NAME_PATTERN) when it lands.
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TIMEOUT_S = 30.0
 PATH_SAFE = "/%:@!$&()*+,;=-._~"
 
@@ -70,7 +68,7 @@ def check_name(name: str) -> str:
     path; only a full match of the name pattern may become a registry lookup.
     """
     if not NAME_PATTERN.fullmatch(name):
-        raise web.HTTPError(404, "name: not a cluster name; allowed: [a-z0-9][a-z0-9_-]{0,62}")
+        raise web.HTTPError(404, f"name: not a cluster name; allowed: {NAME_ALLOWED}")
     return name
 
 
