@@ -98,12 +98,9 @@ class ServerState:
         self.launches: dict[str, dict[str, Any]] = {}  # pipeline runs started by this server
 
     def home(self) -> Path:
-        root = os.environ.get("AIINFRA_HOME")
-        if not root:
-            from jupyter_core.paths import jupyter_runtime_dir
+        from ..paths import aiinfra_home
 
-            root = os.path.join(jupyter_runtime_dir(), "aiinfra")
-        return Path(root)
+        return aiinfra_home()  # created 0700
 
     def launch_pipeline(
         self, path: Path, cluster: str | None, params: dict[str, Any], force: bool
