@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
 SUDO := $(if $(IS_ROOT),,sudo)
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) notebooks/pipeline/pipeline_magics.ipynb
 
-.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean
+.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ test-notebooks: install
 	AIINFRA_HOME=$$(mktemp -d) PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
 
 test: lint test-frontend test-python test-notebooks
+
+# Refresh the tracked docs/ images (tests themselves only write screenshots to tmp).
+screenshots: install browser
+	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info aiinfra_magics/labextension extension/lib extension/node_modules
