@@ -23,7 +23,9 @@ def jp_server_config() -> dict:  # noqa: F811 - replaces pytest-jupyter's
     return {"ServerApp": {"jpserver_extensions": {"aiinfra_magics": True}}}
 
 
-def test_slurm_dashboard_opens_through_the_lab_proxy(slurm, jp_fetch, jp_asyncio_loop):
+def test_slurm_dashboard_opens_through_the_lab_proxy(
+    slurm, jp_fetch, jp_asyncio_loop, jp_base_url, http_server_client
+):
     async def api(method: str, *parts: str, body: dict | None = None) -> tuple[int, dict]:
         raw = json.dumps(body).encode() if body is not None else None
         response = await jp_fetch(
@@ -48,11 +50,19 @@ def test_slurm_dashboard_opens_through_the_lab_proxy(slurm, jp_fetch, jp_asyncio
             assert status["workers"] == 1
             assert job["job_id"] in slurm.job_ids() and job["node"] == slurm.node
             assert status["queue"] == "1 running"
-            page = await jp_fetch("aiinfra", "dashboard", "hpc", "status")
+            # The lab's tab opens the authenticated URL, which redirects to the cluster's
+            # capability URL; the page there is fetched without Jupyter credentials.
+            first = await jp_fetch(
+                "aiinfra", "dashboard", "hpc", "status", follow_redirects=False, raise_error=False
+            )
+            assert first.code == 302
+            view = first.headers["Location"].rsplit("/", 1)[0]
+            assert view.startswith(jp_base_url + "aiinfra/dashboard/hpc/~")
+            page = await http_server_client.fetch(first.headers["Location"])
             html = page.body.decode()
             assert page.code == 200 and "bokeh" in html
             assert 'href="statics/css/base.css"' in html  # relative assets stay in the proxy
-            workers = await jp_fetch("aiinfra", "dashboard", "hpc", "info", "main", "workers.html")
+            workers = await http_server_client.fetch(f"{view}/info/main/workers.html")
             # This cluster's scheduler answers (on the login node, reached only through the proxy).
             assert f"Scheduler {info['scheduler_address']}" in workers.body.decode()
         finally:
