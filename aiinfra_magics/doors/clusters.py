@@ -12,7 +12,7 @@ from typing import Any
 
 from ..checks import as_int
 from ..clusters.backends import ClusterBackend, Option, backend_names, loadable_backends
-from ..clusters.info import link_html
+from ..clusters.info import dashboard_html, proxied_dashboard
 from ..clusters.manager import ClusterManager, connect_address
 from ..clusters.spec import COMMON_FIELDS, ClusterSpec
 from ..errors import InputError
@@ -209,5 +209,8 @@ def _dashboard(args: argparse.Namespace, ctx: Context) -> Any:
     if ctx.door == "magic":
         from IPython.display import HTML
 
-        return HTML(link_html(link, f"Dask dashboard of {args.name}: {link}"))
+        proxied = proxied_dashboard(args.name, link)
+        return HTML(
+            dashboard_html(args.name, link, f"Dask dashboard of {args.name}: {proxied or link}")
+        )
     return link
