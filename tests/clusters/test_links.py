@@ -57,10 +57,7 @@ def test_a_process_started_by_a_jupyter_server_finds_its_base_url(tmp_path):
               "password": False, "sock": "", "version": "2"}  # fmt: skip
     (runtime / f"jpserver-{os.getpid()}.json").write_text(json.dumps(server))
     env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_SERVICE_PREFIX"}
-    code = (
-        "from aiinfra_magics.clusters.info import proxied_dashboard as p; print(p('my demo', %r))"
-        % RAW
-    )
+    code = f"from aiinfra_magics.clusters.info import proxied_dashboard as p; print(p('my demo', {RAW!r}))"
     out = subprocess.run([sys.executable, "-c", code], env={**env, "JUPYTER_RUNTIME_DIR": str(runtime)},
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.stdout.strip() == "/lab-base/aiinfra/dashboard/my%20demo/status", out.stderr
