@@ -1,6 +1,8 @@
-"""A real ``jupyter lab`` for the browser tests that need one sharing a registry with the test.
+"""Browser tests write screenshots and logs only under tmp: they never touch tracked files.
 
-(test_sidebar.py keeps its own ``lab`` fixture; this one is ``live_lab``.)
+``make screenshots`` is the one way to refresh docs/ images (AIINFRA_SCREENSHOTS=docs).
+``live_lab``: a real ``jupyter lab`` sharing its registry with the test (test_sidebar.py keeps
+its own ``lab`` fixture).
 """
 
 from __future__ import annotations
@@ -16,6 +18,36 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+
+def _tracked() -> dict[str, tuple[int, int]] | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an sdist): nothing to guard
+    state = {}
+    for name in out.decode().split("\0"):
+        path = REPO / name
+        if name and path.is_file():
+            st = path.stat()
+            state[name] = (st.st_mtime_ns, st.st_size)
+    return state
+
+
+@pytest.fixture(autouse=True)
+def tracked_files_unchanged():
+    if os.environ.get("AIINFRA_SCREENSHOTS"):  # make screenshots: rewriting docs/ is the point
+        yield
+        return
+    before = _tracked()
+    yield
+    after = _tracked()
+    if before is not None and after is not None:
+        changed = sorted(k for k in before if before[k] != after.get(k))
+        assert not changed, f"a test modified tracked files: {changed}"
+
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"

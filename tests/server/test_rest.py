@@ -226,7 +226,9 @@ class _Recorder(tornado.web.RequestHandler):
         self.write("reached")
 
 
-def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, jp_base_url):
+def test_cluster_lifecycle_and_dashboard_proxy(
+    run, api, jp_fetch, jp_ws_fetch, jp_base_url, jp_http_port, dashboard_fetch, http_server_client
+):
     async def go():
         # A bystander HTTP server: nothing sent through the proxy may reach it.
         bystander = tornado.web.Application([(r"/(.*)", _Recorder)]).listen(0, "127.0.0.1")
@@ -255,22 +257,35 @@ def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, 
                 await asyncio.sleep(0.1)
             assert status["workers"] == 2
 
-            # HTTP through the proxy: the page, its relative assets, redirects kept inside.
-            page = await jp_fetch("aiinfra", "dashboard", "web1", "status")
+            # HTTP through the proxy: the page (at its capability URL), its relative
+            # assets, redirects kept inside.
+            redirect, page = await dashboard_fetch("aiinfra", "dashboard", "web1", "status")
+            view = redirect.headers["Location"].rsplit("/", 1)[0]  # .../web1/~<capability>
+            assert view.startswith(jp_base_url + "aiinfra/dashboard/web1/~")
             html = page.body.decode()
             assert "bokeh" in html and 'href="statics/css/base.css"' in html
-            css = await jp_fetch("aiinfra", "dashboard", "web1", "statics", "css", "base.css")
+            css = await http_server_client.fetch(f"{view}/statics/css/base.css")
             assert css.code == 200 and css.body
-            root = await jp_fetch(
-                "aiinfra", "dashboard", "web1", "", follow_redirects=False, raise_error=False
+            root = await http_server_client.fetch(
+                f"{view}/", follow_redirects=False, raise_error=False
             )
             if root.code in (301, 302, 303, 307, 308):
-                assert root.headers["Location"].startswith(jp_base_url + "aiinfra/dashboard/web1")
+                assert root.headers["Location"].startswith(view)
 
-            # WebSocket through the proxy: Bokeh's session socket answers with its ACK.
+            # WebSocket through the proxy: Bokeh's session socket answers with its ACK,
+            # on the authenticated path and on the capability path from a sandboxed page.
             token = re.search(r'"token":"([^"]+)"', html).group(1)
             ws = await jp_ws_fetch(
                 "aiinfra", "dashboard", "web1", "status", "ws", subprotocols=["bokeh", token]
+            )
+            first = await asyncio.wait_for(ws.read_message(), 20)
+            assert first is not None and "ACK" in first
+            ws.close()
+            ws = await tornado.websocket.websocket_connect(
+                tornado.httpclient.HTTPRequest(
+                    f"ws://127.0.0.1:{jp_http_port}{view}/status/ws", headers={"Origin": "null"}
+                ),
+                subprotocols=["bokeh", token],
             )
             first = await asyncio.wait_for(ws.read_message(), 20)
             assert first is not None and "ACK" in first
@@ -283,7 +298,7 @@ def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, 
                 ("aiinfra", "dashboard", "web1", f"/127.0.0.1:{port}/x"),
                 ("aiinfra", "dashboard", "web1", f"@127.0.0.1:{port}/x"),
             ):
-                response = await jp_fetch(*tricky, raise_error=False, follow_redirects=False)
+                _, response = await dashboard_fetch(*tricky)
                 assert response.code < 500 or response.code == 502
             assert _Recorder.hits == []
         finally:
