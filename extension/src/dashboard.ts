@@ -143,6 +143,6 @@ export namespace DashboardPane {
     private _frame: IFrame;
   }
 
-  /** The Bokeh pages need scripts; they are served from the Jupyter origin by our proxy. */
-  export const SANDBOX: IFrame.SandboxExceptions[] = ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups'];
+  /** Bokeh needs scripts; no allow-same-origin: the proxied page never acts with the Jupyter origin's rights. */
+  export const SANDBOX: IFrame.SandboxExceptions[] = ['allow-scripts', 'allow-popups'];
 }
