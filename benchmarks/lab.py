@@ -48,7 +48,8 @@ SEEN_JS = """() => {
     for (const card of document.querySelectorAll('.aiinfra-cluster')) {
       const name = card.dataset.name;
       if (!(name in window.__seen)) window.__seen[name] = Date.now();
-      if (!(name in window.__worker) && /\\b1 worker\\b/.test(card.textContent)) window.__worker[name] = Date.now();
+      const summary = card.querySelector('.aiinfra-cluster-summary');
+      if (!(name in window.__worker) && summary && summary.textContent.startsWith('1 worker')) window.__worker[name] = Date.now();
     }
   };
   new MutationObserver(note).observe(document.body, {childList: true, subtree: true, characterData: true});
@@ -95,9 +96,12 @@ def open_sidebar(browser, url: str, push: bool):
     page.set_default_timeout(120_000)
     if not push:  # the socket is refused: the sidebar falls back to its 5 s poll
         page.route_web_socket(lambda u: "aiinfra/api/events" in u, lambda ws: ws.close())
-    page.goto(f"{url}lab?token={TOKEN}")
+    # Each page its own workspace: a restored layout of the other page would toggle the sidebar shut.
+    page.goto(f"{url}lab/workspaces/{'push' if push else 'poll'}?token={TOKEN}")
     page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-    page.locator(f".aiinfra-live-{'on' if push else 'off'}").wait_for()
+    page.locator(".aiinfra-panel").wait_for()
+    if push:
+        page.locator(".aiinfra-live-on").wait_for()
     page.locator(".aiinfra-panel").get_by_text("No clusters registered.").wait_for()
     page.evaluate(SEEN_JS)
     return page
@@ -133,7 +137,16 @@ def sidebar(trials: int) -> dict:
                 )
                 returned = time.time() * 1000
                 for mode, page in pages.items():
-                    page.wait_for_function(f"() => window.__worker['{name}'] !== undefined")
+                    try:
+                        page.wait_for_function(f"() => window.__worker['{name}'] !== undefined")
+                    except Exception:
+                        state = page.evaluate(
+                            "() => [window.__seen, window.__worker, "
+                            "document.querySelector('.aiinfra-panel')?.textContent]"
+                        )
+                        raise SystemExit(
+                            f"{mode}: the card did not show its worker: {state}"
+                        ) from None
                     seen = page.evaluate(
                         f"() => [window.__seen['{name}'], window.__worker['{name}']]"
                     )
