@@ -71,8 +71,10 @@ test-notebooks: install
 test: lint test-frontend test-python test-notebooks
 
 # Refresh the tracked docs/ images (tests themselves only write screenshots to tmp).
+# docs/lab.png and docs/lab-dark.png: a running cluster, two dashboard plots as panels, the host chart.
 screenshots: install browser
 	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py
+	PATH=$(BIN):$$PATH $(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info aiinfra_magics/labextension extension/lib extension/node_modules

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from . import host
 from .backends import get_backend, resolve_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict
 from .registry import DamagedRecord, Registry, record_alive
-from .rpc import CONTROL_OP, scheduler_call, scheduler_identity
+from .rpc import CONTROL_OP, scheduler_call, scheduler_identities, scheduler_identity
 from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
@@ -151,11 +150,17 @@ class ClusterManager:
 
     def list_clusters(self) -> ClusterList:
         """Every live cluster; damaged records are named in ``problems`` and skipped."""
-        self.registry.prune()
         records, damaged = self.registry.scan()
-        # One scheduler round trip each, concurrently: a long registry stays quick to list.
-        with ThreadPoolExecutor(max_workers=min(16, len(records) or 1)) as pool:
-            infos = list(pool.map(self._info, records))
+        records = self.registry.live(records)  # each address probed once, concurrently
+
+        # One identity call per distinct scheduler, all at once: a long registry lists quickly.
+        def asked(r: dict[str, Any]) -> str | None:
+            running = r.get("status") == "running"
+            return r.get("scheduler_address") if running else None
+
+        wanted = sorted({a for a in map(asked, records) if a})
+        identities = scheduler_identities(wanted, IDENTITY_TIMEOUT_S)
+        infos = [ClusterInfo(cluster_to_dict(r, identities.get(asked(r) or ""))) for r in records]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
         ]

@@ -18,7 +18,7 @@ from ..clusters.backends import (
     get_backend,
     loadable_backends,
 )
-from ..clusters.info import link_html
+from ..clusters.info import dashboard_html, proxied_dashboard
 from ..clusters.manager import ClusterManager, connect_address
 from ..clusters.spec import COMMON_FIELDS, ClusterSpec
 from ..errors import InputError
@@ -220,5 +220,8 @@ def _dashboard(args: argparse.Namespace, ctx: Context) -> Any:
     if ctx.door == "magic":
         from IPython.display import HTML
 
-        return HTML(link_html(link, f"Dask dashboard of {args.name}: {link}"))
+        proxied = proxied_dashboard(args.name, link)
+        return HTML(
+            dashboard_html(args.name, link, f"Dask dashboard of {args.name}: {proxied or link}")
+        )
     return link

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25
 REFRESH_S = 5.0  # worker counts change without a registry write: list this often anyway
-METRICS_S = 2.0
+METRICS_S = 1.0  # the sampler takes one sample a second: charts move as it does
 RUNS_S = 2.0  # run records change as steps finish; a bounded walk of the server's root
 
 

@@ -1,7 +1,9 @@
 /**
  * aiinfra for JupyterLab: a sidebar with this machine's devices, every
- * registered Dask cluster and recent pipeline runs, plus `aiinfra:*` commands.
- * All data comes from the aiinfra server extension's REST API.
+ * registered Dask cluster and recent pipeline runs, dockable Dask dashboard
+ * plots and GPU/host charts, plus `aiinfra:*` commands. Data is pushed by the
+ * aiinfra server extension over one WebSocket (`aiinfra/api/events`); its REST
+ * API is polled only while that socket is down.
  *
  * `activate` only wires things together: the model (model.ts), the panel
  * (panel.tsx) and one group of commands per file (commands/).
@@ -11,14 +13,18 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRequester } from './api';
+import { ChartCommands } from './commands/charts';
 import { ClusterCommands } from './commands/clusters';
+import { DashboardCommands } from './commands/dashboards';
 import { PanelCommands } from './commands/panel';
 import { PipelineCommands } from './commands/pipelines';
+import { ISocketLike } from './events';
 import { PanelModel } from './model';
 import { AiinfraPanel } from './panel';
 
@@ -31,6 +37,8 @@ export namespace CommandIDs {
   export const adaptCluster = 'aiinfra:adapt-cluster';
   export const stopCluster = 'aiinfra:stop-cluster';
   export const openDashboard = 'aiinfra:open-dashboard';
+  export const openPane = 'aiinfra:open-dashboard-plot';
+  export const openChart = 'aiinfra:open-chart';
   export const insertConnect = 'aiinfra:insert-connect';
   export const runPipeline = 'aiinfra:run-pipeline';
 }
@@ -63,7 +71,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const { commands, shell } = app;
     const serverSettings = ServerConnection.makeSettings();
-    const model = new PanelModel({ requester: Private.requester(serverSettings), interval: 5000 });
+    const model = new PanelModel({
+      requester: Private.requester(serverSettings),
+      interval: 5000,
+      connect: Private.eventSocket(serverSettings)
+    });
+    model.start();
     const panel = new AiinfraPanel({ model, commands, commandIDs: CommandIDs });
     panel.id = 'aiinfra-sidebar';
     panel.title.icon = aiinfraIcon;
@@ -82,11 +95,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       shell,
       model,
       ids: CommandIDs,
-      baseUrl: serverSettings.baseUrl,
       notebooks,
-      defaultBackend: () => settings.defaultBackend,
+      defaultBackend: () => settings.defaultBackend
+    });
+    DashboardCommands.add({
+      commands,
+      shell,
+      model,
+      ids: CommandIDs,
+      baseUrl: serverSettings.baseUrl,
+      restorer,
       icon: aiinfraIcon
     });
+    ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon });
     PipelineCommands.add({ commands, shell, panel, model, ids: CommandIDs, browserFactory });
 
     app.contextMenu.addItem({
@@ -108,6 +129,21 @@ namespace Private {
     return {
       baseUrl: settings.baseUrl,
       fetcher: (url, init) => ServerConnection.makeRequest(url, init, settings)
+    };
+  }
+
+  /**
+   * Open the events socket as JupyterLab opens its own (kernels, terminals):
+   * below the settings' wsUrl, with the token appended when token auth is in use;
+   * otherwise the browser sends the login cookie with the upgrade request.
+   */
+  export function eventSocket(settings: ServerConnection.ISettings): () => ISocketLike {
+    return () => {
+      let url = URLExt.join(settings.wsUrl, 'aiinfra', 'api', 'events');
+      if (settings.appendToken && settings.token !== '') {
+        url += `?token=${encodeURIComponent(settings.token)}`;
+      }
+      return new settings.WebSocket(url);
     };
   }
 

@@ -6,8 +6,9 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { APIError, IRequester, requestAPI } from './api';
+import { APIError, IRequester, joinUrl, requestAPI } from './api';
 import { IBackend } from './backends';
+import { EventStream, ISocketLike, PushMessage } from './events';
 
 export interface IGpuSample {
   index: number;
@@ -17,13 +18,52 @@ export interface IGpuSample {
   memory_used?: number | null;
   memory_total?: number | null;
   temperature?: number | null;
+  power_watts?: number | null;
+  /** PCIe and NVLink throughput in bytes/s (null: this board does not report it). */
+  pcie_tx?: number | null;
+  pcie_rx?: number | null;
+  nvlink_tx?: number | null;
+  nvlink_rx?: number | null;
+  mig?: Array<{ index: number; uuid?: string | null; memory_used?: number | null; memory_total?: number | null }>;
   error?: string;
+}
+
+/** This machine's CPU, memory, network and disk, from the server's one sampler. */
+export interface IHostSample {
+  cpu_percent?: number | null;
+  memory_used?: number | null;
+  memory_total?: number | null;
+  /** Bytes/s since the previous sample (null on the first one). */
+  net_sent?: number | null;
+  net_recv?: number | null;
+  disk_read?: number | null;
+  disk_write?: number | null;
 }
 
 export interface IGpuMetrics {
   gpus: IGpuSample[];
+  /** Why there are no GPU figures, in one sentence (null when there are). */
   reason: string | null;
   timestamp: number | null;
+  host?: IHostSample | null;
+}
+
+/** One of the scheduler's individual dashboard plots (its `individual-plots.json`). */
+export interface IPlot {
+  label: string;
+  /** Path below the dashboard root, without a leading slash: `individual-task-stream`. */
+  path: string;
+}
+
+/** The plots of a Dask dashboard's `individual-plots.json` ({title: "/path"}), sorted by title. */
+export function parsePlots(data: unknown): IPlot[] {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    return [];
+  }
+  return Object.entries(data as Record<string, unknown>)
+    .filter(([, path]) => typeof path === 'string' && /^\/?[A-Za-z0-9_./-]+$/.test(path) && !path.includes('..'))
+    .map(([label, path]) => ({ label: label.replace(/^Individual /, ''), path: (path as string).replace(/^\/+/, '') }))
+    .sort((a, b) => a.label.localeCompare(b.label));
 }
 
 export interface IInventory {
@@ -181,6 +221,9 @@ export function stepNotebookPath(step: IRunStep): string | null {
 
 type Section<T> = { data?: T; error?: string };
 
+/** Samples kept for the charts: 10 minutes at the sampler's default 1 s. */
+export const HISTORY = 600;
+
 /** Everything the panel shows; one poll fills it. */
 export class PanelModel {
   devices: Section<IInventory> = {};
@@ -192,8 +235,16 @@ export class PanelModel {
   extensionMissing: string | null = null;
   readonly busy = new Map<string, string>(); // cluster name -> what is being done
   visible = false; // set by the panel as it is shown and hidden
+  /** Open panels (charts, dashboard panes) that need fresh data even while the sidebar is hidden. */
+  watchers = 0;
+  /** Metrics samples, oldest first (at most HISTORY), for the charts. */
+  readonly history: IGpuMetrics[] = [];
+  /** Each cluster's individual dashboard plots, loaded when asked for. */
+  readonly plots = new Map<string, Section<IPlot[]>>();
   readonly requester: IRequester;
   readonly poll: Poll;
+  /** The push channel, when the model was given a way to open it. */
+  readonly stream: EventStream | null;
   private _changed = new Signal<this, void>(this);
 
   constructor(options: PanelModel.IOptions) {
@@ -201,14 +252,76 @@ export class PanelModel {
     this.poll = new Poll({
       factory: () => this.refresh(),
       frequency: Private.frequency(options.interval ?? 5000),
-      // Nobody looks at a hidden panel or a background tab: do not poll then.
-      standby: () => !this.visible || 'when-hidden',
+      // Pushed data needs no polling; nobody looks at a hidden panel or a background tab.
+      standby: () => this.pushing || (!this.visible && this.watchers === 0) || 'when-hidden',
       name: 'aiinfra:panel'
     });
+    this.stream = options.connect
+      ? new EventStream({
+          connect: options.connect,
+          onMessage: message => this.apply(message),
+          initialDelay: options.reconnectDelay
+        })
+      : null;
+    this.stream?.stateChanged.connect((_, connected) => {
+      if (connected) {
+        // Devices are not pushed (they change with hardware only): fetch them once.
+        void this.refreshNow(['devices']);
+      } else {
+        void this.poll.refresh(); // socket down: poll until it is back
+      }
+      this._changed.emit();
+    });
+  }
+
+  /** Open the push channel (the poll covers the time until it is up). */
+  start(): void {
+    this.stream?.start();
+  }
+
+  /** True while changes are pushed over the events socket. */
+  get pushing(): boolean {
+    return this.stream?.connected ?? false;
   }
 
   get changed(): ISignal<this, void> {
     return this._changed;
+  }
+
+  /** Apply one pushed message. */
+  apply(message: PushMessage): void {
+    if (message.type === 'clusters') {
+      this.clusters = { data: message.clusters as ICluster[] };
+      const names = new Set(this.clusters.data!.map(c => c.name));
+      for (const name of [...this.plots.keys()]) {
+        if (!names.has(name)) {
+          this.plots.delete(name); // a later cluster of that name may have another dashboard
+        }
+      }
+    } else if (message.type === 'runs') {
+      const runs = Array.isArray(message.runs) ? (message.runs as IRun[]) : [];
+      this.runs = { data: { available: true, runs, launches: this.runs.data?.launches ?? [] } };
+    } else if (message.type === 'metrics') {
+      this._setMetrics(message.metrics as IGpuMetrics);
+    }
+    this.extensionMissing = null;
+    this._changed.emit();
+  }
+
+  /** Load the individual plots a cluster's dashboard serves (through the server's proxy). */
+  async loadPlots(name: string): Promise<IPlot[]> {
+    const url = joinUrl(this.requester.baseUrl, 'aiinfra', 'dashboard', encodeURIComponent(name), 'individual-plots.json');
+    try {
+      const response = await this.requester.fetcher(url, { method: 'GET' });
+      if (!response.ok) {
+        throw new Error(`the dashboard of ${name} did not list its plots (HTTP ${response.status})`);
+      }
+      this.plots.set(name, { data: parsePlots(await response.json()) });
+    } catch (error) {
+      this.plots.set(name, { error: (error as Error).message ?? String(error) });
+    }
+    this._changed.emit();
+    return this.plots.get(name)?.data ?? [];
   }
 
   setInterval(intervalMs: number): void {
@@ -241,14 +354,18 @@ export class PanelModel {
     return this.backends.data ?? [];
   }
 
+  /** Fetch now, whether pushed or polled (after a change made here, or the refresh button). */
+  async refreshNow(only?: Private.SectionName[]): Promise<void> {
+    try {
+      await this.refresh(only);
+    } catch {
+      // every request failed: the sections say why
+    }
+  }
+
   /** One round of requests; rejects (so the poll backs off) when every one failed. */
-  async refresh(): Promise<void> {
-    const calls: Array<[Private.SectionName, string[]]> = [
-      ['devices', ['devices']],
-      ['metrics', ['metrics', 'gpu']],
-      ['clusters', ['clusters']],
-      ['runs', ['pipelines', 'runs']]
-    ];
+  async refresh(only?: Private.SectionName[]): Promise<void> {
+    const calls = Private.CALLS.filter(([key]) => !only || only.includes(key));
     const results = await Promise.allSettled(calls.map(([, path]) => this.request<any>(path)));
     let failures = 0;
     this.extensionMissing = null;
@@ -257,7 +374,11 @@ export class PanelModel {
       const key = calls[i][0];
       if (result.status === 'fulfilled') {
         const value = key === 'clusters' ? result.value.clusters : result.value;
-        sections[key] = { data: value };
+        if (key === 'metrics') {
+          this._setMetrics(value);
+        } else {
+          sections[key] = { data: value };
+        }
       } else {
         failures += 1;
         const error = result.reason as APIError;
@@ -282,7 +403,19 @@ export class PanelModel {
     this._changed.emit();
   }
 
+  private _setMetrics(value: IGpuMetrics): void {
+    this.metrics = { data: value };
+    const last = this.history[this.history.length - 1];
+    if (value && value.timestamp !== null && value.timestamp !== last?.timestamp) {
+      this.history.push(value);
+      if (this.history.length > HISTORY) {
+        this.history.splice(0, this.history.length - HISTORY);
+      }
+    }
+  }
+
   dispose(): void {
+    this.stream?.dispose();
     this.poll.dispose();
     Signal.clearData(this);
   }
@@ -292,13 +425,24 @@ export namespace PanelModel {
   export interface IOptions {
     /** How requests reach the server (ServerConnection in the lab, a fake in tests). */
     requester: IRequester;
-    /** Poll interval in milliseconds while the panel is visible (default 5000). */
+    /** Poll interval in milliseconds while the panel is visible and nothing is pushed (default 5000). */
     interval?: number;
+    /** Open the events socket (the model then polls only while it is down). */
+    connect?: () => ISocketLike;
+    /** First reconnection delay of the socket in ms (default 500, doubling up to 30 s). */
+    reconnectDelay?: number;
   }
 }
 
 namespace Private {
   export type SectionName = 'devices' | 'metrics' | 'clusters' | 'runs';
+
+  export const CALLS: Array<[SectionName, string[]]> = [
+    ['devices', ['devices']],
+    ['metrics', ['metrics', 'gpu']],
+    ['clusters', ['clusters']],
+    ['runs', ['pipelines', 'runs']]
+  ];
 
   export function frequency(interval: number) {
     return { interval, backoff: true, max: 60000 };

@@ -1,16 +1,22 @@
 /**
- * The sidebar: Devices, Clusters and Pipelines, refreshed by one poll that
- * backs off on failure and stands by while the panel is hidden.
+ * The sidebar: Devices (with the GPU/host charts), Clusters (cards with their
+ * dashboard plots, draggable into a notebook) and Pipelines. Data is pushed
+ * over the events socket; a poll that backs off covers the time it is down.
  */
 
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import { codeIcon, LabIcon, refreshIcon, stopIcon, tabIcon, usersIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
+import { MimeData } from '@lumino/coreutils';
+import { Drag } from '@lumino/dragdrop';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { CHARTS } from './charts';
 import {
   clusterSummary,
+  connectCode,
+  ICluster,
   formatBytes,
   ICluster,
   jobLine,
@@ -43,7 +49,9 @@ export class AiinfraPanel extends ReactWidget {
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     this.model.visible = true;
-    void this.model.poll.refresh(); // fresh data as soon as it is opened
+    if (!this.model.pushing) {
+      void this.model.refreshNow(); // fresh data as soon as it is opened
+    }
   }
 
   protected onAfterHide(msg: Message): void {
@@ -74,8 +82,22 @@ export namespace AiinfraPanel {
     adaptCluster: string;
     stopCluster: string;
     openDashboard: string;
+    openPane: string;
+    openChart: string;
     insertConnect: string;
     runPipeline: string;
+  }
+
+  /** The notebook's own cell-drag mime type: a notebook inserts these cells where they drop. */
+  export const CELL_MIME = 'application/vnd.jupyter.cells';
+
+  /** What dragging a card carries: a code cell for notebooks, plain text for editors and consoles. */
+  export function dragData(name: string): MimeData {
+    const code = connectCode(name);
+    const data = new MimeData();
+    data.setData(CELL_MIME, [{ cell_type: 'code', source: code, outputs: [], execution_count: null, metadata: {} }]);
+    data.setData('text/plain', code);
+    return data;
   }
 }
 
@@ -141,6 +163,23 @@ namespace Private {
     return props.error ? <div className="aiinfra-error">{props.error}</div> : null;
   }
 
+  function Charts(props: Props): JSX.Element {
+    return (
+      <div className="aiinfra-charts" title="Open a chart as its own panel">
+        {CHARTS.map(c => (
+          <button
+            key={c.kind}
+            className="jp-mod-styled aiinfra-chart-button"
+            data-chart={c.kind}
+            onClick={() => void props.commands.execute(props.ids.openChart, { chart: c.kind })}
+          >
+            {c.label.replace(' Throughput', '').replace('Machine Resources', 'Host')}
+          </button>
+        ))}
+      </div>
+    );
+  }
+
   function Devices(props: { model: PanelModel }): JSX.Element {
     const inv = props.model.devices.data;
     const metrics = props.model.metrics.data;
@@ -161,9 +200,7 @@ namespace Private {
           </div>
         )}
         {gpus.length === 0 ? (
-          <div className="aiinfra-note aiinfra-no-gpu">
-            No GPU: {metrics?.reason ?? inv?.gpu_note ?? 'checking…'}
-          </div>
+          <div className="aiinfra-note aiinfra-no-gpu">{metrics?.reason ?? inv?.gpu_note ?? 'Looking for GPUs…'}</div>
         ) : (
           gpus.map(gpu => (
             <div className="aiinfra-gpu" key={gpu.index}>
@@ -188,6 +225,72 @@ namespace Private {
     );
   }
 
+  /** Start a lumino drag once the mouse moved a few pixels with the button down (not on buttons). */
+  function startDrag(event: React.MouseEvent, cluster: ICluster): void {
+    const target = event.target as HTMLElement;
+    if (event.button !== 0 || target.closest('button, summary, a, input')) {
+      return;
+    }
+    const card = event.currentTarget as HTMLElement;
+    const x0 = event.clientX;
+    const y0 = event.clientY;
+    const move = (e: MouseEvent) => {
+      if (Math.abs(e.clientX - x0) + Math.abs(e.clientY - y0) < 5) {
+        return;
+      }
+      stop();
+      const image = card.cloneNode(true) as HTMLElement;
+      image.classList.add('aiinfra-drag-image');
+      const drag = new Drag({
+        mimeData: AiinfraPanel.dragData(cluster.name),
+        dragImage: image,
+        proposedAction: 'copy',
+        supportedActions: 'copy',
+        source: card
+      });
+      void drag.start(e.clientX, e.clientY);
+    };
+    const stop = () => {
+      document.removeEventListener('mousemove', move, true);
+      document.removeEventListener('mouseup', stop, true);
+    };
+    document.addEventListener('mousemove', move, true);
+    document.addEventListener('mouseup', stop, true);
+  }
+
+  /** The dashboard's individual plots, listed when opened; each opens as its own panel. */
+  function Panes(props: Props & { cluster: ICluster }): JSX.Element {
+    const { model, commands, ids, cluster } = props;
+    const loaded = model.plots.get(cluster.name);
+    return (
+      <details
+        className="aiinfra-panes"
+        onToggle={event => {
+          if ((event.currentTarget as HTMLDetailsElement).open && !model.plots.get(cluster.name)?.data) {
+            void model.loadPlots(cluster.name);
+          }
+        }}
+      >
+        <summary>Dashboard plots</summary>
+        {loaded?.error && <div className="aiinfra-error">{loaded.error}</div>}
+        {!loaded && <div className="aiinfra-note">Asking the dashboard…</div>}
+        <div className="aiinfra-pane-list">
+          {(loaded?.data ?? []).map(plot => (
+            <button
+              key={plot.path}
+              className="jp-mod-styled aiinfra-pane-button"
+              data-plot={plot.path}
+              title={`Open ${plot.label} of ${cluster.name} as its own panel`}
+              onClick={() => void commands.execute(ids.openPane, { name: cluster.name, plot: plot.path, label: plot.label })}
+            >
+              {plot.label}
+            </button>
+          ))}
+        </div>
+      </details>
+    );
+  }
+
   function Clusters(props: Props): JSX.Element {
     const { model, commands, ids } = props;
     const clusters = model.clusters.data;
@@ -206,7 +309,13 @@ namespace Private {
           // A backend that does not manage its workers (an attached scheduler) refuses scale and adapt.
           const fixed = model.backendOf(c)?.manages_workers === false;
           return (
-            <div className="aiinfra-cluster" data-name={c.name} key={c.name}>
+            <div
+              className="aiinfra-cluster"
+              data-name={c.name}
+              key={c.name}
+              title="Drag into a notebook to insert the code that connects to this cluster"
+              onMouseDown={event => startDrag(event, c)}
+            >
               <div className="aiinfra-cluster-head">
                 <b className="aiinfra-cluster-name">{c.name}</b>
                 <span className={`aiinfra-status aiinfra-status-${c.status}`}>{c.status}</span>
@@ -258,6 +367,7 @@ namespace Private {
                   onClick={run(ids.stopCluster, c.name)}
                 />
               </div>
+              {c.dashboard_link && c.status === 'running' && <Panes {...props} cluster={c} />}
             </div>
           );
         })}
@@ -322,13 +432,20 @@ namespace Private {
       <div className="aiinfra-panel">
         <div className="aiinfra-title">
           <span>aiinfra</span>
-          <button className="jp-mod-styled aiinfra-refresh" title="Refresh now" onClick={() => void model.poll.refresh()}>
+          <span
+            className={`aiinfra-live aiinfra-live-${model.pushing ? 'on' : 'off'}`}
+            title={model.pushing ? 'Changes are pushed by the server as they happen' : 'Live updates not connected: polling'}
+          >
+            {model.pushing ? 'live' : 'polling'}
+          </span>
+          <button className="jp-mod-styled aiinfra-refresh" title="Refresh now" onClick={() => void model.refreshNow()}>
             ⟳
           </button>
         </div>
         {model.extensionMissing && <div className="aiinfra-error aiinfra-missing">{model.extensionMissing}</div>}
         <h3 className="aiinfra-section">Devices</h3>
         <Devices model={model} />
+        <Charts {...props} />
         <h3 className="aiinfra-section">Clusters</h3>
         <Clusters {...props} />
         <h3 className="aiinfra-section">Pipelines</h3>

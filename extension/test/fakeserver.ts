@@ -80,6 +80,12 @@ export const BACKENDS: IBackend[] = [
 export class FakeServer {
   clusters: ICluster[] = [];
   backends: IBackend[] = BACKENDS;
+  /** What each cluster's dashboard lists in individual-plots.json (through the proxy). */
+  plots: Record<string, string> = {
+    'Individual Task Stream': '/individual-task-stream',
+    'Individual Progress': '/individual-progress',
+    'Individual Workers Memory': '/individual-workers-memory'
+  };
   calls: Call[] = [];
 
   constructor(readonly baseUrl = '/base/') {}
@@ -101,7 +107,12 @@ export class FakeServer {
     const body = text ? JSON.parse(text) : null;
     const path = decodeURIComponent(url.pathname.replace(/^.*?\/aiinfra\/api\//, ''));
     this.calls.push({ method, path, body });
-    const [status, data] = this.answer(method, path, body);
+    const proxied = /\/aiinfra\/dashboard\/([^/]+)\/individual-plots\.json$/.exec(url.pathname);
+    const [status, data] = proxied
+      ? this.clusters.some(c => c.name === decodeURIComponent(proxied[1]))
+        ? [200, this.plots]
+        : [404, { message: 'no such cluster' }]
+      : this.answer(method, path, body);
     return new Response(JSON.stringify(data), { status, headers: { 'Content-Type': 'application/json' } });
   };
 
@@ -151,5 +162,41 @@ export class FakeServer {
       }
     }
     return [405, { message: `${method} ${path}: not served by the fake`, field: null }];
+  }
+}
+
+/** A WebSocket stand-in the tests open, feed and close by hand. */
+export class FakeSocket {
+  static opened: FakeSocket[] = [];
+  onopen: ((event: any) => void) | null = null;
+  onmessage: ((event: any) => void) | null = null;
+  onclose: ((event: any) => void) | null = null;
+  onerror: ((event: any) => void) | null = null;
+  closed = false;
+
+  constructor() {
+    FakeSocket.opened.push(this);
+  }
+
+  static last(): FakeSocket {
+    return FakeSocket.opened[FakeSocket.opened.length - 1];
+  }
+
+  open(): void {
+    this.onopen?.({});
+  }
+
+  push(message: unknown): void {
+    this.onmessage?.({ data: typeof message === 'string' ? message : JSON.stringify(message) });
+  }
+
+  /** The server went away (or refused the upgrade). */
+  drop(): void {
+    this.onerror?.({});
+    this.onclose?.({});
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }

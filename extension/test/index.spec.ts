@@ -40,7 +40,7 @@ describe('plugin activation', () => {
     plugin.activate(app as unknown as JupyterFrontEnd, fakePalette as unknown as ICommandPalette, null, null, null, null);
 
     const ids = Object.values(CommandIDs);
-    expect(ids).toHaveLength(9);
+    expect(ids).toHaveLength(11);
     expect(new Set(ids).size).toBe(ids.length);
     for (const id of ids) {
       expect(app.commands.hasCommand(id)).toBe(true);

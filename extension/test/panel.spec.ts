@@ -20,7 +20,6 @@ async function sidebar(server: FakeServer) {
     shell,
     model,
     ids: CommandIDs,
-    baseUrl: server.baseUrl,
     notebooks: null,
     defaultBackend: () => 'local'
   });

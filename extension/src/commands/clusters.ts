@@ -1,17 +1,16 @@
 /**
  * Commands of Dask clusters: start (dialog made from the backend
- * declaration), scale, adapt, stop (confirmed), dashboard tab, connect code.
+ * declaration), scale, adapt, stop (confirmed), connect code. Dashboard
+ * panels are in dashboards.ts.
  * Each runs from the sidebar's buttons with `{name}` or from the palette,
  * where it asks which cluster.
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Dialog, InputDialog, MainAreaWidget, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
-import { IFrame, LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
-import { dashboardUrl } from '../api';
 import { adaptBody, adaptBounds, formToBody } from '../backends';
 import { AdaptForm, StartClusterForm } from '../dialog';
 import { connectCode, ICluster, PanelModel } from '../model';
@@ -23,7 +22,6 @@ export namespace ClusterCommands {
     scaleCluster: string;
     adaptCluster: string;
     stopCluster: string;
-    openDashboard: string;
     insertConnect: string;
   }
 
@@ -32,18 +30,14 @@ export namespace ClusterCommands {
     shell: JupyterFrontEnd.IShell;
     model: PanelModel;
     ids: ICommandIDs;
-    /** The server's base URL: dashboards are proxied below it. */
-    baseUrl: string;
     /** Where Connect inserts the client code, when notebooks are there. */
     notebooks: INotebookTracker | null;
     /** The backend the start dialog preselects (the setting `defaultBackend`). */
     defaultBackend: () => string;
-    icon?: LabIcon;
   }
 
   export function add(options: IOptions): void {
     const { commands, shell, model, ids } = options;
-    const dashboards = new Map<string, MainAreaWidget<IFrame>>();
     const label = (args: { name?: unknown }, one: string, any: string) =>
       args.name ? `aiinfra: ${one} ${String(args.name)}` : `aiinfra: ${any}`;
 
@@ -72,7 +66,7 @@ export namespace ClusterCommands {
         model.setBusy(name, 'starting');
         await reportFailure('Cannot start the cluster', () => model.request<ICluster>(['clusters'], 'POST', body));
         model.setBusy(name, null);
-        await model.poll.refresh();
+        await model.refreshNow();
       }
     });
 
@@ -139,26 +133,8 @@ export namespace ClusterCommands {
         model.setBusy(name, 'stopping');
         await reportFailure(`Cannot stop ${name}`, () => model.request(['clusters', name], 'DELETE'));
         model.setBusy(name, null);
-        dashboards.get(name)?.dispose();
-        await model.poll.refresh();
-      }
-    });
-
-    commands.addCommand(ids.openDashboard, {
-      label: args => label(args, 'Dashboard of', 'Open Dask Dashboard…'),
-      execute: async args => {
-        const name = await clusterName(model, args, 'Dashboard of which cluster?');
-        if (!name) {
-          return;
-        }
-        let widget = dashboards.get(name);
-        if (!widget || widget.isDisposed) {
-          widget = Private.dashboard(name, options.baseUrl, options.icon);
-          dashboards.set(name, widget);
-          widget.disposed.connect(() => dashboards.delete(name));
-          shell.add(widget, 'main');
-        }
-        shell.activateById(widget.id);
+        // Its dashboard panels stay and say that it stopped (DashboardPane).
+        await model.refreshNow();
       }
     });
 
@@ -188,22 +164,6 @@ namespace Private {
     model.setBusy(name, what);
     await reportFailure(`Cannot change ${name}`, () => model.request(['clusters', name], 'PATCH', body));
     model.setBusy(name, null);
-    await model.poll.refresh();
-  }
-
-  /** A main-area tab showing the cluster's dashboard through the server's proxy. */
-  export function dashboard(name: string, baseUrl: string, icon?: LabIcon): MainAreaWidget<IFrame> {
-    // No allow-same-origin: the proxied page must never act with the Jupyter origin's rights.
-    const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-popups'] });
-    frame.url = dashboardUrl(baseUrl, name);
-    const widget = new MainAreaWidget({ content: frame });
-    widget.id = `aiinfra-dashboard-${name}`;
-    widget.title.label = `Dask: ${name}`;
-    if (icon) {
-      widget.title.icon = icon;
-    }
-    widget.title.closable = true;
-    widget.addClass('aiinfra-dashboard-tab');
-    return widget;
+    await model.refreshNow();
   }
 }

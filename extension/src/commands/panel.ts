@@ -28,7 +28,7 @@ export namespace PanelCommands {
     });
     commands.addCommand(ids.refresh, {
       label: 'aiinfra: Refresh',
-      execute: () => model.poll.refresh()
+      execute: () => model.refreshNow()
     });
   }
 }

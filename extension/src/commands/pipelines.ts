@@ -45,7 +45,7 @@ export namespace PipelineCommands {
           model.request(['pipelines', 'runs'], 'POST', { pipeline: path })
         );
         shell.activateById(panel.id);
-        await model.poll.refresh();
+        await model.refreshNow();
       }
     });
   }
