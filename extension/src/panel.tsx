@@ -16,7 +16,6 @@ import { CHARTS } from './charts';
 import {
   clusterSummary,
   connectCode,
-  ICluster,
   formatBytes,
   ICluster,
   jobLine,
