@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from ..errors import AiinfraError, field_error
 from .cache import write_text_atomic
 from .dag import parse_overrides
-from .spec import PipelineSpec
+from .spec import PARAM_NAME, PipelineSpec
 
 RELOAD = (
     "if the notebook is open, reload it from disk (File > Reload Notebook from Disk) before saving"
@@ -141,7 +141,13 @@ def promote(
     after: list[str] | None = None,
     params: list[str] | None = None,
     products: list[str] | None = None,
+    typed: dict[str, Any] | None = None,
 ) -> Promoted:
+    """Add (or update) ``notebook`` as a step of ``pipeline``.
+
+    ``params`` are ``-p KEY=VALUE`` texts (values read as YAML); ``typed`` holds
+    parameters already typed (the REST door's JSON), applied after them.
+    """
     if notebook is None:
         raise AiinfraError(
             "--notebook: this kernel does not know its notebook; allowed: --notebook PATH",
@@ -168,6 +174,10 @@ def promote(
             raise field_error(
                 "-p", f"{target}.{key}", "KEY=VALUE (promote sets this step's params)"
             )
+        values[key] = value
+    for key, value in (typed or {}).items():
+        if not isinstance(key, str) or not PARAM_NAME.match(key):
+            raise field_error("params", key, "Python identifiers as parameter names")
         values[key] = value
 
     yaml = _yaml()
