@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
 SUDO := $(if $(IS_ROOT),,sudo)
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) notebooks/pipeline/pipeline_magics.ipynb
 
-.PHONY: install lab demo test test-python test-notebooks test-frontend browser lint format clean
+.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,17 @@ lab: install
 demo: install
 	$(PY) -m aiinfra_magics.demo
 
-# Debian's chromium for the sidebar test (the playwright package never downloads a browser).
-browser:
-	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+# System packages the tests use, from apt: Debian's chromium for the sidebar test (the
+# playwright package never downloads a browser) and slurm-wlm + munge for the SLURM backend
+# tests (tests/slurm_fixture.py starts a private one-node SLURM from them).
+SYSTEM_COMMANDS := chromium slurmctld slurmd sbatch munged
+SYSTEM_PACKAGES := chromium slurm-wlm munge
+system-packages:
+	@missing=; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || PATH=$$PATH:/usr/sbin command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); fi
+
+browser: system-packages
 
 lint: install
 	$(PY) -m ruff check .
@@ -42,7 +50,7 @@ format: install
 test-frontend: install
 	cd extension && PATH=$(BIN):$$PATH jlpm install && PATH=$(BIN):$$PATH jlpm test
 
-test-python: install browser
+test-python: install system-packages
 	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider tests
 
 # Notebooks run in their own registry so they never meet the user's clusters.

@@ -32,6 +32,7 @@ BUILTIN_BACKENDS = {
     "local": "aiinfra_magics.clusters.local:LocalBackend",
     "cuda": "aiinfra_magics.clusters.cuda:CudaBackend",
     "address": "aiinfra_magics.clusters.address:AddressBackend",
+    "slurm": "aiinfra_magics.clusters.slurm:SlurmBackend",
 }
 OPTION_TYPES = ("string", "integer", "number", "boolean", "size", "list")
 
@@ -143,6 +144,14 @@ class ClusterBackend(ABC):
 
     def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
         """The keyword arguments handed to the cluster class (kept pure for tests)."""
+        return {}
+
+    def dry_run(self, spec: ClusterSpec) -> str | None:
+        """Text to print instead of starting (e.g. a batch job script), or None to start."""
+        return None
+
+    def live_details(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Extra live state for ``cluster status`` (e.g. batch jobs); any process may ask."""
         return {}
 
     def describe(self) -> dict[str, Any]:

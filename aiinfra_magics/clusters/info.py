@@ -45,6 +45,17 @@ def cluster_to_dict(record: dict[str, Any], identity: dict[str, Any] | None) -> 
     }
 
 
+def _job_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """A batch backend's queue (``live_details``): a summary, then one row per job."""
+    rows = [("jobs", str(d["queue"]))] if d.get("queue") else []
+    for job in d.get("jobs") or []:
+        extra = job.get("reason") or job.get("time_left") or ""
+        where = f" on {job['node']}" if job.get("node") else ""
+        rows.append((f"  {job['job_id']}", f"{job['state'].lower()}{where} {extra}".rstrip()))
+    rows += [("submit error", str(e)) for e in d.get("submit_errors") or []]
+    return rows
+
+
 @dataclass
 class ClusterInfo:
     """A cluster as every door shows it (HTML in notebooks, text elsewhere, JSON in REST)."""
@@ -78,6 +89,7 @@ class ClusterInfo:
                 f"{owner.get('kind', '?')} pid {owner.get('pid', '?')} on {owner.get('host', '?')}",
             ),
             ("dashboard", d["dashboard_link"] or "-"),
+            *_job_rows(d),
         ]
 
     def __str__(self) -> str:

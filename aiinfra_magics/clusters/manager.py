@@ -145,7 +145,9 @@ class ClusterManager:
                 identity = scheduler_identity(record["scheduler_address"], IDENTITY_TIMEOUT_S)
             except (OSError, TimeoutError):
                 identity = None
-        return ClusterInfo(cluster_to_dict(record, identity))
+        data = cluster_to_dict(record, identity)
+        data.update(_live_details(record))
+        return ClusterInfo(data)
 
     def list_clusters(self) -> ClusterList:
         """Every live cluster; damaged records are named in ``problems`` and skipped."""
@@ -332,6 +334,14 @@ def start_detached(
 
 def list_clusters() -> ClusterList:
     return ClusterManager().list_clusters()
+
+
+def _live_details(record: dict[str, Any]) -> dict[str, Any]:
+    """The backend's live extras (a batch queue's jobs); never fails a status call."""
+    try:
+        return get_backend(record.get("backend") or "").live_details(record)
+    except Exception as exc:  # a broken plugin must not hide the cluster
+        return {"details_error": f"{type(exc).__name__}: {exc}"}
 
 
 def status(name: str) -> ClusterInfo:

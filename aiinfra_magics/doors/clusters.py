@@ -11,7 +11,13 @@ import argparse
 from typing import Any
 
 from ..checks import as_int
-from ..clusters.backends import ClusterBackend, Option, backend_names, loadable_backends
+from ..clusters.backends import (
+    ClusterBackend,
+    Option,
+    backend_names,
+    get_backend,
+    loadable_backends,
+)
 from ..clusters.info import link_html
 from ..clusters.manager import ClusterManager, connect_address
 from ..clusters.spec import COMMON_FIELDS, ClusterSpec
@@ -137,6 +143,11 @@ def _out(result: Any, args: argparse.Namespace) -> Any:
 
 def _start(args: argparse.Namespace, ctx: Context) -> Any:
     spec = ClusterSpec.from_options(_options(args))
+    if spec.backend != "auto":  # e.g. slurm --dry-run: show the job script, start nothing
+        preview = get_backend(spec.backend).dry_run(spec.with_changes(name=spec.name or "NAME"))
+        if preview is not None:
+            ctx.show(preview)  # the result itself: stdout in the CLI
+            return None
     manager = ClusterManager()
     if ctx.door == "magic":
         if not args.client_var.isidentifier():
