@@ -19,11 +19,12 @@ from typing import Any
 
 from tornado import web
 
-from ..errors import AiinfraError, NotFoundError
+from ..errors import AiinfraError, NotFoundError, OperationError
+from ..paths import atomic_write_json, private_dir
 from .base import AiinfraHandler, RequestError
 from .state import optional_module
 
-RUN_FIELDS = ("pipeline", "cluster", "params", "force")
+RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
@@ -136,12 +137,45 @@ class PipelineRunsHandler(AiinfraHandler):
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
+        only = _only(body.get("only"))
         path = _inside(_root(self), pipeline)
         if not path.is_file():
             raise NotFoundError(f"pipeline: no file {pipeline!r}", field="pipeline")
-        await self.call(spec_module.PipelineSpec.from_file, path)  # 400 with step and field
-        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force)
+        # 400 with step and field, before anything starts: the spec, params and only.
+        await self.call(_check_run, path, params, only)
+        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force, only)
         self.reply(_launch_view(launch), status=202)
+
+
+def _only(value: Any) -> list[str] | None:
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise AiinfraError(
+            f"only: got {value!r}; allowed: a list of step names (or expanded names)",
+            field="only",
+        )
+    return value
+
+
+def _check_run(path: Path, params: dict[str, Any], only: list[str] | None) -> None:
+    """What the runner would refuse, refused now with a 400 instead of a failed launch."""
+    from ..pipelines.dag import apply_overrides, expand, select
+    from ..pipelines.params import collect
+    from ..pipelines.spec import PipelineSpec
+
+    spec = PipelineSpec.from_file(path)
+    try:
+        spec = apply_overrides(spec, overrides=collect(typed=params))
+    except AiinfraError as exc:  # the runner's words name -p; this door's field is params
+        message = str(exc).split(": ", 1)[-1]
+        raise AiinfraError(f"params: {message}", field="params") from None
+    try:
+        select(expand(spec), only, False)
+    except AiinfraError as exc:
+        raise AiinfraError(str(exc).replace("--only:", "only:", 1), field="only") from None
 
 
 class PipelineRunHandler(AiinfraHandler):
@@ -158,22 +192,56 @@ class PipelineRunHandler(AiinfraHandler):
                 return
         raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
 
+    @web.authenticated
+    async def delete(self, run_id: str) -> None:
+        """Cancel a run this server launched (SIGINT, then SIGTERM; see runs.cancel)."""
+        from .runs import cancel, launch_for
+
+        launch = launch_for(self.state.launches, run_id)
+        if launch is None:
+            runs = await self.call(
+                _read_runs, _root(self), [Path(x["dir"]) for x in self.state.launches.values()]
+            )
+            if any(r.get("run_id") == run_id for r in runs):
+                raise OperationError(
+                    f"run {run_id} was not started by this Jupyter server; "
+                    "stop it where it runs (Ctrl-C in its terminal or kernel)"
+                )
+            raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
+        self.reply(await self.call(cancel, launch))
+
 
 def launch_pipeline(
-    home: Path, path: Path, cluster: str | None, params: dict[str, Any], force: bool
+    home: Path,
+    path: Path,
+    cluster: str | None,
+    params: dict[str, Any],
+    force: bool,
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Start ``aiinfra pipeline run`` detached; its log goes under ``home``."""
+    """Start the run detached (``server.launch``); the request travels as a private JSON file.
+
+    The params stay typed JSON all the way to the runner: no ``-p`` text in between.
+    """
     launch_id = "launch-" + uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", str(path)]
-    if cluster:
-        cmd += ["--cluster", cluster]
-    for key, value in params.items():
-        cmd += ["-p", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    if force:
-        cmd.append("--force")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # jobs and logs name paths and clusters: the user's only
+    job_file = home / f"{launch_id}.json"
+    run_id_file = home / f"{launch_id}.run_id"
+    atomic_write_json(
+        job_file,
+        {
+            "pipeline": str(path),
+            "cluster": cluster,
+            "params": params,
+            "force": force,
+            "only": only,
+            "run_id_file": str(run_id_file),
+        },
+    )
+    cmd = [sys.executable, "-m", "aiinfra_magics.server.launch", str(job_file)]
     log = home / f"{launch_id}.log"
-    with open(log, "ab") as out:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             cmd,
             cwd=path.parent,
@@ -187,13 +255,19 @@ def launch_pipeline(
         "pipeline": str(path),
         "dir": str(path.parent),
         "log": str(log),
+        "run_id_file": str(run_id_file),
         "started": time.time(),
         "process": proc,
     }
 
 
 def _launch_view(launch: dict[str, Any]) -> dict[str, Any]:
+    from .runs import launch_run_id
+
     code = launch["process"].poll()
     status = "running" if code is None else ("finished" if code == 0 else "failed")
-    view = {k: v for k, v in launch.items() if k != "process"}
-    return {**view, "status": status, "exit_code": code}
+    if code is not None and launch.get("cancelled"):
+        status = "cancelled"
+    run_id = launch_run_id(launch)
+    view = {k: v for k, v in launch.items() if k not in ("process", "run_id_file")}
+    return {**view, "run_id": run_id, "status": status, "exit_code": code}

@@ -126,9 +126,7 @@ class PromoteHandler(AiinfraHandler):
         root = _root(self)
         notebook = inside(root, body.get("notebook"), "notebook")
         if notebook.suffix != ".ipynb" or not notebook.is_file():
-            raise NotFoundError(
-                f"notebook: no notebook {body.get('notebook')!r}", field="notebook"
-            )
+            raise NotFoundError(f"notebook: no notebook {body.get('notebook')!r}", field="notebook")
         pipeline = body.get("pipeline")
         pipeline_path = inside(root, pipeline, "pipeline") if pipeline else None
         name = body.get("name") or None
