@@ -86,7 +86,7 @@ export namespace PipelineCommands {
     };
 
     commands.addCommand(ids.runPipeline, {
-      label: args => (args.path ? 'Run Pipeline…' : 'aiinfra: Run Pipeline…'),
+      label: 'aiinfra: Run Pipeline…',
       caption: 'Run a pipeline.yaml with aiinfra: parameters, cluster, only, force',
       execute: async args => {
         const path =
@@ -189,7 +189,7 @@ export namespace PipelineCommands {
     });
 
     commands.addCommand(ids.addToPipeline, {
-      label: 'Add to Pipeline…',
+      label: 'aiinfra: Add to Pipeline…',
       caption: 'Make this notebook a step of a pipeline.yaml (what %aiinfra promote does)',
       isEnabled: () => !!options.notebooks?.currentWidget,
       execute: async () => {
