@@ -217,6 +217,8 @@ namespace Private {
       const result = await FileDialog.getOpenFiles({
         manager: options.docManager,
         title: 'Run which pipeline?',
+        // Start where the file browser is: the pipeline is most likely there.
+        defaultPath: options.browserFactory?.tracker.currentWidget?.model.path,
         filter: item => (item.type === 'directory' || /\.ya?ml$/.test(item.name) ? {} : null)
       });
       const chosen = result.button.accept ? (result.value ?? []) : [];
