@@ -240,16 +240,21 @@ def launch_pipeline(
     )
     cmd = [sys.executable, "-m", "aiinfra_magics.server.launch", str(job_file)]
     log = home / f"{launch_id}.log"
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=path.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=path.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except BaseException:
+        log.unlink(missing_ok=True)  # a launch that never started leaves nothing behind
+        job_file.unlink(missing_ok=True)
+        raise
     return {
         "launch": launch_id,
         "pipeline": str(path),
