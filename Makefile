@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
 SUDO := $(if $(IS_ROOT),,sudo)
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) notebooks/pipeline/pipeline_magics.ipynb
 
-.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean
+.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean screenshots mutate
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,14 +50,29 @@ format: install
 test-frontend: install
 	cd extension && PATH=$(BIN):$$PATH jlpm install && PATH=$(BIN):$$PATH jlpm test
 
+# Line coverage per package, subprocesses included (CLI runs, daemons, Dask workers, kernels):
+# coverage's `patch = ["subprocess"]` (pyproject.toml) measures every Python child process.
 test-python: install system-packages
-	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider tests
+	rm -rf .coverage-data
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --cov --cov-report= tests
+	$(PY) -m coverage combine -q
+	$(PY) tests/coverage_by_package.py
+
+# Mutation testing of the contract modules (not part of `make test`; see docs/testing.md).
+mutate: install
+	rm -rf mutants
+	PATH=$(BIN):$$PATH $(PY) -m mutmut run --max-children 2 || true
+	PATH=$(BIN):$$PATH $(PY) -m mutmut results
 
 # Notebooks run in their own registry so they never meet the user's clusters.
 test-notebooks: install
 	AIINFRA_HOME=$$(mktemp -d) PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
 
 test: lint test-frontend test-python test-notebooks
+
+# Refresh the tracked docs/ images (tests themselves only write screenshots to tmp).
+screenshots: install browser
+	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info aiinfra_magics/labextension extension/lib extension/node_modules

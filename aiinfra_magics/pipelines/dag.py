@@ -71,7 +71,7 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]
         if not sep or not key:
             raise field_error("-p", item, "KEY=VALUE or STEP.KEY=VALUE")
         step, _, param = key.rpartition(".")
-        if not PARAM_NAME.match(param):
+        if not PARAM_NAME.fullmatch(param):
             raise field_error("-p", item, "a Python identifier as KEY")
         try:
             value = yaml.safe_load(text) if text else ""

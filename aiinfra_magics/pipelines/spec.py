@@ -19,9 +19,10 @@ import yaml
 from ..errors import AiinfraError, field_error
 from .params import load_yaml, plain
 
-STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+# Patterns are used with fullmatch: "$" would also match before a trailing newline.
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
@@ -155,7 +156,7 @@ def parse_size(text: Any, where: str) -> int:
         raise field_error(where, text, "a size such as 512MiB or 2GB")
     if isinstance(text, int) and text > 0:
         return text
-    match = SIZE.match(str(text)) if isinstance(text, str) else None
+    match = SIZE.fullmatch(str(text)) if isinstance(text, str) else None
     if not match or float(match.group(1)) <= 0:
         raise field_error(where, text, "a size such as 512MiB or 2GB")
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "B").lower()])
@@ -285,7 +286,7 @@ def _names(where: str, data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise field_error(where, data, f"a mapping of {what} name to value")
     for key in data:
-        if not isinstance(key, str) or not PARAM_NAME.match(key):
+        if not isinstance(key, str) or not PARAM_NAME.fullmatch(key):
             raise field_error(where, key, "Python identifiers as names")
         if key in RESERVED_PARAMS:
             raise field_error(
@@ -295,7 +296,7 @@ def _names(where: str, data: Any, what: str) -> dict[str, Any]:
 
 
 def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool) -> StepSpec:
-    if not isinstance(name, str) or not STEP_NAME.match(name):
+    if not isinstance(name, str) or not STEP_NAME.fullmatch(name):
         raise field_error(
             "steps",
             name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from tornado import web
 
+from ..checks import as_name
 from ..errors import AiinfraError, NotFoundError, OperationError
 from ..paths import atomic_write_json, private_dir
 from .base import AiinfraHandler, RequestError
@@ -28,6 +30,11 @@ RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
+MAX_PATH = 4096  # PATH_MAX
+MAX_NAME = 255  # NAME_MAX: a longer component is ENAMETOOLONG, not a missing file
+MAX_PARAM = 64 * 1024  # characters of one parameter value (the job file stays small)
+# KEY, or STEP.KEY: step names as the spec allows them, keys Python identifiers (ASCII).
+PARAM_KEY = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]*\.)?[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _root(handler: AiinfraHandler) -> Path:
@@ -35,6 +42,14 @@ def _root(handler: AiinfraHandler) -> Path:
 
 
 def _inside(root: Path, relative: str) -> Path:
+    allowed = "a path inside the server's root directory"
+    if (
+        "\0" in relative
+        or len(relative) > MAX_PATH
+        or any(len(part.encode()) > MAX_NAME for part in relative.split("/"))
+    ):
+        shown = relative if len(relative) <= 60 else relative[:60] + "..."
+        raise AiinfraError(f"pipeline: got {shown!r}; allowed: {allowed}", field="pipeline")
     path = (root / relative.lstrip("/")).resolve()
     if path != root and root not in path.parents:
         raise AiinfraError(
@@ -54,7 +69,13 @@ def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
             found.add(Path(dirpath) / "runs")
         if depth >= SCAN_DEPTH:
             dirnames[:] = []
-    return sorted(f for f in found if f.is_dir())
+    return sorted(f for f in found if f.is_dir() and _within(root, f))
+
+
+def _within(root: Path, path: Path) -> bool:
+    """Is ``path``, links resolved, below ``root``? (A ``runs`` link may point anywhere.)"""
+    resolved = path.resolve()
+    return resolved == root or root in resolved.parents
 
 
 def _relative(root: Path, path: Path) -> str | None:
@@ -68,6 +89,8 @@ def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
     runs = []
     for folder in _run_folders(root, extra):
         for record in folder.glob("*/run.json"):
+            if not _within(root, record):
+                continue  # a run folder or record linked from outside the root
             try:
                 data = json.loads(record.read_text())
             except (OSError, ValueError):
@@ -124,16 +147,9 @@ class PipelineRunsHandler(AiinfraHandler):
                 field="pipeline",
             )
         cluster = body.get("cluster")
-        if cluster is not None and (not isinstance(cluster, str) or not cluster):
-            raise AiinfraError(
-                f"cluster: got {cluster!r}; allowed: a cluster name", field="cluster"
-            )
-        params = body.get("params") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
-            raise AiinfraError(
-                f"params: got {params!r}; allowed: an object of parameter names to values",
-                field="params",
-            )
+        if cluster is not None:
+            as_name("cluster", cluster)
+        params = _params(body.get("params") or {})
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
@@ -176,6 +192,25 @@ def _check_run(path: Path, params: dict[str, Any], only: list[str] | None) -> No
         select(expand(spec), only, False)
     except AiinfraError as exc:
         raise AiinfraError(str(exc).replace("--only:", "only:", 1), field="only") from None
+
+
+def _params(params: Any) -> dict[str, Any]:
+    """Names are KEY or STEP.KEY (identifiers, step names); values JSON of bounded size."""
+    allowed = "an object of parameter names (KEY or STEP.KEY) to JSON values"
+    if not isinstance(params, dict) or not all(
+        isinstance(k, str) and PARAM_KEY.fullmatch(k) for k in params
+    ):
+        shown = repr(params)[:80]
+        raise AiinfraError(f"params: got {shown}; allowed: {allowed}", field="params")
+    for key, value in params.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "\0" in text or len(text) > MAX_PARAM:
+            raise AiinfraError(
+                f"params: value of {key!r} has a NUL or is over {MAX_PARAM} characters; "
+                f"allowed: {allowed}",
+                field="params",
+            )
+    return params
 
 
 class PipelineRunHandler(AiinfraHandler):

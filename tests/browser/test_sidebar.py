@@ -2,7 +2,9 @@
 
 Opens the panel, starts a local cluster from its dialog, sees it listed with its
 worker, opens its Dask dashboard in a main-area tab (through the server's proxy,
-under a non-default base_url), saves docs/sidebar.png, and stops the cluster.
+under a non-default base_url), takes a screenshot, and stops the cluster.
+The screenshot goes to tmp; ``make screenshots`` sets AIINFRA_SCREENSHOTS=docs to
+refresh the tracked docs/sidebar.png (tests never modify tracked files).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def lab(tmp_path):
     log.close()
 
 
-def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
+def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -171,8 +173,9 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             if news.count():
                 news.first.click()
             page.wait_for_timeout(1500)  # let the dashboard draw its first frames
-            (REPO / "docs").mkdir(exist_ok=True)
-            page.screenshot(path=str(REPO / "docs" / "sidebar.png"))
+            shots = Path(os.environ.get("AIINFRA_SCREENSHOTS") or tmp_path)
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "sidebar.png"))
 
             # Stop it from the panel; it leaves the list and the registry.
             card.locator("button.aiinfra-stop").click()

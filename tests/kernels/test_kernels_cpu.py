@@ -15,7 +15,7 @@ FLOATS = [np.float32, np.float64]
 
 @pytest.fixture
 def rng():
-    return np.random.default_rng()
+    return np.random.default_rng(20260)  # seeded: a failure reproduces
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -20,7 +20,7 @@ FLOATS = [np.float32, np.float64]
 
 @pytest.fixture
 def rng():
-    return np.random.default_rng()
+    return np.random.default_rng(20260)  # seeded: a failure reproduces
 
 
 def d(a):

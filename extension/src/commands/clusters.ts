@@ -193,9 +193,8 @@ namespace Private {
 
   /** A main-area tab showing the cluster's dashboard through the server's proxy. */
   export function dashboard(name: string, baseUrl: string, icon?: LabIcon): MainAreaWidget<IFrame> {
-    const frame = new IFrame({
-      sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups']
-    });
+    // No allow-same-origin: the proxied page must never act with the Jupyter origin's rights.
+    const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-popups'] });
     frame.url = dashboardUrl(baseUrl, name);
     const widget = new MainAreaWidget({ content: frame });
     widget.id = `aiinfra-dashboard-${name}`;
