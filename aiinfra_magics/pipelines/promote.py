@@ -199,7 +199,7 @@ def promote(
             )
         values[key] = value
     for key, value in (typed or {}).items():
-        if not isinstance(key, str) or not PARAM_NAME.match(key):
+        if not isinstance(key, str) or not PARAM_NAME.fullmatch(key):
             raise field_error("params", key, "Python identifiers as parameter names")
         values[key] = value
 
