@@ -14,7 +14,7 @@ What this adds to dask-jobqueue, each for a known trap:
 - Workers retire a margin before the walltime, staggered (``--lifetime``), so
   SLURM never kills a worker mid-task; under ``adapt`` the cluster submits
   replacements (dask-jobqueue #122, #416).
-- Adaptive scaling waits ``ADAPT_WAIT_COUNT`` rounds before cancelling a job,
+- Adaptive scaling waits ``slurm_submit.ADAPT_WAIT_COUNT`` rounds before cancelling a job,
   so a dip in load does not cancel pending jobs and lose their place in the
   queue, only to resubmit them a second later (dask-jobqueue #190, #498).
 - GPU jobs ask for GPUs the way the site wants (``--gres=gpu:N`` or
@@ -31,32 +31,19 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from ..checks import as_duration
-from ..errors import InputError, OperationError, field_error
+from ..errors import InputError, field_error
 from .backends import ClusterBackend, Launched, Option
-from .slurm_queue import (
-    jobs_file,
-    note_submit_error,
-    note_submitted,
-    queue_state,
-    read_jobs,
-    sbatch_error,
-    summarise,
-)
+from .slurm_queue import jobs_file, queue_state, read_jobs, summarise
+from .slurm_submit import AiinfraSLURMCluster, jobqueue, submit_check
 from .spec import ClusterSpec
 
 SLURM_COMMANDS = ("sbatch", "squeue", "scancel")
 GPU_REQUESTS = ("gres", "gpus")
-#: Adaptive rounds (1 s apart by default) a job must be surplus before it is cancelled.
-ADAPT_WAIT_COUNT = 20
 #: Directives that size memory per GPU/CPU; with them, dask-jobqueue's --mem must go.
 PER_UNIT_MEMORY = ("--mem-per-gpu", "--mem-per-cpu")
-SUBMIT_CHECK_TIMEOUT_S = 30.0
 _WALLTIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 WALLTIME_ALLOWED = "a SLURM time like 30, 45:00, 2:00:00 or 1-12:00:00 (D-HH:MM:SS)"
 
@@ -295,6 +282,7 @@ class SlurmBackend(ClusterBackend):
 
     def job_script(self, spec: ClusterSpec) -> str:
         """The script each job runs (scheduler address shown as a placeholder)."""
+        jobqueue()
         from dask_jobqueue.slurm import SLURMJob
 
         kwargs = _job_kwargs(self.launch_kwargs(spec, death_timeout=60))
@@ -350,82 +338,3 @@ def _job_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     job = {k: v for k, v in kwargs.items() if k not in _CLUSTER_ONLY}
     job["interface"] = kwargs.get("interface")
     return job
-
-
-def submit_check(script: str) -> None:
-    """Ask sbatch (``--test-only``: nothing is queued) whether it accepts ``script``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="aiinfra-check-") as handle:
-        handle.write(script)
-        handle.flush()
-        try:
-            proc = subprocess.run(
-                ["sbatch", "--test-only", handle.name],
-                capture_output=True,
-                text=True,
-                timeout=SUBMIT_CHECK_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            raise OperationError(
-                f"sbatch --test-only did not answer within {SUBMIT_CHECK_TIMEOUT_S:g}s; "
-                "is slurmctld reachable (SLURM_CONF)?"
-            ) from None
-    if proc.returncode != 0:
-        why = sbatch_error(proc.stderr)
-        field = _field_of(why)
-        if "node configuration" in why.lower():
-            why += " (no node in the partition has that many cores, that much memory or those GPUs)"
-        raise OperationError(
-            f"{field + ': ' if field else ''}sbatch rejects the job script: {why}", field=field
-        )
-
-
-def _field_of(message: str) -> str | None:
-    """The option most likely at fault, so the door can point at it."""
-    low = message.lower()
-    for words, field in (
-        (("partition",), "partition"),
-        (("account", "association"), "account"),
-        (("gres", "gpu"), "gpus_per_job"),
-        (("memory",), "memory"),
-        (("time limit",), "walltime"),
-    ):
-        if any(w in low for w in words):
-            return field
-    return None
-
-
-@cache
-def _cluster_class() -> type:
-    from dask_jobqueue import SLURMCluster
-    from dask_jobqueue.slurm import SLURMJob
-
-    class AiinfraSLURMJob(SLURMJob):
-        """Notes each job id (and each sbatch refusal) where every process can read it."""
-
-        def __init__(self, *args: Any, jobs_path: str | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._jobs_path = jobs_path
-
-        async def start(self) -> None:
-            try:
-                await super().start()
-            except Exception as exc:
-                if self._jobs_path:
-                    note_submit_error(Path(self._jobs_path), sbatch_error(str(exc)))
-                raise
-            if self._jobs_path and self.job_id:
-                note_submitted(Path(self._jobs_path), self.job_id)
-
-    class AiinfraSLURMCluster(SLURMCluster):
-        job_cls = AiinfraSLURMJob
-
-        def adapt(self, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("wait_count", ADAPT_WAIT_COUNT)
-            return super().adapt(*args, **kwargs)
-
-    return AiinfraSLURMCluster
-
-
-def AiinfraSLURMCluster(**kwargs: Any) -> Any:  # noqa: N802 - a class, built lazily
-    """SLURMCluster that records its jobs; built on first use (dask_jobqueue imports slowly)."""
-    return _cluster_class()(**kwargs)

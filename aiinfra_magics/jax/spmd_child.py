@@ -153,6 +153,12 @@ def main() -> int:
         namespace = _setup(job)
     except Exception as exc:  # noqa: BLE001 - reported to the notebook with its traceback
         return _fail(job["result_path"], f"JAX set-up failed: {exc}", traceback.format_exc())
+    try:  # after JAX joined the program: a pickled jax.Array needs the backend
+        from .spmd_vars import unpack
+
+        namespace.update(unpack(job.get("variables") or {}))
+    except Exception as exc:  # noqa: BLE001 - names the variable
+        return _fail(job["result_path"], str(exc), traceback.format_exc())
     try:
         value = _run_code(job["code"], namespace)
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt in a cell too

@@ -21,6 +21,7 @@ from papermill.utils import remove_args
 
 from . import kernel_pool, outputs, reuse
 from .kinds import DEAD_KERNEL, KERNEL_START, OUT_OF_MEMORY, TIMEOUT, USER_ERROR
+from .placement import where
 
 ENGINE = "aiinfra"
 
@@ -156,6 +157,7 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         "worker_name": worker_name,
         "devices": devices,
         "attempt": task.get("attempt", 1),
+        **where(),  # host, and the SLURM job and node on a batch cluster
         "start": time.time(),
     }
     try:

@@ -174,6 +174,10 @@ class _Run:
             client, info = self.stack.enter_context(self.connect())
             workers = client.scheduler_info(n_workers=-1)["workers"]
             check_resources({n: self.nodes[n] for n in self.selected}, workers)
+            if not info["embedded"]:  # workers elsewhere (SLURM nodes) must share the folder
+                from .placement import check_shared_folder
+
+                check_shared_folder(client, self.folder, self.run.run_dir)
             self.run.data["cluster"] = {**info, "workers": len(workers)}
             client.subscribe_topic(self.topic, self.events.put)
             self.stack.callback(client.unsubscribe_topic, self.topic)
@@ -388,6 +392,9 @@ class _Run:
             )
             if k in result
         }
+        from .placement import fields
+
+        timing.update(fields(result))  # host, SLURM job and node of the step
         if result.get("start") and result.get("end"):
             timing["duration"] = result["end"] - result["start"]
         if result["status"] == "ok":

@@ -51,6 +51,19 @@ export interface ICluster {
   adapt: string | null;
   owner: { kind?: string; pid?: number; host?: string };
   created: number | null;
+  /** A batch backend's queue (SLURM: `live_details`): one row per job, a summary, refusals. */
+  jobs?: IJob[];
+  queue?: string;
+  submit_errors?: string[];
+}
+
+export interface IJob {
+  job_id: string;
+  state: string;
+  reason?: string | null;
+  time_left?: string | null;
+  node?: string | null;
+  name?: string;
 }
 
 export interface IRunStep {
@@ -117,6 +130,21 @@ export function memoryPercent(gpu: IGpuSample): number | null {
 }
 
 /** One line describing a cluster's size. */
+/** `job 12 RUNNING on n1 · 9:41 left`, `job 13 PENDING (Resources)`. */
+export function jobLine(j: IJob): string {
+  let line = `job ${j.job_id} ${j.state}`;
+  if (j.reason) {
+    line += ` (${j.reason})`;
+  }
+  if (j.node && j.state !== 'PENDING') {
+    line += ` on ${j.node}`;
+  }
+  if (j.time_left) {
+    line += ` · ${j.time_left} left`;
+  }
+  return line;
+}
+
 export function clusterSummary(c: ICluster): string {
   const parts = [
     `${c.workers} worker${c.workers === 1 ? '' : 's'}`,

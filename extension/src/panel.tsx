@@ -12,6 +12,8 @@ import * as React from 'react';
 import {
   clusterSummary,
   formatBytes,
+  ICluster,
+  jobLine,
   memoryPercent,
   PanelModel,
   runSteps,
@@ -114,6 +116,27 @@ namespace Private {
     );
   }
 
+  /** A batch cluster's jobs (SLURM), as the server's live details give them. */
+  function Jobs(props: { cluster: ICluster }): JSX.Element | null {
+    const { jobs, queue, submit_errors: refused } = props.cluster;
+    if (!jobs && !queue) {
+      return null;
+    }
+    return (
+      <div className="aiinfra-queue">
+        <div className="aiinfra-dim aiinfra-queue-summary">jobs: {queue}</div>
+        <ul className="aiinfra-jobs">
+          {(jobs ?? []).map(j => (
+            <li className={`aiinfra-job aiinfra-job-${j.state.toLowerCase()}`} key={j.job_id}>
+              {jobLine(j)}
+            </li>
+          ))}
+        </ul>
+        <ErrorLine error={refused?.length ? `sbatch refused: ${refused[refused.length - 1]}` : undefined} />
+      </div>
+    );
+  }
+
   function ErrorLine(props: { error?: string }): JSX.Element | null {
     return props.error ? <div className="aiinfra-error">{props.error}</div> : null;
   }
@@ -192,6 +215,7 @@ namespace Private {
                 </span>
               </div>
               <div className="aiinfra-cluster-summary">{clusterSummary(c)}</div>
+              <Jobs cluster={c} />
               {model.busy.get(c.name) && <div className="aiinfra-note">{model.busy.get(c.name)}…</div>}
               <div className="aiinfra-actions">
                 <Action

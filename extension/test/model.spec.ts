@@ -3,6 +3,7 @@ import {
   connectCode,
   formatBytes,
   ICluster,
+  jobLine,
   memoryPercent,
   runSteps,
   stepNotebookPath
@@ -36,6 +37,15 @@ describe('formatting', () => {
     expect(clusterSummary(cluster)).toBe('1 worker · 2 threads · 2.0 GiB');
     expect(clusterSummary({ ...cluster, workers: 2, gpus: ['0', '1'], adapt: '1:4' })).toBe(
       '2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4'
+    );
+  });
+
+  it('describes a batch job in one line', () => {
+    expect(jobLine({ job_id: '12', state: 'RUNNING', node: 'n1', time_left: '9:41' })).toBe(
+      'job 12 RUNNING on n1 · 9:41 left'
+    );
+    expect(jobLine({ job_id: '13', state: 'PENDING', reason: 'Resources', node: null })).toBe(
+      'job 13 PENDING (Resources)'
     );
   });
 

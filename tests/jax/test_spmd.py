@@ -208,3 +208,39 @@ def test_a_worker_that_dies_mid_cell_is_reported_and_nothing_is_left():
     # The dead worker's child dies with it (PDEATHSIG), the other is stopped by the
     # run: wait for that condition, with a deadline generous for a loaded machine.
     assert _wait_until(lambda: not _children()), _children()
+
+
+def test_cells_read_notebook_variables_and_out_binds_the_results():
+    import threading
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "aiinfra_magics")
+    shell.user_ns.update(scale=3.0, offsets=np.array([10, 20]), lock=threading.Lock())
+    cell = "def f(i):\n    return scale * i\n(f(process_id + 1), int(offsets[process_id]))"
+    assert shell.run_cell_magic("aiinfra", "spmd --processes 2 --out res", cell) is None
+    assert shell.user_ns["res"] == [(3.0, 10), (6.0, 20)]
+    # Without a final expression the processes still answer, one None each.
+    assert shell.run_cell_magic("aiinfra", "spmd --processes 2 --out res", "y = scale") is None
+    assert shell.user_ns["res"] == [None, None]
+    with pytest.raises(
+        UsageError,
+        match=r"^cell: notebook variable 'lock' cannot be sent to the processes "
+        r"\(TypeError: cannot pickle '_thread.lock' object\); create it inside the cell instead$",
+    ):
+        shell.run_cell_magic("aiinfra", "spmd --processes 2", "lock.acquire()")
+    with pytest.raises(UsageError, match=r"^out: got '1x'; allowed: a Python variable name"):
+        shell.run_cell_magic("aiinfra", "spmd --processes 2 --out 1x", "1")
+    assert _wait_until(lambda: not _children()), _children()
+
+
+def test_only_the_names_a_cell_reads_are_sent():
+    import threading
+
+    from aiinfra_magics.jax.spmd_vars import pack, unpack
+
+    ns = {"a": 1, "b": 2, "unused": 3, "mesh": "the notebook's", "lock": threading.Lock()}
+    code = "lock = None\ndef f():\n    return a\nb += 1\n[x for x in range(a)]\nmesh"
+    sent = pack(code, ns, hidden={"b"})
+    assert sorted(sent) == ["a"]  # b hidden, mesh provided, lock assigned by the cell
+    assert unpack(sent) == {"a": 1}
+    assert sorted(pack("b += 1", ns)) == ["b"]

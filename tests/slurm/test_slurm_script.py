@@ -142,3 +142,35 @@ def test_cli_dry_run_prints_the_job_script_and_starts_nothing(aiinfra_home):
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH -p gpu" in proc.stdout and "#SBATCH --cpus-per-task=2" in proc.stdout
     assert not list((aiinfra_home / "clusters").glob("*.json"))
+
+
+def test_dask_jobqueue_import_keeps_sigint_and_works_from_a_thread():
+    """dask-jobqueue 0.9.0 sets SIGINT -> sys.exit() on import (#696): a kernel's Interrupt
+    would become SystemExit, and an import from a thread (the server's) would fail."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal, threading\n"
+        "from aiinfra_magics.clusters.slurm import SlurmBackend\n"
+        "from aiinfra_magics.clusters.spec import ClusterSpec\n"
+        "before = signal.getsignal(signal.SIGINT)\n"
+        "spec = ClusterSpec.from_options({'name': 'a', 'backend': 'slurm', 'cores': 1,"
+        " 'memory': '1GB'})\n"
+        "errors = []\n"
+        "def build():\n"
+        "    try:\n"
+        "        SlurmBackend().job_script(spec)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "t = threading.Thread(target=build); t.start(); t.join()\n"
+        "assert not errors, errors\n"
+        "assert signal.getsignal(signal.SIGINT) is before\n"
+        "try:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupt ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "interrupt ok"
