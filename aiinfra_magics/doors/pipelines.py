@@ -105,7 +105,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--only",
         metavar="STEP",
-        help="run only STEP (a step or an expanded name like train[lr=0.1])",
+        action="append",
+        help="run only STEP (a step or an expanded name like train[lr=0.1]); repeat for more",
     )
     run.add_argument(
         "--upstream", action="store_true", help="with --only: also run what STEP depends on"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -159,18 +159,23 @@ def declared_names(notebook: Any) -> set[str]:
     return set()
 
 
-def select(nodes: dict[str, Node], only: str | None, with_upstream: bool) -> set[str]:
-    """Names of the nodes to run: all, or ``--only STEP`` (a step or an expanded name)."""
+def select(
+    nodes: dict[str, Node], only: str | Sequence[str] | None, with_upstream: bool
+) -> set[str]:
+    """Names of the nodes to run: all, or ``--only STEP`` (steps or expanded names, one or more)."""
     if not only:
         return set(nodes)
-    chosen = {n for n, node in nodes.items() if only in (n, node.base)}
-    if not chosen:
-        bases = sorted({node.base for node in nodes.values()})
-        raise field_error(
-            "--only",
-            only,
-            "a step name (" + ", ".join(bases) + ") or an expanded name like train[lr=0.1]",
-        )
+    chosen: set[str] = set()
+    for name in [only] if isinstance(only, str) else only:
+        found = {n for n, node in nodes.items() if name in (n, node.base)}
+        if not found:
+            bases = sorted({node.base for node in nodes.values()})
+            raise field_error(
+                "--only",
+                name,
+                "a step name (" + ", ".join(bases) + ") or an expanded name like train[lr=0.1]",
+            )
+        chosen |= found
     if with_upstream:
         todo = list(chosen)
         while todo:

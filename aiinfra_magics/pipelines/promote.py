@@ -18,11 +18,12 @@ from typing import Any
 import nbformat
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from ..errors import AiinfraError, field_error
 from .cache import write_text_atomic
 from .dag import parse_overrides
-from .spec import PipelineSpec
+from .spec import PARAM_NAME, PipelineSpec
 
 RELOAD = (
     "if the notebook is open, reload it from disk (File > Reload Notebook from Disk) before saving"
@@ -126,6 +127,28 @@ def ensure_parameters_cell(path: Path, params: dict[str, Any]) -> str | None:
     return f"{path.name}: {done}; {RELOAD}"
 
 
+def _quoted(value: Any) -> Any:
+    """Strings a YAML 1.1 reader would take for something else, quoted.
+
+    ruamel writes YAML 1.2, where ``on``, ``yes`` and ``off`` are plain strings;
+    the spec is read with PyYAML (1.1), which turns them into booleans, so a
+    param named ``on`` or valued ``"yes"`` would change type on the way.
+    """
+    import yaml as pyyaml
+
+    if isinstance(value, str):
+        try:
+            same = isinstance(pyyaml.safe_load(value), str)
+        except pyyaml.YAMLError:
+            same = False
+        return value if same and value.strip() == value else DoubleQuotedScalarString(value)
+    if isinstance(value, dict):
+        return {_quoted(k): _quoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    return value
+
+
 def _yaml() -> YAML:
     yaml = YAML()
     yaml.preserve_quotes = True
@@ -141,7 +164,13 @@ def promote(
     after: list[str] | None = None,
     params: list[str] | None = None,
     products: list[str] | None = None,
+    typed: dict[str, Any] | None = None,
 ) -> Promoted:
+    """Add (or update) ``notebook`` as a step of ``pipeline``.
+
+    ``params`` are ``-p KEY=VALUE`` texts (values read as YAML); ``typed`` holds
+    parameters already typed (the REST door's JSON), applied after them.
+    """
     if notebook is None:
         raise AiinfraError(
             "--notebook: this kernel does not know its notebook; allowed: --notebook PATH",
@@ -168,6 +197,10 @@ def promote(
             raise field_error(
                 "-p", f"{target}.{key}", "KEY=VALUE (promote sets this step's params)"
             )
+        values[key] = value
+    for key, value in (typed or {}).items():
+        if not isinstance(key, str) or not PARAM_NAME.fullmatch(key):
+            raise field_error("params", key, "Python identifiers as parameter names")
         values[key] = value
 
     yaml = _yaml()
@@ -197,7 +230,7 @@ def promote(
             entry["after"] = list(after)
             changed.append("after")
         if values:
-            entry.setdefault("params", CommentedMap()).update(values)
+            entry.setdefault("params", CommentedMap()).update(_quoted(values))
             changed.append("params " + ", ".join(values))
         if products:
             entry["products"] = list(products)
@@ -211,7 +244,7 @@ def promote(
         if after:
             entry["after"] = list(after)
         if values:
-            entry["params"] = CommentedMap(values)
+            entry["params"] = CommentedMap(_quoted(values))
         if products:
             entry["products"] = list(products)
         steps[step] = entry

@@ -47,7 +47,7 @@ def run_pipeline(
     log_output: bool = False,
     output: str | None = None,
     force: bool = False,
-    only: str | None = None,
+    only: str | list[str] | None = None,
     with_upstream: bool = False,
     workers: int = 2,
     progress: Progress | None = None,
@@ -113,7 +113,7 @@ class _Run:
         progress: Progress | None,
         connect: Callable[[], Any],
         params: list[str] | None,
-        only: str | None,
+        only: str | list[str] | None,
         overrides: list[Any] | None = None,
     ) -> None:
         self.spec, self.nodes, self.selected, self.force = spec, nodes, selected, force

@@ -17,6 +17,7 @@ from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
 from .push import push_handlers
+from .runs import runs_handlers
 
 PATCH_FIELDS = ("workers", "adapt")
 
@@ -139,5 +140,6 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (rf"aiinfra/api/clusters/{name}", ClusterHandler),
         (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
         (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),
+        *runs_handlers(),
         *push_handlers(),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,18 +21,20 @@ from typing import Any
 from tornado import web
 
 from ..checks import as_name
-from ..errors import AiinfraError, NotFoundError
-from ..paths import private_dir
+from ..errors import AiinfraError, NotFoundError, OperationError
+from ..paths import atomic_write_json, private_dir
 from .base import AiinfraHandler, RequestError
 from .state import optional_module
 
-RUN_FIELDS = ("pipeline", "cluster", "params", "force")
+RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
 MAX_PATH = 4096  # PATH_MAX
 MAX_NAME = 255  # NAME_MAX: a longer component is ENAMETOOLONG, not a missing file
-MAX_PARAM = 64 * 1024  # characters of one parameter value on the command line
+MAX_PARAM = 64 * 1024  # characters of one parameter value (the job file stays small)
+# KEY, or STEP.KEY: step names as the spec allows them, keys Python identifiers (ASCII).
+PARAM_KEY = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]*\.)?[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _root(handler: AiinfraHandler) -> Path:
@@ -150,19 +153,52 @@ class PipelineRunsHandler(AiinfraHandler):
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
+        only = _only(body.get("only"))
         path = _inside(_root(self), pipeline)
         if not path.is_file():
             raise NotFoundError(f"pipeline: no file {pipeline!r}", field="pipeline")
-        await self.call(spec_module.PipelineSpec.from_file, path)  # 400 with step and field
-        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force)
+        # 400 with step and field, before anything starts: the spec, params and only.
+        await self.call(_check_run, path, params, only)
+        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force, only)
         self.reply(_launch_view(launch), status=202)
 
 
+def _only(value: Any) -> list[str] | None:
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise AiinfraError(
+            f"only: got {value!r}; allowed: a list of step names (or expanded names)",
+            field="only",
+        )
+    return value
+
+
+def _check_run(path: Path, params: dict[str, Any], only: list[str] | None) -> None:
+    """What the runner would refuse, refused now with a 400 instead of a failed launch."""
+    from ..pipelines.dag import apply_overrides, expand, select
+    from ..pipelines.params import collect
+    from ..pipelines.spec import PipelineSpec
+
+    spec = PipelineSpec.from_file(path)
+    try:
+        spec = apply_overrides(spec, overrides=collect(typed=params))
+    except AiinfraError as exc:  # the runner's words name -p; this door's field is params
+        message = str(exc).split(": ", 1)[-1]
+        raise AiinfraError(f"params: {message}", field="params") from None
+    try:
+        select(expand(spec), only, False)
+    except AiinfraError as exc:
+        raise AiinfraError(str(exc).replace("--only:", "only:", 1), field="only") from None
+
+
 def _params(params: Any) -> dict[str, Any]:
-    """Parameter names are identifiers; values are JSON that fits on a command line."""
-    allowed = "an object of parameter names (identifiers) to JSON values"
+    """Names are KEY or STEP.KEY (identifiers, step names); values JSON of bounded size."""
+    allowed = "an object of parameter names (KEY or STEP.KEY) to JSON values"
     if not isinstance(params, dict) or not all(
-        isinstance(k, str) and k.isidentifier() and k.isascii() for k in params
+        isinstance(k, str) and PARAM_KEY.fullmatch(k) for k in params
     ):
         shown = repr(params)[:80]
         raise AiinfraError(f"params: got {shown}; allowed: {allowed}", field="params")
@@ -191,20 +227,53 @@ class PipelineRunHandler(AiinfraHandler):
                 return
         raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
 
+    @web.authenticated
+    async def delete(self, run_id: str) -> None:
+        """Cancel a run this server launched (SIGINT, then SIGTERM; see runs.cancel)."""
+        from .runs import cancel, launch_for
+
+        launch = launch_for(self.state.launches, run_id)
+        if launch is None:
+            runs = await self.call(
+                _read_runs, _root(self), [Path(x["dir"]) for x in self.state.launches.values()]
+            )
+            if any(r.get("run_id") == run_id for r in runs):
+                raise OperationError(
+                    f"run {run_id} was not started by this Jupyter server; "
+                    "stop it where it runs (Ctrl-C in its terminal or kernel)"
+                )
+            raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
+        self.reply(await self.call(cancel, launch))
+
 
 def launch_pipeline(
-    home: Path, path: Path, cluster: str | None, params: dict[str, Any], force: bool
+    home: Path,
+    path: Path,
+    cluster: str | None,
+    params: dict[str, Any],
+    force: bool,
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Start ``aiinfra pipeline run`` detached; its log goes under ``home``."""
+    """Start the run detached (``server.launch``); the request travels as a private JSON file.
+
+    The params stay typed JSON all the way to the runner: no ``-p`` text in between.
+    """
     launch_id = "launch-" + uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", str(path)]
-    if cluster:
-        cmd += ["--cluster", cluster]
-    for key, value in params.items():
-        cmd += ["-p", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    if force:
-        cmd.append("--force")
-    private_dir(home)  # logs name paths and clusters: the user's only
+    private_dir(home)  # jobs and logs name paths and clusters: the user's only
+    job_file = home / f"{launch_id}.json"
+    run_id_file = home / f"{launch_id}.run_id"
+    atomic_write_json(
+        job_file,
+        {
+            "pipeline": str(path),
+            "cluster": cluster,
+            "params": params,
+            "force": force,
+            "only": only,
+            "run_id_file": str(run_id_file),
+        },
+    )
+    cmd = [sys.executable, "-m", "aiinfra_magics.server.launch", str(job_file)]
     log = home / f"{launch_id}.log"
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
@@ -218,20 +287,27 @@ def launch_pipeline(
                 start_new_session=True,
             )
     except BaseException:
-        log.unlink(missing_ok=True)  # a launch that never started leaves no empty log
+        log.unlink(missing_ok=True)  # a launch that never started leaves nothing behind
+        job_file.unlink(missing_ok=True)
         raise
     return {
         "launch": launch_id,
         "pipeline": str(path),
         "dir": str(path.parent),
         "log": str(log),
+        "run_id_file": str(run_id_file),
         "started": time.time(),
         "process": proc,
     }
 
 
 def _launch_view(launch: dict[str, Any]) -> dict[str, Any]:
+    from .runs import launch_run_id
+
     code = launch["process"].poll()
     status = "running" if code is None else ("finished" if code == 0 else "failed")
-    view = {k: v for k, v in launch.items() if k != "process"}
-    return {**view, "status": status, "exit_code": code}
+    if code is not None and launch.get("cancelled"):
+        status = "cancelled"
+    run_id = launch_run_id(launch)
+    view = {k: v for k, v in launch.items() if k not in ("process", "run_id_file")}
+    return {**view, "run_id": run_id, "status": status, "exit_code": code}

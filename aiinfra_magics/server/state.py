@@ -103,11 +103,16 @@ class ServerState:
         return aiinfra_home()  # created 0700
 
     def launch_pipeline(
-        self, path: Path, cluster: str | None, params: dict[str, Any], force: bool
+        self,
+        path: Path,
+        cluster: str | None,
+        params: dict[str, Any],
+        force: bool,
+        only: list[str] | None = None,
     ) -> dict[str, Any]:
         from .pipelines import launch_pipeline
 
-        launch = launch_pipeline(self.home() / "pipelines", path, cluster, params, force)
+        launch = launch_pipeline(self.home() / "pipelines", path, cluster, params, force, only)
         self.launches[launch["launch"]] = launch
         return launch
 

@@ -11,6 +11,7 @@
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { URLExt } from '@jupyterlab/coreutils';
@@ -27,6 +28,7 @@ import { PipelineCommands } from './commands/pipelines';
 import { ISocketLike } from './events';
 import { PanelModel } from './model';
 import { AiinfraPanel } from './panel';
+import { AddToPipelineButton } from './pipelines/toolbar';
 
 /** The ids of the commands this extension adds. */
 export namespace CommandIDs {
@@ -41,6 +43,12 @@ export namespace CommandIDs {
   export const openChart = 'aiinfra:open-chart';
   export const insertConnect = 'aiinfra:insert-connect';
   export const runPipeline = 'aiinfra:run-pipeline';
+  export const pickPipeline = 'aiinfra:pick-pipeline';
+  export const openRuns = 'aiinfra:open-runs';
+  export const cancelRun = 'aiinfra:cancel-run';
+  export const rerunFailed = 'aiinfra:rerun-failed';
+  export const openExecuted = 'aiinfra:open-executed';
+  export const addToPipeline = 'aiinfra:add-to-pipeline';
 }
 
 const PLUGIN_ID = 'aiinfra:plugin';
@@ -60,14 +68,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Devices, Dask clusters and pipeline runs in the JupyterLab sidebar.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, INotebookTracker, IFileBrowserFactory],
+  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, INotebookTracker, IFileBrowserFactory, IDocumentManager],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
     notebooks: INotebookTracker | null,
-    browserFactory: IFileBrowserFactory | null
+    browserFactory: IFileBrowserFactory | null,
+    docManager: IDocumentManager | null
   ) => {
     const { commands, shell } = app;
     const serverSettings = ServerConnection.makeSettings();
@@ -108,7 +117,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: aiinfraIcon
     });
     ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon });
-    PipelineCommands.add({ commands, shell, panel, model, ids: CommandIDs, browserFactory });
+    PipelineCommands.add({
+      commands,
+      shell,
+      panel,
+      model,
+      ids: CommandIDs,
+      browserFactory,
+      docManager,
+      notebooks,
+      contents: app.serviceManager.contents,
+      icon: aiinfraIcon
+    });
+    app.docRegistry.addWidgetExtension(
+      'Notebook',
+      new AddToPipelineButton(commands, CommandIDs.addToPipeline, aiinfraIcon)
+    );
+    app.contextMenu.addItem({ command: CommandIDs.addToPipeline, selector: '.jp-Notebook', rank: 90 });
 
     app.contextMenu.addItem({
       command: CommandIDs.runPipeline,

@@ -17,7 +17,9 @@ function fakeApp() {
       add: (widget: Widget, area: string) => added.push({ widget, area }),
       activateById: jest.fn()
     },
-    contextMenu: { addItem: jest.fn() }
+    contextMenu: { addItem: jest.fn() },
+    docRegistry: { addWidgetExtension: jest.fn() },
+    serviceManager: { contents: null }
   };
   return { app, added };
 }
@@ -40,7 +42,7 @@ describe('plugin activation', () => {
     plugin.activate(app as unknown as JupyterFrontEnd, fakePalette as unknown as ICommandPalette, null, null, null, null);
 
     const ids = Object.values(CommandIDs);
-    expect(ids).toHaveLength(11);
+    expect(ids).toHaveLength(17);
     expect(new Set(ids).size).toBe(ids.length);
     for (const id of ids) {
       expect(app.commands.hasCommand(id)).toBe(true);
@@ -51,6 +53,10 @@ describe('plugin activation', () => {
     expect(app.contextMenu.addItem).toHaveBeenCalledWith(
       expect.objectContaining({ command: CommandIDs.runPipeline, selector: expect.stringContaining('yaml') })
     );
+    expect(app.contextMenu.addItem).toHaveBeenCalledWith(
+      expect.objectContaining({ command: CommandIDs.addToPipeline, selector: '.jp-Notebook' })
+    );
+    expect(app.docRegistry.addWidgetExtension).toHaveBeenCalledWith('Notebook', expect.anything());
 
     expect(added.map(a => a.area)).toEqual(['left']);
     const panel = added[0].widget as AiinfraPanel;

@@ -1,0 +1,149 @@
+import { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { parseParamLines, PromoteForm, RunPipelineForm } from '../src/pipelines/dialogs';
+import { RunsModel } from '../src/pipelines/runs';
+import { RunsView } from '../src/pipelines/runview';
+import { formToRunBody } from '../src/pipelines/spec';
+import { $, check, type, waitFor } from './dom';
+import { FakeRuns, record, SPEC } from './fakeruns';
+
+async function mount<T extends Widget>(widget: T, ready: string): Promise<T> {
+  Widget.attach(widget, document.body);
+  await waitFor(() => widget.node.querySelector(ready), ready);
+  return widget;
+}
+
+describe('the run dialog', () => {
+  it('shows the spec params per step, the clusters, only and force; its value is the POST body', async () => {
+    const form = await mount(new RunPipelineForm({ spec: SPEC, clusters: ['gpus', 'cpu'] }), '.aiinfra-param');
+    const params = Array.from(form.node.querySelectorAll<HTMLElement>('.aiinfra-param')).map(
+      e => `${e.dataset.step}.${e.dataset.param}:${e.dataset.kind}`
+    );
+    expect(params).toEqual([
+      'prepare.n:param',
+      'prepare.tag:param',
+      'prepare.scale:param',
+      'prepare.fast:param',
+      'prepare.sizes:param',
+      'train.lr:grid'
+    ]);
+    expect(($('input[name="prepare.n"]', form.node) as HTMLInputElement).value).toBe('1000');
+    const clusters = Array.from(form.node.querySelectorAll<HTMLOptionElement>('select[name="cluster"] option')).map(o => o.value);
+    expect(clusters).toEqual(['', 'gpus', 'cpu']);
+
+    type($('input[name="prepare.n"]', form.node)!, '7');
+    await waitFor(() => form.getValue().values['prepare.n'] === '7', 'the typed value');
+    type($('input[name="train.lr"]', form.node)!, '[0.5]');
+    check($('input[name="prepare.fast"]', form.node)!, true);
+    type($('select[name="cluster"]', form.node)!, 'gpus');
+    type($('select[name="only"]', form.node)!, 'train[lr=0.1]');
+    check($('input[name="force"]', form.node)!, true);
+    await waitFor(() => form.getValue().force, 'force');
+    expect(formToRunBody(SPEC, form.getValue()).body).toEqual({
+      pipeline: 'demo/pipeline.yaml',
+      params: { 'prepare.n': 7, 'prepare.fast': true, 'train.lr': 0.5 },
+      cluster: 'gpus',
+      only: ['train[lr=0.1]'],
+      force: true
+    });
+    form.dispose();
+  });
+});
+
+describe('the Add to pipeline dialog', () => {
+  it('offers the pipeline steps for after and reads params lines', async () => {
+    const form = await mount(new PromoteForm({ pipeline: 'demo/pipeline.yaml', name: 'report' }), 'input[name="name"]');
+    expect(form.node.textContent).toContain('no other steps yet');
+    form.setSteps(['prepare', 'train', 'report']);
+    await waitFor(() => $('input[name="after.train"]', form.node), 'after choices');
+    expect($('input[name="after.report"]', form.node)).toBeNull(); // not after itself
+    check($('input[name="after.train"]', form.node)!, true);
+    type($('textarea[name="params"]', form.node)!, 'lr=0.1\ntag=010\nname=x y');
+    await waitFor(() => form.getValue().after.length === 1, 'after');
+    const value = form.getValue();
+    expect(value).toEqual({ pipeline: 'demo/pipeline.yaml', name: 'report', after: ['train'], params: 'lr=0.1\ntag=010\nname=x y' });
+    expect(parseParamLines(value.params).params).toEqual({ lr: 0.1, tag: '010', name: 'x y' }); // '010' is not JSON: a string
+    expect(parseParamLines('tag="010"').params).toEqual({ tag: '010' });
+    expect(parseParamLines('bad key=1').error).toContain('KEY a Python identifier');
+    form.dispose();
+  });
+});
+
+describe('the run view', () => {
+  function setup(fake: FakeRuns) {
+    const commands = new CommandRegistry();
+    const executed: Array<[string, any]> = [];
+    const ids = { openExecuted: 'test:open', cancelRun: 'test:cancel', rerunFailed: 'test:rerun' };
+    for (const id of Object.values(ids)) {
+      commands.addCommand(id, { execute: args => void executed.push([id, args]) });
+    }
+    const model = new RunsModel({ requester: fake.requester(), interval: 60000 });
+    const view = new RunsView({ model, commands, commandIDs: ids });
+    return { model, view, executed };
+  }
+
+  it('shows runs grouped with cached runs folded, the DAG with live states and the failing cell', async () => {
+    const fake = new FakeRuns();
+    fake.runs = [
+      record('r1', 10, { prepare: { status: 'ok', duration: 2 }, train: { status: 'ok', upstream: ['prepare'] } }),
+      record('r2', 20, { prepare: { status: 'cached' }, train: { status: 'cached', upstream: ['prepare'] } }),
+      record('r3', 30, {
+        prepare: { status: 'ok', duration: 1.25, attempts: 2, worker: 'tcp://127.0.0.1:1', devices: ['cuda:0'], notebook_path: 'demo/runs/r3/prepare.ipynb' },
+        train: { status: 'failed', upstream: ['prepare'], error: 'cell In [2] (1/0): ZeroDivisionError: division by zero', notebook_path: 'demo/runs/r3/train.ipynb' }
+      })
+    ];
+    const { model, view, executed } = setup(fake);
+    model.select('r3');
+    await mount(view, '.aiinfra-run-detail[data-run-id="r3"]');
+    await model.refresh();
+    const rows = Array.from(view.node.querySelectorAll<HTMLElement>('.aiinfra-runs-row')).map(
+      r => `${r.dataset.runId}${r.classList.contains('aiinfra-runs-cached') ? ' cached' : ''}`
+    );
+    expect(rows).toEqual(['r3', 'r2 cached', 'r1']);
+    const nodes = Array.from(view.node.querySelectorAll<SVGGElement>('.aiinfra-dag-node')).map(
+      n => `${n.dataset.node}=${n.dataset.status}`
+    );
+    expect(nodes).toEqual(['prepare=ok', 'train=failed']);
+    const prepare = $('.aiinfra-step-row[data-step="prepare"]', view.node)!;
+    expect($('.aiinfra-step-duration', prepare)!.textContent).toBe('1.3 s');
+    expect($('.aiinfra-step-attempts', prepare)!.textContent).toBe('2');
+    expect($('.aiinfra-step-where', prepare)!.textContent).toBe('tcp://127.0.0.1:1 · cuda:0');
+    expect($('.aiinfra-step-failure[data-step="train"]', view.node)!.textContent).toContain('ZeroDivisionError: division by zero');
+
+    ($('.aiinfra-open-executed', prepare) as HTMLButtonElement).click();
+    ($('.aiinfra-rerun-failed', view.node) as HTMLButtonElement).click();
+    expect(executed).toEqual([
+      ['test:open', { path: 'demo/runs/r3/prepare.ipynb' }],
+      ['test:rerun', { run_id: 'r3' }]
+    ]);
+
+    // A fully cached run says so instead of looking like work.
+    ($('.aiinfra-runs-row[data-run-id="r2"]', view.node) as HTMLElement).click();
+    await waitFor(() => $('.aiinfra-run-detail[data-run-id="r2"]', view.node), 'r2');
+    expect($('.aiinfra-run-head .aiinfra-status', view.node)!.textContent).toBe('cached');
+    view.dispose();
+  });
+
+  it('offers cancel for a running run this server launched, and follows its states live', async () => {
+    const fake = new FakeRuns();
+    fake.launches = [{ launch: 'launch-0', pipeline: '/srv/root/demo/pipeline.yaml', status: 'running', exit_code: null, run_id: 'r5' }];
+    fake.runs = [record('r5', 50, { prepare: { status: 'running', start: Date.now() / 1000 - 3 }, train: { status: 'pending', upstream: ['prepare'] } })];
+    const { model, view, executed } = setup(fake);
+    model.select('launch-0');
+    await mount(view, '.aiinfra-runs');
+    await model.refresh();
+    await waitFor(() => $('.aiinfra-run-detail[data-run-id="r5"]', view.node), 'the run, from its launch');
+    const cancel = $('.aiinfra-cancel-run', view.node) as HTMLButtonElement;
+    expect(cancel.disabled).toBe(false);
+    expect($('.aiinfra-step-row[data-step="prepare"] .aiinfra-step-duration', view.node)!.textContent).toMatch(/^\d+\.\d s$/);
+    cancel.click();
+    expect(executed).toEqual([['test:cancel', { run_id: 'r5' }]]);
+
+    fake.runs = [record('r5', 50, { prepare: { status: 'ok', duration: 4 }, train: { status: 'running', upstream: ['prepare'] } })];
+    await model.refresh();
+    await waitFor(() => $('.aiinfra-dag-node[data-node="prepare"][data-status="ok"]', view.node), 'prepare ok');
+    expect($('.aiinfra-dag-node[data-node="train"]', view.node)!.dataset.status).toBe('running');
+    view.dispose();
+  });
+});

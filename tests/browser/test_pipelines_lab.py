@@ -1,0 +1,252 @@
+"""Pipelines in a real JupyterLab, driven through Debian's Chromium with Python playwright.
+
+On a tiny two-step pipeline in tmp_path: run it from the file browser's context
+menu through the dialog made from its spec, watch the run view reach ok, open an
+executed notebook read-only (no kernel started, not modified), run it again from
+the path picker and see that run shown as cached, then add a notebook to the
+pipeline from the notebook's toolbar.
+
+``AIINFRA_SCREENSHOTS=1`` also saves docs/pipeline-runs.png for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags that work in this container (shared/FACTS.md): no sandbox as root, no GPU.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+TOKEN = "aiinfra-pipelines-test"
+BASE_URL = "/user/pipelines-test/"
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not (LABEXTENSION / "package.json").exists(),
+        reason="labextension not built (pip install -e . or jlpm build in extension/)",
+    ),
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(url: str, path: str) -> object:
+    req = urllib.request.Request(url + path, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _notebook(params: str, source: str) -> str:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nbformat.writes(nb)
+
+
+def _tiny_pipeline(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "make.ipynb").write_text(
+        _notebook("n = 1", "open('made.txt', 'w').write(str(n * 2))\nprint('made', n * 2)")
+    )
+    (folder / "use.ipynb").write_text(_notebook("x = 0", "print('used', open('made.txt').read())"))
+    (folder / "pipeline.yaml").write_text(
+        "name: tiny\nsteps:\n"
+        "  make:\n    notebook: make.ipynb\n    params: {n: 1}\n    products: [made.txt]\n"
+        "  use:\n    notebook: use.ipynb\n    after: [make]\n"
+    )
+    import nbformat
+
+    extra = nbformat.v4.new_notebook()
+    extra.cells = [nbformat.v4.new_code_cell("k = 1"), nbformat.v4.new_code_cell("print(k)")]
+    extra.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    (folder / "extra.ipynb").write_text(nbformat.writes(extra))
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A real ``jupyter lab`` on a root holding the tiny pipeline (as test_sidebar.py's)."""
+    data = tmp_path / "data" / "labextensions"
+    data.mkdir(parents=True)
+    (data / "aiinfra").symlink_to(LABEXTENSION)
+    root = tmp_path / "root"
+    _tiny_pipeline(root / "pipe")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(tmp_path / "data"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+            # The path picker is a command without a button: the test runs it like the palette does.
+            "--LabApp.expose_app_in_browser=True",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{BASE_URL}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            _api(url, "api/status")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(
+                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.3)
+    yield url, root
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def _open_folder(page, name: str) -> None:
+    page.locator(".jp-DirListing-item", has_text=name).first.dblclick()
+    page.locator(".jp-BreadCrumbs", has_text=name).wait_for()
+
+
+def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_path):
+    url, root = lab
+    folder = root / "pipe"
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}lab?token={TOKEN}")
+            page.locator(".jp-DirListing-item", has_text="pipe").first.wait_for()
+            news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
+            if news.count():
+                news.first.click()
+
+            # 6. Right-click pipeline.yaml -> Run Pipeline: the dialog is made from the spec.
+            _open_folder(page, "pipe")
+            page.locator('.jp-DirListing-item[data-file-type="yaml"]').click(button="right")
+            page.locator(".lm-Menu-itemLabel", has_text="aiinfra: Run Pipeline").click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.locator('.aiinfra-param[data-step="make"][data-param="n"]').wait_for()
+            assert dialog.locator(".aiinfra-param").count() == 1  # only make declares params
+            only = dialog.locator('select[name="only"] option').evaluate_all(
+                "els => els.map(e => e.value)"
+            )
+            assert only == ["", "make", "use"]
+            dialog.locator('input[name="make.n"]').fill("21")
+            dialog.locator("button.jp-mod-accept").click()
+
+            # 7. The run view opens and follows the run to ok.
+            detail = page.locator(".aiinfra-run-detail[data-run-id]")
+            detail.wait_for(timeout=120_000)
+            page.wait_for_selector('.aiinfra-run-detail[data-status="ok"]', timeout=240_000)
+            states = page.locator(".aiinfra-dag-node").evaluate_all(
+                "els => els.map(e => e.dataset.node + '=' + e.dataset.status)"
+            )
+            assert states == ["make=ok", "use=ok"]
+            assert (folder / "made.txt").read_text() == "42"  # the form's typed value reached it
+            make_row = page.locator('.aiinfra-step-row[data-step="make"]')
+            assert make_row.locator(".aiinfra-step-duration").inner_text().endswith(" s")
+            assert make_row.locator(".aiinfra-step-attempts").inner_text() == "1"
+            assert make_row.locator(".aiinfra-step-where").inner_text()  # worker · devices
+            if os.environ.get("AIINFRA_SCREENSHOTS") == "1":
+                page.screenshot(path=str(REPO / "docs" / "pipeline-runs.png"))
+            else:
+                page.screenshot(path=str(tmp_path / "pipeline-runs.png"))
+
+            # An executed notebook opens read-only, with no kernel and unmodified.
+            assert _api(url, "api/kernels") == []
+            make_row.locator("button.aiinfra-open-executed").click()
+            panel = page.locator(".jp-NotebookPanel.aiinfra-readonly")
+            panel.wait_for()
+            panel.locator(".jp-OutputArea-output", has_text="made 42").wait_for()
+            # Every cell's editor is read-only (JupyterLab marks them jp-mod-readOnly).
+            assert panel.locator(".jp-Cell .cm-editor").count() >= 2
+            assert panel.locator(".jp-Cell .cm-editor:not(.jp-mod-readOnly)").count() == 0
+            assert _api(url, "api/kernels") == []
+            assert _api(url, "api/sessions") == []
+            tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="make")
+            assert "jp-mod-dirty" not in (tab.get_attribute("class") or "")
+
+            # The same pipeline again, picked with the path picker: nothing changed -> cached.
+            # Not awaited: the command resolves only once its dialogs are done.
+            page.evaluate("() => { window.jupyterapp.commands.execute('aiinfra:pick-pipeline'); }")
+            picker = page.locator(".jp-Dialog")
+            picker.locator(".jp-DirListing-item", has_text="pipeline.yaml").click()
+            picker.locator("button.jp-mod-accept").click()
+            page.locator(".jp-Dialog .aiinfra-run-form").wait_for()
+            page.locator('.jp-Dialog input[name="make.n"]').fill("21")  # as the first run
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            cached = page.locator(".aiinfra-runs-row.aiinfra-runs-cached")
+            cached.wait_for(timeout=120_000)
+            groups = page.locator(".aiinfra-runs-group")
+            assert groups.count() == 1
+            assert groups.locator(".aiinfra-runs-row").count() == 2  # the run and its cached repeat
+
+            # 8. Add a notebook to the pipeline from its toolbar.
+            page.locator(".jp-DirListing-item", has_text="extra.ipynb").dblclick()
+            button = page.locator(
+                ".jp-NotebookPanel:not(.aiinfra-readonly) .aiinfra-add-to-pipeline"
+            )
+            button.click()
+            form = page.locator(".jp-Dialog .aiinfra-promote-form")
+            form.locator('input[name="after.use"]').check()
+            assert form.locator('input[name="pipeline"]').input_value() == "pipe/pipeline.yaml"
+            assert form.locator('input[name="name"]').input_value() == "extra"
+            form.locator('textarea[name="params"]').fill("k=5")
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            page.locator(".jp-Dialog", has_text="Step extra added").wait_for()
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+            assert spec["steps"]["extra"] == {
+                "notebook": "extra.ipynb",
+                "after": ["use"],
+                "params": {"k": 5},
+            }
+            described = _api(url, "aiinfra/api/pipelines/spec?path=pipe/pipeline.yaml")
+            assert [s["name"] for s in described["steps"]] == ["make", "use", "extra"]
+        finally:
+            browser.close()
