@@ -1,0 +1,222 @@
+"""What a cluster has used: a scheduler plugin that counts worker-, core-, GPU- and memory-hours.
+
+The plugin lives on the cluster's scheduler (in the owner's process for local and
+cuda clusters, on the gateway's scheduler for gateway clusters: it pickles by
+value, so the remote image needs no aiinfra). It keeps one interval per worker
+from ``add_worker`` to ``remove_worker`` with that worker's threads, memory limit
+and GPUs, and answers the ``aiinfra_cost`` scheduler message from any process.
+When the scheduler closes, open intervals end at that moment and the plugin
+records why (an idle timeout, or a plain close).
+
+After a cluster ends its last figures go to ``history.jsonl`` beside the
+registry (one JSON object a line, private), read by ``aiinfra cluster history``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from time import time
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+COST_OP = "aiinfra_cost"
+PLUGIN_NAME = "aiinfra-cost"
+GB = 1e9
+FIGURES = ("worker_hours", "core_hours", "gpu_hours", "memory_gb_hours")
+
+
+@dataclass
+class Stint:
+    """One worker's time in the cluster, with what it brought."""
+
+    joined: float
+    threads: int
+    memory_bytes: int
+    gpus: float
+
+    def figures(self, until: float) -> dict[str, float]:
+        hours = max(0.0, until - self.joined) / 3600.0
+        return {
+            "worker_hours": hours,
+            "core_hours": hours * self.threads,
+            "gpu_hours": hours * self.gpus,
+            "memory_gb_hours": hours * self.memory_bytes / GB,
+        }
+
+
+def worker_gpus(ws: Any) -> float:
+    """GPUs a worker holds: its ``GPU`` resource, else 1 when it reports NVML metrics (dask-cuda)."""
+    for key in ("GPU", "gpu", "GPUs", "gpus"):
+        if key in (ws.resources or {}):
+            return float(ws.resources[key])
+    metrics = ws.metrics or {}
+    if "gpu" in metrics or "gpu_utilization" in metrics or "gpu-memory-total" in metrics:
+        return 1.0
+    return 0.0
+
+
+class CostPlugin(SchedulerPlugin):
+    """Counts resource-hours on the scheduler; ``report()`` is the ``aiinfra_cost`` handler."""
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.started = time()
+        self.stints: dict[str, Stint] = {}
+        self.done = dict.fromkeys(FIGURES, 0.0)
+        self.ended: float | None = None
+        self.end_reason: str | None = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.started = time()
+        # Installed late (e.g. through a Client): workers already there count from now.
+        for address in scheduler.workers:
+            self._join(address, self.started)
+        scheduler.handlers[COST_OP] = self.report
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        self._join(worker, time())
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        self._leave(worker, time())
+
+    def _join(self, address: str, when: float) -> None:
+        ws = self.scheduler.workers.get(address) if self.scheduler is not None else None
+        if ws is None or address in self.stints:
+            return
+        self.stints[address] = Stint(
+            joined=when,
+            threads=int(ws.nthreads or 0),
+            memory_bytes=int(ws.memory_limit or 0),
+            gpus=worker_gpus(ws),
+        )
+
+    def _leave(self, address: str, when: float) -> None:
+        stint = self.stints.pop(address, None)
+        if stint is not None:
+            for key, value in stint.figures(when).items():
+                self.done[key] += value
+
+    async def before_close(self) -> None:
+        self.end_reason = close_reason(self.scheduler)
+
+    async def close(self) -> None:
+        now = time()
+        for address in list(self.stints):
+            self._leave(address, now)
+        self.ended = now
+        if self.end_reason is None:
+            self.end_reason = "closed"
+
+    def report(self, **_: Any) -> dict[str, Any]:
+        """Figures so far, the rates now, and the idle clock (a scheduler handler: JSON only)."""
+        now = self.ended or time()
+        figures = dict(self.done)
+        for stint in self.stints.values():
+            for key, value in stint.figures(now).items():
+                figures[key] += value
+        scheduler = self.scheduler
+        idle_since = getattr(scheduler, "idle_since", None)
+        idle_timeout = getattr(scheduler, "idle_timeout", None)
+        return {
+            **figures,
+            "as_of": now,
+            "since": self.started,
+            "ended": self.ended,
+            "end_reason": self.end_reason,
+            "now": {
+                "workers": len(self.stints),
+                "cores": sum(s.threads for s in self.stints.values()),
+                "gpus": sum(s.gpus for s in self.stints.values()),
+                "memory_gb": sum(s.memory_bytes for s in self.stints.values()) / GB,
+            },
+            "idle_since": idle_since,
+            "idle_timeout": idle_timeout,
+        }
+
+
+def close_reason(scheduler: Any) -> str:
+    """Why a scheduler is closing, as far as it can be told from its state."""
+    timeout = getattr(scheduler, "idle_timeout", None)
+    since = getattr(scheduler, "idle_since", None)
+    if timeout and since and time() >= since + timeout:
+        return f"idle for {timeout:g}s (idle timeout)"
+    return "closed"
+
+
+def plugin_of(scheduler: Any) -> CostPlugin | None:
+    plugin = getattr(scheduler, "plugins", {}).get(PLUGIN_NAME)
+    return plugin if isinstance(plugin, CostPlugin) else None
+
+
+def register_by_value() -> None:
+    """Pickle this module by value, so a remote scheduler without aiinfra can run the plugin."""
+    import sys
+
+    import cloudpickle
+
+    module = sys.modules[__name__]
+    if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+        cloudpickle.register_pickle_by_value(module)
+
+
+def install(client: Any) -> None:
+    """Add the plugin to the scheduler of ``client`` (any cluster, remote included)."""
+    register_by_value()
+    client.register_plugin(CostPlugin(), name=PLUGIN_NAME)  # idempotent: a class attribute
+
+
+def rounded(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The figures a user reads (4 decimals of an hour is a third of a second)."""
+    if not isinstance(report, dict):
+        return None
+    out = {key: round(float(report.get(key) or 0.0), 4) for key in FIGURES}
+    out["workers_now"] = (report.get("now") or {}).get("workers", 0)
+    for key in ("since", "as_of", "ended", "end_reason", "idle_since", "idle_timeout"):
+        out[key] = report.get(key)
+    return out
+
+
+# --- history: what ended clusters used ---------------------------------------------------
+
+
+def history_path(root: Path | None = None) -> Path:
+    from .registry import registry_dir
+
+    return (root or registry_dir().parent) / "history.jsonl"
+
+
+def append_history(entry: dict[str, Any], root: Path | None = None) -> None:
+    """Append one ended cluster (a JSON line; the file is the user's alone)."""
+    path = history_path(root)
+    line = json.dumps(entry, sort_keys=True) + "\n"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line  # a line cut by a crash stays alone, unread
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_history(root: Path | None = None) -> list[dict[str, Any]]:
+    path = history_path(root)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash mid-write; the others stand
+    return entries
