@@ -173,6 +173,24 @@ def install(client: Any) -> None:
     client.register_plugin(CostPlugin(), name=PLUGIN_NAME)  # idempotent: a class attribute
 
 
+def install_remote(address: str, connection_args: dict[str, Any] | None = None) -> None:
+    """Add the plugin to a scheduler reached by address only (no Client needed)."""
+    from distributed.protocol.pickle import dumps
+
+    from .rpc import scheduler_call
+
+    register_by_value()
+    scheduler_call(
+        address,
+        "register_scheduler_plugin",
+        timeout=10,
+        connection_args=connection_args,
+        plugin=dumps(CostPlugin()),
+        name=PLUGIN_NAME,
+        idempotent=True,
+    )
+
+
 def rounded(report: dict[str, Any] | None) -> dict[str, Any] | None:
     """The figures a user reads (4 decimals of an hour is a third of a second)."""
     if not isinstance(report, dict):

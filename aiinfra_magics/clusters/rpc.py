@@ -27,13 +27,22 @@ def _run(coro_factory: Any, timeout: float) -> Any:
         raise TimeoutError(f"no answer within {timeout:g}s") from None
 
 
-def scheduler_call(address: str, op: str, timeout: float = 10.0, **msg: Any) -> Any:
-    """Send one message ``op`` to the scheduler at ``address`` and return its reply."""
+def scheduler_call(
+    address: str,
+    op: str,
+    timeout: float = 10.0,
+    connection_args: dict[str, Any] | None = None,
+    **msg: Any,
+) -> Any:
+    """Send one message ``op`` to the scheduler at ``address`` and return its reply.
+
+    ``connection_args``: TLS settings, e.g. a gateway cluster's ``security``.
+    """
     from distributed.comm.core import CommClosedError
     from distributed.core import rpc
 
     async def call() -> Any:
-        async with rpc(address, timeout=timeout) as remote:
+        async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
             return await getattr(remote, op)(**msg)
 
     try:
