@@ -256,3 +256,91 @@ def scheduler_reports(report: Any, timeout: float = 5.0) -> tuple[dict | None, d
         with contextlib.suppress(OSError, TimeoutError):
             cost.install_remote(report.scheduler_address, args)
     return identity, figures if isinstance(figures, dict) else None
+
+
+# --- discovery: the user's clusters on registered gateways --------------------------------
+
+
+def discovered_name(gateway_name: str, cluster_name: str) -> str:
+    return f"{gateway_name}-{cluster_name[:8]}"
+
+
+def discover(known_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records for clusters on registered gateways that our registry does not hold.
+
+    Returns (records, notes); a gateway that does not answer gives a note, not an error.
+    Each record carries ``identity`` and ``cost`` read live through the gateway's proxy.
+    """
+    from . import gateway_store
+
+    records, notes = [], []
+    for entry in gateway_store.entries():
+        try:
+            with opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+                reports = gw.list_clusters()
+        except (AiinfraError, OperationError, OSError) as exc:
+            notes.append(f"gateway {entry['name']}: {exc}")
+            continue
+        for report in reports:
+            if report.name in known_ids:
+                continue
+            identity, figures = scheduler_reports(report, timeout=3)
+            records.append({
+                "name": discovered_name(entry["name"], report.name),
+                "backend": "gateway",
+                "status": "running" if report.status.name == "RUNNING" else report.status.name.lower(),
+                "scheduler_address": report.scheduler_address,
+                "dashboard_link": report.dashboard_link,
+                "owner": {"kind": "gateway", "gateway": entry["name"], "cluster": report.name},
+                "created": report.start_time.timestamp(),
+                "gpus": [],
+                "adapt": None,
+                "identity": identity,
+                "cost": figures,
+            })  # fmt: skip
+    return records, notes
+
+
+def find_discovered(name: str) -> tuple[dict[str, Any], str] | None:
+    """(registered gateway entry, gateway cluster name) for a discovered cluster's name."""
+    from . import gateway_store
+
+    for entry in gateway_store.entries():
+        prefix = f"{entry['name']}-"
+        if not name.startswith(prefix):
+            continue
+        short = name[len(prefix) :]
+        with opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+            for report in gw.list_clusters():
+                if report.name.startswith(short):
+                    return entry, report.name
+    return None
+
+
+def control(entry: dict[str, Any], cluster: str, action: str, **kwargs: Any) -> str | None:
+    """Scale, adapt or stop a gateway cluster from any process; return the cap note if any."""
+    with opened(entry["address"], entry.get("proxy_address"), entry.get("auth")) as gw:
+        if action == "scale":
+            return capped(gw.scale_cluster, cluster, int(kwargs["n"]))
+        if action == "adapt":
+            return capped(
+                gw.adapt_cluster, cluster, minimum=kwargs["minimum"], maximum=kwargs["maximum"]
+            )
+        if action == "stop":
+            gw.stop_cluster(cluster)
+            return None
+    raise ValueError(f"unknown action {action!r}")
+
+
+def connect_client(entry: dict[str, Any], cluster: str) -> Any:
+    """A distributed Client of a gateway cluster (leaves the cluster running when closed)."""
+    from dask_gateway import GatewayCluster
+
+    handle = GatewayCluster.from_name(
+        cluster,
+        address=entry["address"],
+        proxy_address=entry.get("proxy_address"),
+        auth=make_auth(entry.get("auth")),
+        shutdown_on_close=False,
+    )
+    return handle.get_client(set_as_default=True)
