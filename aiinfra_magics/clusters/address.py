@@ -1,36 +1,82 @@
-"""``address``: attach to a scheduler that runs elsewhere (any host on the network)."""
+"""``address``: attach to a scheduler that runs elsewhere (any host on the network).
+
+The scheduler is not ours: we never scale or stop it. Its dashboard is only what
+the user registered (``--dashboard PORT``, on the scheduler's own host), never a
+port the remote process reports about itself: the lab proxies that dashboard
+with the user's session, so a hostile scheduler must not choose where it points.
+"""
 
 from __future__ import annotations
 
-from ..errors import AiinfraError
-from .backends import ClusterBackend, Launched
-from .rpc import scheduler_identity
+import re
+from urllib.parse import urlsplit
+
+from ..checks import as_int, matches
+from ..errors import InputError, OperationError
+from .backends import ClusterBackend, Launched, Option
+from .rpc import check_dask_handshake, scheduler_identity
 from .spec import ClusterSpec
 
 CONNECT_TIMEOUT_S = 5.0
+ADDRESS_ALLOWED = "a scheduler URL like tcp://host:8786"
 
 
-def dashboard_from_identity(address: str, identity: dict) -> str | None:
-    port = identity.get("services", {}).get("dashboard")
-    if not port:
+ADDRESS_PATTERN = re.compile(r"(tcp|tls|ucx|inproc)://\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}")
+
+
+def _check_address(value: str) -> str:
+    if not matches(ADDRESS_PATTERN, value):
+        raise InputError(
+            f"address: got {value[:80]!r}; allowed: {ADDRESS_ALLOWED}", field="address"
+        )
+    return value
+
+
+def dashboard_link(address: str, port: int | None) -> str | None:
+    """The dashboard the user registered: ``http://<scheduler host>:PORT/status``."""
+    if port is None:
         return None
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    return f"http://{host}:{port}/status"
+    host = urlsplit(address).hostname or ""
+    return f"http://{host if ':' not in host else '[' + host + ']'}:{port}/status"
 
 
 class AddressBackend(ClusterBackend):
     name = "address"
+    description = "a Dask scheduler that already runs (its workers are managed where it runs)"
     manages_workers = False
+    options = (
+        Option("address", ADDRESS_ALLOWED, check=_check_address, metavar="URL"),
+        Option(
+            "dashboard",
+            "port of the scheduler's dashboard, on the scheduler's host (shown and proxied)",
+            type="integer",
+            check=lambda v: as_int("dashboard", v, minimum=1, maximum=65535),
+            metavar="PORT",
+        ),
+    )
+
+    def validate(self, spec: ClusterSpec) -> None:
+        if not spec.option("address"):
+            raise InputError(
+                "address: required with --backend address (e.g. tcp://host:8786)", field="address"
+            )
 
     def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:
-        assert spec.address is not None  # the spec guarantees it for this backend
+        address = spec.option("address")
+        # One message whatever is (or is not) listening there: this must not work as a port probe.
+        failure = OperationError(
+            f"address: no Dask scheduler answers at {address} within {CONNECT_TIMEOUT_S:g}s; "
+            "check the host, the port and that the scheduler is running",
+            field="address",
+        )
         try:
-            identity = scheduler_identity(spec.address, timeout=CONNECT_TIMEOUT_S)
-        except OSError as exc:
-            raise AiinfraError(
-                f"address: no Dask scheduler answers at {spec.address} "
-                f"within {CONNECT_TIMEOUT_S:g}s ({type(exc).__name__}); "
-                "check the host, the port and that the scheduler is running",
-                field="address",
-            ) from None
-        return Launched(spec.address, dashboard_from_identity(spec.address, identity))
+            check_dask_handshake(address, timeout=CONNECT_TIMEOUT_S)
+            scheduler_identity(address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError):
+            raise failure from None
+        notes = []
+        if spec.option("dashboard") is None:
+            notes.append(
+                "no dashboard registered for this scheduler; add --dashboard PORT to see it"
+            )
+        return Launched(address, dashboard_link(address, spec.option("dashboard")), notes=notes)

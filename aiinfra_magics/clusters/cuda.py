@@ -12,9 +12,9 @@ from typing import Any
 
 from ..devices.nvml import GpuProbe, gpu_probe
 from ..errors import AiinfraError
-from .backends import ClusterBackend, Launched
-from .local import _memory, dashboard_link
-from .spec import ClusterSpec, parse_gpus
+from .backends import ClusterBackend, Launched, Option
+from .local import LOCAL_OPTIONS, WORKER_PRELOAD, check_local_bounds, dashboard_link, memory_limit
+from .spec import ClusterSpec, as_gpus, parse_gpus
 
 # Environment every cuda worker gets, so that a JAX import inside a task cannot
 # take the whole card (JAX preallocates 75% of GPU memory by default).
@@ -48,8 +48,25 @@ def select_gpus(gpus: str | None, probe: GpuProbe) -> list[str]:
     return list(wanted)
 
 
+CUDA_OPTIONS = (
+    Option(
+        "gpus",
+        "GPUs to use: all | N | 0,2 (indices or UUIDs; one index: '1,')",
+        check=lambda v: as_gpus("gpus", v),
+        metavar="all|N|0,2",
+    ),
+    Option("rmm_pool", "RMM pool size per worker, e.g. 20GB or 0.8", type="size"),
+    Option("device_memory_limit", "spill to host memory above this, e.g. 30GB or 0.8", type="size"),
+    Option("protocol", "worker communication", choices=("tcp", "ucx")),
+    Option("force", "allow GPUs this kernel's JAX session uses", type="boolean", default=False),
+    *LOCAL_OPTIONS,
+)
+
+
 class CudaBackend(ClusterBackend):
     name = "cuda"
+    description = "one worker per GPU on this machine (dask_cuda.LocalCUDACluster)"
+    options = CUDA_OPTIONS
 
     def __init__(self, probe: GpuProbe | None = None) -> None:
         self._probe = probe
@@ -60,18 +77,23 @@ class CudaBackend(ClusterBackend):
             self._probe = gpu_probe()
         return self._probe
 
-    def check(self, spec: ClusterSpec) -> None:
+    def unavailable(self) -> str | None:
         if self.probe.count == 0:
-            raise AiinfraError(
-                f"backend: cuda needs an NVIDIA GPU ({self.probe.reason}); use --backend local or auto",
-                field="backend",
-            )
+            return f"needs an NVIDIA GPU ({self.probe.reason})"
         if not dask_cuda_importable():
+            return "needs dask-cuda (pip install 'aiinfra[gpu]')"
+        return None
+
+    def validate(self, spec: ClusterSpec) -> None:
+        check_local_bounds(spec)
+
+    def check(self, spec: ClusterSpec) -> None:
+        reason = self.unavailable()
+        if reason is not None:
             raise AiinfraError(
-                "backend: cuda needs dask-cuda (pip install 'aiinfra[gpu]'); use --backend local or auto",
-                field="backend",
+                f"backend: cuda {reason}; use --backend local or auto", field="backend"
             )
-        if spec.rmm_pool is not None and importlib.util.find_spec("rmm") is None:
+        if spec.option("rmm_pool") is not None and importlib.util.find_spec("rmm") is None:
             raise AiinfraError(
                 "rmm-pool: needs RAPIDS rmm in the workers' environment (pip install rmm-cu12); "
                 "leave --rmm-pool out to use CUDA's default allocator",
@@ -80,7 +102,7 @@ class CudaBackend(ClusterBackend):
         self.launch_kwargs(spec, death_timeout=60)
 
     def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
-        visible = select_gpus(spec.gpus, self.probe)
+        visible = select_gpus(spec.option("gpus"), self.probe)
         if spec.workers is not None and spec.workers > len(visible):
             raise AiinfraError(
                 f"workers: got {spec.workers}; the cuda backend runs one worker per GPU and "
@@ -93,15 +115,16 @@ class CudaBackend(ClusterBackend):
             "CUDA_VISIBLE_DEVICES": ",".join(visible),
             "n_workers": len(visible),
             "threads_per_worker": spec.threads or 1,
-            "memory_limit": _memory(spec.memory) if spec.memory else "auto",
-            "protocol": spec.protocol or "tcp",
-            "dashboard_address": ":0",
+            "memory_limit": memory_limit(spec.memory) if spec.memory else "auto",
+            "protocol": spec.option("protocol") or "tcp",
+            "dashboard_address": spec.option("dashboard_address"),
             "death_timeout": death_timeout,
+            "preload": [WORKER_PRELOAD],
         }
-        if spec.rmm_pool is not None:
-            kwargs["rmm_pool_size"] = _memory(spec.rmm_pool)
-        if spec.device_memory_limit is not None:
-            kwargs["device_memory_limit"] = _memory(spec.device_memory_limit)
+        if spec.option("rmm_pool") is not None:
+            kwargs["rmm_pool_size"] = memory_limit(spec.option("rmm_pool"))
+        if spec.option("device_memory_limit") is not None:
+            kwargs["device_memory_limit"] = memory_limit(spec.option("device_memory_limit"))
         return kwargs
 
     def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:

@@ -15,10 +15,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import psutil
 
-from ..errors import AiinfraError
+from ..errors import InputError
 from . import host
 from .registry import Registry
 from .spec import ClusterSpec
@@ -40,19 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", help="ClusterSpec as JSON (backend resolved, name set)")
     parser.add_argument("--owner-kind", default="cli")
     parser.add_argument("--owner-pid", type=int, default=None)
+    parser.add_argument(
+        "--registry", default=None, help="registry directory (default: AIINFRA_HOME)"
+    )
     args = parser.parse_args(argv)
 
-    spec = ClusterSpec.from_options(json.loads(args.spec))
-    registry = Registry()
+    registry = Registry(Path(args.registry) if args.registry else None)
     try:
-        record = host.host(spec, args.owner_kind, registry)
-    except AiinfraError as exc:
-        print(json.dumps({"ok": False, "usage": True, "error": str(exc)}), flush=True)
+        spec = ClusterSpec.from_options(json.loads(args.spec))
+        launched, record = host.host(spec, args.owner_kind, registry)
+    except InputError as exc:
+        reply = {"ok": False, "usage": True, "error": str(exc), "field": exc.field}
+        print(json.dumps(reply), flush=True)
         return 2
     except Exception as exc:
         print(json.dumps({"ok": False, "usage": False, "error": str(exc)}), flush=True)
         return 1
-    print(json.dumps({"ok": True, "record": record}), flush=True)
+    print(json.dumps({"ok": True, "record": record, "notes": launched.notes}), flush=True)
     _detach_output(str(registry.root / f"{spec.name}.log"))
 
     stop = threading.Event()

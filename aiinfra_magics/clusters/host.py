@@ -21,13 +21,14 @@ from typing import Any
 
 from ..errors import AiinfraError, OperationError
 from .backends import Launched, get_backend
-from .registry import Registry, this_process
+from .registry import DamagedRecord, Registry, this_process
 from .rpc import CONTROL_OP
 from .spec import ClusterSpec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEATH_TIMEOUT_S = 60.0
+KEEPER_INTERVAL_S = 2.0
 
 
 def death_timeout() -> float:
@@ -44,6 +45,8 @@ class Hosted:
     spec: ClusterSpec
     launched: Launched
     closed: threading.Event
+    record: dict[str, Any]
+    registry: Registry
 
 
 _HOSTED: dict[str, Hosted] = {}
@@ -58,18 +61,23 @@ def hosted_names() -> list[str]:
     return list(_HOSTED)
 
 
-def host(spec: ClusterSpec, owner_kind: str, registry: Registry | None = None) -> dict[str, Any]:
-    """Start ``spec`` (backend already resolved, name set) in this process; return its record."""
+def host(
+    spec: ClusterSpec, owner_kind: str, registry: Registry | None = None
+) -> tuple[Launched, dict[str, Any]]:
+    """Start ``spec`` in this process; return what the backend launched and its record.
+
+    ``spec`` is prepared (backend resolved, name set, checked) by the caller:
+    ``ClusterManager.prepare`` here, or the parent of a cluster daemon.
+    """
     registry = registry or Registry()
     backend = get_backend(spec.backend)
-    backend.check(spec)
     record: dict[str, Any] = {
         "name": spec.name,
         "backend": spec.backend,
         "spec": spec.to_dict(),
         "owner": {**this_process(), "kind": owner_kind if backend.manages_workers else "external"},
         "created": time.time(),
-        "scheduler_address": spec.address,
+        "scheduler_address": spec.option("address"),
         "dashboard_link": None,
         "gpus": [],
         "adapt": spec.to_dict()["adapt"],
@@ -77,7 +85,7 @@ def host(spec: ClusterSpec, owner_kind: str, registry: Registry | None = None) -
     registry.reserve(record)
     try:
         launched = backend.launch(spec, death_timeout=death_timeout())
-    except AiinfraError:
+    except (AiinfraError, OperationError):
         registry.remove(spec.name)
         raise
     except Exception as exc:  # the backend's own failure: report it in one line
@@ -96,15 +104,16 @@ def host(spec: ClusterSpec, owner_kind: str, registry: Registry | None = None) -
             dashboard_link=launched.dashboard_link,
             gpus=launched.gpus,
         )
+        registry.write(record)
         if launched.cluster is not None:  # external schedulers outlive us: not ours to close
             with _LOCK:
-                _HOSTED[spec.name] = Hosted(spec, launched, threading.Event())
-        registry.write(record)
+                _HOSTED[spec.name] = Hosted(spec, launched, threading.Event(), record, registry)
+            _keeper.ensure_running()
     except BaseException:
         _close_launched(launched)
         registry.remove(spec.name)
         raise
-    return record
+    return launched, record
 
 
 def _install_control(name: str, launched: Launched) -> None:
@@ -146,13 +155,27 @@ def scale(name: str, n: int) -> None:
         cluster._adaptive.stop()  # an explicit size ends adaptivity, as in Dask
         del cluster._adaptive
     cluster.scale(n)
-    Registry().update(name, adapt=None)
+    _remember(entry, f"scaled to {n} workers", adapt=None)
 
 
 def adapt(name: str, minimum: int, maximum: int) -> None:
     entry = _HOSTED[name]
     entry.launched.cluster.adapt(minimum=minimum, maximum=maximum)
-    Registry().update(name, adapt=f"{minimum}:{maximum}")
+    _remember(
+        entry, f"adapting between {minimum} and {maximum} workers", adapt=f"{minimum}:{maximum}"
+    )
+
+
+def _remember(entry: Hosted, done: str, **changes: Any) -> None:
+    """Record a change already made; if the registry cannot be written, say both halves."""
+    entry.record.update(changes)
+    try:
+        entry.registry.update(entry.spec.name, **changes)
+    except OSError as exc:
+        raise OperationError(
+            f"cluster {entry.spec.name!r}: {done}, but its registry record could not be "
+            f"updated ({exc.strerror or exc}); other doors show the old setting until it is"
+        ) from None
 
 
 def close(name: str, registry: Registry | None = None) -> None:
@@ -164,7 +187,7 @@ def close(name: str, registry: Registry | None = None) -> None:
     try:
         _close_launched(entry.launched)
     finally:
-        (registry or Registry()).remove(name)
+        (registry or entry.registry).remove(name)
         entry.closed.set()
 
 
@@ -195,4 +218,49 @@ def close_all() -> None:
         close(name)
 
 
+class _RecordKeeper:
+    """Rewrites the records of clusters this process hosts if someone damaged or removed them.
+
+    A truncated record must not hide a cluster that keeps running: within
+    ``KEEPER_INTERVAL_S`` its owner puts the record back, so every door finds it
+    (and can stop it) again.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def ensure_running(self) -> None:
+        with _LOCK:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="aiinfra-record-keeper", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(KEEPER_INTERVAL_S)
+            with _LOCK:
+                entries = list(_HOSTED.values())
+            if not entries:
+                return
+            for entry in entries:
+                self.repair(entry)
+
+    @staticmethod
+    def repair(entry: Hosted) -> None:
+        if entry.closed.is_set():
+            return
+        try:
+            current = entry.registry.load(entry.spec.name)
+        except DamagedRecord:
+            current = None
+        except OSError:
+            return
+        if current is None and not entry.closed.is_set():
+            with contextlib.suppress(OSError):
+                entry.registry.write(entry.record)
+
+
+_keeper = _RecordKeeper()
 atexit.register(close_all)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def format_bytes(n: int) -> str:
@@ -89,14 +90,10 @@ class ClusterInfo:
     def _repr_html_(self) -> str:
         cells = []
         for key, value in self.rows():
-            if key == "dashboard" and value != "-":
-                value_html = (
-                    f'<a href="{html.escape(value)}" target="_blank">{html.escape(value)}</a>'
-                )
-            else:
-                value_html = html.escape(value)
+            value_html = link_html(value) if key == "dashboard" else html.escape(value)
             cells.append(
-                f"<tr><th style='text-align:left'>{key}</th><td style='text-align:left'>{value_html}</td></tr>"
+                f"<tr><th style='text-align:left'>{html.escape(key)}</th>"
+                f"<td style='text-align:left'>{value_html}</td></tr>"
             )
         return (
             f"<div class='aiinfra-cluster'><strong>Dask cluster {html.escape(self.data['name'])}</strong>"
@@ -104,9 +101,19 @@ class ClusterInfo:
         )
 
 
+def link_html(url: str, text: str | None = None) -> str:
+    """An escaped link for http(s) URLs; anything else (``javascript:``...) as plain text."""
+    shown = html.escape(text if text is not None else url)
+    if urlsplit(url).scheme not in ("http", "https"):
+        return shown
+    return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{shown}</a>'
+
+
 @dataclass
 class ClusterList:
     items: list[ClusterInfo]
+    #: One line per registry record that was skipped (damaged), for the door to show.
+    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [i.to_dict() for i in self.items]
@@ -143,20 +150,22 @@ class ClusterList:
 
     def __str__(self) -> str:
         if not self.items:
-            return "no clusters registered"
+            return "\n".join(["no clusters registered", *self.problems])
         head, rows = self.table()
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows])
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
+        return "\n".join([*lines, *self.problems])
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
+        notes = "".join(f"<div>{html.escape(p)}</div>" for p in self.problems)
         if not self.items:
-            return "<em>no clusters registered</em>"
+            return f"<em>no clusters registered</em>{notes}"
         head, rows = self.table()
         th = "".join(f"<th>{h}</th>" for h in head)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
         )
-        return f"<table class='aiinfra-clusters'><tr>{th}</tr>{body}</table>"
+        return f"<table class='aiinfra-clusters'><tr>{th}</tr>{body}</table>{notes}"

@@ -1,8 +1,10 @@
 """The one core behind the magic, the CLI and the REST handlers for clusters.
 
-Every function takes validated values and works on any registered cluster from
-any process: owned clusters are called directly, others through the control
-handler on their scheduler.
+A :class:`ClusterManager` works over one :class:`Registry` (injectable in tests
+and handlers) and on any registered cluster from any process: clusters this
+process owns are called directly, others through the control handler on their
+scheduler. Module-level functions act on the default registry
+(``$AIINFRA_HOME``) for callers that need no other.
 """
 
 from __future__ import annotations
@@ -11,43 +13,257 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AiinfraError, NotFoundError, OperationError
+from ..errors import InputError, NotFoundError, OperationError
 from . import host
 from .backends import get_backend, resolve_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict
-from .registry import Registry, record_alive
+from .registry import DamagedRecord, Registry, record_alive
 from .rpc import CONTROL_OP, scheduler_call, scheduler_identity
-from .spec import ClusterSpec
+from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
+IDENTITY_TIMEOUT_S = 3.0
 
 
-def prepare(spec: ClusterSpec, registry: Registry | None = None) -> tuple[ClusterSpec, list[str]]:
-    """Resolve ``auto``, pick a free name and run the backend's checks; nothing starts yet."""
-    registry = registry or Registry()
-    spec, note = resolve_backend(spec)
-    if spec.name is None:
-        spec = spec.with_changes(name=registry.free_name(spec.backend))
-    get_backend(spec.backend).check(spec)
-    return spec, [note] if note else []
+@dataclass
+class Started:
+    """What ``start`` started: the cluster as shown, and the notes to say about it."""
+
+    info: ClusterInfo
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def scheduler_address(self) -> str:
+        return self.info.scheduler_address
+
+    def __iter__(self):  # noqa: ANN204 - ``info, notes = manager.start(...)`` keeps working
+        return iter((self.info, self.notes))
 
 
-def start(
-    spec: ClusterSpec, owner_kind: str = "kernel", force: bool = False
-) -> tuple[ClusterInfo, list[str]]:
-    """Start a cluster owned by this process; return it and the notes to show.
+class ClusterManager:
+    """Start, find, control and stop clusters registered in ``registry``.
 
-    A cuda cluster may not take GPUs this process's JAX already uses, unless ``force``.
+    Raises (every public method):
+        InputError: a field is not allowed (names the field).
+        NotFoundError: no live cluster has that name.
+        OperationError: a valid request that failed (start failed, scheduler gone).
     """
-    registry = Registry()
-    spec, notes = prepare(spec, registry)
-    if spec.backend == "cuda" and not force:
-        _refuse_jax_overlap(spec)
-    record = host.host(spec, owner_kind, registry)
-    return _info(record), notes
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def prepare(self, spec: ClusterSpec) -> tuple[ClusterSpec, list[str]]:
+        """Resolve ``auto``, pick a free name and run the backend's checks; nothing starts yet."""
+        spec, note = resolve_backend(spec)
+        if spec.name is None:
+            spec = spec.with_changes(name=self.registry.free_name(spec.backend))
+        get_backend(spec.backend).check(spec)
+        return spec, [note] if note else []
+
+    def start(self, spec: ClusterSpec, owner_kind: str = "kernel") -> Started:
+        """Start a cluster owned by this process; return it and the notes to show.
+
+        A cuda cluster may not take GPUs this process's JAX already uses, unless
+        its ``force`` option is set.
+        """
+        spec, notes = self.prepare(spec)
+        if spec.backend == "cuda" and not spec.option("force", False):
+            _refuse_jax_overlap(spec)
+        launched, record = host.host(spec, owner_kind, self.registry)
+        return Started(self._info(record), [*notes, *launched.notes])
+
+    def start_detached(
+        self, spec: ClusterSpec, owner_kind: str = "cli", owner_pid: int | None = None
+    ) -> Started:
+        """Start a cluster in a daemon process that outlives the caller (unless ``owner_pid`` dies)."""
+        spec, notes = self.prepare(spec)
+        if not get_backend(spec.backend).manages_workers:  # nothing to host: register it
+            launched, record = host.host(spec, owner_kind, self.registry)
+            return Started(self._info(record), [*notes, *launched.notes])
+        cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon", json.dumps(spec.to_dict())]
+        cmd += ["--owner-kind", owner_kind, "--registry", str(self.registry.root)]
+        if owner_pid is not None:
+            cmd += ["--owner-pid", str(owner_pid)]
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # detached: no signal from our terminal reaches it
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            text=True,
+        )
+        try:
+            line = _read_first_line(proc, DAEMON_START_TIMEOUT_S)
+        finally:
+            proc.stdout.close()
+        if not line:
+            raise OperationError(
+                f"cluster {spec.name!r}: the daemon exited ({proc.poll()}) before reporting; "
+                f"see {self.registry.root / (spec.name + '.log')}"
+            )
+        reply = json.loads(line)
+        if not reply["ok"]:
+            if reply.get("usage"):
+                raise InputError(reply["error"], field=reply.get("field"))
+            raise OperationError(reply["error"])
+        return Started(self._info(reply["record"]), [*notes, *reply.get("notes", [])])
+
+    # -- finding ----------------------------------------------------------------------------
+
+    def record(self, name: str) -> dict[str, Any]:
+        """The live record of ``name``; NotFoundError (listing the names there are) if none."""
+        try:
+            record = self.registry.load(name)
+        except DamagedRecord as exc:
+            raise OperationError(
+                f"cluster {name!r}: its registry record is damaged ({exc}); if its owner still "
+                f"runs, the record is rewritten within seconds; `cluster stop {name}` removes it"
+            ) from None
+        if record is None or not record_alive(record):
+            if record is not None:
+                self.registry.prune()
+            known = [r["name"] for r in self.registry.records()]
+            raise NotFoundError(
+                f"name: no cluster named {name!r}; registered: {', '.join(known) or 'none'}",
+                field="name",
+            )
+        return record
+
+    def _info(self, record: dict[str, Any]) -> ClusterInfo:
+        identity = None
+        if record.get("status") == "running" and record.get("scheduler_address"):
+            try:
+                identity = scheduler_identity(record["scheduler_address"], IDENTITY_TIMEOUT_S)
+            except (OSError, TimeoutError):
+                identity = None
+        return ClusterInfo(cluster_to_dict(record, identity))
+
+    def list_clusters(self) -> ClusterList:
+        """Every live cluster; damaged records are named in ``problems`` and skipped."""
+        self.registry.prune()
+        records, damaged = self.registry.scan()
+        # One scheduler round trip each, concurrently: a long registry stays quick to list.
+        with ThreadPoolExecutor(max_workers=min(16, len(records) or 1)) as pool:
+            infos = list(pool.map(self._info, records))
+        problems = [
+            f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
+        ]
+        return ClusterList(infos, problems)
+
+    def status(self, name: str) -> ClusterInfo:
+        return self._info(self.record(name))
+
+    def dashboard(self, name: str) -> str:
+        link = self.record(name).get("dashboard_link")
+        if not link:
+            raise OperationError(f"cluster {name!r} has no registered dashboard")
+        return link
+
+    def connect(self, name: str, timeout: str = "10s") -> Any:
+        """A connected synchronous ``distributed.Client`` for the named cluster."""
+        return connect_address(self.record(name)["scheduler_address"], name, timeout)
+
+    # -- controlling ------------------------------------------------------------------------
+
+    def _control(self, record: dict[str, Any], action: str, **kwargs: Any) -> None:
+        name = record["name"]
+        if (record.get("owner") or {}).get("kind") == "external":
+            raise InputError(
+                f"name: cluster {name!r} is an external scheduler ({record['scheduler_address']}); "
+                f"its workers are managed where it runs, so {action} is not available",
+                field="name",
+            )
+        if host.hosted(name) is not None:  # owned here: call directly
+            host.apply(name, action, **kwargs)
+            return
+        try:
+            reply = scheduler_call(
+                record["scheduler_address"], CONTROL_OP, timeout=30, action=action, **kwargs
+            )
+        except (OSError, TimeoutError) as exc:
+            raise OperationError(f"cluster {name!r}: scheduler did not answer ({exc})") from None
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            error = reply.get("error") if isinstance(reply, dict) else reply
+            raise OperationError(f"cluster {name!r}: {action}: {error}")
+
+    def scale(self, name: str, n: int) -> ClusterInfo:
+        """Set the number of workers (ends adaptivity); returns once the scheduler sees them."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InputError(f"n: got {n!r}; allowed: an integer >= 0", field="n")
+        record = self.record(name)
+        spec = _spec_of(record)
+        if spec is not None:
+            get_backend(spec.backend).validate(spec.with_changes(workers=n or None, adapt=None))
+        self._control(record, "scale", n=n)
+        return self._wait_for_workers(record, n)
+
+    def _wait_for_workers(
+        self, record: dict[str, Any], n: int, timeout: float = 60.0
+    ) -> ClusterInfo:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._info(record)
+            if info.workers == n or info.status != "running" or time.monotonic() > deadline:
+                return info
+            time.sleep(0.1)
+
+    def adapt(self, name: str, minimum: int, maximum: int) -> ClusterInfo:
+        """Scale between ``minimum`` and ``maximum`` workers with the load."""
+        check_adapt(minimum, maximum)
+        record = self.record(name)
+        spec = _spec_of(record)
+        if spec is not None:
+            get_backend(spec.backend).validate(spec.with_changes(adapt=(minimum, maximum)))
+        self._control(record, "adapt", minimum=minimum, maximum=maximum)
+        return self.status(name)
+
+    def stop(self, name: str) -> str:
+        """Stop the cluster (or, for an external scheduler, forget it); return a one-line note."""
+        try:
+            record = self.record(name)
+        except OperationError:  # damaged record: nothing can be reached through it
+            self.registry.remove(name)
+            return f"removed the damaged registry record of {name!r}"
+        if (record.get("owner") or {}).get("kind") == "external":
+            self.registry.remove(name)
+            return (
+                f"forgot external cluster {name!r}; "
+                f"its scheduler at {record['scheduler_address']} keeps running"
+            )
+        self._control(record, "stop")
+        if host.hosted(name) is None:
+            self._wait_gone(name)
+        return f"stopped cluster {name!r}"
+
+    def _wait_gone(self, name: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.registry.read(name)
+            if record is None or not record_alive(record):
+                self.registry.remove(name)
+                return
+            time.sleep(0.05)
+        raise OperationError(f"cluster {name!r} did not stop within {timeout:g}s")
+
+    def stop_all(self) -> list[str]:
+        return [self.stop(info.name) for info in self.list_clusters()]
+
+
+def _spec_of(record: dict[str, Any]) -> ClusterSpec | None:
+    """The spec a record was started from (None for records written before specs were kept)."""
+    try:
+        return ClusterSpec.from_options(record.get("spec") or {})
+    except InputError:
+        return None
 
 
 def _refuse_jax_overlap(spec: ClusterSpec) -> None:
@@ -61,55 +277,14 @@ def _refuse_jax_overlap(spec: ClusterSpec) -> None:
     overlap = sorted(held & set(wanted))
     if overlap:
         free = [g for g in wanted if g not in held]
-        raise AiinfraError(
+        raise InputError(
             f"gpus: GPU(s) {','.join(overlap)} are used by this kernel's JAX session; "
             f"choose others with --gpus{' (free: ' + ','.join(free) + ')' if free else ''} or add --force",
             field="gpus",
         )
 
 
-def start_detached(
-    spec: ClusterSpec, owner_kind: str = "cli", owner_pid: int | None = None
-) -> tuple[ClusterInfo, list[str]]:
-    """Start a cluster in a daemon process that outlives the caller (unless ``owner_pid`` dies)."""
-    registry = Registry()
-    spec, notes = prepare(spec, registry)
-    if spec.backend == "address":  # nothing to host: just register it
-        return _info(host.host(spec, owner_kind, registry)), notes
-    cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon", json.dumps(spec.to_dict())]
-    cmd += ["--owner-kind", owner_kind]
-    if owner_pid is not None:
-        cmd += ["--owner-pid", str(owner_pid)]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # detached: no signal from our terminal reaches it
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        text=True,
-    )
-    try:
-        line = _read_first_line(proc, DAEMON_START_TIMEOUT_S)
-    finally:
-        proc.stdout.close()
-    if not line:
-        code = proc.poll()
-        raise OperationError(
-            f"cluster {spec.name!r}: the daemon exited ({code}) before reporting; "
-            f"see {registry.root / (spec.name + '.log')}"
-        )
-    reply = json.loads(line)
-    if not reply["ok"]:
-        if reply.get("usage"):
-            raise AiinfraError(reply["error"])
-        raise OperationError(reply["error"])
-    return _info(reply["record"]), notes
-
-
 def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
-    import threading
-
     result: list[str] = []
     reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)
     reader.start()
@@ -120,133 +295,14 @@ def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
     return result[0].strip() if result else ""
 
 
-def _record(name: str, registry: Registry | None = None) -> dict[str, Any]:
-    registry = registry or Registry()
-    record = registry.read(name)
-    if record is None or not record_alive(record):
-        if record is not None:
-            registry.prune()
-        known = [r["name"] for r in registry.records()]
-        raise NotFoundError(
-            f"name: no cluster named {name!r}; registered: {', '.join(known) or 'none'}",
-            field="name",
-        )
-    return record
-
-
-def _info(record: dict[str, Any]) -> ClusterInfo:
-    identity = None
-    if record.get("status") == "running" and record.get("scheduler_address"):
-        try:
-            identity = scheduler_identity(record["scheduler_address"], timeout=3)
-        except (OSError, TimeoutError):
-            identity = None
-    return ClusterInfo(cluster_to_dict(record, identity))
-
-
-def list_clusters() -> ClusterList:
-    registry = Registry()
-    registry.prune()
-    return ClusterList([_info(r) for r in registry.records()])
-
-
-def status(name: str) -> ClusterInfo:
-    return _info(_record(name))
-
-
-def _control(record: dict[str, Any], action: str, **kwargs: Any) -> None:
-    name = record["name"]
-    if record.get("owner", {}).get("kind") == "external":
-        raise AiinfraError(
-            f"name: cluster {name!r} is an external scheduler ({record['scheduler_address']}); "
-            f"its workers are managed where it runs, so {action} is not available",
-            field="name",
-        )
-    if host.hosted(name) is not None:  # owned here: call directly
-        host.apply(name, action, **kwargs)
-        return
-    try:
-        reply = scheduler_call(
-            record["scheduler_address"], CONTROL_OP, timeout=30, action=action, **kwargs
-        )
-    except (OSError, TimeoutError) as exc:
-        raise OperationError(f"cluster {name!r}: scheduler did not answer ({exc})") from None
-    if not isinstance(reply, dict) or not reply.get("ok"):
-        raise OperationError(f"cluster {name!r}: {action} failed: {reply}")
-
-
-def scale(name: str, n: int) -> ClusterInfo:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise AiinfraError(f"n: got {n!r}; allowed: an integer >= 0", field="n")
-    record = _record(name)
-    _control(record, "scale", n=n)
-    return _wait_for_workers(record, n)
-
-
-def _wait_for_workers(record: dict[str, Any], n: int, timeout: float = 60.0) -> ClusterInfo:
-    """Return once the scheduler sees ``n`` workers, so ``scale`` means "scaled"."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = _info(record)
-        if info.workers == n or info.status != "running" or time.monotonic() > deadline:
-            return info
-        time.sleep(0.1)
-
-
-def adapt(name: str, minimum: int, maximum: int) -> ClusterInfo:
-    if minimum < 0 or maximum < 1 or minimum > maximum:
-        raise AiinfraError(
-            f"adapt: got {minimum}:{maximum}; allowed: MIN MAX with 0 <= MIN <= MAX and MAX >= 1",
-            field="adapt",
-        )
-    record = _record(name)
-    _control(record, "adapt", minimum=minimum, maximum=maximum)
-    return status(name)
-
-
-def stop(name: str) -> str:
-    """Stop the cluster (or, for an external scheduler, forget it); return a one-line note."""
-    registry = Registry()
-    record = _record(name, registry)
-    if record.get("owner", {}).get("kind") == "external":
-        registry.remove(name)
-        return f"forgot external cluster {name!r}; its scheduler at {record['scheduler_address']} keeps running"
-    _control(record, "stop")
-    if host.hosted(name) is None:
-        _wait_gone(registry, name)
-    return f"stopped cluster {name!r}"
-
-
-def _wait_gone(registry: Registry, name: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = registry.read(name)
-        if record is None or not record_alive(record):
-            registry.remove(name)
-            return
-        time.sleep(0.05)
-    raise OperationError(f"cluster {name!r} did not stop within {timeout:g}s")
-
-
-def stop_all() -> list[str]:
-    return [stop(info.name) for info in list_clusters()]
-
-
-def stop_all_owned() -> None:
-    host.close_all()
-
-
-def connect(name: str, timeout: str = "10s") -> Any:
-    """A connected synchronous ``distributed.Client`` for the named cluster."""
+def connect_address(address: str, name: str, timeout: str = "10s") -> Any:
+    """A connected synchronous Client of the scheduler at ``address`` (cluster ``name``)."""
     from distributed import Client
 
-    record = _record(name)
     try:
-        return Client(record["scheduler_address"], timeout=timeout, set_as_default=True)
+        return Client(address, timeout=timeout, set_as_default=True)
     except (OSError, TimeoutError) as exc:
-        raise OperationError(
-            f"cluster {name!r}: cannot connect to {record['scheduler_address']} ({exc})"
-        ) from None
+        raise OperationError(f"cluster {name!r}: cannot connect to {address} ({exc})") from None
 
 
 def gpus_held_here() -> list[str]:
@@ -259,8 +315,48 @@ def gpus_held_here() -> list[str]:
     return held
 
 
+def stop_all_owned() -> None:
+    host.close_all()
+
+
+# The default registry's manager, for callers that need no other (kernels, the CLI).
+def start(spec: ClusterSpec, owner_kind: str = "kernel") -> Started:
+    return ClusterManager().start(spec, owner_kind)
+
+
+def start_detached(
+    spec: ClusterSpec, owner_kind: str = "cli", owner_pid: int | None = None
+) -> Started:
+    return ClusterManager().start_detached(spec, owner_kind, owner_pid)
+
+
+def list_clusters() -> ClusterList:
+    return ClusterManager().list_clusters()
+
+
+def status(name: str) -> ClusterInfo:
+    return ClusterManager().status(name)
+
+
+def scale(name: str, n: int) -> ClusterInfo:
+    return ClusterManager().scale(name, n)
+
+
+def adapt(name: str, minimum: int, maximum: int) -> ClusterInfo:
+    return ClusterManager().adapt(name, minimum, maximum)
+
+
+def stop(name: str) -> str:
+    return ClusterManager().stop(name)
+
+
+def stop_all() -> list[str]:
+    return ClusterManager().stop_all()
+
+
+def connect(name: str, timeout: str = "10s") -> Any:
+    return ClusterManager().connect(name, timeout)
+
+
 def dashboard(name: str) -> str:
-    link = _record(name).get("dashboard_link")
-    if not link:
-        raise OperationError(f"cluster {name!r} has no dashboard (bokeh missing on its scheduler?)")
-    return link
+    return ClusterManager().dashboard(name)

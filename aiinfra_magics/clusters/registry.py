@@ -3,7 +3,9 @@
 Writes go to a temporary file and are renamed into place, so a reader never sees
 half a record. Read-modify-write sequences (reserving a name, pruning) hold an
 advisory ``flock`` on the registry directory, so concurrent writers from many
-processes stay consistent.
+processes stay consistent. Every path is built from a validated name, so no
+name can reach outside the registry; a record another program damaged is
+reported by name and skipped, never fatal to the others.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,22 +22,35 @@ from typing import Any
 
 import psutil
 
+from ..checks import NAME_PATTERN, as_name, matches
 from ..errors import AiinfraError
+from ..paths import aiinfra_home, atomic_write_json, private_dir
 from .rpc import tcp_reachable
 
 HOSTNAME = socket.gethostname()
+#: A record is a few hundred bytes; a bigger file is not one of ours.
+MAX_RECORD_BYTES = 1 << 20
 
 
 def registry_dir() -> Path:
-    """``$AIINFRA_HOME/clusters``, else ``<jupyter runtime dir>/aiinfra/clusters``."""
-    home = os.environ.get("AIINFRA_HOME")
-    if not home:
-        from jupyter_core.paths import jupyter_runtime_dir
+    """``<aiinfra home>/clusters`` (private to the user)."""
+    return private_dir(aiinfra_home() / "clusters")
 
-        home = os.path.join(jupyter_runtime_dir(), "aiinfra")
-    path = Path(home) / "clusters"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+
+class DamagedRecord(ValueError):
+    """A record file that is not a cluster record (foreign writer, disk trouble)."""
+
+
+def check_record(name: str, data: Any) -> dict[str, Any]:
+    """``data`` if it is a usable record of cluster ``name``; DamagedRecord saying why not."""
+    if not isinstance(data, dict):
+        raise DamagedRecord(f"not a JSON object but a {type(data).__name__}")
+    if data.get("name") != name:
+        raise DamagedRecord(f"its name field is {data.get('name')!r}, not {name!r}")
+    for key, kind in (("owner", dict), ("spec", dict), ("scheduler_address", str)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise DamagedRecord(f"{key} is a {type(data[key]).__name__}, not a {kind.__name__}")
+    return data
 
 
 def this_process() -> dict[str, Any]:
@@ -61,6 +75,8 @@ def owner_alive(owner: dict[str, Any] | None) -> bool | None:
 
 def record_alive(record: dict[str, Any]) -> bool:
     """Does this record still describe a cluster someone can reach?"""
+    if not record.get("owner") and not record.get("scheduler_address"):
+        return False  # nobody to ask and nowhere to look: expire it
     if (record.get("owner") or {}).get("kind") == "external":
         # Nobody here owns an external scheduler: it lives as long as it answers.
         return tcp_reachable(record.get("scheduler_address", "")) is not False
@@ -78,15 +94,16 @@ def record_alive(record: dict[str, Any]) -> bool:
 
 class Registry:
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else registry_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(Path(root)) if root is not None else registry_dir()
 
     def path(self, name: str) -> Path:
-        return self.root / f"{name}.json"
+        """The record file of ``name``; InputError for anything that is not a cluster name."""
+        return self.root / f"{as_name('name', name)}.json"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        with open(self.root / ".lock", "a+") as handle:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "r+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -95,32 +112,52 @@ class Registry:
 
     def write(self, record: dict[str, Any]) -> None:
         """Atomically replace the record of ``record['name']``."""
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path(record["name"]))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write_json(self.path(record["name"]), record)
 
-    def read(self, name: str) -> dict[str, Any] | None:
+    def load(self, name: str) -> dict[str, Any] | None:
+        """The record of ``name``; None when there is none; DamagedRecord when unusable."""
         try:
-            with open(self.path(name)) as handle:
-                return json.load(handle)
+            with open(self.path(name), "rb") as handle:
+                raw = handle.read(MAX_RECORD_BYTES + 1)
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:
-            return None  # only a foreign writer can leave this; atomic renames never do
+        except OSError as exc:
+            raise DamagedRecord(f"unreadable ({exc.strerror})") from None
+        if len(raw) > MAX_RECORD_BYTES:
+            raise DamagedRecord(f"larger than {MAX_RECORD_BYTES} bytes")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DamagedRecord(f"not valid JSON ({type(exc).__name__})") from None
+        return check_record(name, data)
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        """The record of ``name``, or None when there is none or it is damaged."""
+        try:
+            return self.load(name)
+        except DamagedRecord:
+            return None
 
     def names(self) -> list[str]:
-        return sorted(p.stem for p in self.root.glob("*.json") if not p.name.startswith("."))
+        """Names of record files; files whose stem is not a cluster name are not ours."""
+        stems = (p.stem for p in self.root.glob("*.json"))
+        return sorted(stem for stem in stems if matches(NAME_PATTERN, stem))
+
+    def scan(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Every usable record, and ``{name: why}`` for each damaged one."""
+        records, damaged = [], {}
+        for name in self.names():
+            try:
+                record = self.load(name)
+            except DamagedRecord as exc:
+                damaged[name] = str(exc)
+                continue
+            if record is not None:
+                records.append(record)
+        return records, damaged
 
     def records(self) -> list[dict[str, Any]]:
-        return [r for r in (self.read(n) for n in self.names()) if r is not None]
+        return self.scan()[0]
 
     def remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -150,7 +187,8 @@ class Registry:
 
     def free_name(self, base: str) -> str:
         """``base``, or ``base-2``, ``base-3``... whichever no live record holds."""
-        taken = {r["name"] for r in self.records() if record_alive(r)}
+        records, damaged = self.scan()
+        taken = {r["name"] for r in records if record_alive(r)} | set(damaged)
         if base not in taken:
             return base
         n = 2

@@ -55,6 +55,35 @@ def scheduler_identity(address: str, timeout: float = 5.0) -> dict[str, Any]:
     return scheduler_call(address, "identity", timeout=timeout)
 
 
+#: A scheduler's first message (its handshake) is a few hundred bytes; anything claiming
+#: more is not a Dask scheduler, and must not make us allocate what it claims.
+MAX_HANDSHAKE_BYTES = 1 << 20
+
+
+def check_dask_handshake(address: str, timeout: float = 5.0) -> None:
+    """Raise ValueError/OSError unless a Dask comm greets us at ``address`` with a sane frame.
+
+    Distributed's TCP comm begins every message with its total size (8 bytes,
+    little-endian) and the listening side speaks first. Reading just that header,
+    bounded by ``timeout`` and ``MAX_HANDSHAKE_BYTES``, tells a scheduler from any
+    other service without trusting a length the other side chose.
+    """
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or parts.port is None:
+        return  # tls/ucx/inproc: no raw probe; distributed's own bounded connect decides
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        header = b""
+        while len(header) < 8:
+            chunk = sock.recv(8 - len(header))
+            if not chunk:
+                raise ValueError("closed before greeting")
+            header += chunk
+    size = int.from_bytes(header, "little")
+    if not 0 < size <= MAX_HANDSHAKE_BYTES:
+        raise ValueError(f"not a Dask comm (first frame claims {size} bytes)")
+
+
 def tcp_reachable(address: str, timeout: float = 0.5) -> bool | None:
     """True/False for tcp/tls addresses; None when the protocol can't be probed this way."""
     parts = urlsplit(address)

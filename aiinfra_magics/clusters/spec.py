@@ -1,23 +1,32 @@
 """ClusterSpec: the one validated description of a cluster, shared by every door.
 
-Field names are the CLI option names (``rmm-pool`` becomes ``rmm_pool``), so the
-same dict serves the magic, the CLI and the REST body. Every error is one line
-that names the field and what is allowed.
+The fields every backend shares live here (name, backend, workers, threads,
+memory, adapt, idle_timeout); everything else is a backend's own declared option
+(:class:`~aiinfra_magics.clusters.backends.Option`), validated by that
+declaration and kept in ``options``. On the wire (CLI flags, REST bodies,
+registry records) the spec is one flat dict whose keys are the option names
+(``rmm-pool`` becomes ``rmm_pool``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
-from ..errors import AiinfraError, field_error
+from ..checks import as_duration, as_int, as_name, as_size, as_str
+from ..errors import InputError, field_error
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-NAME_ALLOWED = "1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-PROTOCOLS = ("tcp", "ucx")
-ADDRESS_PATTERN = re.compile(r"^(tcp|tls|ucx|inproc)://\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}$")
-GPU_ID_PATTERN = re.compile(r"^(\d+|(GPU|MIG)-[0-9a-fA-F-]+)$")
+COMMON_FIELDS = ("name", "backend", "workers", "threads", "memory", "adapt", "idle_timeout")
+#: Fields that size workers: refused by backends whose workers are managed elsewhere.
+WORKER_FIELDS = ("workers", "threads", "memory", "adapt")
+#: A sanity bound for every backend; backends bound further by what they can give.
+MAX_WORKERS = 100_000
+MAX_THREADS = 4096
+ADAPT_ALLOWED = "MIN:MAX with 0 <= MIN <= MAX and MAX >= 1"
+GPU_ID_PATTERN = re.compile(r"\d+|(GPU|MIG)-[0-9a-fA-F-]+")
 
 
 @dataclass(frozen=True)
@@ -29,149 +38,145 @@ class ClusterSpec:
     workers: int | None = None
     threads: int | None = None
     memory: str | None = None
-    gpus: str | None = None
-    rmm_pool: str | None = None
-    device_memory_limit: str | None = None
-    protocol: str | None = None
     adapt: tuple[int, int] | None = None
-    address: str | None = None
+    idle_timeout: float | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> ClusterSpec:
-        """Build and validate from a dict of option names (``-`` or ``_`` both accepted)."""
-        known = {f.name for f in fields(cls)}
+    def from_options(cls, options: Mapping[str, Any]) -> ClusterSpec:
+        """Build and validate from a flat dict of option names (``-`` or ``_`` both accepted).
+
+        Raises:
+            InputError: naming the first field that is unknown or not allowed.
+        """
+        if not isinstance(options, Mapping):
+            raise field_error("body", options, "an object of option names")
         values: dict[str, Any] = {}
         for key, value in options.items():
             norm = str(key).replace("-", "_")
-            if norm not in known:
-                raise AiinfraError(
-                    f"{key}: unknown field; allowed: {', '.join(sorted(known))}", field=str(key)
-                )
             if value is not None:
                 values[norm] = value
-        return cls(**_coerce(values)).validated()
+        backend = as_str("backend", values.pop("backend", "auto"))
+        declared = {o.name: o for o in _declared_options(backend)}
+        common: dict[str, Any] = {"backend": backend}
+        extra: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in COMMON_FIELDS:
+                common[key] = _COERCE[key](value)
+            elif key in declared:
+                extra[key] = declared[key].parse(value)
+            else:
+                elsewhere = _backends_declaring(key)
+                if elsewhere:
+                    raise InputError(
+                        f"{key.replace('_', '-')}: only allowed with --backend "
+                        f"{' or '.join(elsewhere)}",
+                        field=key,
+                    )
+                allowed = sorted({*COMMON_FIELDS, *declared})
+                raise InputError(
+                    f"{key.replace('_', '-')}: unknown field for backend {backend}; "
+                    f"allowed: {', '.join(allowed)}",
+                    field=key,
+                )
+        return cls(**common, options=MappingProxyType(extra)).validated()
 
     def validated(self) -> ClusterSpec:
-        """Check every field; return self so calls chain."""
-        from .backends import backend_names  # late: backends import this module
+        """Check the common fields, then the backend's own rules; return self.
 
-        if self.name is not None and not NAME_PATTERN.match(self.name):
-            raise field_error("name", self.name, NAME_ALLOWED)
-        allowed_backends = ["auto", *backend_names()]
-        if self.backend not in allowed_backends:
-            raise field_error("backend", self.backend, " | ".join(allowed_backends))
-        for key in ("workers", "threads"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise field_error(key, value, "an integer >= 1")
-        if self.memory is not None and self.memory != "auto":
-            _check_size("memory", self.memory, allow_fraction=True)
-        for key in ("rmm_pool", "device_memory_limit"):
-            value = getattr(self, key)
-            if value is not None:
-                _check_size(key.replace("_", "-"), value, allow_fraction=True)
-        if self.protocol is not None and self.protocol not in PROTOCOLS:
-            raise field_error("protocol", self.protocol, " | ".join(PROTOCOLS))
-        if self.gpus is not None:
-            parse_gpus(self.gpus)
+        Raises:
+            InputError: naming the field.
+        """
+        from .backends import backend_class, backend_names  # late: backends import this module
+
+        if self.name is not None:
+            as_name("name", self.name)
+        if self.backend != "auto" and self.backend not in backend_names():
+            raise field_error("backend", self.backend, " | ".join(["auto", *backend_names()]))
         if self.adapt is not None:
-            lo, hi = self.adapt
-            if lo < 0 or hi < 1 or lo > hi:
-                raise field_error(
-                    "adapt", f"{lo}:{hi}", "MIN:MAX with 0 <= MIN <= MAX and MAX >= 1"
-                )
-        if self.backend == "address":
-            if not self.address:
-                raise AiinfraError(
-                    "address: required with --backend address (e.g. tcp://host:8786)",
-                    field="address",
-                )
-            for key in ("workers", "threads", "memory", "gpus", "rmm_pool", "adapt"):
+            check_adapt(*self.adapt)
+        if self.backend == "auto":
+            return self
+        backend = backend_class(self.backend)
+        if not backend.manages_workers:
+            for key in WORKER_FIELDS:
                 if getattr(self, key) is not None:
-                    raise AiinfraError(
-                        f"{key.replace('_', '-')}: not allowed with --backend address; "
-                        "the remote scheduler's workers are managed where it runs",
+                    raise InputError(
+                        f"{key}: not allowed with --backend {self.backend}; "
+                        "its workers are managed where its scheduler runs",
                         field=key,
                     )
-        elif self.address is not None:
-            raise AiinfraError("address: only allowed with --backend address", field="address")
-        if self.address is not None and not ADDRESS_PATTERN.match(self.address):
-            raise field_error("address", self.address, "a scheduler URL like tcp://host:8786")
-        if self.backend == "local":
-            for key in ("gpus", "rmm_pool", "device_memory_limit", "protocol"):
-                if getattr(self, key) is not None:
-                    raise AiinfraError(
-                        f"{key.replace('_', '-')}: only allowed with --backend cuda or auto",
-                        field=key,
-                    )
+        declared = {o.name for o in backend.options}
+        for key in self.options:
+            if key not in declared:
+                raise InputError(
+                    f"{key.replace('_', '-')}: not an option of backend {self.backend}; "
+                    f"allowed: {', '.join(sorted({*COMMON_FIELDS, *declared}))}",
+                    field=key,
+                )
+        backend().validate(self)
         return self
 
+    def option(self, name: str, default: Any = None) -> Any:
+        """A backend option's value, or its declared default, or ``default``."""
+        if name in self.options:
+            return self.options[name]
+        from .backends import backend_class
+
+        if self.backend != "auto":
+            declared = backend_class(self.backend).option(name)
+            if declared is not None and declared.default is not None:
+                return declared.default
+        return default
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form with the option names as keys; ``adapt`` as ``"MIN:MAX"``."""
-        data = asdict(self)
+        """Flat JSON-able form with the option names as keys; ``adapt`` as ``"MIN:MAX"``."""
+        data: dict[str, Any] = {key: getattr(self, key) for key in COMMON_FIELDS}
         if self.adapt is not None:
             data["adapt"] = f"{self.adapt[0]}:{self.adapt[1]}"
+        data.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()})
         return data
 
     def with_changes(self, **changes: Any) -> ClusterSpec:
-        data = asdict(self)
-        data.update(changes)
-        return ClusterSpec(**data)
+        return replace(self, **changes)
 
 
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    """Turn strings from a command line or JSON body into typed values."""
-    out = dict(values)
-    for key in ("workers", "threads"):
-        if key in out:
-            out[key] = _as_int(key, out[key])
-    if "adapt" in out:
-        out["adapt"] = parse_adapt(out["adapt"])
-    for key in ("name", "backend", "memory", "gpus", "rmm_pool", "device_memory_limit"):
-        if key in out and not isinstance(out[key], str):
-            if key == "gpus" and isinstance(out[key], (int, list, tuple)):
-                out[key] = (
-                    ",".join(str(g) for g in out[key])
-                    if isinstance(out[key], (list, tuple))
-                    else str(out[key])
-                )
-            else:
-                raise field_error(key.replace("_", "-"), out[key], "a string")
-    for key in ("protocol", "address"):
-        if key in out and not isinstance(out[key], str):
-            raise field_error(key, out[key], "a string")
-    return out
+def _declared_options(backend: str) -> tuple:
+    from .backends import auto_options, backend_class, backend_names
+
+    if backend == "auto":
+        return auto_options()
+    if backend not in backend_names():
+        raise field_error("backend", backend, " | ".join(["auto", *backend_names()]))
+    return backend_class(backend).options
 
 
-def _as_int(field: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise field_error(field, value, "an integer >= 1")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value)
-    raise field_error(field, value, "an integer >= 1")
+def _backends_declaring(name: str) -> list[str]:
+    from .backends import loadable_backends
+
+    return [b.name for b in loadable_backends() if b.option(name) is not None]
+
+
+def check_adapt(lo: int, hi: int) -> tuple[int, int]:
+    if lo < 0 or hi < 1 or lo > hi or hi > MAX_WORKERS:
+        raise field_error("adapt", f"{lo}:{hi}", ADAPT_ALLOWED)
+    return lo, hi
 
 
 def parse_adapt(value: Any) -> tuple[int, int]:
     """``"1:4"``, ``[1, 4]`` or ``{"minimum": 1, "maximum": 4}`` -> (1, 4)."""
-    allowed = "MIN:MAX with 0 <= MIN <= MAX and MAX >= 1"
+    parts = value
     if isinstance(value, dict):
-        value = [value.get("minimum"), value.get("maximum")]
+        parts = [value.get("minimum"), value.get("maximum")]
     if isinstance(value, str):
         parts = value.split(":")
-        if len(parts) != 2:
-            raise field_error("adapt", value, allowed)
-        value = parts
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise field_error("adapt", value, allowed)
+    if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+        raise field_error("adapt", value, ADAPT_ALLOWED)
     try:
-        lo, hi = (int(str(v).strip()) for v in value)
-    except (TypeError, ValueError):
-        raise field_error("adapt", value, allowed) from None
-    if lo < 0 or hi < 1 or lo > hi:
-        raise field_error("adapt", f"{lo}:{hi}", allowed)
-    return lo, hi
+        lo, hi = (as_int("adapt", v, minimum=0) for v in parts)
+    except InputError:
+        raise field_error("adapt", value, ADAPT_ALLOWED) from None
+    return check_adapt(lo, hi)
 
 
 def parse_gpus(value: str) -> str | int | list[str]:
@@ -180,37 +185,44 @@ def parse_gpus(value: str) -> str | int | list[str]:
     text = value.strip()
     if text == "all":
         return "all"
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\d{1,4}", text):
         count = int(text)
         if count < 1:
             raise field_error("gpus", value, allowed)
         return count
     items = [item.strip() for item in text.split(",")]
     items = [item for item in items if item] if text.endswith(",") else items
-    if not items or any(not GPU_ID_PATTERN.match(item) for item in items):
+    if not items or any(not GPU_ID_PATTERN.fullmatch(item) for item in items):
         raise field_error("gpus", value, allowed)
     if len(set(items)) != len(items):
         raise field_error("gpus", value, "each GPU at most once")
     return items
 
 
-def _check_size(field: str, value: str, *, allow_fraction: bool) -> None:
-    allowed = "a size like 4GB or 512MiB" + (", or a fraction like 0.8" if allow_fraction else "")
-    text = str(value).strip()
-    if allow_fraction:
-        try:
-            number = float(text)
-        except ValueError:
-            number = None
-        if number is not None:
-            if 0 < number <= 1:
-                return
-            raise field_error(field, value, allowed)
-    from dask.utils import parse_bytes  # late: keeps `%aiinfra` start-up free of dask
+def as_gpus(field_name: str, value: Any) -> str:
+    """The ``gpus`` option: a string, or a count / list as JSON may give it."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(g) for g in value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = as_str(field_name, value)
+    parse_gpus(text)
+    return text
 
-    try:
-        size = parse_bytes(text)
-    except (ValueError, TypeError):
-        raise field_error(field, value, allowed) from None
-    if size <= 0:
-        raise field_error(field, value, allowed)
+
+def _as_memory(value: Any) -> str:
+    text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if text == "auto":
+        return text
+    return as_size("memory", text)
+
+
+_COERCE = {
+    "name": lambda v: as_name("name", v),
+    "backend": lambda v: as_str("backend", v),
+    "workers": lambda v: as_int("workers", v, minimum=1, maximum=MAX_WORKERS),
+    "threads": lambda v: as_int("threads", v, minimum=1, maximum=MAX_THREADS),
+    "memory": _as_memory,
+    "adapt": parse_adapt,
+    "idle_timeout": lambda v: as_duration("idle-timeout", v),
+}

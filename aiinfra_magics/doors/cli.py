@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import AiinfraError, OperationError
+from ..errors import InputError, OperationError
 from .words import Context, UsageShown, run_words
 
 
@@ -25,18 +25,19 @@ def _show(result: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ctx = Context(door="cli", show=_show)
+    # stdout holds results only (JSON with --json); notes and outcomes go to stderr.
+    ctx = Context(door="cli", show=_show, done=lambda text: print(text, file=sys.stderr))
     try:
         _show(run_words(argv, ctx))
     except UsageShown as shown:
         print(shown.text, end="" if shown.text.endswith("\n") else "\n")
         return 0
-    except AiinfraError as exc:
-        print(f"aiinfra: error: {exc}", file=sys.stderr)
-        return 2
     except OperationError as exc:
         print(f"aiinfra: failed: {exc}", file=sys.stderr)
         return 1
+    except InputError as exc:  # NotFoundError included: the user named something wrong
+        print(f"aiinfra: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

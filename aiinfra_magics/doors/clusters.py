@@ -1,15 +1,30 @@
-"""``cluster ...`` words for the magic and the CLI; each action is one core call."""
+"""``cluster ...`` words for the magic and the CLI; each action is one core call.
+
+The flags of ``cluster start`` are generated from the backends' declared options
+(one argument group per backend), so a backend plugin's options appear here,
+in ``-h``, in REST and in the sidebar without any change to this module.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from ..clusters import manager
-from ..clusters.backends import backend_names
-from ..clusters.spec import ClusterSpec
-from ..errors import AiinfraError
+from ..checks import as_int
+from ..clusters.backends import ClusterBackend, Option, backend_names, loadable_backends
+from ..clusters.info import link_html
+from ..clusters.manager import ClusterManager, connect_address
+from ..clusters.spec import COMMON_FIELDS, ClusterSpec
+from ..errors import InputError
 from .words import Context, add_subcommands
+
+COMMON_HELP = {
+    "workers": "number of workers",
+    "threads": "threads per worker",
+    "memory": "memory limit per worker, e.g. 4GB, 0.5 (a share of the machine) or auto",
+    "adapt": "adaptive scaling MIN:MAX",
+    "idle_timeout": "stop the cluster after this long with no work, e.g. 30m",
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -19,36 +34,29 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = actions.add_parser("start", help="start a cluster (or attach to a scheduler)")
     p.add_argument("name", nargs="?", help="registry name (default: the backend's name)")
     p.add_argument("--backend", default="auto", help=f"auto | {' | '.join(backend_names())}")
-    p.add_argument("--workers", help="number of workers (cuda: at most one per GPU)")
-    p.add_argument("--threads", help="threads per worker")
-    p.add_argument("--memory", help="memory limit per worker, e.g. 4GB, 0.5 or auto")
-    p.add_argument("--gpus", help="cuda: all | N | 0,2 (indices or UUIDs; one index: '1,')")
-    p.add_argument("--rmm-pool", dest="rmm_pool", help="cuda: RMM pool size per worker, e.g. 20GB")
-    p.add_argument(
-        "--device-memory-limit", dest="device_memory_limit", help="cuda: spill threshold"
-    )
-    p.add_argument("--protocol", help="cuda: tcp | ucx")
-    p.add_argument("--adapt", help="adaptive scaling MIN:MAX")
-    p.add_argument("--address", help="address backend: scheduler URL, e.g. tcp://host:8786")
+    for key, text in COMMON_HELP.items():
+        p.add_argument(_flag(key), dest=key, help=text)
     p.add_argument("--client-var", default="client", help="magic: variable to bind the Client to")
-    p.add_argument("--force", action="store_true", help="cuda: allow GPUs this kernel's JAX uses")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_backend_options(p, loadable_backends())
     p.set_defaults(run=_start)
 
     p = actions.add_parser("list", help="list registered clusters")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=lambda a, c: _out(manager.list_clusters(), a))
+    p.set_defaults(run=_list)
 
     p = actions.add_parser("status", help="one cluster in detail")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=lambda a, c: _out(manager.status(a.name), a))
+    p.set_defaults(run=lambda a, c: _out(ClusterManager().status(a.name), a))
 
     p = actions.add_parser("scale", help="set the number of workers (ends adaptivity)")
     p.add_argument("name")
     p.add_argument("n")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=lambda a, c: _out(manager.scale(a.name, _count("n", a.n, 0)), a))
+    p.set_defaults(
+        run=lambda a, c: _out(ClusterManager().scale(a.name, as_int("n", a.n, minimum=0)), a)
+    )
 
     p = actions.add_parser("adapt", help="scale between MIN and MAX workers with the load")
     p.add_argument("name")
@@ -72,14 +80,55 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_dashboard)
 
 
-def _count(field: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
-        raise AiinfraError(f"{field}: got {value!r}; allowed: an integer >= {minimum}", field=field)
-    return number
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_backend_options(
+    parser: argparse.ArgumentParser, backends: list[type[ClusterBackend]]
+) -> None:
+    """One argument group per backend with the options it declares (shared ones once)."""
+    owners: dict[str, list[str]] = {}
+    for backend in backends:
+        for option in backend.options:
+            owners.setdefault(option.name, []).append(backend.name)
+    placed: set[str] = set()
+    for backend in backends:
+        group = parser.add_argument_group(f"{backend.name} backend", backend.description or None)
+        for option in backend.options:
+            if option.name in placed or option.name in COMMON_FIELDS:
+                continue
+            placed.add(option.name)
+            _add_option(group, option, owners[option.name])
+
+
+def _add_option(group: Any, option: Option, owners: list[str]) -> None:
+    shared = f" ({', '.join(owners)})" if len(owners) > 1 else ""
+    default = f" [default: {option.default}]" if option.default not in (None, False) else ""
+    text = f"{option.help}{shared}{default}".replace("%", "%%")
+    if option.type == "boolean":
+        group.add_argument(
+            option.flag, dest=option.name, action="store_true", default=None, help=text
+        )
+    elif option.type == "list":
+        group.add_argument(
+            option.flag,
+            dest=option.name,
+            action="append",
+            metavar=option.metavar or "VALUE",
+            help=text,
+        )
+    else:
+        choices = "|".join(option.choices) if option.choices else None
+        group.add_argument(
+            option.flag, dest=option.name, metavar=option.metavar or choices, help=text
+        )
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flat option dict of a start command: what REST bodies hold too."""
+    skip = {"command", "action", "run", "client_var", "json"}
+    return {k: v for k, v in vars(args).items() if k not in skip and v is not None}
 
 
 def _out(result: Any, args: argparse.Namespace) -> Any:
@@ -87,64 +136,78 @@ def _out(result: Any, args: argparse.Namespace) -> Any:
 
 
 def _start(args: argparse.Namespace, ctx: Context) -> Any:
-    options = {
-        key: getattr(args, key)
-        for key in ("name", "backend", "workers", "threads", "memory", "gpus", "rmm_pool",
-                    "device_memory_limit", "protocol", "adapt", "address")
-    }  # fmt: skip
-    spec = ClusterSpec.from_options(options)
+    spec = ClusterSpec.from_options(_options(args))
+    manager = ClusterManager()
     if ctx.door == "magic":
         if not args.client_var.isidentifier():
-            raise AiinfraError(f"client-var: got {args.client_var!r}; allowed: a Python identifier")
-        info, notes = manager.start(spec, owner_kind="kernel", force=args.force)
-        for note in notes:
+            raise InputError(
+                f"client-var: got {args.client_var!r}; allowed: a Python identifier",
+                field="client_var",
+            )
+        started = manager.start(spec, owner_kind="kernel")
+        for note in started.notes:
             ctx.say(note)
-        ctx.namespace[args.client_var] = manager.connect(info.name)
-        ctx.say(f"cluster {info.name!r} running; Client bound to `{args.client_var}`")
+        name = started.info.name
+        ctx.namespace[args.client_var] = connect_address(started.scheduler_address, name)
+        ctx.done(f"cluster {name!r} running; Client bound to `{args.client_var}`")
     else:
-        info, notes = manager.start_detached(spec, owner_kind="cli")
-        for note in notes:
+        started = manager.start_detached(spec, owner_kind="cli")
+        for note in started.notes:
             ctx.say(note)
-        ctx.say(
-            f"cluster {info.name!r} running in the background; stop it with: aiinfra cluster stop {info.name}"
+        name = started.info.name
+        ctx.done(
+            f"cluster {name!r} running in the background; stop it with: aiinfra cluster stop {name}"
         )
-    return _out(info, args)
+    return _out(started.info, args)
+
+
+def _list(args: argparse.Namespace, ctx: Context) -> Any:
+    clusters = ClusterManager().list_clusters()
+    if args.json:
+        for problem in clusters.problems:
+            ctx.say(problem)
+        return clusters.to_dict()
+    return clusters
 
 
 def _adapt(args: argparse.Namespace, ctx: Context) -> Any:
-    lo = _count("adapt", args.minimum, 0)
-    hi = _count("adapt", args.maximum, 1)
-    return _out(manager.adapt(args.name, lo, hi), args)
+    lo = as_int("adapt", args.minimum, minimum=0)
+    hi = as_int("adapt", args.maximum, minimum=1)
+    return _out(ClusterManager().adapt(args.name, lo, hi), args)
 
 
 def _stop(args: argparse.Namespace, ctx: Context) -> None:
     if args.all_ and args.name:
-        raise AiinfraError("stop: give a NAME or --all, not both")
+        raise InputError("stop: give a NAME or --all, not both", field="name")
+    manager = ClusterManager()
     if args.all_:
         notes = manager.stop_all()
-        ctx.say("\n".join(notes) if notes else "no clusters to stop")
+        ctx.done("\n".join(notes) if notes else "no clusters to stop")
         return None
     if not args.name:
-        raise AiinfraError("name: required (or --all)", field="name")
-    ctx.say(manager.stop(args.name))
+        raise InputError("name: required (or --all)", field="name")
+    ctx.done(manager.stop(args.name))
     return None
 
 
 def _connect(args: argparse.Namespace, ctx: Context) -> Any:
+    manager = ClusterManager()
     if ctx.door != "magic":
         info = manager.status(args.name)
         return f"from Python: from distributed import Client; client = Client({info.scheduler_address!r})"
     if not args.client_var.isidentifier():
-        raise AiinfraError(f"client-var: got {args.client_var!r}; allowed: a Python identifier")
+        raise InputError(
+            f"client-var: got {args.client_var!r}; allowed: a Python identifier", field="client_var"
+        )
     ctx.namespace[args.client_var] = manager.connect(args.name)
-    ctx.say(f"Client for cluster {args.name!r} bound to `{args.client_var}`")
+    ctx.done(f"Client for cluster {args.name!r} bound to `{args.client_var}`")
     return manager.status(args.name)
 
 
 def _dashboard(args: argparse.Namespace, ctx: Context) -> Any:
-    link = manager.dashboard(args.name)
+    link = ClusterManager().dashboard(args.name)
     if ctx.door == "magic":
         from IPython.display import HTML
 
-        return HTML(f'<a href="{link}" target="_blank">Dask dashboard of {args.name}: {link}</a>')
+        return HTML(link_html(link, f"Dask dashboard of {args.name}: {link}"))
     return link

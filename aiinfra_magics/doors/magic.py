@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
-from ..errors import AiinfraError, OperationError
+from ..errors import AiinfraException
 from .words import Context, UsageShown, run_words, usage
 
 
@@ -31,6 +31,7 @@ class AiinfraMagics(Magics):
             namespace=self.shell.user_ns,
             cell=cell,
             say=lambda text: print(text, file=sys.stderr),
+            done=print,
             show=display,
             shell=self.shell,
         )
@@ -39,5 +40,5 @@ class AiinfraMagics(Magics):
         except UsageShown as shown:
             print(shown.text)
             return None
-        except (AiinfraError, OperationError) as exc:
+        except AiinfraException as exc:
             raise UsageError(str(exc)) from None

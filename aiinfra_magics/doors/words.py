@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AiinfraError
+from ..errors import InputError
 
 # Modules that define sub-commands; each exposes add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
@@ -39,7 +39,7 @@ class WordsParser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of calling ``sys.exit``."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise AiinfraError(f"{self.prog}: {message}")
+        raise InputError(f"{self.prog}: {message}")
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         raise UsageShown(message or "")
@@ -58,7 +58,10 @@ class Context:
     door: str  # "magic" or "cli"
     namespace: dict[str, Any] | None = None  # the user's namespace (magic only)
     cell: str | None = None  # the cell body for %%aiinfra cell magics
+    #: notes along the way (which backend auto chose, warnings): stderr
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr))
+    #: the one-line outcome of an action ("cluster 'a' running"): stdout in a notebook
+    done: Callable[[str], None] = field(default=print)
     show: Callable[[Any], None] = field(default=print)
     shell: Any = None  # the IPython shell (magic only)
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from tornado import web
 
+from ..checks import as_int
+from ..clusters.spec import MAX_WORKERS
 from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
@@ -31,6 +33,15 @@ class GpuMetricsHandler(AiinfraHandler):
         self.reply(self.state.sampler.latest())
 
 
+class BackendsHandler(AiinfraHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        from ..clusters.backends import describe_backends
+
+        # Probing usability (NVML, imports) blocks: off the event loop.
+        self.reply({"backends": await self.call(describe_backends)})
+
+
 class ClustersHandler(AiinfraHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -41,7 +52,12 @@ class ClustersHandler(AiinfraHandler):
         from ..clusters import manager
         from ..clusters.spec import ClusterSpec
 
-        spec = ClusterSpec.from_options(self.json_body())  # 400 naming the field
+        body = self.json_body()
+        if not body:
+            raise RequestError(
+                400, "body: empty; allowed: a JSON object with at least a name", "body"
+            )
+        spec = ClusterSpec.from_options(body)  # 400 naming the field
         info, notes = await self.call(
             manager.start_detached, spec, owner_kind="server", owner_pid=self.state.owner_pid
         )
@@ -96,9 +112,9 @@ class ClusterHandler(AiinfraHandler):
 
 
 def _workers(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, str):  # a JSON body gives numbers as numbers
         raise AiinfraError(f"workers: got {value!r}; allowed: an integer >= 0", field="workers")
-    return value
+    return as_int("workers", value, minimum=0, maximum=MAX_WORKERS)
 
 
 def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
@@ -106,6 +122,7 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
     name = r"(?P<name>[^/]+)"
     return [
         (r"aiinfra/api/devices", DevicesHandler),
+        (r"aiinfra/api/backends", BackendsHandler),
         (r"aiinfra/api/metrics/gpu", GpuMetricsHandler),
         (r"aiinfra/api/clusters", ClustersHandler),
         (rf"aiinfra/api/clusters/{name}", ClusterHandler),

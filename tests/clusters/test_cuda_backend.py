@@ -27,7 +27,11 @@ def test_defaults_one_worker_per_gpu():
     kw = kwargs()
     assert kw["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
     assert kw["n_workers"] == 4 and kw["threads_per_worker"] == 1
-    assert kw["protocol"] == "tcp" and kw["death_timeout"] == 42 and kw["dashboard_address"] == ":0"
+    assert (
+        kw["protocol"] == "tcp"
+        and kw["death_timeout"] == 42
+        and kw["dashboard_address"] == "127.0.0.1:0"
+    )
     assert "rmm_pool_size" not in kw and kw["memory_limit"] == "auto"
 
 

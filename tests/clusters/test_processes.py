@@ -96,6 +96,8 @@ def test_second_process_lists_connects_and_stops_a_kernel_cluster(ip):
 
 @pytest.fixture
 def external_scheduler():
+    global DASHBOARD_PORT
+    DASHBOARD_PORT = free_port()
     port = free_port()
     env = {**os.environ}
     sched = subprocess.Popen(
@@ -108,7 +110,7 @@ def external_scheduler():
             "--port",
             str(port),
             "--dashboard-address",
-            ":0",
+            f"127.0.0.1:{DASHBOARD_PORT}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -147,12 +149,23 @@ def external_scheduler():
             proc.kill()
 
 
+DASHBOARD_PORT = 0
+
+
 def test_address_backend_attaches_to_a_running_scheduler(ip, external_scheduler):
     info = ip.run_line_magic(
-        "aiinfra", f"cluster start remote --backend address --address {external_scheduler}"
+        "aiinfra", f"cluster start unregistered --backend address --address {external_scheduler}"
+    )
+    # The scheduler reports its dashboard port, but only the user decides where links point.
+    assert info.dashboard_link is None
+    ip.run_line_magic("aiinfra", "cluster stop unregistered")
+    info = ip.run_line_magic(
+        "aiinfra",
+        f"cluster start remote --backend address --address {external_scheduler} "
+        f"--dashboard {DASHBOARD_PORT}",
     )
     assert info.backend == "address" and info.workers == 1 and info.owner["kind"] == "external"
-    assert info.dashboard_link and info.dashboard_link.startswith("http://127.0.0.1:")
+    assert info.dashboard_link == f"http://127.0.0.1:{DASHBOARD_PORT}/status"
     assert ip.user_ns["client"].submit(str.upper, "dask").result() == "DASK"
     from IPython.core.error import UsageError
 
@@ -259,7 +272,8 @@ def _kernel_with_cluster():
             outputs.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
         ),
     )
-    worker_pids = json.loads("".join(o for o in outputs if o.startswith("[")).strip())
+    lines = "".join(outputs).splitlines()
+    worker_pids = json.loads(next(line for line in lines if line.startswith("[")))
     return km, kc, worker_pids
 
 
