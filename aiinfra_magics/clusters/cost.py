@@ -7,26 +7,22 @@ from ``add_worker`` to ``remove_worker`` with that worker's threads, memory limi
 and GPUs, and answers the ``aiinfra_cost`` scheduler message from any process.
 When the scheduler closes, open intervals end at that moment and the plugin
 records why (an idle timeout, or a plain close).
-
-After a cluster ends its last figures go to ``history.jsonl`` beside the
-registry (one JSON object a line, private), read by ``aiinfra cluster history``.
+(history.py keeps the figures of ended clusters.)
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from time import time
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from .history import FIGURES
+
 COST_OP = "aiinfra_cost"
 PLUGIN_NAME = "aiinfra-cost"
 GB = 1e9
-FIGURES = ("worker_hours", "core_hours", "gpu_hours", "memory_gb_hours")
 
 
 @dataclass
@@ -65,7 +61,9 @@ class CostPlugin(SchedulerPlugin):
     name = PLUGIN_NAME
     idempotent = True
 
-    def __init__(self) -> None:
+    def __init__(self, idle_timeout: float | None = None) -> None:
+        #: Set on schedulers we cannot configure otherwise (a gateway without that option).
+        self.idle_timeout = idle_timeout
         self.scheduler: Any = None
         self.started = time()
         self.stints: dict[str, Stint] = {}
@@ -76,6 +74,7 @@ class CostPlugin(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.started = time()
+        arm_idle(scheduler, self.idle_timeout)  # distributed's own check_idle acts on it
         # Installed late (e.g. through a Client): workers already there count from now.
         for address in scheduler.workers:
             self._join(address, self.started)
@@ -173,7 +172,48 @@ def install(client: Any) -> None:
     client.register_plugin(CostPlugin(), name=PLUGIN_NAME)  # idempotent: a class attribute
 
 
-def install_remote(address: str, connection_args: dict[str, Any] | None = None) -> None:
+def scheduler_kwargs() -> dict[str, Any]:
+    """``scheduler_kwargs`` for LocalCluster-like classes: the plugin from the first worker on."""
+    return {"plugins": [CostPlugin()]}
+
+
+def arm_idle(scheduler: Any, timeout: float | None) -> None:
+    """Start distributed's own idle clock now, on the scheduler's loop.
+
+    Not at scheduler start: its clock runs from then, and on a busy machine starting
+    the workers can take longer than a short timeout.
+    """
+    if timeout:
+        scheduler.idle_since = None  # first, so the old clock never meets the new timeout
+        scheduler.idle_timeout = timeout
+
+
+def observe(
+    address: str, timeout: float, connection_args: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(identity, cost report or None) of a scheduler in one connection; OSError if unreachable."""
+    from distributed.core import rpc
+
+    from .rpc import _run
+
+    async def both() -> tuple[dict[str, Any], Any]:
+        async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
+            identity = await remote.identity()
+            # A scheduler without the plugin answers None (and logs a warning).
+            return identity, await remote.aiinfra_cost()
+
+    try:
+        identity, figures = _run(both, timeout)
+    except Exception as exc:  # CommClosedError and friends: the scheduler is not there
+        if isinstance(exc, (OSError, TimeoutError)):
+            raise
+        raise OSError(f"{address}: {exc}") from None
+    return identity, figures if isinstance(figures, dict) else None
+
+
+def install_remote(
+    address: str, connection_args: dict[str, Any] | None = None, idle_timeout: float | None = None
+) -> None:
     """Add the plugin to a scheduler reached by address only (no Client needed)."""
     from distributed.protocol.pickle import dumps
 
@@ -185,56 +225,7 @@ def install_remote(address: str, connection_args: dict[str, Any] | None = None) 
         "register_scheduler_plugin",
         timeout=10,
         connection_args=connection_args,
-        plugin=dumps(CostPlugin()),
+        plugin=dumps(CostPlugin(idle_timeout)),
         name=PLUGIN_NAME,
         idempotent=True,
     )
-
-
-def rounded(report: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The figures a user reads (4 decimals of an hour is a third of a second)."""
-    if not isinstance(report, dict):
-        return None
-    out = {key: round(float(report.get(key) or 0.0), 4) for key in FIGURES}
-    out["workers_now"] = (report.get("now") or {}).get("workers", 0)
-    for key in ("since", "as_of", "ended", "end_reason", "idle_since", "idle_timeout"):
-        out[key] = report.get(key)
-    return out
-
-
-# --- history: what ended clusters used ---------------------------------------------------
-
-
-def history_path(root: Path | None = None) -> Path:
-    from .registry import registry_dir
-
-    return (root or registry_dir().parent) / "history.jsonl"
-
-
-def append_history(entry: dict[str, Any], root: Path | None = None) -> None:
-    """Append one ended cluster (a JSON line; the file is the user's alone)."""
-    path = history_path(root)
-    line = json.dumps(entry, sort_keys=True) + "\n"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = "\n" + line  # a line cut by a crash stays alone, unread
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def read_history(root: Path | None = None) -> list[dict[str, Any]]:
-    path = history_path(root)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash mid-write; the others stand
-    return entries

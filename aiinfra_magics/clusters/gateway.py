@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import AiinfraError, OperationError, field_error
-from . import cost
-from .gateway_store import AUTH_CHOICES
+from ..errors import AiinfraError, InputError, OperationError, field_error
+from . import history
+from .backends import ClusterBackend, Launched, Option
+from .gateway_store import AUTH_CHOICES, check_address, check_proxy
+from .spec import ClusterSpec
 
 # dask-gateway's warning when a request passes the gateway's per-cluster limit.
 CAP_PATTERN = re.compile(r"exceed resource limit of (\d+) workers")
@@ -233,88 +236,53 @@ class GatewayHandle:
     def connection_args(self) -> dict[str, Any]:
         return self.cluster.security.get_connection_args("client")
 
+    # What the owner's watcher (idle.py) asks: figures kept fresh, and whether it ended.
+    last_figures: dict[str, Any] | None = None
+    idle_timeout: float | None = None
+
+    def aiinfra_figures(self, ended_at: float | None = None) -> dict[str, Any] | None:
+        """The cost report now; after the end, the last one carried on to ``ended_at``."""
+        from . import cost  # late: imports distributed
+
+        if ended_at is None:
+            with contextlib.suppress(OSError, TimeoutError):
+                _, figures = cost.observe(self.scheduler_address, 5.0, self.connection_args())
+                if figures is not None:
+                    self.last_figures = figures
+            return self.last_figures
+        return history.carried_to(self.last_figures, ended_at)
+
+    def aiinfra_ended(self) -> tuple[str, float] | None:
+        """(why, when) once the gateway no longer runs this cluster; None while it does."""
+        report = self.cluster.gateway.get_cluster(self.name)
+        if report.status.name in ("PENDING", "RUNNING"):
+            return None
+        when = report.stop_time.timestamp() if report.stop_time else time.time()
+        figures = self.last_figures or {}
+        idle_since = figures.get("idle_since")
+        if self.idle_timeout and idle_since and when - idle_since >= 0.9 * self.idle_timeout:
+            return f"idle for {self.idle_timeout:g}s (idle timeout)", when
+        return f"ended on the gateway ({report.status.name.lower()})", when
+
 
 def scheduler_reports(report: Any, timeout: float = 5.0) -> tuple[dict | None, dict | None]:
-    """(identity, cost) of a gateway cluster's scheduler, through the gateway's TLS proxy."""
-    from .rpc import scheduler_call
+    """(identity, cost) of a gateway cluster's scheduler, through the gateway's TLS proxy.
+
+    A cluster started without aiinfra gets the cost plugin on first sight (counted from then).
+    """
+    from . import cost  # late: imports distributed
 
     if report.scheduler_address is None or report.security is None:
         return None, None
     args = report.security.get_connection_args("client")
     try:
-        identity = scheduler_call(
-            report.scheduler_address, "identity", timeout=timeout, connection_args=args
-        )
+        identity, figures = cost.observe(report.scheduler_address, timeout, args)
     except (OSError, TimeoutError):
         return None, None
-    figures = None
-    with contextlib.suppress(OSError, TimeoutError):
-        figures = scheduler_call(
-            report.scheduler_address, cost.COST_OP, timeout=timeout, connection_args=args
-        )
-    if not isinstance(figures, dict):  # started without aiinfra: count from now on
+    if figures is None:
         with contextlib.suppress(OSError, TimeoutError):
             cost.install_remote(report.scheduler_address, args)
-    return identity, figures if isinstance(figures, dict) else None
-
-
-# --- discovery: the user's clusters on registered gateways --------------------------------
-
-
-def discovered_name(gateway_name: str, cluster_name: str) -> str:
-    return f"{gateway_name}-{cluster_name[:8]}"
-
-
-def discover(known_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records for clusters on registered gateways that our registry does not hold.
-
-    Returns (records, notes); a gateway that does not answer gives a note, not an error.
-    Each record carries ``identity`` and ``cost`` read live through the gateway's proxy.
-    """
-    from . import gateway_store
-
-    records, notes = [], []
-    for entry in gateway_store.entries():
-        try:
-            with opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
-                reports = gw.list_clusters()
-        except (AiinfraError, OperationError, OSError) as exc:
-            notes.append(f"gateway {entry['name']}: {exc}")
-            continue
-        for report in reports:
-            if report.name in known_ids:
-                continue
-            identity, figures = scheduler_reports(report, timeout=3)
-            records.append({
-                "name": discovered_name(entry["name"], report.name),
-                "backend": "gateway",
-                "status": "running" if report.status.name == "RUNNING" else report.status.name.lower(),
-                "scheduler_address": report.scheduler_address,
-                "dashboard_link": report.dashboard_link,
-                "owner": {"kind": "gateway", "gateway": entry["name"], "cluster": report.name},
-                "created": report.start_time.timestamp(),
-                "gpus": [],
-                "adapt": None,
-                "identity": identity,
-                "cost": figures,
-            })  # fmt: skip
-    return records, notes
-
-
-def find_discovered(name: str) -> tuple[dict[str, Any], str] | None:
-    """(registered gateway entry, gateway cluster name) for a discovered cluster's name."""
-    from . import gateway_store
-
-    for entry in gateway_store.entries():
-        prefix = f"{entry['name']}-"
-        if not name.startswith(prefix):
-            continue
-        short = name[len(prefix) :]
-        with opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
-            for report in gw.list_clusters():
-                if report.name.startswith(short):
-                    return entry, report.name
-    return None
+    return identity, figures
 
 
 def control(entry: dict[str, Any], cluster: str, action: str, **kwargs: Any) -> str | None:
@@ -332,15 +300,142 @@ def control(entry: dict[str, Any], cluster: str, action: str, **kwargs: Any) -> 
     raise ValueError(f"unknown action {action!r}")
 
 
-def connect_client(entry: dict[str, Any], cluster: str) -> Any:
-    """A distributed Client of a gateway cluster (leaves the cluster running when closed)."""
-    from dask_gateway import GatewayCluster
+# --- the backend ----------------------------------------------------------------------------
 
-    handle = GatewayCluster.from_name(
-        cluster,
-        address=entry["address"],
-        proxy_address=entry.get("proxy_address"),
-        auth=make_auth(entry.get("auth")),
-        shutdown_on_close=False,
+
+def _check_pairs(pairs: tuple[str, ...]) -> tuple[str, ...]:
+    for pair in pairs:
+        key, sep, _ = pair.partition("=")
+        if not sep or not key.strip():
+            raise field_error("option", pair, "KEY=VALUE (see --list-options)")
+    return pairs
+
+
+class GatewayBackend(ClusterBackend):
+    name = "gateway"
+    description = "a cluster from a Dask Gateway (its Kubernetes, YARN, HPC or local backend)"
+    options = (
+        Option(
+            "gateway_address",
+            "the gateway's URL (default: dask config gateway.address)",
+            check=lambda v: check_address("gateway-address", v),
+        ),
+        Option(
+            "proxy_address",
+            "the gateway's scheduler proxy gateway://HOST:PORT (default: gateway.proxy-address)",
+            check=lambda v: check_proxy("proxy-address", v),
+        ),
+        Option(
+            "gateway_auth",
+            "simple (user/password from dask config gateway.auth.kwargs), jupyterhub "
+            "(JUPYTERHUB_API_TOKEN) or kerberos (default: gateway.auth.type)",
+            choices=AUTH_CHOICES,
+        ),
+        Option(
+            "option",
+            "one of the gateway's own cluster options, KEY=VALUE (repeat the flag)",
+            type="list",
+            check=_check_pairs,
+            metavar="KEY=VALUE",
+        ),
+        Option(
+            "list_options",
+            "show what this gateway offers (defaults, allowed values) and start nothing",
+            type="boolean",
+            default=False,
+        ),
     )
-    return handle.get_client(set_as_default=True)
+
+    def unavailable(self) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("dask_gateway") is None:
+            return "dask-gateway is not installed (pip install 'aiinfra[gateway]')"
+        return None
+
+    def validate(self, spec: ClusterSpec) -> None:
+        for key, offered in (("threads", "worker_cores"), ("memory", "worker_memory")):
+            if getattr(spec, key) is not None:
+                raise InputError(
+                    f"{key}: the gateway sizes workers with its own options; use e.g. "
+                    f"--option {offered}=... (see --list-options)",
+                    field=key,
+                )
+
+    def check(self, spec: ClusterSpec) -> None:
+        super().check(spec)
+        connection(spec.options)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.unavailable() is None:  # show the defaults dask's config gives here
+            found = defaults()
+            for option in described["options"]:
+                if found.get(option["name"]) is not None:
+                    option["default"] = found[option["name"]]
+        return described
+
+    def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:
+        from . import cost  # late: imports distributed
+
+        if spec.option("list_options"):
+            raise InputError(
+                "list-options: lists the gateway's options and starts nothing; leave it out to start",
+                field="list_options",
+            )
+        conn = connection(spec.options)
+        notes: list[str] = []
+        with opened(conn["gateway_address"], conn["proxy_address"], conn["gateway_auth"]) as gw:
+            options = gw.cluster_options()
+            apply_options(options, list(spec.option("option") or ()))
+            plugin_idle = None
+            if spec.idle_timeout and "idle_timeout" in options._fields:
+                apply_options(options, [f"idle_timeout={spec.idle_timeout:g}"])
+            elif spec.idle_timeout:
+                plugin_idle = spec.idle_timeout
+                notes.append(
+                    "idle-timeout: this gateway offers no idle_timeout option; "
+                    "the scheduler's own idle check will stop the cluster"
+                )
+            cluster = gw.new_cluster(options, shutdown_on_close=True)
+        handle = GatewayHandle(cluster)
+        handle.idle_timeout = spec.idle_timeout
+        try:
+            cost.install_remote(handle.scheduler_address, handle.connection_args(), plugin_idle)
+            if spec.workers:
+                handle.scale(spec.workers)
+        except BaseException:
+            handle.close()
+            raise
+        return Launched(
+            handle.scheduler_address,
+            handle.dashboard_link,
+            cluster=handle,
+            notes=[*notes, *handle.notes],
+        )
+
+    def control(self, record: dict[str, Any], action: str, **kwargs: Any) -> str | None:
+        """Scale, adapt, stop through the gateway's API (any process); the cap note if capped."""
+        return control(*where(record), action, **kwargs)
+
+    def observe(self, record: dict[str, Any], timeout: float) -> tuple[dict | None, dict | None]:
+        entry, name = where(record)
+        with opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+            report = gw.get_cluster(name)
+        return scheduler_reports(report, timeout)
+
+
+def where(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(gateway entry, gateway cluster name) of a record: ours (from its spec) or discovered."""
+    owner = record.get("owner") or {}
+    if owner.get("kind") == "gateway":
+        from .gateway_store import get
+
+        return get(owner["gateway"]), owner["cluster"]
+    conn = connection(record.get("spec") or {})
+    entry = {
+        "address": conn["gateway_address"],
+        "proxy_address": conn["proxy_address"],
+        "auth": conn["gateway_auth"],
+    }
+    return entry, cluster_id(record["scheduler_address"])

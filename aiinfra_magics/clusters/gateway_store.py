@@ -1,4 +1,4 @@
-"""Registered Dask Gateways: ``aiinfra gateway add NAME URL``, kept in one private JSON file.
+"""Registered Dask Gateways (``aiinfra gateway add NAME URL``) and the clusters found on them.
 
 A registered gateway is asked for the user's clusters by ``cluster list``, so
 clusters started elsewhere (a script, another lab, yesterday) show up too. No
@@ -8,16 +8,14 @@ the environment (``JUPYTERHUB_API_TOKEN``), as for the plain dask-gateway client
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, field_error
-from .spec import NAME_ALLOWED, NAME_PATTERN
+from ..checks import as_name
+from ..errors import InputError, NotFoundError, OperationError, field_error
+from ..paths import aiinfra_home, atomic_write_json
 
 AUTH_CHOICES = ("simple", "jupyterhub", "kerberos")
 URL_PATTERN = re.compile(r"^https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.~/%-]*)?$")
@@ -25,9 +23,7 @@ PROXY_PATTERN = re.compile(r"^(gateway://|tls://)?[A-Za-z0-9_.\-\[\]]+:\d{1,5}$"
 
 
 def store_path() -> Path:
-    from .registry import registry_dir
-
-    return registry_dir().parent / "gateways.json"
+    return aiinfra_home() / "gateways.json"
 
 
 def check_address(field: str, value: Any) -> str:
@@ -59,23 +55,13 @@ def load() -> dict[str, dict[str, Any]]:
 
 
 def _save(data: dict[str, dict[str, Any]]) -> None:
-    path = store_path()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gateways-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:  # mkstemp: 0600 already
-            json.dump(data, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_json(store_path(), data)  # 0600, never half-written
 
 
 def add(
     name: str, address: str, proxy_address: str | None = None, auth: str = "simple"
 ) -> dict[str, Any]:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise field_error("name", name, NAME_ALLOWED)
+    as_name("name", name)
     entry = {
         "name": name,
         "address": check_address("url", address),
@@ -109,8 +95,77 @@ def entries() -> list[dict[str, Any]]:
     return [load()[k] for k in sorted(load())]
 
 
-def by_address(address: str) -> dict[str, Any] | None:
+# --- discovery: the user's clusters on registered gateways --------------------------------
+
+
+def discovered_name(gateway_name: str, cluster_name: str) -> str:
+    return f"{gateway_name}-{cluster_name[:8]}"
+
+
+def found_record(entry: dict[str, Any], report: Any) -> dict[str, Any]:
+    """A registry-like record for a cluster found on gateway ``entry``, read live."""
+    from . import gateway
+
+    identity, figures = gateway.scheduler_reports(report, timeout=3)
+    return {
+        "name": discovered_name(entry["name"], report.name),
+        "backend": "gateway",
+        "status": "running" if report.status.name == "RUNNING" else report.status.name.lower(),
+        "scheduler_address": report.scheduler_address,
+        "dashboard_link": report.dashboard_link,
+        "owner": {"kind": "gateway", "gateway": entry["name"], "cluster": report.name},
+        "created": report.start_time.timestamp(),
+        "gpus": [],
+        "adapt": None,
+        "identity": identity,
+        "cost": figures,
+    }
+
+
+def discover(known_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records for clusters on registered gateways that our registry does not hold.
+
+    Returns (records, notes); a gateway that does not answer gives a note, not an error.
+    """
+    from . import gateway
+
+    records, notes = [], []
     for entry in entries():
-        if entry["address"] == address.rstrip("/"):
-            return entry
+        try:
+            with gateway.opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+                reports = gw.list_clusters()
+        except (InputError, OperationError, OSError) as exc:
+            notes.append(f"gateway {entry['name']}: {exc}")
+            continue
+        records += [found_record(entry, r) for r in reports if r.name not in known_ids]
+    return records, notes
+
+
+def find(name: str) -> dict[str, Any] | None:
+    """The record of a discovered cluster by its shown name (``GATEWAY-ID8``), or None."""
+    from . import gateway
+
+    for entry in entries():
+        prefix = f"{entry['name']}-"
+        if not name.startswith(prefix):
+            continue
+        with gateway.opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+            for report in gw.list_clusters():
+                if discovered_name(entry["name"], report.name) == name:
+                    return found_record(entry, report)
     return None
+
+
+def connect_client(entry: dict[str, Any], cluster: str) -> Any:
+    """A distributed Client of a gateway cluster, through the gateway's TLS proxy."""
+    from distributed import Client
+
+    from . import gateway
+
+    with gateway.opened(entry["address"], entry.get("proxy_address"), entry.get("auth")) as gw:
+        report = gw.get_cluster(cluster)
+    if report.scheduler_address is None:
+        raise OperationError(
+            f"gateway cluster {cluster}: {report.status.name.lower()}, no scheduler"
+        )
+    return Client(report.scheduler_address, security=report.security, set_as_default=True)

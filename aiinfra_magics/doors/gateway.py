@@ -109,3 +109,36 @@ def options(connection: dict[str, Any]) -> Table:
     return Table(
         rows, ("name", "type", "default", "allowed", "label"), "this gateway offers no options"
     )
+
+
+def gateway_options(spec: Any) -> Table:
+    """``cluster start --backend gateway --list-options``: the options of the spec's gateway."""
+    from ..clusters.gateway import connection
+
+    conn = connection(spec.options)
+    return options(
+        {
+            "address": conn["gateway_address"],
+            "proxy_address": conn["proxy_address"],
+            "auth": conn["gateway_auth"],
+        }
+    )
+
+
+def history_table() -> Table:
+    """``cluster history``: ended clusters, newest last."""
+    from ..clusters.history import read_history
+
+    rows = []
+    for item in read_history():
+        used = item.get("cost") or {}
+        rows.append({
+            **item,
+            "lived": f"{(item.get('ended') or 0) - (item.get('created') or 0):.0f}s",
+            "worker_h": used.get("worker_hours"),
+            "core_h": used.get("core_hours"),
+            "gpu_h": used.get("gpu_hours"),
+            "gb_h": used.get("memory_gb_hours"),
+        })  # fmt: skip
+    columns = ("name", "backend", "lived", "reason", "worker_h", "core_h", "gpu_h", "gb_h")
+    return Table(rows, columns, "no ended clusters recorded")

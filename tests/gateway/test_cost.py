@@ -8,7 +8,7 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 
-from aiinfra_magics.clusters import cost
+from aiinfra_magics.clusters import cost, history
 from aiinfra_magics.clusters.rpc import scheduler_call
 
 MEMORY = 256 * 2**20
@@ -127,9 +127,9 @@ def test_installed_through_a_client_counts_workers_already_there():
 
 
 def test_history_is_private_and_survives_a_torn_line(tmp_path):
-    cost.append_history({"name": "a", "worker_hours": 1.5}, tmp_path)
-    with open(cost.history_path(tmp_path), "a") as handle:
+    history.append_history({"name": "a", "worker_hours": 1.5}, tmp_path)
+    with open(history.history_path(tmp_path), "a") as handle:
         handle.write('{"name": "cut')  # a crash mid-write
-    cost.append_history({"name": "b", "worker_hours": 0.5}, tmp_path)
-    assert [e["name"] for e in cost.read_history(tmp_path)] == ["a", "b"]
-    assert cost.history_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    history.append_history({"name": "b", "worker_hours": 0.5}, tmp_path)
+    assert [e["name"] for e in history.read_history(tmp_path)] == ["a", "b"]
+    assert history.history_path(tmp_path).stat().st_mode & 0o777 == 0o600
