@@ -35,14 +35,14 @@ def forget(obj: Any) -> None:
     the stopped loop; raised inside garbage collection, that can land anywhere.
     Dropping the loop runner after our close makes ``__del__`` a no-op.
     """
+    if hasattr(obj, "_loop_runner") or hasattr(obj, "gateway"):
+        with contextlib.suppress(Exception):
+            obj.close()  # a GatewayCluster closes its own Gateway here
     inner = getattr(obj, "gateway", None)
     if inner is not None and inner is not obj:
         forget(inner)
-    if hasattr(obj, "_loop_runner"):
-        with contextlib.suppress(Exception):
-            obj.close()
-        with contextlib.suppress(AttributeError):
-            del obj._loop_runner
+    with contextlib.suppress(AttributeError):
+        del obj._loop_runner
 
 
 def make_auth(kind: str | None) -> Any:

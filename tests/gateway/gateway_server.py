@@ -9,6 +9,7 @@ the gateway would run by default.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from aiinfra_magics.clusters.gateway import forget  # dask-gateway 2026.3 __del__ workaround
 
 PASSWORD = "aiinfra-test"
 MAX_WORKERS = 3  # the gateway's per-cluster cap (tests scale past it on purpose)
@@ -67,21 +70,6 @@ c.Backend.cluster_options = Options(
 """
 
 
-def forget(gateway: object) -> None:
-    """Close a dask_gateway ``Gateway`` (or a ``GatewayCluster``'s) for good.
-
-    dask-gateway 2026.3's ``Gateway.__del__`` closes a second time and raises on the
-    stopped loop; an exception raised inside garbage collection can land anywhere
-    (once it broke pytest's AST compiler). Dropping the loop runner makes __del__ a no-op.
-    """
-    inner = getattr(gateway, "gateway", None)
-    if inner is not None:
-        forget(inner)
-    if hasattr(gateway, "_loop_runner"):
-        gateway.close()
-        del gateway._loop_runner
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -107,15 +95,25 @@ class GatewayServer:
             "DASK_GATEWAY__AUTH__KWARGS__PASSWORD": self.password,
         }
 
-    def client(self, username: str = "tester"):  # noqa: ANN201 - dask_gateway.Gateway
+    def client(self, username: str | None = None):  # noqa: ANN201 - dask_gateway.Gateway
+        """A plain dask-gateway client; by default the same user aiinfra's simple auth is."""
         from dask_gateway import Gateway
         from dask_gateway.auth import BasicAuth
 
         return Gateway(
             self.address,
             proxy_address=self.proxy_address,
-            auth=BasicAuth(username, self.password),
+            auth=BasicAuth(username or getpass.getuser(), self.password),
         )
+
+    @contextlib.contextmanager
+    def opened(self):  # noqa: ANN201
+        """``client()`` closed for good afterwards (see ``forget``)."""
+        gateway = self.client()
+        try:
+            yield gateway
+        finally:
+            forget(gateway)
 
     def log(self) -> str:
         return (self.directory / "server.log").read_text(errors="replace")
