@@ -67,7 +67,7 @@ class Watcher:
 
     def ensure_running(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="aiinfra-idle", daemon=True)
                 self._thread.start()
 
@@ -75,9 +75,11 @@ class Watcher:
         from . import host
 
         while True:
-            names = host.hosted_names()
-            if not names:
-                return
+            with self._lock:  # exit and restart decided under one lock: no cluster goes unwatched
+                names = host.hosted_names()
+                if not names:
+                    self._thread = None
+                    return
             for name in names:
                 entry = host.hosted(name)
                 if entry is None or entry.launched.cluster is None:
@@ -88,15 +90,21 @@ class Watcher:
                         figures(entry.launched.cluster)  # keeps a remote cluster's last figures
                         continue
                 except Exception:  # a gateway that does not answer now may answer next time
-                    logger.debug("watching cluster %s failed", name, exc_info=True)
+                    logger.warning("watching cluster %s failed", name, exc_info=True)
                     continue
                 reason, when = done
                 with contextlib.suppress(Exception):
                     if (entry.registry.read(name) or {}).get("stop_requested"):
                         reason = "stopped"  # by a user, through the backend's own service
                 logger.info("cluster %s ended by itself: %s", name, reason)
-                with contextlib.suppress(Exception):
-                    host.close(name, reason=reason, ended_at=when)
+                # Its own thread: cleaning up after a vanished scheduler can take distributed
+                # 20 s, and the other clusters need watching meanwhile.
+                threading.Thread(
+                    target=host.close,
+                    args=(name,),
+                    kwargs={"reason": reason, "ended_at": when},
+                    name=f"aiinfra-close-{name}",
+                ).start()
             time.sleep(WATCH_INTERVAL_S)
 
 
