@@ -94,6 +94,9 @@ def test_cli_start_capped_scale_list_stop(gateway):
         assert gw.list_clusters() == []
     (ended,) = [e for e in history.read_history() if e["name"] == "cli-gw"]
     assert ended["reason"] == "stopped"
+    shown = json.loads(aiinfra(gateway, "cluster", "history", "--json").stdout)
+    (row,) = [r for r in shown if r["name"] == "cli-gw"]
+    assert row["reason"] == "stopped" and row["cost"]["worker_hours"] > 0
 
 
 def test_list_options_starts_nothing(gateway):
