@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(IS_ROOT),--allow-root,)
 SUDO := $(if $(IS_ROOT),,sudo)
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) notebooks/pipeline/pipeline_magics.ipynb
 
-.PHONY: install lab demo test test-python test-notebooks test-frontend browser lint format clean
+.PHONY: install lab demo test test-python test-notebooks test-frontend system-packages browser lint format clean screenshots mutate
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,17 @@ lab: install
 demo: install
 	$(PY) -m aiinfra_magics.demo
 
-# Debian's chromium for the sidebar test (the playwright package never downloads a browser).
-browser:
-	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+# System packages the tests use, from apt: Debian's chromium for the sidebar test (the
+# playwright package never downloads a browser) and slurm-wlm + munge for the SLURM backend
+# tests (tests/slurm_fixture.py starts a private one-node SLURM from them).
+SYSTEM_COMMANDS := chromium slurmctld slurmd sbatch munged
+SYSTEM_PACKAGES := chromium slurm-wlm munge
+system-packages:
+	@missing=; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || PATH=$$PATH:/usr/sbin command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); fi
+
+browser: system-packages
 
 lint: install
 	$(PY) -m ruff check .
@@ -42,14 +50,31 @@ format: install
 test-frontend: install
 	cd extension && PATH=$(BIN):$$PATH jlpm install && PATH=$(BIN):$$PATH jlpm test
 
-test-python: install browser
-	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider tests
+# Line coverage per package, subprocesses included (CLI runs, daemons, Dask workers, kernels):
+# coverage's `patch = ["subprocess"]` (pyproject.toml) measures every Python child process.
+test-python: install system-packages
+	rm -rf .coverage-data
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --cov --cov-report= tests
+	$(PY) -m coverage combine -q
+	$(PY) tests/coverage_by_package.py
+
+# Mutation testing of the contract modules (not part of `make test`; see docs/testing.md).
+mutate: install
+	rm -rf mutants
+	PATH=$(BIN):$$PATH $(PY) -m mutmut run --max-children 2 || true
+	PATH=$(BIN):$$PATH $(PY) -m mutmut results
 
 # Notebooks run in their own registry so they never meet the user's clusters.
 test-notebooks: install
 	AIINFRA_HOME=$$(mktemp -d) PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
 
 test: lint test-frontend test-python test-notebooks
+
+# Refresh the tracked docs/ images (tests themselves only write screenshots to tmp).
+# docs/lab.png and docs/lab-dark.png: a running cluster, two dashboard plots as panels, the host chart.
+screenshots: install browser
+	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py
+	PATH=$(BIN):$$PATH $(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info aiinfra_magics/labextension extension/lib extension/node_modules

@@ -109,7 +109,7 @@ from aiinfra_magics.errors import AiinfraError
 def used(): return devices.inventory()["gpus"][0]["memory_used"]
 before = used()
 options = json.loads(sys.argv[1])
-session = start_session(JaxSessionSpec.from_options(options), say=lambda t: None)
+session = start_session(JaxSessionSpec.from_options(options))
 import jax, jax.numpy as jnp
 started = used()
 x = jnp.ones((64, 1 << 20), dtype=jnp.float32)  # 256 MiB
@@ -117,7 +117,7 @@ x.block_until_ready()
 allocated = used()
 guard = None
 try:
-    start_session(JaxSessionSpec.from_options({"platform": "gpu", "preallocate": options.get("no_preallocate", False)}), say=lambda t: None)
+    start_session(JaxSessionSpec.from_options({"platform": "gpu", "preallocate": options.get("no_preallocate", False)}))
 except AiinfraError as exc:
     guard = str(exc)
 print(json.dumps({"session": session.to_dict(), "text": str(session), "before": before,

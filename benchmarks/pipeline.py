@@ -3,6 +3,7 @@
     python benchmarks/pipeline.py               # one round of each, then the cached re-run
     python benchmarks/pipeline.py --repeat 3    # alternated rounds, medians
     python benchmarks/pipeline.py --work 0.5    # seconds of CPU work per middle step
+    python benchmarks/pipeline.py --overhead    # overhead vs critical path; 100 steps +/- reuse
 
 The same 8 notebooks (prepare -> six independent steps -> join) run, in the same run of
 this script, as:
@@ -187,13 +188,120 @@ def run_aiinfra(folder: Path, force: bool) -> float:
     return timed(cmd, folder)
 
 
+def critical_path(run: dict) -> float:
+    """Longest chain of step durations through the DAG (what no scheduler can beat)."""
+    steps, best = run["steps"], {}
+
+    def finish(name: str) -> float:
+        if name not in best:
+            step = steps[name]
+            best[name] = (step.get("duration") or 0.0) + max(
+                (finish(u) for u in step.get("upstream", [])), default=0.0
+            )
+        return best[name]
+
+    return max(finish(n) for n in steps)
+
+
+def overhead_case(folder: Path, extra: list[str]) -> dict[str, float]:
+    wall = run_aiinfra_args(folder, ["--force", *extra])
+    run = json.loads(sorted((folder / "runs").glob("*/run.json"))[-1].read_text())
+    path = critical_path(run)
+    first = min(s["start"] for s in run["steps"].values() if s.get("start"))
+    return {
+        "cli": wall,
+        "run": run["duration"],
+        "path": path,
+        "overhead": run["duration"] - path,
+        "first_step_at": first - run["start"],
+    }
+
+
+def run_aiinfra_args(folder: Path, extra: list[str]) -> float:
+    return timed(
+        [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", "pipeline.yaml", *extra], folder
+    )
+
+
+def build_trivial(folder: Path, n: int, reuse: bool) -> None:
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("i = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = i * 2")]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(folder / "t.ipynb"))
+    spec = {
+        "name": "trivial",
+        "defaults": {"kernel_reuse": reuse},
+        "steps": {"t": {"notebook": "t.ipynb", "grid": {"i": list(range(n))}}},
+    }
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def overhead(args: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="aiinfra-bench-"))
+    os.environ.setdefault("AIINFRA_HOME", str(base / "home"))
+    rows: dict[str, list[dict[str, float]]] = {"embedded": [], "cluster": []}
+    trivial: dict[str, list[float]] = {"fresh": [], "reuse": []}
+    name = "bench-pipeline"
+    start = [sys.executable, "-m", "aiinfra_magics", "cluster", "start", name]
+    timed([*start, "--backend", "local", "--workers", "2", "--threads", "1"], ROOT)
+    try:
+        for case in ("embedded", "cluster"):
+            build(base / case, args.work)
+        for reuse in ("fresh", "reuse"):
+            build_trivial(base / reuse, args.steps, reuse == "reuse")
+        for i in range(args.repeat):
+            rows["embedded"].append(overhead_case(base / "embedded", []))
+            rows["cluster"].append(overhead_case(base / "cluster", ["--cluster", name]))
+            for reuse in ("fresh", "reuse") if i % 2 == 0 else ("reuse", "fresh"):
+                overhead_case(base / reuse, [])  # the row below reads its run.json
+                run = json.loads(sorted((base / reuse / "runs").glob("*/run.json"))[-1].read_text())
+                trivial[reuse].append(run["duration"])
+            print(f"round {i + 1} done", file=sys.stderr)
+    finally:
+        subprocess.run([sys.executable, "-m", "aiinfra_magics", "cluster", "stop", name], cwd=ROOT)
+        shutil.rmtree(base, ignore_errors=True)
+    print(
+        f"overhead = run wall time - critical path of step durations; median of {args.repeat}, {os.cpu_count()} cores"
+    )
+    print(
+        "| case | run (run.json) | CLI process | critical path | overhead | first step starts at |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for case, label in (
+        ("embedded", "8 notebooks, temporary local cluster"),
+        ("cluster", "8 notebooks, `--cluster NAME`"),
+    ):
+        med = {k: statistics.median(r[k] for r in rows[case]) for k in rows[case][0]}
+        print(
+            f"| {label} | {med['run']:.2f} s | {med['cli']:.2f} s | {med['path']:.2f} s | "
+            f"{med['overhead']:.2f} s | {med['first_step_at']:.2f} s |"
+        )
+    fresh, reuse = (statistics.median(trivial[k]) for k in ("fresh", "reuse"))
+    print(f"| {args.steps} trivial steps, fresh kernel each | {fresh:.2f} s | | | | |")
+    print(
+        f"| {args.steps} trivial steps, `kernel_reuse: true` | {reuse:.2f} s ({fresh / reuse:.2f}x faster) | | | | |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--work", type=float, default=0.3, help="CPU seconds per middle step")
+    parser.add_argument("--overhead", action="store_true", help="overhead and kernel reuse only")
+    parser.add_argument("--steps", type=int, default=100, help="--overhead: trivial steps")
     args = parser.parse_args()
+    if args.overhead:
+        overhead(args)
+        return
     venv = ploomber_venv()
     base = Path(tempfile.mkdtemp(prefix="aiinfra-bench-"))
     times: dict[str, list[float]] = {"papermill": [], "ploomber": [], "aiinfra": [], "cached": []}

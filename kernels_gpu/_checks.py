@@ -164,6 +164,32 @@ def offsets_device(dev: Device, offsets: Any, n: int) -> Any:
     return ov
 
 
+def host_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+    """The caller's ``out=`` for a host result: a writeable NumPy array of the result's
+    shape and dtype (reusing it saves the page faults of a fresh output each call)."""
+    if out is None:
+        return None
+    want = f"a writeable NumPy array of shape {tuple(shape)} and dtype {np.dtype(dtype)}"
+    if not isinstance(out, np.ndarray) or not out.flags.writeable:
+        raise field_error("out", type(out).__name__, want)
+    if tuple(out.shape) != tuple(shape) or out.dtype != np.dtype(dtype):
+        raise field_error("out", f"shape {out.shape} dtype {out.dtype}", want)
+    return out
+
+
+def device_out(dev: Device, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
+    """(object to return, numba view) of the caller's GPU ``out=``, or a new array."""
+    if out is None:
+        return dev.empty(shape, dtype)
+    want = f"a GPU array of shape {tuple(shape)} and dtype {np.dtype(dtype)}"
+    if device_kind(out) is None:
+        raise field_error("out", "a host array", want)
+    ov = dev.view(out, "out")
+    if tuple(ov.shape) != tuple(shape) or np.dtype(ov.dtype) != np.dtype(dtype):
+        raise field_error("out", f"shape {tuple(ov.shape)} dtype {ov.dtype}", want)
+    return out, ov
+
+
 def one_dim(a: Any, field: str) -> None:
     if a.ndim != 1:
         raise field_error(field, f"shape {tuple(a.shape)}", "a 1-D array")

@@ -62,6 +62,27 @@ def reg_config(cols: int) -> tuple[int, int] | None:
     return (nt, k) if k <= REG_MAX_K else None
 
 
+def row_plan(op: str, dtype: np.dtype, rows: int, cols: int) -> tuple[object, int, int]:
+    """(kernel, grid, threads per block) for ``op`` in softmax, lse, layer_norm: chosen
+    once per call shape, so a repeated call skips the layout choice and kernel lookup."""
+    return _row_plan(op, dtype, rows, cols, REG_MAX_K)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_plan(op: str, dtype: np.dtype, rows: int, cols: int, _max_k: int) -> tuple:
+    # _max_k keys the cache on REG_MAX_K, which tests lower to force the streaming path
+    reg = reg_config(cols)
+    grid = grid_for(rows)
+    if op == "layer_norm":
+        if reg is not None:
+            return layer_norm_reg_kernel(dtype, reg[1], reg[0]), grid, reg[0]
+        return layer_norm_kernel(dtype), grid, threads_for(cols)
+    log = op == "lse"
+    if reg is not None:
+        return softmax_reg_kernel(dtype, log, reg[1], reg[0]), grid, reg[0]
+    return softmax_kernel(dtype, log), grid, threads_for(cols)
+
+
 def _nan_max(a, b):
     """max that keeps NaN once seen (NaN fails every comparison, so test it apart)."""
     return b if (a == a and (b != b or b > a)) else a

@@ -30,7 +30,7 @@ from . import _cpu
 METRICS = ("l2", "ip", "cosine")
 
 
-def softmax(x: Any, axis: int = -1, *, stream: Any = None) -> Any:
+def softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any:
     """Numerically stable softmax along ``axis``.
 
     GPU: one block per row; rows up to 16384 long are held in registers (one read of
@@ -41,55 +41,81 @@ def softmax(x: Any, axis: int = -1, *, stream: Any = None) -> Any:
     NaN policy: a row holding NaN or +inf becomes all NaN; a row of only -inf is NaN
     (0/0). Empty rows give empty output. dtypes and strides: see the module rules
     (float32 stays float32). The CPU twin's vectorised exp is within ~1e-14 relative and
-    flushes terms under exp(-708) to 0.
+    flushes terms under exp(-708) to 0; float32 input is computed in float32 (exp within
+    2 ulp, sums in float64), as on the GPU.
+
+    ``out=``: an array of the result's shape and dtype on the input's side (NumPy for
+    host input, a GPU array for GPU input), written and returned; reusing it across calls
+    saves the allocation and, on the CPU, its first-touch page faults.
     """
-    return _lse(x, axis, stream, log=False)
+    return _lse(x, axis, stream, log=False, out=out)
 
 
-def logsumexp(x: Any, axis: int = -1, *, stream: Any = None) -> Any:
+def logsumexp(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any:
     """``log(sum(exp(x)))`` along ``axis`` without overflow; same pass structure as
-    :func:`softmax`. NaN -> NaN, any +inf -> +inf, only -inf or empty -> -inf."""
-    return _lse(x, axis, stream, log=True)
+    :func:`softmax`. NaN -> NaN, any +inf -> +inf, only -inf or empty -> -inf.
+    ``out=``: as for :func:`softmax`."""
+    return _lse(x, axis, stream, log=True, out=out)
 
 
-def _lse(x: Any, axis: Any, stream: Any, log: bool) -> Any:
+def _host_rows_out(out: np.ndarray | None, shape: tuple[int, ...], ax: int, dt: Any) -> Any:
+    """``out`` as the (rows, cols) array the twin writes, or None when a temporary is
+    needed (another axis, or a strided ``out``): the result is then copied into it."""
+    if out is None or ax != len(shape) - 1 or not out.flags.c_contiguous:
+        return None
+    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    return out.reshape(rows, shape[-1] if shape else 1)
+
+
+def _lse(x: Any, axis: Any, stream: Any, log: bool, out: Any = None) -> Any:
     dev, xa = ck.split(x, "x", stream)
     ax = ck.axis_of(axis, xa.ndim)
-    out_shape = tuple(s for i, s in enumerate(xa.shape) if i != ax) if log else None
+    out_shape = tuple(s for i, s in enumerate(xa.shape) if i != ax) if log else tuple(xa.shape)
     if dev is None:
         x2 = ck.rows_host(ck.host_float(xa, "x"), ax)
+        user = ck.host_out(out, out_shape, x2.dtype)
         if log:
-            out = np.empty(x2.shape[0], x2.dtype)
+            res = np.empty(x2.shape[0], x2.dtype) if user is None else user.reshape(-1)
             if x2.shape[0]:
-                _cpu.logsumexp(x2, out)
-            return _from_host(out.reshape(out_shape), x)
-        out = np.empty_like(x2)
+                _cpu.logsumexp(x2, res)
+            if user is not None and not np.shares_memory(res, user):
+                user[...] = res.reshape(out_shape)
+            return user if user is not None else _from_host(res.reshape(out_shape), x)
+        direct = _host_rows_out(user, out_shape, ax, x2.dtype)
+        res = direct if direct is not None else np.empty_like(x2)
         if x2.size:
-            _cpu.softmax(x2, out)
+            _cpu.softmax(x2, res)
+        if direct is not None:
+            return user
         moved = np.moveaxis(xa, ax, -1).shape
-        return _from_host(np.moveaxis(out.reshape(moved), -1, ax), x)
+        result = np.moveaxis(res.reshape(moved), -1, ax)
+        if user is not None:
+            user[...] = result
+            return user
+        return _from_host(result, x)
     dt = ck.real_dtype(xa, "x", gpu=True)
     from . import _cuda_rows as cr
 
     x2 = ck.rows_device(xa, ax)
+    obj, ov = ck.device_out(dev, out, out_shape, dt)
     if log:
-        obj, ov = dev.empty(out_shape, dt)
-        ov2 = ov.reshape(x2.shape[0])
+        ov2 = ov.reshape(x2.shape[0]) if ov.ndim != 1 else ov
     else:
-        obj, ov = dev.empty(xa.shape, dt)
         ov2 = ck.rows_device(ov, ax)
     if x2.shape[0]:
-        reg = cr.reg_config(x2.shape[1])
-        if reg is not None:
-            kern, tpb = cr.softmax_reg_kernel(dt, log, reg[1], reg[0]), reg[0]
-        else:
-            kern, tpb = cr.softmax_kernel(dt, log), cr.threads_for(x2.shape[1])
-        dev.launch(kern, cr.grid_for(x2.shape[0]), tpb, x2, ov2)
-    return dev.wrap(obj)
+        kern, grid, tpb = cr.row_plan("lse" if log else "softmax", dt, *x2.shape)
+        dev.launch(kern, grid, tpb, x2, ov2)
+    return obj if out is not None else dev.wrap(obj)
 
 
 def layer_norm(
-    x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5, *, stream: Any = None
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    out: Any = None,
+    stream: Any = None,
 ) -> Any:
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis, fused.
 
@@ -99,6 +125,7 @@ def layer_norm(
     ``gamma``/``beta``: None or shape ``(x.shape[-1],)``, any array kind on the input's
     side. ``eps >= 0``. NaN in a row makes the row NaN; a constant row with ``eps=0`` is
     NaN (0/0). dtypes: see the module rules. Empty input gives empty output.
+    ``out=``: as for :func:`softmax`.
     """
     dev, xa = ck.split(x, "x", stream)
     ck.axis_of(-1, xa.ndim)
@@ -120,29 +147,30 @@ def layer_norm(
         empty = np.empty(0, dt)
         g = empty if g is None else np.ascontiguousarray(g, dtype=dt)
         b = empty if b is None else np.ascontiguousarray(b, dtype=dt)
-        out = np.empty_like(x2)
+        user = ck.host_out(out, tuple(xa.shape), dt)
+        direct = _host_rows_out(user, tuple(xa.shape), xa.ndim - 1, dt)
+        res = direct if direct is not None else np.empty_like(x2)
         if x2.size:
-            _cpu.layer_norm(x2, g, b, eps, out)
-        return _from_host(out.reshape(xa.shape), x)
+            _cpu.layer_norm(x2, g, b, eps, res)
+        if user is None:
+            return _from_host(res.reshape(xa.shape), x)
+        if direct is None:
+            user[...] = res.reshape(xa.shape)
+        return user
     dt = ck.real_dtype(xa, "x", gpu=True)
     from . import _cuda_rows as cr
 
     x2 = ck.rows_device(xa, xa.ndim - 1)
-    obj, ov = dev.empty(xa.shape, dt)
+    obj, ov = ck.device_out(dev, out, tuple(xa.shape), dt)
     ov2 = ck.rows_device(ov, xa.ndim - 1)
     use_g, use_b = g is not None, b is not None
     if x2.shape[0] and cols:
         g = g if use_g else x2[0]  # placeholders the kernel never reads
         b = b if use_b else x2[0]
-        reg = cr.reg_config(cols)
-        if reg is not None:
-            kern, tpb = cr.layer_norm_reg_kernel(dt, reg[1], reg[0]), reg[0]
-        else:
-            kern, tpb = cr.layer_norm_kernel(dt), cr.threads_for(cols)
+        kern, grid, tpb = cr.row_plan("layer_norm", dt, x2.shape[0], cols)
         eps_t = dt.type(eps)
-        grid = cr.grid_for(x2.shape[0])
         dev.launch(kern, grid, tpb, x2, g, b, use_g, use_b, eps_t, ov2)
-    return dev.wrap(obj)
+    return obj if out is not None else dev.wrap(obj)
 
 
 def pairwise_topk(

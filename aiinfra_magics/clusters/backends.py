@@ -33,6 +33,7 @@ BUILTIN_BACKENDS = {
     "cuda": "aiinfra_magics.clusters.cuda:CudaBackend",
     "address": "aiinfra_magics.clusters.address:AddressBackend",
     "gateway": "aiinfra_magics.clusters.gateway:GatewayBackend",
+    "slurm": "aiinfra_magics.clusters.slurm:SlurmBackend",
 }
 OPTION_TYPES = ("string", "integer", "number", "boolean", "size", "list")
 
@@ -153,7 +154,7 @@ class ClusterBackend(ABC):
 
         Raises OSError/TimeoutError when the scheduler does not answer.
         """
-        from .cost import observe
+        from .rpc import observe
 
         return observe(record["scheduler_address"], timeout)
 
@@ -163,6 +164,14 @@ class ClusterBackend(ABC):
         The default raises NotImplementedError: the owner's scheduler handler does it.
         """
         raise NotImplementedError
+
+    def dry_run(self, spec: ClusterSpec) -> str | None:
+        """Text to print instead of starting (e.g. a batch job script), or None to start."""
+        return None
+
+    def live_details(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Extra live state for ``cluster status`` (e.g. batch jobs); any process may ask."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """JSON for ``GET aiinfra/api/backends`` and the sidebar's start dialog."""

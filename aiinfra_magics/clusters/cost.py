@@ -19,8 +19,8 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .history import FIGURES
+from .rpc import COST_OP  # one name for the handler and its callers
 
-COST_OP = "aiinfra_cost"
 PLUGIN_NAME = "aiinfra-cost"
 GB = 1e9
 
@@ -186,29 +186,6 @@ def arm_idle(scheduler: Any, timeout: float | None) -> None:
     if timeout:
         scheduler.idle_since = None  # first, so the old clock never meets the new timeout
         scheduler.idle_timeout = timeout
-
-
-def observe(
-    address: str, timeout: float, connection_args: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(identity, cost report or None) of a scheduler in one connection; OSError if unreachable."""
-    from distributed.core import rpc
-
-    from .rpc import _run
-
-    async def both() -> tuple[dict[str, Any], Any]:
-        async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
-            identity = await remote.identity()
-            # A scheduler without the plugin answers None (and logs a warning).
-            return identity, await remote.aiinfra_cost()
-
-    try:
-        identity, figures = _run(both, timeout)
-    except Exception as exc:  # CommClosedError and friends: the scheduler is not there
-        if isinstance(exc, (OSError, TimeoutError)):
-            raise
-        raise OSError(f"{address}: {exc}") from None
-    return identity, figures if isinstance(figures, dict) else None
 
 
 def install_remote(

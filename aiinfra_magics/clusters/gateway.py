@@ -22,6 +22,7 @@ from ..errors import AiinfraError, InputError, OperationError, field_error
 from . import history
 from .backends import ClusterBackend, Launched, Option
 from .gateway_store import AUTH_CHOICES, check_address, check_proxy
+from .rpc import observe
 from .spec import ClusterSpec
 
 # dask-gateway's warning when a request passes the gateway's per-cluster limit.
@@ -242,11 +243,10 @@ class GatewayHandle:
 
     def aiinfra_figures(self, ended_at: float | None = None) -> dict[str, Any] | None:
         """The cost report now; after the end, the last one carried on to ``ended_at``."""
-        from . import cost  # late: imports distributed
 
         if ended_at is None:
             with contextlib.suppress(OSError, TimeoutError):
-                _, figures = cost.observe(self.scheduler_address, 5.0, self.connection_args())
+                _, figures = observe(self.scheduler_address, 5.0, self.connection_args())
                 if figures is not None:
                     self.last_figures = figures
             return self.last_figures
@@ -276,7 +276,7 @@ def scheduler_reports(report: Any, timeout: float = 5.0) -> tuple[dict | None, d
         return None, None
     args = report.security.get_connection_args("client")
     try:
-        identity, figures = cost.observe(report.scheduler_address, timeout, args)
+        identity, figures = observe(report.scheduler_address, timeout, args)
     except (OSError, TimeoutError):
         return None, None
     if figures is None:
@@ -374,6 +374,22 @@ class GatewayBackend(ClusterBackend):
                 if found.get(option["name"]) is not None:
                     option["default"] = found[option["name"]]
         return described
+
+    def dry_run(self, spec: ClusterSpec) -> str | None:
+        """``--list-options``: what this gateway offers, with defaults and allowed values."""
+        if not spec.option("list_options"):
+            return None
+        conn = connection(spec.options)
+        with opened(conn["gateway_address"], conn["proxy_address"], conn["gateway_auth"]) as gw:
+            rows = options_table(gw.cluster_options())
+        if not rows:
+            return "this gateway offers no options"
+        columns = ("name", "type", "default", "allowed", "label")
+        cells = [list(columns), *([str(r[c]) for c in columns] for r in rows)]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells
+        )
 
     def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:
         from . import cost  # late: imports distributed

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .history import rounded
 
@@ -21,6 +24,28 @@ FIELDS = (
     "name", "backend", "status", "scheduler_address", "dashboard_link", "workers",
     "threads", "memory", "gpus", "adapt", "owner", "created", "cost",
 )  # fmt: skip
+
+
+#: Backends whose workers all run on the machine of the record's owner.
+ONE_MACHINE_BACKENDS = ("local", "cuda")
+
+
+def _machine_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def memory_that_exists(record: dict[str, Any], limits: int) -> int:
+    """The workers' memory limits, but no more than the machine has when they share this machine.
+
+    Dask's ``memory_limit="auto"`` gives each worker total/n at start; scaling up keeps that
+    share per worker, so the limits can add up to more memory than exists (issue 14 item 8).
+    """
+    owner = record.get("owner") or {}
+    if record.get("backend") in ONE_MACHINE_BACKENDS and owner.get("host") == socket.gethostname():
+        return min(limits, _machine_memory())
+    return limits
 
 
 def cluster_to_dict(
@@ -43,13 +68,26 @@ def cluster_to_dict(
         "dashboard_link": record.get("dashboard_link"),
         "workers": len(workers),
         "threads": sum(int(w.get("nthreads", 0)) for w in workers.values()),
-        "memory": sum(int(w.get("memory_limit") or 0) for w in workers.values()),
+        "memory": memory_that_exists(
+            record, sum(int(w.get("memory_limit") or 0) for w in workers.values())
+        ),
         "gpus": list(record.get("gpus") or []),
         "adapt": record.get("adapt"),
         "owner": owner,
         "created": record.get("created"),
         "cost": rounded(figures),  # worker/core/GPU/memory-GB hours so far; idle clock
     }
+
+
+def _job_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """A batch backend's queue (``live_details``): a summary, then one row per job."""
+    rows = [("jobs", str(d["queue"]))] if d.get("queue") else []
+    for job in d.get("jobs") or []:
+        extra = job.get("reason") or job.get("time_left") or ""
+        where = f" on {job['node']}" if job.get("node") else ""
+        rows.append((f"  {job['job_id']}", f"{job['state'].lower()}{where} {extra}".rstrip()))
+    rows += [("submit error", str(e)) for e in d.get("submit_errors") or []]
+    return rows
 
 
 @dataclass
@@ -85,6 +123,7 @@ class ClusterInfo:
                 f"{owner.get('kind', '?')} pid {owner.get('pid', '?')} on {owner.get('host', '?')}",
             ),
             ("dashboard", d["dashboard_link"] or "-"),
+            *_job_rows(d),
             *cost_rows(d.get("cost")),
             *(("note", note) for note in d.get("notes", ())),
         ]
@@ -99,7 +138,10 @@ class ClusterInfo:
     def _repr_html_(self) -> str:
         cells = []
         for key, value in self.rows():
-            value_html = link_html(value) if key == "dashboard" else html.escape(value)
+            if key == "dashboard":
+                value_html = dashboard_html(self.data["name"], self.data["dashboard_link"])
+            else:
+                value_html = html.escape(value)
             cells.append(
                 f"<tr><th style='text-align:left'>{html.escape(key)}</th>"
                 f"<td style='text-align:left'>{value_html}</td></tr>"
@@ -127,10 +169,57 @@ def cost_rows(cost: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
+@functools.lru_cache(maxsize=1)
+def jupyter_base_url() -> str | None:
+    """The base_url of the Jupyter server this kernel runs under, or None outside one.
+
+    JupyterHub tells its single-user servers (and their kernels) their prefix; otherwise
+    the server that started this process is found among the running servers by pid.
+    """
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if prefix:
+        return prefix if prefix.endswith("/") else prefix + "/"
+    try:
+        import psutil
+        from jupyter_server.serverapp import list_running_servers
+
+        ancestors = {p.pid for p in psutil.Process().parents()}
+        for server in list_running_servers():
+            if server.get("pid") in ancestors:
+                return server.get("base_url") or "/"
+    except Exception:  # noqa: BLE001 - no server, unreadable runtime dir: raw links then
+        return None
+    return None
+
+
+def proxied_dashboard(name: str, link: str | None) -> str | None:
+    """The dashboard through the server extension's proxy (same origin as the lab), if under one.
+
+    The browser reaches it wherever the lab is (JupyterHub, a remote or SSH-forwarded server),
+    unlike the raw ``http://127.0.0.1:PORT`` link.
+    """
+    base = jupyter_base_url()
+    if not base or not link or urlsplit(link).scheme not in ("http", "https"):
+        return None
+    path = urlsplit(link).path.lstrip("/") or "status"
+    return f"{base.rstrip('/')}/aiinfra/dashboard/{quote(name, safe='')}/{quote(path, safe='/')}"
+
+
+def dashboard_html(name: str, link: str | None, text: str | None = None) -> str:
+    """The dashboard link for notebook output: through the proxy when possible, raw beside it."""
+    if not link:
+        return "-"
+    proxied = proxied_dashboard(name, link)
+    if proxied is None:
+        return link_html(link, text)
+    return f"{link_html(proxied, text or proxied)} (direct: {link_html(link)})"
+
+
 def link_html(url: str, text: str | None = None) -> str:
     """An escaped link for http(s) URLs; anything else (``javascript:``...) as plain text."""
     shown = html.escape(text if text is not None else url)
-    if urlsplit(url).scheme not in ("http", "https"):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") and not (url.startswith("/") and not parts.netloc):
         return shown
     return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{shown}</a>'
 

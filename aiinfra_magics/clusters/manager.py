@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from . import gateway_store, host
 from .backends import ClusterBackend, get_backend, resolve_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict
 from .registry import DamagedRecord, Registry, record_alive
-from .rpc import CONTROL_OP, scheduler_call
+from .rpc import CONTROL_OP, observe_many, scheduler_call
 from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
@@ -151,15 +150,30 @@ class ClusterManager:
                 identity, figures = backend.observe(record, IDENTITY_TIMEOUT_S)
             except (OSError, TimeoutError, AiinfraException):
                 identity = None
-        return ClusterInfo(cluster_to_dict(record, identity, figures))
+        data = cluster_to_dict(record, identity, figures)
+        data.update(_live_details(record))
+        return ClusterInfo(data)
 
     def list_clusters(self) -> ClusterList:
         """Every live cluster; damaged records are named in ``problems`` and skipped."""
-        self.registry.prune()
         records, damaged = self.registry.scan()
-        # One scheduler round trip each, concurrently: a long registry stays quick to list.
-        with ThreadPoolExecutor(max_workers=min(16, len(records) or 1)) as pool:
-            infos = list(pool.map(self._info, records))
+        records = self.registry.live(records)  # each address probed once, concurrently
+
+        # One identity call per distinct scheduler, all at once: a long registry lists quickly.
+        def asked(r: dict[str, Any]) -> str | None:
+            running = r.get("status") == "running"
+            return r.get("scheduler_address") if running else None
+
+        # Backends that read their schedulers their own way (a gateway's TLS proxy) go one by one.
+        own = [r for r in records if _observes_itself(r)]
+        wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
+        seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
+        infos = [
+            self._info(r)
+            if r in own
+            else ClusterInfo(cluster_to_dict(r, *seen.get(asked(r) or "", (None, None))))
+            for r in records
+        ]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
         ]
@@ -295,6 +309,17 @@ class ClusterManager:
         return [self.stop(info.name) for info in self.list_clusters()]
 
 
+def _observes_itself(record: dict[str, Any]) -> bool:
+    try:
+        return type(get_backend(record["backend"])).observe is not ClusterBackend.observe
+    except AiinfraException:
+        return False
+
+
+def _observes_itself_at(own: list[dict[str, Any]], address: str) -> bool:
+    return any(r.get("scheduler_address") == address for r in own)
+
+
 def cap_of(note: str | None) -> int | None:
     """The worker limit a gateway's "capped" note names."""
     from .gateway import cap_of as parse
@@ -376,6 +401,14 @@ def start_detached(
 
 def list_clusters() -> ClusterList:
     return ClusterManager().list_clusters()
+
+
+def _live_details(record: dict[str, Any]) -> dict[str, Any]:
+    """The backend's live extras (a batch queue's jobs); never fails a status call."""
+    try:
+        return get_backend(record.get("backend") or "").live_details(record)
+    except Exception as exc:  # a broken plugin must not hide the cluster
+        return {"details_error": f"{type(exc).__name__}: {exc}"}
 
 
 def status(name: str) -> ClusterInfo:

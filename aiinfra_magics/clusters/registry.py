@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +74,61 @@ def owner_alive(owner: dict[str, Any] | None) -> bool | None:
         return False
 
 
-def record_alive(record: dict[str, Any]) -> bool:
-    """Does this record still describe a cluster someone can reach?"""
+#: Probes in flight at once when many records are checked (each waits on a socket, not a CPU).
+MAX_PROBES = 32
+
+
+class Probes:
+    """One round of liveness checks over many records: each scheduler address is probed once
+    (all concurrently) and each owner process looked up once, so a long registry (or many
+    records of one scheduler) costs about one probe, not one per record.
+    """
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        addresses = sorted({r.get("scheduler_address") or "" for r in records})
+        if len(addresses) <= 1:
+            self._reachable = {a: tcp_reachable(a) for a in addresses}
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_PROBES, len(addresses))) as pool:
+                self._reachable = dict(zip(addresses, pool.map(tcp_reachable, addresses)))
+        self._owners: dict[Any, bool | None] = {}
+
+    def reachable(self, address: str) -> bool | None:
+        if address not in self._reachable:
+            self._reachable[address] = tcp_reachable(address)
+        return self._reachable[address]
+
+    def owner_alive(self, owner: dict[str, Any] | None) -> bool | None:
+        key = None if not owner else (owner.get("host"), owner.get("pid"), owner.get("started"))
+        if key not in self._owners:
+            self._owners[key] = owner_alive(owner)
+        return self._owners[key]
+
+
+def record_alive(record: dict[str, Any], probes: Probes | None = None) -> bool:
+    """Does this record still describe a cluster someone can reach?
+
+    ``probes``: the checks of a whole listing (see :class:`Probes`); without it,
+    this record's owner and address are checked now.
+    """
+    probe = probes.reachable if probes is not None else tcp_reachable
+    alive_owner = probes.owner_alive if probes is not None else owner_alive
+
     if not record.get("owner") and not record.get("scheduler_address"):
         return False  # nobody to ask and nowhere to look: expire it
     if (record.get("owner") or {}).get("kind") == "external":
         # Nobody here owns an external scheduler: it lives as long as it answers.
-        return tcp_reachable(record.get("scheduler_address", "")) is not False
-    alive = owner_alive(record.get("owner"))
+        return probe(record.get("scheduler_address", "")) is not False
+    alive = alive_owner(record.get("owner"))
     if alive is False:
         return False
     if record.get("status") == "starting":
         # A start in progress on another host: keep it unless it is very old.
         return alive is True or time.time() - record.get("created", 0) < 600
-    reachable = tcp_reachable(record.get("scheduler_address", ""))
-    if reachable is None:
+    answer = probe(record.get("scheduler_address", ""))
+    if answer is None:
         return alive is not False
-    return reachable
+    return answer
 
 
 class Registry:
@@ -188,7 +227,8 @@ class Registry:
     def free_name(self, base: str) -> str:
         """``base``, or ``base-2``, ``base-3``... whichever no live record holds."""
         records, damaged = self.scan()
-        taken = {r["name"] for r in records if record_alive(r)} | set(damaged)
+        probes = Probes(records)
+        taken = {r["name"] for r in records if record_alive(r, probes)} | set(damaged)
         if base not in taken:
             return base
         n = 2
@@ -196,14 +236,28 @@ class Registry:
             n += 1
         return f"{base}-{n}"
 
+    def live(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records that are alive (addresses probed concurrently); the dead ones are removed."""
+        probes = Probes(records)
+        alive = [record_alive(r, probes) for r in records]
+        self.remove_dead([r for r, ok in zip(records, alive) if not ok])
+        return [r for r, ok in zip(records, alive) if ok]
+
+    def remove_dead(self, dead: list[dict[str, Any]]) -> list[str]:
+        """Remove records judged dead, unless rewritten since (then judged again)."""
+        dropped = []
+        if not dead:
+            return dropped
+        with self.lock():
+            for record in dead:
+                again = self.read(record["name"])
+                if again is not None and (again == record or not record_alive(again)):
+                    self.remove(record["name"])
+                    dropped.append(record["name"])
+        return dropped
+
     def prune(self) -> list[str]:
         """Drop records whose cluster no longer answers; return their names."""
-        dropped = []
-        for record in self.records():
-            if not record_alive(record):
-                with self.lock():
-                    again = self.read(record["name"])
-                    if again is not None and not record_alive(again):
-                        self.remove(record["name"])
-                        dropped.append(record["name"])
-        return dropped
+        records = self.records()
+        probes = Probes(records)
+        return self.remove_dead([r for r in records if not record_alive(r, probes)])

@@ -11,8 +11,14 @@ import argparse
 from typing import Any
 
 from ..checks import as_int
-from ..clusters.backends import ClusterBackend, Option, backend_names, loadable_backends
-from ..clusters.info import link_html
+from ..clusters.backends import (
+    ClusterBackend,
+    Option,
+    backend_names,
+    get_backend,
+    loadable_backends,
+)
+from ..clusters.info import dashboard_html, proxied_dashboard
 from ..clusters.manager import ClusterManager, connect_address
 from ..clusters.spec import COMMON_FIELDS, ClusterSpec
 from ..errors import InputError
@@ -141,10 +147,11 @@ def _out(result: Any, args: argparse.Namespace) -> Any:
 
 def _start(args: argparse.Namespace, ctx: Context) -> Any:
     spec = ClusterSpec.from_options(_options(args))
-    if spec.option("list_options"):  # gateway: what it offers, instead of starting
-        from .gateway import gateway_options
-
-        return _out(gateway_options(spec), args)
+    if spec.backend != "auto":  # e.g. slurm --dry-run: show the job script, start nothing
+        preview = get_backend(spec.backend).dry_run(spec.with_changes(name=spec.name or "NAME"))
+        if preview is not None:
+            ctx.show(preview)  # the result itself: stdout in the CLI
+            return None
     manager = ClusterManager()
     if ctx.door == "magic":
         if not args.client_var.isidentifier():
@@ -227,5 +234,8 @@ def _dashboard(args: argparse.Namespace, ctx: Context) -> Any:
     if ctx.door == "magic":
         from IPython.display import HTML
 
-        return HTML(link_html(link, f"Dask dashboard of {args.name}: {link}"))
+        proxied = proxied_dashboard(args.name, link)
+        return HTML(
+            dashboard_html(args.name, link, f"Dask dashboard of {args.name}: {proxied or link}")
+        )
     return link

@@ -111,20 +111,6 @@ def options(connection: dict[str, Any]) -> Table:
     )
 
 
-def gateway_options(spec: Any) -> Table:
-    """``cluster start --backend gateway --list-options``: the options of the spec's gateway."""
-    from ..clusters.gateway import connection
-
-    conn = connection(spec.options)
-    return options(
-        {
-            "address": conn["gateway_address"],
-            "proxy_address": conn["proxy_address"],
-            "auth": conn["gateway_auth"],
-        }
-    )
-
-
 def history_table() -> Table:
     """``cluster history``: ended clusters, newest last."""
     from ..clusters.history import read_history

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import keyword
 from pathlib import Path
 from typing import Any
 
-from ..errors import AiinfraError
+from ..errors import AiinfraError, field_error
 from .words import Context
 
 
@@ -26,7 +27,14 @@ def run_jax(args: argparse.Namespace, ctx: Context) -> Any:
             "force": args.force,
         }
     )
-    session = start_session(spec, namespace=ctx.namespace, say=ctx.say)
+    session = start_session(spec)
+    for note in session.notes:
+        ctx.say(note)
+    if ctx.namespace is not None:  # the magic binds what the session set up
+        import jax
+
+        ctx.namespace["jax"] = jax
+        ctx.namespace["mesh"] = session.mesh
     return session.to_dict() if ctx.door == "cli" and args.json else session
 
 
@@ -55,7 +63,17 @@ def run_spmd(args: argparse.Namespace, ctx: Context) -> Any:
             "timeout": args.timeout,
         }
     )
-    return run_cell(code, options, say=ctx.say)
+    out = args.out
+    if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
+        raise field_error("out", out, "a Python variable name")
+    if out is not None and ctx.namespace is None:
+        raise AiinfraError("out: only in a notebook (%%aiinfra spmd --out NAME)", field="out")
+    hidden = getattr(ctx.shell, "user_ns_hidden", ())
+    values = run_cell(code, options, say=ctx.say, namespace=ctx.namespace, hidden=hidden)
+    if out is not None:  # one value per process, by process id
+        ctx.namespace[out] = values
+        return None
+    return None if all(v is None for v in values) else values
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -98,5 +116,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--cpu-devices", metavar="N", help="CPU devices per process (platform cpu), default 1"
     )
     spmd.add_argument("--timeout", metavar="S", help="seconds before every process is stopped")
+    spmd.add_argument(
+        "--out", metavar="NAME", help="bind the per-process results (a list, by process id) to NAME"
+    )
     spmd.add_argument("file", nargs="?", help="(CLI) a Python file to run instead of a cell")
     spmd.set_defaults(run=run_spmd)

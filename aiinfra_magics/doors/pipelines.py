@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import AiinfraError, OperationError
 from ..pipelines.dag import apply_overrides, expand
+from ..pipelines.params import collect
 from ..pipelines.record import RunRecord
 from ..pipelines.report import Picture, ReportFile, dag_svg, write_report
 from ..pipelines.spec import PipelineSpec
@@ -27,18 +28,54 @@ def _positive(text: str) -> int:
     return value
 
 
-PARAM_HELP = "override a parameter: KEY=VALUE for every step that has KEY, or STEP.KEY=VALUE"
+PARAM_HELP = (
+    "override a parameter, typed as papermill's -p types it: KEY=VALUE for every step that "
+    "has KEY, or STEP.KEY=VALUE"
+)
 
 
-def _params(parser: argparse.ArgumentParser, help: str = PARAM_HELP) -> None:
+def _params(
+    parser: argparse.ArgumentParser, help: str = PARAM_HELP, papermill: bool = False
+) -> None:
+    names = ["-p", "--param"] + (["--parameters"] if papermill else [])
     parser.add_argument(
-        "-p",
-        "--param",
-        dest="params",
+        *names, dest="params", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+    if not papermill:
+        return
+    # papermill's other parameter sources, by papermill's names.
+    parser.add_argument(
+        "-r",
+        "--parameters_raw",
+        dest="raw",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help=help,
+        help="a parameter kept as the raw string",
+    )
+    parser.add_argument(
+        "-y",
+        "--parameters_yaml",
+        dest="yaml_params",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="parameters as a YAML mapping (KEY or STEP.KEY: VALUE)",
+    )
+    parser.add_argument(
+        "-f",
+        "--parameters_file",
+        dest="param_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="parameters from a YAML file (local or any papermill URL)",
+    )
+    parser.add_argument(
+        "-k",
+        "--kernel",
+        metavar="NAME",
+        help="kernel for every step (default: each notebook's kernelspec)",
     )
 
 
@@ -53,7 +90,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--cluster", metavar="NAME", help="a registered cluster (default: a temporary local one)"
     )
-    _params(run)
+    _params(run, papermill=True)
+    run.add_argument(
+        "--log-output", action="store_true", help="stream the cells' output as they run"
+    )
+    run.add_argument(
+        "--output",
+        metavar="URL",
+        help="where executed notebooks go: a folder or a papermill/fsspec URL (default: runs/)",
+    )
     run.add_argument(
         "--force", action="store_true", help="run every selected step, ignoring the cache"
     )
@@ -82,7 +127,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     plot = actions.add_parser("plot", help="draw the DAG (SVG)")
     plot.add_argument("file", metavar="FILE")
-    _params(plot)
+    _params(plot, papermill=True)
     plot.add_argument(
         "--output",
         metavar="PATH",
@@ -126,17 +171,12 @@ def _run(args: argparse.Namespace, ctx: Context) -> Any:
         raise AiinfraError("--upstream: allowed only together with --only STEP", field="--upstream")
     from ..pipelines import progress as progress_mod
     from ..pipelines.runner import run_pipeline
+    from ..pipelines.signals import RunTerminated
 
-    run = run_pipeline(
-        args.file,
-        cluster=args.cluster,
-        params=args.params,
-        force=args.force,
-        only=args.only,
-        with_upstream=args.upstream,
-        workers=args.workers,
-        progress=progress_mod.for_door(ctx.door, ctx.show),
-    )
+    try:
+        run = _start_run(args, ctx, run_pipeline, progress_mod)
+    except RunTerminated as exc:  # SIGTERM/SIGHUP: the record says so; exit 1, not a traceback
+        raise OperationError(f"pipeline run stopped by {exc}; every step recorded") from None
     report = write_report(run)
     if run.status != "ok":
         if ctx.door == "cli":
@@ -145,13 +185,35 @@ def _run(args: argparse.Namespace, ctx: Context) -> Any:
     return run
 
 
+def _start_run(args: argparse.Namespace, ctx: Context, run_pipeline: Any, progress_mod: Any) -> Any:
+    return run_pipeline(
+        args.file,
+        cluster=args.cluster,
+        params=args.params,
+        raw=args.raw,
+        yaml_params=args.yaml_params,
+        param_files=args.param_files,
+        kernel=args.kernel,
+        log_output=args.log_output,
+        output=args.output,
+        force=args.force,
+        only=args.only,
+        with_upstream=args.upstream,
+        workers=args.workers,
+        progress=progress_mod.for_door(ctx.door, ctx.show),
+    )
+
+
 def _status(args: argparse.Namespace, ctx: Context) -> Any:
     run = RunRecord.load(_folder(args.file), args.run_id)
     return run.to_dict() if args.json else run
 
 
 def _plot(args: argparse.Namespace, ctx: Context) -> Any:
-    spec = apply_overrides(PipelineSpec.from_file(args.file), args.params)
+    overrides = collect(args.params, args.raw, args.yaml_params, args.param_files)
+    spec = apply_overrides(
+        PipelineSpec.from_file(args.file), overrides=overrides, kernel=args.kernel
+    )
     nodes = expand(spec)
     try:
         steps = RunRecord.load(spec.folder).steps

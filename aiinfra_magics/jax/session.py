@@ -18,7 +18,6 @@ import html
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,12 +306,15 @@ def _session(mesh_axes: Mesh | None, reused: bool) -> JaxSession:
     )
 
 
-def start_session(
-    spec: JaxSessionSpec,
-    namespace: MutableMapping[str, Any] | None = None,
-    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
-) -> JaxSession:
-    """Apply ``spec`` and start JAX (or check it against the running backend); bind ``jax``, ``mesh``."""
+def start_session(spec: JaxSessionSpec) -> JaxSession:
+    """Apply ``spec`` and start JAX (or check it against the running backend).
+
+    The notes to show (GPUs shared with a cluster...) are in ``session.notes``.
+
+    Raises:
+        InputError: a setting is not allowed here, or differs from the running backend's.
+        OperationError: the backend failed to start.
+    """
     global _env_at_start
     notes: list[str] = []
     if backend_started():
@@ -346,14 +348,7 @@ def start_session(
         except RuntimeError as exc:
             raise OperationError(f"jax: the backend failed to start: {exc}") from None
         session = _session(spec.mesh, reused=False)
-    for note in notes:
-        say(note)
     session.notes = notes
-    if namespace is not None:
-        import jax
-
-        namespace["jax"] = jax
-        namespace["mesh"] = session.mesh
     return session
 
 

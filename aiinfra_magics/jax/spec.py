@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import as_int
 from ..errors import AiinfraError, field_error
 
 PLATFORMS = ("cpu", "gpu", "tpu")
@@ -98,16 +99,6 @@ def parse_devices(value: str | Sequence[Any]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _positive_int(field: str, value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise field_error(field, value, "a positive integer") from None
-    if n < 1 or isinstance(value, float) or isinstance(value, bool):
-        raise field_error(field, value, "a positive integer")
-    return n
-
-
 def _fraction(value: Any) -> float:
     try:
         f = float(value)
@@ -169,7 +160,7 @@ class JaxSessionSpec:
         spec = cls(
             platform=platform,
             devices=parse_devices(opts["devices"]) if "devices" in opts else None,
-            cpu_devices=_positive_int("cpu_devices", opts["cpu_devices"])
+            cpu_devices=as_int("cpu_devices", opts["cpu_devices"], minimum=1)
             if "cpu_devices" in opts
             else None,
             preallocate=_flag("preallocate", opts["preallocate"])

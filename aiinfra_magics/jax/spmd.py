@@ -26,11 +26,12 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import as_int
 from ..errors import AiinfraError, OperationError, field_error
 
 _POLL_S = 0.05
@@ -55,7 +56,7 @@ class SpmdOptions:
             )
         processes = None
         if "processes" in o:
-            processes = _int("processes", o["processes"])
+            processes = as_int("processes", o["processes"], minimum=1)
         platform = str(o.get("platform", "auto")).lower()
         if platform not in ("auto", "cpu", "gpu"):
             raise field_error("platform", o["platform"], "auto, cpu, gpu")
@@ -71,19 +72,9 @@ class SpmdOptions:
             cluster=o.get("cluster"),
             processes=processes,
             platform=platform,
-            cpu_devices=_int("cpu_devices", o.get("cpu_devices", 1)),
+            cpu_devices=as_int("cpu_devices", o.get("cpu_devices", 1), minimum=1),
             timeout=timeout,
         )
-
-
-def _int(name: str, value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise field_error(name, value, "a positive integer") from None
-    if n < 1 or isinstance(value, (bool, float)):
-        raise field_error(name, value, "a positive integer")
-    return n
 
 
 def _only_cluster(say: Callable[[str], None]) -> str:
@@ -226,7 +217,8 @@ def run_on_client(
     code: str,
     options: SpmdOptions,
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
-) -> list[Any] | None:
+    variables: dict[str, str] | None = None,
+) -> list[Any]:
     """Run ``code`` on every worker of ``client``'s cluster; see :func:`run_cell`."""
     from distributed.comm import get_address_host
 
@@ -256,6 +248,7 @@ def run_on_client(
             "platform": platform,
             "cpu_devices": options.cpu_devices,
             "init_timeout": int(min(options.timeout or 300, 300)),
+            "variables": variables or {},  # the notebook's, pickled (spmd_vars.pack)
         }
         futures.append(
             client.submit(
@@ -351,7 +344,7 @@ def _drain(client: Any, topic: str, lines: _Lines, expected: dict[int, int]) -> 
     lines.flush()
 
 
-def _report(outcomes: dict[int, dict[str, Any]], stop_reason: str | None) -> list[Any] | None:
+def _report(outcomes: dict[int, dict[str, Any]], stop_reason: str | None) -> list[Any]:
     failed = [
         p for p in sorted(outcomes) if not outcomes[p]["ok"] and not outcomes[p].get("stopped")
     ]
@@ -366,21 +359,29 @@ def _report(outcomes: dict[int, dict[str, Any]], stop_reason: str | None) -> lis
         raise OperationError(f"spmd: process {failed[0]} failed: {first['error']}{stopped}")
     if stop_reason is not None:
         raise OperationError(f"spmd: {stop_reason}; every process was stopped")
-    values = [_value(outcomes[p]) for p in sorted(outcomes)]
-    return None if all(v is None for v in values) else values
+    return [_value(outcomes[p]) for p in sorted(outcomes)]
 
 
 def run_cell(
     code: str,
     options: SpmdOptions,
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
-) -> list[Any] | None:
-    """Run ``code`` as one multi-process JAX program; the last expression per process, by id."""
+    namespace: Mapping[str, Any] | None = None,
+    hidden: Container[str] = (),
+) -> list[Any]:
+    """Run ``code`` as one multi-process JAX program; the last expression per process, by id.
+
+    Variables of ``namespace`` (the notebook's) that the cell reads are sent to every
+    process; ``hidden`` names (IPython's own) never are.
+    """
+    from .spmd_vars import pack
+
     try:
         compile(code, "<spmd cell>", "exec")
     except SyntaxError as exc:
         raise AiinfraError(
             f"cell: syntax error on line {exc.lineno}: {exc.msg}", field="cell"
         ) from None
+    variables = pack(code, namespace, hidden) if namespace else {}  # before any cluster work
     with _client(options, say) as client:
-        return run_on_client(client, code, options, say)
+        return run_on_client(client, code, options, say, variables)

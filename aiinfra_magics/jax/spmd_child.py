@@ -109,25 +109,56 @@ def _fail(path: str, error: str, trace: str) -> int:
     os._exit(1)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Leave when the worker that launched us dies (we run in our own session, so
-    nothing else would stop us; a SIGKILLed worker cannot clean up)."""
+PARENT_ENV = "AIINFRA_SPMD_PARENT"  # set by spmd_worker._child_env
+PR_SET_PDEATHSIG = 1
 
+
+def die_with_parent() -> None:
+    """Die when the worker that launched us dies, however it dies.
+
+    We run in our own session (so a stop can kill our whole group), so nothing
+    else would stop us when a worker is SIGKILLed. On Linux the kernel sends us
+    SIGKILL when the parent thread exits (PR_SET_PDEATHSIG; the worker's thread
+    waits on us for our whole life). The parent may have died before we got
+    here: then our parent pid is no longer the one the worker wrote down, and
+    we leave at once. Elsewhere a thread watches the parent pid.
+    """
+    expected = int(os.environ.get(PARENT_ENV) or os.getppid())
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _watch_parent(expected)
+    else:
+        _watch_parent(expected)
+    if os.getppid() != expected:  # checked after arming: no gap for the parent to die in
+        os._exit(1)
+
+
+def _watch_parent(expected: int) -> None:
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
+        while os.getppid() == expected:
+            time.sleep(0.2)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
 
 
 def main() -> int:
+    die_with_parent()  # first: the worker may die while we start
     job = json.load(sys.stdin)
-    _exit_with_parent(os.getppid())
     try:
         namespace = _setup(job)
     except Exception as exc:  # noqa: BLE001 - reported to the notebook with its traceback
         return _fail(job["result_path"], f"JAX set-up failed: {exc}", traceback.format_exc())
+    try:  # after JAX joined the program: a pickled jax.Array needs the backend
+        from .spmd_vars import unpack
+
+        namespace.update(unpack(job.get("variables") or {}))
+    except Exception as exc:  # noqa: BLE001 - names the variable
+        return _fail(job["result_path"], str(exc), traceback.format_exc())
     try:
         value = _run_code(job["code"], namespace)
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt in a cell too

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from typing import Any
 
+PARENT_ENV = "AIINFRA_SPMD_PARENT"
 # The subprocesses of each running cell in this worker, so that a stop request can reach them.
 _RUNNING: dict[str, list[subprocess.Popen]] = {}
 _RUNNING_LOCK = threading.Lock()
@@ -44,6 +45,9 @@ def _gpu_facts() -> dict[str, Any]:
 def _child_env(job: dict[str, Any]) -> dict[str, str]:
     """The subprocess environment for the platform the notebook chose."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # The child dies with this process (spmd_child.die_with_parent); naming the pid
+    # lets it tell "my parent already died before I started" from a live parent.
+    env[PARENT_ENV] = str(os.getpid())
     # A forced host device count from the notebook would fight jax_num_cpu_devices.
     flags = [
         f

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from ..errors import AiinfraError, field_error
-from .spec import PARAM_NAME, PipelineSpec, StepSpec
+from .params import Override, check_inside, collect, value_text
+from .spec import PARAM_NAME, RESERVED_PARAMS, PipelineSpec, StepSpec, _common
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def grid_points(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 def point_name(base: str, point: dict[str, Any]) -> str:
     if not point:
         return base
-    return base + "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
+    return base + "[" + ",".join(f"{k}={value_text(v)}" for k, v in point.items()) + "]"
 
 
 def expand(spec: PipelineSpec) -> dict[str, Node]:
@@ -45,12 +46,15 @@ def expand(spec: PipelineSpec) -> dict[str, Node]:
         names[step.name] = []
         for point in grid_points(step.grid):
             name = point_name(step.name, point)
+            if name in nodes:  # value_text keeps distinct values apart; never drop a node
+                raise field_error(f"steps.{step.name}.grid", point, "values with distinct names")
             names[step.name].append(name)
+            where = f"steps.{step.name}.products"
             nodes[name] = Node(
                 name=name,
                 step=step,
                 params={**step.params, **point},
-                products=tuple(p.format(**point) for p in step.products),
+                products=tuple(check_inside(where, p.format(**point)) for p in step.products),
                 upstream=(),
             )
     for name, node in nodes.items():
@@ -67,7 +71,7 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]
         if not sep or not key:
             raise field_error("-p", item, "KEY=VALUE or STEP.KEY=VALUE")
         step, _, param = key.rpartition(".")
-        if not PARAM_NAME.match(param):
+        if not PARAM_NAME.fullmatch(param):
             raise field_error("-p", item, "a Python identifier as KEY")
         try:
             value = yaml.safe_load(text) if text else ""
@@ -77,15 +81,36 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]
     return out
 
 
-def apply_overrides(spec: PipelineSpec, items: list[str] | None) -> PipelineSpec:
-    """Override params (or pin a grid axis to one value) from ``-p``."""
+def apply_overrides(
+    spec: PipelineSpec,
+    items: list[str] | None = None,
+    *,
+    overrides: list[Override] | None = None,
+    kernel: str | None = None,
+) -> PipelineSpec:
+    """Override params (or pin a grid axis to one value) from ``-p`` (papermill's typing)
+    or ``overrides`` (see params.collect); ``kernel`` (``-k``) replaces every step's kernel.
+
+    A bare KEY goes to every step whose spec sets it or whose notebook's parameters
+    cell declares it (papermill's own target); STEP.KEY to that step.
+    """
     steps = dict(spec.steps)
-    for step_name, key, value in parse_overrides(items):
-        targets = (
-            [step_name]
-            if step_name
-            else [s for s, st in steps.items() if key in st.params or key in st.grid]
-        )
+    declared: dict[str, set[str]] = {}
+    for step_name, key, value in [*(overrides or []), *collect(params=items)]:
+        if key in RESERVED_PARAMS:
+            raise field_error(
+                "-p", key, "parameters other than product and upstream (set by the runner)"
+            )
+        if not step_name and not any(key in st.params or key in st.grid for st in steps.values()):
+            if not declared:
+                declared = {s: declared_names(spec.resolve(st.notebook)) for s, st in steps.items()}
+            targets = [s for s in steps if key in declared[s]]
+        else:
+            targets = (
+                [step_name]
+                if step_name
+                else [s for s, st in steps.items() if key in st.params or key in st.grid]
+            )
         if step_name and step_name not in steps:
             raise field_error(
                 "-p", f"{step_name}.{key}", "STEP.KEY with STEP one of " + ", ".join(steps)
@@ -103,7 +128,35 @@ def apply_overrides(spec: PipelineSpec, items: list[str] | None) -> PipelineSpec
                 steps[target] = replace(st, grid={**st.grid, key: (value,)})
             else:
                 steps[target] = replace(st, params={**st.params, key: value})
+    if kernel:
+        kernel = _common("-k", "kernel", kernel)
+        steps = {n: replace(st, kernel=kernel) for n, st in steps.items()}
     return replace(spec, steps=steps)
+
+
+def declared_names(notebook: Any) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell (Python), read without nbformat."""
+    import ast
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return set()
+    for cell in cells:
+        if "parameters" in (cell.get("metadata", {}).get("tags") or []):
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return set()
+            names = set()
+            for stmt in tree.body:
+                targets = getattr(stmt, "targets", None) or [getattr(stmt, "target", None)]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            return names
+    return set()
 
 
 def select(nodes: dict[str, Node], only: str | None, with_upstream: bool) -> set[str]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import papermill
-from nbclient.exceptions import DeadKernelError
+from jupyter_client.kernelspec import NoSuchKernel
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from papermill.utils import remove_args
 
-from . import kernel_pool
+from . import kernel_pool, outputs, reuse
 from .kinds import DEAD_KERNEL, KERNEL_START, OUT_OF_MEMORY, TIMEOUT, USER_ERROR
+from .placement import where
 
 ENGINE = "aiinfra"
 
@@ -26,8 +29,9 @@ ENGINE = "aiinfra"
 class PrestartedEngine(NBClientEngine):
     """papermill's nbclient engine, handed a kernel that is already running.
 
-    The client is told it owns the kernel, so nbclient shuts it down and closes
-    its channels when the notebook ends: one kernel per step, never reused.
+    Without ``keep_kernel`` the client owns the kernel: nbclient shuts it down when
+    the notebook ends (one kernel per step). With it (kernel reuse) only the client's
+    channels close; the kernel goes back to this worker's reuse pool.
     """
 
     @classmethod
@@ -41,6 +45,7 @@ class PrestartedEngine(NBClientEngine):
         start_timeout: int = 60,
         execution_timeout: float | None = None,
         km: Any = None,
+        keep_kernel: bool = False,
         **kwargs: Any,
     ) -> Any:
         kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
@@ -56,8 +61,31 @@ class PrestartedEngine(NBClientEngine):
             shutdown_kernel="immediate",
             **kwargs,
         )
-        client.owns_km = True
-        return client.execute()
+        client.owns_km = not keep_kernel
+        try:
+            return client.execute()
+        finally:
+            if keep_kernel and client.kc is not None:
+                client.kc.stop_channels()
+
+
+class _Stream:
+    """A file-like papermill writes a cell's stdout/stderr to (``log_output``): each
+    write becomes a progress event the runner shows in its progress view."""
+
+    def __init__(self, topic: str | None, node: str, name: str) -> None:
+        self.topic, self.node, self.name = topic, node, name
+
+    def write(self, text: str) -> int:
+        if text:
+            _event(
+                self.topic,
+                {"node": self.node, "event": "output", "stream": self.name, "text": text[-4000:]},
+            )
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 papermill_engines.register(ENGINE, PrestartedEngine)
@@ -88,6 +116,36 @@ def _event(topic: str | None, msg: dict[str, Any]) -> None:
         pass
 
 
+def _parameters(task: dict[str, Any]) -> dict[str, Any]:
+    """The step's params plus ``product``/``upstream`` where the step has them or its
+    notebook's parameters cell declares them; otherwise exactly what papermill gets."""
+    from .dag import declared_names
+
+    params = dict(task["parameters"])
+    runner = task.get("runner_params") or {}
+    declared = declared_names(Path(task["notebook"])) if runner else set()
+    for key, value in runner.items():
+        if value or key in declared:
+            params[key] = value
+    return params
+
+
+def _start(task: dict[str, Any], address: str) -> tuple[Any, dict[str, Any]]:
+    """The step's kernel, warm or reused when possible, and what to record about it."""
+    kernel, cwd = task["kernel"], task["cwd"]
+    if task.get("kernel_reuse"):
+        km, reused = reuse.take(kernel, cwd, owner=address)
+        return km, {
+            "kernel_id": km.aiinfra_id,
+            "kernel_uses": km.aiinfra_uses,
+            "kernel_warm": reused or km.aiinfra_warm,
+        }
+    km = kernel_pool.acquire(kernel, cwd, owner=address)
+    # Start the kernels for this worker's next steps while this one runs.
+    kernel_pool.warm(kernel, cwd, int(task.get("warm", 0)), owner=address)
+    return km, {"kernel_warm": km.aiinfra_warm}  # started ahead of time, while earlier steps ran
+
+
 def run_node(task: dict[str, Any]) -> dict[str, Any]:
     """Execute ``task['notebook']`` into ``task['output']``; see the runner for the fields."""
     address, worker_limit, worker_name, devices = _worker_info()
@@ -99,18 +157,22 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         "worker_name": worker_name,
         "devices": devices,
         "attempt": task.get("attempt", 1),
+        **where(),  # host, and the SLURM job and node on a batch cluster
         "start": time.time(),
     }
     try:
-        km = kernel_pool.acquire(task["kernel"], task["cwd"], owner=address)
-    except Exception as exc:  # port collision, kernel died at start-up, missing kernelspec
+        outputs.ensure_handler(task["output"])
+        km, info = _start(task, address)
+    except NoSuchKernel as exc:  # not retried: another attempt would not find it either
+        result.update(status="failed", kind=USER_ERROR, error=f"kernel: {exc}")
+        result["end"] = time.time()
+        return result
+    except Exception as exc:  # port collision, kernel died at start-up
         result.update(status="failed", kind=KERNEL_START, error=f"kernel did not start: {exc}")
         result["end"] = time.time()
         return result
-    # Start the kernels for this worker's next steps while this one runs.
-    kernel_pool.warm(task["kernel"], task["cwd"], int(task.get("warm", 0)), owner=address)
+    result.update(info)
     result["kernel_wait"] = time.time() - result["start"]  # ~0 when a warm kernel was ready
-    result["kernel_warm"] = km.aiinfra_warm  # started ahead of time, while earlier steps ran
     result["kernel_pid"] = kernel_pool.kernel_pid(km)
     kernel_pool.mark_busy(topic or "", km, True)
     watchdog = kernel_pool.Watchdog(km, float(task["timeout"]), memory)
@@ -120,19 +182,29 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
     def on_cell_start(cell: Any, cell_index: int) -> None:
         _event(topic, {"node": name, "event": "cell", "index": cell_index})
 
+    log = bool(task.get("log_output"))
+    keep = bool(task.get("kernel_reuse"))
+    retire = True  # only a step that ended inside its cells may hand its kernel on
     try:
         papermill.execute_notebook(
             task["notebook"],
             task["output"],
-            parameters=task["parameters"],
+            parameters=_parameters(task),
             engine_name=ENGINE,
             kernel_name=task["kernel"],
             km=km,
+            keep_kernel=keep,
             progress_bar=False,
-            request_save_on_cell_execute=True,
+            report_mode=bool(task.get("report_mode")),
+            execution_timeout=task.get("execution_timeout"),
+            request_save_on_cell_execute=task.get("request_save_on_cell_execute", True),
+            autosave_cell_every=task.get("autosave_cell_every", 30),
+            stdout_file=_Stream(topic, name, "stdout") if log else None,
+            stderr_file=_Stream(topic, name, "stderr") if log else None,
             on_cell_start=on_cell_start,
         )
         result.update(status="ok")
+        retire = False
     except PapermillExecutionError as exc:
         first = next((ln.strip() for ln in (exc.source or "").splitlines() if ln.strip()), "")
         cell = f"cell In [{exc.exec_count}] ({first[:40]}{'...' if len(first) > 40 else ''})"
@@ -140,7 +212,12 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
             result.update(kind=TIMEOUT, error=f"timed out after {task['timeout']:g} s in {cell}")
         else:
             result.update(kind=USER_ERROR, error=f"{cell}: {exc.ename}: {exc.evalue}")
+            retire = False
         result.update(status="failed", cell=exc.cell_index)
+    except CellTimeoutError as exc:  # papermill's --execution-timeout, per cell
+        result.update(
+            status="failed", kind=TIMEOUT, error=f"CellTimeoutError: {str(exc).splitlines()[0]}"
+        )
     except DeadKernelError as exc:
         if watchdog.reason == "memory":
             result.update(
@@ -164,7 +241,14 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
     finally:
         watchdog.stop()
         kernel_pool.mark_busy(topic or "", km, False)
-        kernel_pool.shutdown(km)
+        if keep and not retire and watchdog.reason is None:
+            why = reuse.give_back(km, task["kernel"], task["cwd"], owner=address)
+            if why:
+                result["kernel_retired"] = why
+        else:
+            kernel_pool.shutdown(km)
+            if keep:
+                result["kernel_retired"] = result.get("kind") or "error outside the cells"
     result["end"] = time.time()
     result["peak_rss"] = watchdog.peak_rss
     _event(topic, {"node": name, "event": "end", "status": result["status"]})
@@ -177,5 +261,5 @@ def stop_run(topic: str) -> int:
 
 
 def drain_kernels() -> int:
-    """Run on every worker at the end of a pipeline: stop the kernels kept warm."""
-    return kernel_pool.drain()
+    """Run on every worker at the end of a pipeline: stop the kernels kept warm or reused."""
+    return kernel_pool.drain() + reuse.drain()

@@ -90,8 +90,11 @@ def start_kernel(kernel_name: str, cwd: str) -> AsyncKernelManager:
     fcntl.fcntl(log, fcntl.F_SETFL, fcntl.fcntl(log, fcntl.F_GETFL) | os.O_APPEND)
     km.aiinfra_log = log  # type: ignore[attr-defined]
 
+    # As nbclient (papermill) does: no history file, so parallel kernels never share one.
+    extra = ["--HistoryManager.hist_file=:memory:"] if km.ipykernel else []
+
     async def launch() -> None:
-        await km.start_kernel(cwd=cwd, stdout=log, stderr=log)
+        await km.start_kernel(cwd=cwd, stdout=log, stderr=log, extra_arguments=extra)
         kc = km.client()
         kc.start_channels()
         try:

@@ -93,6 +93,10 @@ class RichProgress:
         self.bars.update(self.overall, status=run.status)
         self.bars.stop()
 
+    def output(self, run: RunRecord, name: str, text: str, stream: str = "stdout") -> None:
+        for line in text.rstrip("\n").splitlines():
+            self.bars.console.print(f"[{name}] {line}", markup=False, highlight=False)
+
 
 class LineProgress:
     """One line per finished node, for logs and pipes where bars would garble."""
@@ -117,6 +121,11 @@ class LineProgress:
 
     def end(self, run: RunRecord) -> None:
         pass
+
+    def output(self, run: RunRecord, name: str, text: str, stream: str = "stdout") -> None:
+        """``log_output``: a step's cell output, line by line, prefixed by its node."""
+        for line in text.rstrip("\n").splitlines():
+            print(f"[{name}] {line}", file=self.stream, flush=True)
 
 
 class WidgetProgress:
@@ -161,6 +170,15 @@ class WidgetProgress:
             step["status"] + took + (f": {step['error']}" if step["status"] == "failed" else "")
         )
         self.overall.value = sum(s["status"] in FINAL for s in run.steps.values())
+
+    def output(self, run: RunRecord, name: str, text: str, stream: str = "stdout") -> None:
+        import ipywidgets as w
+
+        if not hasattr(self, "log"):
+            self.log = w.Textarea(layout=w.Layout(width="640px", height="160px"), disabled=True)
+            self.panel.children = (*self.panel.children, self.log)
+        lines = self.log.value + "".join(f"[{name}] {ln}\n" for ln in text.splitlines())
+        self.log.value = "\n".join(lines.splitlines()[-200:]) + "\n"  # the last 200 lines
 
     def end(self, run: RunRecord) -> None:
         self.overall.bar_style = "success" if run.status == "ok" else "danger"

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from ..errors import NotFoundError
 from .cache import write_json_atomic
+from .params import json_safe
 
 PACKAGES = (
     "aiinfra",
@@ -91,7 +92,15 @@ class RunRecord:
         return self.data["status"]
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, json_safe(self.data))
+
+    def finalise(self, why: str) -> None:
+        """Every step in a final state after a run ended early (signal, Ctrl-C, error)."""
+        for step in self.steps.values():
+            if step["status"] == "running":
+                step.update(status="failed", kind="interrupted", error=f"run ended: {why}")
+            elif step["status"] == "pending":
+                step.update(status="skipped", reason=f"run ended: {why}")
 
     @classmethod
     def load(cls, folder: Path, run_id: str | None = None) -> RunRecord:
@@ -112,7 +121,23 @@ class RunRecord:
             raise NotFoundError(
                 f"--run: got {run_id!r}; allowed: {', '.join(known) or 'none yet'}", field="--run"
             )
-        return cls(json.loads(path.read_text()), folder)
+        record = cls(json.loads(path.read_text()), folder)
+        if record.status == "running" and not record._runner_alive():
+            # Killed outright (SIGKILL, power loss): nothing could record the ending.
+            record.finalise("the runner process is gone")
+            record.data["status"] = "interrupted"
+        return record
+
+    def _runner_alive(self) -> bool:
+        runner = self.data.get("runner") or {}
+        if runner.get("host") != platform.node() or not runner.get("pid"):
+            return True  # another machine's run, or an old record: cannot tell
+        try:
+            import psutil
+
+            return abs(psutil.Process(runner["pid"]).create_time() - runner["started"]) < 1
+        except Exception:  # no such process (or no psutil): gone
+            return False
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

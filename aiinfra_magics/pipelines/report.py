@@ -163,8 +163,15 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
     for name, step in run.steps.items():
         link = ""
         if step.get("notebook"):
-            target = os.path.relpath(run.folder / step["notebook"], out_dir)
-            link = f'<a href="{_esc(quote(target))}">{_esc(Path(target).name)}</a>'
+            url = "://" in step["notebook"]  # written to a papermill/fsspec URL (output:)
+            target = (
+                step["notebook"]
+                if url
+                else quote(os.path.relpath(run.folder / step["notebook"], out_dir))
+            )
+            name = step["notebook"].rsplit("/", 1)[-1]
+            safe = not url or step["notebook"].startswith(("http://", "https://"))
+            link = f'<a href="{_esc(target)}">{_esc(name)}</a>' if safe else _esc(step["notebook"])
         offset = f"{step['start'] - t0:.2f}" if step.get("start") else ""
         took = f"{step['duration']:.2f}" if step.get("duration") is not None else ""
         fill, stroke = COLOURS.get(step["status"], COLOURS["pending"])

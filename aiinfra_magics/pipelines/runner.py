@@ -7,21 +7,25 @@ against the cache, then submitted; independent nodes run in parallel.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AiinfraError
 from . import cache, kinds
+from .connect import _drain, _prewarm, _runner_identity, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
+from .outputs import ensure_handler, is_url, notebook_target
+from .params import collect, file_name
 from .progress import NoProgress, Progress
 from .record import RunRecord, git_commit, new_run_id, versions
+from .signals import terminate_raises
 from .spec import PipelineSpec
 
 if TYPE_CHECKING:  # distributed is imported only when a step must run: cached runs start fast
@@ -30,45 +34,18 @@ if TYPE_CHECKING:  # distributed is imported only when a step must run: cached r
 BACKOFF_S = 0.5  # first retry delay; doubles with each attempt
 
 
-@contextmanager
-def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
-    """A client on the named registered cluster, or on a temporary local one."""
-    if cluster:
-        from ..clusters import manager
-
-        client = manager.connect(cluster)
-        try:
-            yield (
-                client,
-                {"name": cluster, "scheduler": client.scheduler.address, "embedded": False},
-            )
-        finally:
-            client.close()
-        return
-    from distributed import Client, LocalCluster
-
-    # Workers as threads of this process: every step already runs in its own kernel
-    # process, so worker processes would only add start-up time (and memory).
-    local = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=False,
-        dashboard_address=":0",  # never fight over 8787 with a user's own cluster
-        silence_logs=logging.ERROR,
-    )
-    try:
-        # Not the default client: the user's own client (if any) must stay the default.
-        with Client(local, set_as_default=False) as client:
-            yield client, {"name": None, "scheduler": local.scheduler_address, "embedded": True}
-    finally:
-        local.close()
-
-
 def run_pipeline(
     path: str | Path,
     *,
     cluster: str | None = None,
     params: list[str] | None = None,
+    raw: list[str] | None = None,
+    yaml_params: list[str] | None = None,
+    param_files: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    kernel: str | None = None,
+    log_output: bool = False,
+    output: str | None = None,
     force: bool = False,
     only: str | None = None,
     with_upstream: bool = False,
@@ -76,10 +53,33 @@ def run_pipeline(
     progress: Progress | None = None,
     client: Client | None = None,
 ) -> RunRecord:
-    """Run ``path`` (a pipeline.yaml) and return its record; never raises for failed steps."""
-    spec = apply_overrides(PipelineSpec.from_file(path), params)
+    """Run ``path`` (a pipeline.yaml) and return its record; never raises for failed steps.
+
+    Parameters as papermill's CLI takes them: ``params`` (``-p KEY=VALUE``, typed by
+    papermill), ``raw`` (``-r``), ``yaml_params`` (``-y``), ``param_files`` (``-f``);
+    ``parameters`` holds values already typed (the REST door's JSON), KEY or STEP.KEY.
+    ``kernel`` is ``-k``; ``output`` a folder or URL for the executed notebooks.
+    """
+    overrides = collect(params, raw, yaml_params, param_files, parameters)  # papermill's order
+    spec = apply_overrides(PipelineSpec.from_file(path), overrides=overrides, kernel=kernel)
+    if output is not None or log_output:
+        spec = replace(spec, output=output or spec.output)
+        if log_output:
+            spec = replace(
+                spec, steps={n: replace(s, log_output=True) for n, s in spec.steps.items()}
+            )
+    if spec.output:
+        ensure_handler(spec.output)
     nodes = expand(spec)
     selected = select(nodes, only, with_upstream)
+    for name in sorted(selected):
+        step = nodes[name].step
+        if step.kernel is None:  # papermill: "No kernel name found in notebook and no override"
+            raise AiinfraError(
+                f"steps.{step.name}.kernel: {step.notebook} has no kernelspec; allowed: "
+                "kernel: NAME in the step or in defaults, or -k NAME",
+                field=f"steps.{step.name}.kernel",
+            )
     for name in selected:
         for up in nodes[name].upstream:
             missing = [p for p in nodes[up].products if not (spec.folder / p).exists()]
@@ -100,7 +100,7 @@ def run_pipeline(
         def connect() -> Any:
             return open_client(cluster, workers)
 
-    return _Run(spec, nodes, selected, force, progress, connect, params, only).go()
+    return _Run(spec, nodes, selected, force, progress, connect, params, only, overrides).go()
 
 
 class _Run:
@@ -114,6 +114,7 @@ class _Run:
         connect: Callable[[], Any],
         params: list[str] | None,
         only: str | None,
+        overrides: list[Any] | None = None,
     ) -> None:
         self.spec, self.nodes, self.selected, self.force = spec, nodes, selected, force
         self.progress = progress or NoProgress()
@@ -134,6 +135,8 @@ class _Run:
                 "duration": None,
                 "cluster": None,
                 "params": params or [],
+                "overrides": [{"step": st, "key": k, "value": v} for st, k, v in overrides or []],
+                "runner": _runner_identity(),
                 "force": force,
                 "only": only,
                 "versions": versions(),
@@ -171,6 +174,10 @@ class _Run:
             client, info = self.stack.enter_context(self.connect())
             workers = client.scheduler_info(n_workers=-1)["workers"]
             check_resources({n: self.nodes[n] for n in self.selected}, workers)
+            if not info["embedded"]:  # workers elsewhere (SLURM nodes) must share the folder
+                from .placement import check_shared_folder
+
+                check_shared_folder(client, self.folder, self.run.run_dir)
             self.run.data["cluster"] = {**info, "workers": len(workers)}
             client.subscribe_topic(self.topic, self.events.put)
             self.stack.callback(client.unsubscribe_topic, self.topic)
@@ -184,6 +191,10 @@ class _Run:
         return self._client
 
     def go(self) -> RunRecord:
+        with terminate_raises():
+            return self._go()
+
+    def _go(self) -> RunRecord:
         self.run.run_dir.mkdir(parents=True, exist_ok=True)
         self.run.save()
         self.progress.begin(self.run)
@@ -195,7 +206,7 @@ class _Run:
                     if self._ready(name):
                         sorter.done(name)
                 self._wait(sorter)
-        except BaseException:
+        except BaseException as exc:
             for future in self.running:
                 future.cancel()
             if self._client is not None and self.running:
@@ -205,7 +216,13 @@ class _Run:
                     self._client.run(stop_run, self.topic)
                 except Exception:
                     pass
-            self.run.data["status"] = "interrupted"
+            if isinstance(exc, KeyboardInterrupt):
+                why = f"interrupted ({exc.args[0] if exc.args else 'SIGINT'})"
+                self.run.data["status"] = "interrupted"
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+                self.run.data.update(status="failed", error=why)
+            self.run.finalise(why)
             raise
         finally:
             try:
@@ -218,6 +235,13 @@ class _Run:
         data = self.run.data
         data["end"] = time.time()
         data["duration"] = data["end"] - data["start"]
+        self.run.finalise("the run ended before this step")  # no-op after a normal run
+        shared: dict[str, list[str]] = {}
+        for name, step in self.run.steps.items():
+            if step.get("kernel_id"):
+                shared.setdefault(step["kernel_id"], []).append(name)
+        if shared:  # which steps ran in the same (reused) kernel, in order of use
+            data["kernels"] = shared
         if data["status"] == "running":
             data["status"] = (
                 "failed" if any(s["status"] == "failed" for s in self.run.steps.values()) else "ok"
@@ -256,9 +280,8 @@ class _Run:
                 hashes=hashes,
                 reason=f"unchanged since run {hit.get('run_id')}",
                 duration=0.0,
-                notebook=_rel(
-                    self.folder, self.run.run_dir.parent / hit["run_id"] / _nb_name(name)
-                ),
+                notebook=hit.get("notebook")
+                or _rel(self.folder, self.run.run_dir.parent / hit["run_id"] / file_name(name)),
             )
             return True
         self.run.steps[name]["hashes"] = hashes
@@ -276,22 +299,35 @@ class _Run:
         # Warm kernels: this task most likely takes one; ask its worker for a replacement
         # only while more nodes wait than warm kernels are already on their way.
         self.warm_outstanding = max(0, self.warm_outstanding - 1)
-        warm = 1 if len(self.unsubmitted) + len(self.delayed) > self.warm_outstanding else 0
+        st = node.step
+        waiting = len(self.unsubmitted) + len(self.delayed) > self.warm_outstanding
+        warm = 1 if waiting and not st.kernel_reuse else 0
         self.warm_outstanding += warm
-        output = self.run.run_dir / _nb_name(name)
+        output = notebook_target(
+            self.spec.output, self.folder, self.run.run_dir, self.run.run_id, file_name(name)
+        )
+        if not is_url(output):
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
         task = {
             "name": name,
-            "notebook": str(self.folder / node.step.notebook),
-            "output": str(output),
-            "cwd": str(self.folder),
-            "kernel": node.step.kernel,
-            "timeout": node.step.timeout,
-            "memory": node.step.memory,
-            "parameters": {
-                **node.params,
+            "notebook": str(self.folder / st.notebook),
+            "output": output,
+            "cwd": str(self.folder / st.cwd) if st.cwd else str(self.folder),
+            "kernel": st.kernel,
+            "timeout": st.timeout,
+            "memory": st.memory,
+            "parameters": dict(node.params),
+            # Added on the worker only where the step has them or the notebook declares them.
+            "runner_params": {
                 "product": list(node.products),
                 "upstream": {u: list(self.nodes[u].products) for u in node.upstream},
             },
+            "kernel_reuse": st.kernel_reuse,
+            "report_mode": st.report_mode,
+            "execution_timeout": st.execution_timeout,
+            "log_output": st.log_output,
+            "request_save_on_cell_execute": st.request_save_on_cell_execute,
+            "autosave_cell_every": st.autosave_cell_every,
             "topic": self.topic,
             "attempt": attempt,
             "warm": warm,
@@ -305,7 +341,8 @@ class _Run:
         )
         future.add_done_callback(lambda _: self.wake.set())
         self.running[future] = name
-        self._set(name, status="running", attempts=attempt, notebook=_rel(self.folder, output))
+        notebook = output if is_url(output) else _rel(self.folder, Path(output))
+        self._set(name, status="running", attempts=attempt, notebook=notebook)
 
     def _wait(self, sorter: TopologicalSorter) -> None:
         now = time.time()
@@ -349,9 +386,15 @@ class _Run:
                 "kernel_wait",
                 "kernel_warm",
                 "kernel_pid",
+                "kernel_id",
+                "kernel_uses",
+                "kernel_retired",
             )
             if k in result
         }
+        from .placement import fields
+
+        timing.update(fields(result))  # host, SLURM job and node of the step
         if result.get("start") and result.get("end"):
             timing["duration"] = result["end"] - result["start"]
         if result["status"] == "ok":
@@ -367,6 +410,11 @@ class _Run:
             cache.store(
                 self.folder, node, step["hashes"]["key"], self.run.run_id, self.products[name]
             )
+            if is_url(step.get("notebook") or ""):  # a cached node links to its URL
+                record = cache.lookup(self.folder, node, step["hashes"]["key"]) or {}
+                cache.write_json_atomic(
+                    cache._record_path(self.folder, name), {**record, "notebook": step["notebook"]}
+                )
             self._set(name, status="ok", error=None, kind=None, **timing)
             return True
         retry = result.get("kind") in kinds.INFRA and step["attempts"] <= node.step.retries
@@ -398,28 +446,13 @@ class _Run:
                 return
             if msg.get("event") == "cell" and msg.get("node") in self.run.steps:
                 self.progress.update(self.run, msg["node"], cell=msg.get("index"))
+            elif msg.get("event") == "output" and msg.get("node") in self.run.steps:
+                show = getattr(self.progress, "output", None)  # log_output
+                if show is not None:
+                    show(self.run, msg["node"], msg.get("text", ""), msg.get("stream", "stdout"))
 
     def _hash_products(self, node: Node) -> dict[str, str | None]:
         return {p: cache.file_hash(self.folder / p) for p in node.products}
-
-
-def _drain(client: Client) -> None:
-    try:
-        from .execute import drain_kernels
-
-        client.run(drain_kernels)
-    except Exception:  # a worker gone at the end must not hide the run's result
-        pass
-
-
-def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
-    from . import kernel_pool
-
-    kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
-
-
-def _nb_name(name: str) -> str:
-    return name + ".ipynb"
 
 
 def _rel(folder: Path, path: Path) -> str:

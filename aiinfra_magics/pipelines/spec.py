@@ -17,15 +17,34 @@ from typing import Any
 import yaml
 
 from ..errors import AiinfraError, field_error
+from .params import load_yaml, plain
 
-STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+# Patterns are used with fullmatch: "$" would also match before a trailing newline.
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
-TOP_FIELDS = ("name", "defaults", "steps")
-DEFAULT_FIELDS = ("timeout", "retries", "kernel", "resources", "memory")
+TOP_FIELDS = ("name", "defaults", "steps", "output")
+# papermill's per-notebook options, by papermill's names, allowed in defaults and in a step.
+PAPERMILL_FIELDS = (
+    "cwd",
+    "report_mode",
+    "execution_timeout",
+    "log_output",
+    "request_save_on_cell_execute",
+    "autosave_cell_every",
+)
+DEFAULT_FIELDS = (
+    "timeout",
+    "retries",
+    "kernel",
+    "resources",
+    "memory",
+    "kernel_reuse",
+    *PAPERMILL_FIELDS,
+)
 STEP_FIELDS = (
     "notebook",
     "params",
@@ -38,6 +57,8 @@ STEP_FIELDS = (
     "kernel",
     "resources",
     "memory",
+    "kernel_reuse",
+    *PAPERMILL_FIELDS,
 )
 # Names papermill injects for every step; a user param with these names would be shadowed.
 RESERVED_PARAMS = ("upstream", "product")
@@ -55,11 +76,18 @@ class StepSpec:
     products: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    timeout: float = 600.0
+    timeout: float = 600.0  # the whole step (papermill has no such limit)
     retries: int = 1
-    kernel: str = "python3"
+    kernel: str | None = None  # None: the notebook's kernelspec, as papermill does
     resources: dict[str, float] = field(default_factory=dict)
     memory: int | None = None  # bytes; None means the worker's memory limit
+    kernel_reuse: bool = False  # run in a warm kernel of this worker, reset between steps
+    cwd: str | None = None  # relative to the pipeline folder; None: the folder itself
+    report_mode: bool = False
+    execution_timeout: float | None = None  # per cell, papermill's --execution-timeout
+    log_output: bool = False
+    request_save_on_cell_execute: bool = True
+    autosave_cell_every: int = 30
 
 
 @dataclass(frozen=True)
@@ -68,6 +96,7 @@ class PipelineSpec:
     folder: Path
     steps: dict[str, StepSpec]
     path: Path | None = None
+    output: str | None = None  # where executed notebooks go: a folder or any papermill/fsspec URL
 
     @classmethod
     def from_file(cls, path: str | Path) -> PipelineSpec:
@@ -77,7 +106,9 @@ class PipelineSpec:
                 f"FILE: got {str(path)!r}; allowed: an existing pipeline.yaml", field="FILE"
             )
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path.read_text()) or {}
+        except AiinfraError as exc:  # a duplicate key
+            raise AiinfraError(f"{path.name}: {exc}", field=exc.field) from None
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" line {where.line + 1}" if where else ""
@@ -108,7 +139,12 @@ class PipelineSpec:
             steps[str(step_name)] = _step(step_name, body, defaults, folder, check_files)
         _check_graph(steps)
         _check_products(steps)
-        return cls(name=name.strip(), folder=folder, steps=steps, path=path)
+        output = data.get("output")
+        if output is not None and (not isinstance(output, str) or not output.strip()):
+            raise field_error(
+                "output", output, "a folder or a URL papermill can write (s3://, ...)"
+            )
+        return cls(name=name.strip(), folder=folder, steps=steps, path=path, output=output)
 
     def resolve(self, relative: str) -> Path:
         return (self.folder / relative).resolve()
@@ -120,7 +156,7 @@ def parse_size(text: Any, where: str) -> int:
         raise field_error(where, text, "a size such as 512MiB or 2GB")
     if isinstance(text, int) and text > 0:
         return text
-    match = SIZE.match(str(text)) if isinstance(text, str) else None
+    match = SIZE.fullmatch(str(text)) if isinstance(text, str) else None
     if not match or float(match.group(1)) <= 0:
         raise field_error(where, text, "a size such as 512MiB or 2GB")
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "B").lower()])
@@ -142,9 +178,16 @@ def _defaults(data: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "timeout": 600.0,
         "retries": 1,
-        "kernel": "python3",
+        "kernel": None,
         "resources": {},
         "memory": None,
+        "kernel_reuse": False,
+        "cwd": None,
+        "report_mode": False,
+        "execution_timeout": None,
+        "log_output": False,
+        "request_save_on_cell_execute": True,
+        "autosave_cell_every": 30,
     }
     for key, value in data.items():
         out[key] = _common(f"defaults.{key}", key, value)
@@ -181,6 +224,25 @@ def _common(where: str, key: str, value: Any) -> Any:
         return {str(k): float(v) for k, v in value.items()}
     if key == "memory":
         return None if value is None else parse_size(value, where)
+    if key in ("kernel_reuse", "report_mode", "log_output", "request_save_on_cell_execute"):
+        if not isinstance(value, bool):
+            raise field_error(where, value, "true or false")
+        return value
+    if key == "execution_timeout":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and (not ok or not math.isfinite(value) or value <= 0):
+            raise field_error(where, value, "a positive number of seconds per cell, or null")
+        return None if value is None else float(value)
+    if key == "autosave_cell_every":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise field_error(where, value, "seconds between saves of a running cell (0: never)")
+        return value
+    if key == "cwd":
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise field_error(where, value, "a folder relative to the pipeline folder")
+        return _paths(where, value)[0]
     raise AssertionError(key)
 
 
@@ -212,7 +274,7 @@ def _paths(where: str, value: Any) -> tuple[str, ...]:
 
 def _json_like(value: Any) -> bool:
     if isinstance(value, SCALARS):
-        return not (isinstance(value, float) and not math.isfinite(value))
+        return True  # NaN and infinities too: papermill injects float('nan')
     if isinstance(value, list):
         return all(_json_like(v) for v in value)
     if isinstance(value, dict):
@@ -224,7 +286,7 @@ def _names(where: str, data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise field_error(where, data, f"a mapping of {what} name to value")
     for key in data:
-        if not isinstance(key, str) or not PARAM_NAME.match(key):
+        if not isinstance(key, str) or not PARAM_NAME.fullmatch(key):
             raise field_error(where, key, "Python identifiers as names")
         if key in RESERVED_PARAMS:
             raise field_error(
@@ -234,7 +296,7 @@ def _names(where: str, data: Any, what: str) -> dict[str, Any]:
 
 
 def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool) -> StepSpec:
-    if not isinstance(name, str) or not STEP_NAME.match(name):
+    if not isinstance(name, str) or not STEP_NAME.fullmatch(name):
         raise field_error(
             "steps",
             name,
@@ -250,7 +312,7 @@ def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool)
     _paths(f"{where}.notebook", notebook)
     if check_files and not (folder / notebook).is_file():
         raise field_error(f"{where}.notebook", notebook, f"an existing notebook under {folder}")
-    params = _names(f"{where}.params", body.get("params") or {}, "parameter")
+    params = plain(_names(f"{where}.params", body.get("params") or {}, "parameter"))
     for key, value in params.items():
         if not _json_like(value):
             raise field_error(
@@ -258,7 +320,7 @@ def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool)
                 value,
                 "numbers, strings, booleans, null, lists and mappings",
             )
-    grid = _names(f"{where}.grid", body.get("grid") or {}, "grid parameter")
+    grid = plain(_names(f"{where}.grid", body.get("grid") or {}, "grid parameter"))
     for key, values in grid.items():
         if (
             not isinstance(values, list)
@@ -303,6 +365,10 @@ def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool)
     for key in DEFAULT_FIELDS:
         if key in body:
             merged[key] = _common(f"{where}.{key}", key, body[key])
+    if merged["kernel"] is None and check_files:
+        merged["kernel"] = notebook_kernel(folder / notebook)
+    if merged["cwd"] is not None and check_files and not (folder / merged["cwd"]).is_dir():
+        raise field_error(f"{where}.cwd", merged["cwd"], f"an existing folder under {folder}")
     return StepSpec(
         name=name,
         notebook=notebook,
@@ -316,7 +382,20 @@ def _step(name: Any, body: Any, defaults: dict, folder: Path, check_files: bool)
         kernel=merged["kernel"],
         resources=dict(merged["resources"]),
         memory=merged["memory"],
+        **{k: merged[k] for k in ("kernel_reuse", *PAPERMILL_FIELDS)},
     )
+
+
+def notebook_kernel(path: Path) -> str | None:
+    """The kernelspec name the notebook asks for (papermill's default), if any."""
+    import json
+
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("kernelspec")
+    except (OSError, ValueError):
+        return None
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _check_graph(steps: dict[str, StepSpec]) -> None:

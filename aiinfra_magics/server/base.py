@@ -19,6 +19,8 @@ from jupyter_server.base.handlers import APIHandler
 from ..errors import AiinfraError, NotFoundError, OperationError
 
 T = TypeVar("T")
+# Bodies are a few fields; anything larger is a mistake or an attack.
+MAX_BODY = 1 << 20
 
 
 class RequestError(Exception):
@@ -63,10 +65,16 @@ class AiinfraHandler(APIHandler):
         raw = self.request.body or b""
         if not raw.strip():
             return {}
+        if len(raw) > MAX_BODY:
+            raise RequestError(400, f"body: {len(raw)} bytes; allowed: at most {MAX_BODY}", "body")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RequestError(400, f"body: not valid JSON ({exc})", "body") from None
+        except RecursionError:  # [[[[... deeper than the parser's stack
+            raise RequestError(
+                400, "body: nested too deeply; allowed: a JSON object", "body"
+            ) from None
         if not isinstance(body, dict):
             raise RequestError(
                 400, f"body: got a JSON {type(body).__name__}; allowed: a JSON object", "body"

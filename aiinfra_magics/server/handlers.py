@@ -16,6 +16,7 @@ from ..clusters.spec import MAX_WORKERS
 from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
+from .push import push_handlers
 
 PATCH_FIELDS = ("workers", "adapt")
 
@@ -63,6 +64,7 @@ class ClustersHandler(AiinfraHandler):
         )
         self.state.started_clusters.add(info.name)
         self.state.clusters.invalidate()
+        _kick(self.state)
         self.reply({**info.to_dict(), "notes": notes}, status=201)
 
 
@@ -98,6 +100,7 @@ class ClusterHandler(AiinfraHandler):
             minimum, maximum = parse_adapt(body["adapt"])
             info = await self.call(manager.adapt, name, minimum, maximum)
         self.state.clusters.invalidate()
+        _kick(self.state)
         self.reply(info.to_dict())
 
     @web.authenticated
@@ -108,7 +111,15 @@ class ClusterHandler(AiinfraHandler):
         self.state.started_clusters.discard(name)
         self.state.forget_target(name)
         self.state.clusters.invalidate()
+        _kick(self.state)
         self.reply({"name": name, "status": "stopped", "message": note})
+
+
+def _kick(state: Any) -> None:
+    """Tell the push channel to look now: this server just changed a cluster."""
+    feed = getattr(state, "feed", None)
+    if feed is not None:
+        feed.kick()
 
 
 def _workers(value: Any) -> int:
@@ -128,4 +139,5 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (rf"aiinfra/api/clusters/{name}", ClusterHandler),
         (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
         (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),
+        *push_handlers(),
     ]

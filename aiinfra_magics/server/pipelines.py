@@ -19,7 +19,9 @@ from typing import Any
 
 from tornado import web
 
+from ..checks import as_name
 from ..errors import AiinfraError, NotFoundError
+from ..paths import private_dir
 from .base import AiinfraHandler, RequestError
 from .state import optional_module
 
@@ -27,6 +29,9 @@ RUN_FIELDS = ("pipeline", "cluster", "params", "force")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
+MAX_PATH = 4096  # PATH_MAX
+MAX_NAME = 255  # NAME_MAX: a longer component is ENAMETOOLONG, not a missing file
+MAX_PARAM = 64 * 1024  # characters of one parameter value on the command line
 
 
 def _root(handler: AiinfraHandler) -> Path:
@@ -34,6 +39,14 @@ def _root(handler: AiinfraHandler) -> Path:
 
 
 def _inside(root: Path, relative: str) -> Path:
+    allowed = "a path inside the server's root directory"
+    if (
+        "\0" in relative
+        or len(relative) > MAX_PATH
+        or any(len(part.encode()) > MAX_NAME for part in relative.split("/"))
+    ):
+        shown = relative if len(relative) <= 60 else relative[:60] + "..."
+        raise AiinfraError(f"pipeline: got {shown!r}; allowed: {allowed}", field="pipeline")
     path = (root / relative.lstrip("/")).resolve()
     if path != root and root not in path.parents:
         raise AiinfraError(
@@ -53,7 +66,13 @@ def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
             found.add(Path(dirpath) / "runs")
         if depth >= SCAN_DEPTH:
             dirnames[:] = []
-    return sorted(f for f in found if f.is_dir())
+    return sorted(f for f in found if f.is_dir() and _within(root, f))
+
+
+def _within(root: Path, path: Path) -> bool:
+    """Is ``path``, links resolved, below ``root``? (A ``runs`` link may point anywhere.)"""
+    resolved = path.resolve()
+    return resolved == root or root in resolved.parents
 
 
 def _relative(root: Path, path: Path) -> str | None:
@@ -67,6 +86,8 @@ def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
     runs = []
     for folder in _run_folders(root, extra):
         for record in folder.glob("*/run.json"):
+            if not _within(root, record):
+                continue  # a run folder or record linked from outside the root
             try:
                 data = json.loads(record.read_text())
             except (OSError, ValueError):
@@ -123,16 +144,9 @@ class PipelineRunsHandler(AiinfraHandler):
                 field="pipeline",
             )
         cluster = body.get("cluster")
-        if cluster is not None and (not isinstance(cluster, str) or not cluster):
-            raise AiinfraError(
-                f"cluster: got {cluster!r}; allowed: a cluster name", field="cluster"
-            )
-        params = body.get("params") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
-            raise AiinfraError(
-                f"params: got {params!r}; allowed: an object of parameter names to values",
-                field="params",
-            )
+        if cluster is not None:
+            as_name("cluster", cluster)
+        params = _params(body.get("params") or {})
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
@@ -142,6 +156,25 @@ class PipelineRunsHandler(AiinfraHandler):
         await self.call(spec_module.PipelineSpec.from_file, path)  # 400 with step and field
         launch = await self.call(self.state.launch_pipeline, path, cluster, params, force)
         self.reply(_launch_view(launch), status=202)
+
+
+def _params(params: Any) -> dict[str, Any]:
+    """Parameter names are identifiers; values are JSON that fits on a command line."""
+    allowed = "an object of parameter names (identifiers) to JSON values"
+    if not isinstance(params, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and k.isascii() for k in params
+    ):
+        shown = repr(params)[:80]
+        raise AiinfraError(f"params: got {shown}; allowed: {allowed}", field="params")
+    for key, value in params.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "\0" in text or len(text) > MAX_PARAM:
+            raise AiinfraError(
+                f"params: value of {key!r} has a NUL or is over {MAX_PARAM} characters; "
+                f"allowed: {allowed}",
+                field="params",
+            )
+    return params
 
 
 class PipelineRunHandler(AiinfraHandler):
@@ -171,17 +204,22 @@ def launch_pipeline(
         cmd += ["-p", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     if force:
         cmd.append("--force")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # logs name paths and clusters: the user's only
     log = home / f"{launch_id}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=path.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=path.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except BaseException:
+        log.unlink(missing_ok=True)  # a launch that never started leaves no empty log
+        raise
     return {
         "launch": launch_id,
         "pipeline": str(path),

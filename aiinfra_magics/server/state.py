@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib
+import ipaddress
 import os
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +28,9 @@ CLUSTERS_TTL_S = 1.0
 # dashboard loads; a short cache keeps that off the registry, and a stopped
 # cluster still disappears from the proxy within this many seconds.
 TARGET_TTL_S = 3.0
+# How long a dashboard link handed to the browser stays usable (a lab tab that
+# stays open longer is reopened from the panel, which hands out a fresh one).
+CAPABILITY_TTL_S = 12 * 3600
 
 
 class Cached:
@@ -87,15 +94,13 @@ class ServerState:
         self.clusters = Cached(_clusters, CLUSTERS_TTL_S, self.executor)
         self._targets: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
+        self._capability_key = secrets.token_bytes(32)  # dies with the server
         self.launches: dict[str, dict[str, Any]] = {}  # pipeline runs started by this server
 
     def home(self) -> Path:
-        root = os.environ.get("AIINFRA_HOME")
-        if not root:
-            from jupyter_core.paths import jupyter_runtime_dir
+        from ..paths import aiinfra_home
 
-            root = os.path.join(jupyter_runtime_dir(), "aiinfra")
-        return Path(root)
+        return aiinfra_home()  # created 0700
 
     def launch_pipeline(
         self, path: Path, cluster: str | None, params: dict[str, Any], force: bool
@@ -110,9 +115,12 @@ class ServerState:
         """``scheme://host:port`` of a registered cluster's dashboard (blocking; run in a thread).
 
         Only the registry decides where the proxy may connect: the request names
-        a cluster, never a host.
+        a cluster, never a host. The dashboard must be on its scheduler's own
+        host, so a record cannot turn the proxy towards another machine.
         """
         from ..clusters import manager
+        from ..clusters.registry import Registry
+        from ..errors import OperationError
 
         now = time.monotonic()
         with self._lock:
@@ -121,14 +129,45 @@ class ServerState:
                 return cached[1]
         link = manager.dashboard(name)  # NotFoundError for names not in the registry
         parts = urlsplit(link)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            from ..errors import OperationError
-
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OperationError(f"cluster {name!r}: dashboard link {link!r} is not an http URL")
-        target = f"{parts.scheme}://{parts.netloc}"
+        record = Registry().read(name) or {}
+        scheduler = urlsplit(str(record.get("scheduler_address") or "")).hostname
+        if not _same_host(parts.hostname, scheduler):
+            raise OperationError(
+                f"cluster {name!r}: dashboard {parts.hostname!r} is not on the scheduler's "
+                f"host {scheduler!r}; the proxy only reaches a scheduler's own dashboard"
+            )
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            raise OperationError(
+                f"cluster {name!r}: dashboard link {link!r} has a bad port"
+            ) from None
+        target = f"{parts.scheme}://{host}{port}"  # no user:password@ from the record
         with self._lock:
             self._targets[name] = (now, target)
         return target
+
+    def dashboard_capability(self, name: str, now: float | None = None) -> str:
+        """A path token that lets a sandboxed page load ``name``'s dashboard until it expires."""
+        expires = int((now if now is not None else time.time()) + CAPABILITY_TTL_S)
+        return f"{expires:x}.{self._sign(name, expires)}"
+
+    def dashboard_capability_ok(self, name: str, capability: str) -> bool:
+        expires_hex, _, signature = capability.partition(".")
+        try:
+            expires = int(expires_hex, 16)
+        except ValueError:
+            return False
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(signature, self._sign(name, expires))
+
+    def _sign(self, name: str, expires: int) -> str:
+        message = f"dashboard\n{name}\n{expires}".encode()
+        return hmac.new(self._capability_key, message, hashlib.sha256).hexdigest()[:40]
 
     def forget_target(self, name: str) -> None:
         with self._lock:
@@ -145,6 +184,20 @@ class ServerState:
                 launch["process"].kill()
         self.sampler.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    a, b = a.lower().strip("[]"), b.lower().strip("[]")
+    return a == b or (_loopback(a) and _loopback(b))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _inventory() -> dict[str, Any]:

@@ -1,82 +1,236 @@
-/** The start-cluster dialog body: a small form whose value is the POST body's inputs. */
+/**
+ * Dialog bodies: the start form, made from the server's backend declaration,
+ * and the adapt form (minimum and maximum workers).
+ *
+ * The DOM is easy to query: every field has `data-option` (its option name),
+ * every backend `data-backend`, and the backend's own fields sit in
+ * `.aiinfra-backend-options[data-backend=NAME]`.
+ */
 
 import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
 
-import { BACKENDS, emptyForm, IStartForm } from './model';
+import {
+  backendChoices,
+  fieldLabel,
+  fieldsFor,
+  FormValues,
+  IBackend,
+  IField,
+  initialBackend,
+  initialValue,
+  IStartForm
+} from './backends';
 
-function Field(props: {
-  label: string;
-  name: keyof IStartForm;
-  form: IStartForm;
-  placeholder?: string;
-  onChange: (name: keyof IStartForm, value: string) => void;
-}): JSX.Element {
-  return (
-    <label className="aiinfra-field">
-      <span>{props.label}</span>
-      <input
-        className="jp-mod-styled"
-        name={props.name}
-        value={props.form[props.name]}
-        placeholder={props.placeholder}
-        onChange={e => props.onChange(props.name, e.target.value)}
-      />
-    </label>
-  );
-}
-
+/** The start-cluster form; its value is what `formToBody` turns into the POST body. */
 export class StartClusterForm extends ReactWidget {
-  private _form: IStartForm;
-
-  constructor(defaultBackend: string) {
+  constructor(options: StartClusterForm.IOptions) {
     super();
-    this._form = emptyForm(defaultBackend);
+    this._backends = options.backends;
+    this._error = options.error ?? null;
+    this._backend = initialBackend(options.backends, options.defaultBackend);
     this.addClass('aiinfra-start-form');
   }
 
+  /** The chosen backend and the raw inputs of the fields it shows. */
   getValue(): IStartForm {
-    return { ...this._form };
+    return { backend: this._backend, values: { ...this._values } };
   }
 
-  private _set = (name: keyof IStartForm, value: string): void => {
-    this._form = { ...this._form, [name]: value };
-    this.update();
-  };
-
   render(): JSX.Element {
-    const form = this._form;
-    const isAddress = form.backend === 'address';
+    const fields = fieldsFor(this._backends, this._backend);
+    const chosen = backendChoices(this._backends).find(b => b.name === this._backend);
     return (
-      <div>
-        <Field label="Name" name="name" form={form} placeholder="(a free name is picked)" onChange={this._set} />
-        <label className="aiinfra-field">
-          <span>Backend</span>
+      <div className="aiinfra-start-body">
+        {this._error && <div className="aiinfra-error">Backends not listed: {this._error}</div>}
+        {Private.renderField(fields[0], this._values, this._set)}
+        <div className="aiinfra-option" data-option="backend">
+          <label className="aiinfra-field">
+            <span>Backend</span>
           <select
             className="jp-mod-styled"
             name="backend"
-            value={form.backend}
-            onChange={e => this._set('backend', e.target.value)}
+            value={this._backend}
+            onChange={e => this._choose(e.target.value)}
           >
-            {BACKENDS.map(b => (
-              <option key={b} value={b}>
-                {b}
+            {backendChoices(this._backends).map(b => (
+              <option
+                key={b.name}
+                value={b.name}
+                data-backend={b.name}
+                disabled={!b.usable}
+                title={b.usable ? b.description : b.reason ?? ''}
+              >
+                {b.usable ? b.name : `${b.name} (not usable: ${b.reason ?? 'no reason given'})`}
               </option>
             ))}
           </select>
+          </label>
+        </div>
+        {chosen && <div className="aiinfra-help aiinfra-backend-description">{chosen.description}</div>}
+        {fields
+          .slice(1)
+          .filter(f => f.common)
+          .map(f => Private.renderField(f, this._values, this._set))}
+        <div className="aiinfra-backend-options" data-backend={this._backend}>
+          {fields
+            .slice(1)
+            .filter(f => !f.common)
+            .map(f => Private.renderField(f, this._values, this._set))}
+        </div>
+      </div>
+    );
+  }
+
+  private _choose(name: string): void {
+    this._backend = name;
+    this.update();
+  }
+
+  private _set = (name: string, value: string | boolean): void => {
+    this._values = { ...this._values, [name]: value };
+    this.update();
+  };
+
+  private _backends: IBackend[];
+  private _backend: string;
+  private _error: string | null;
+  private _values: FormValues = {};
+}
+
+export namespace StartClusterForm {
+  export interface IOptions {
+    /** The server's backends (`GET aiinfra/api/backends`). */
+    backends: IBackend[];
+    /** The backend preselected when offered and usable (the setting `defaultBackend`). */
+    defaultBackend?: string;
+    /** Why the backends could not be listed, shown above the fields. */
+    error?: string | null;
+  }
+}
+
+/** Minimum and maximum workers of an adaptive cluster. */
+export class AdaptForm extends ReactWidget {
+  constructor(options: AdaptForm.IOptions) {
+    super();
+    this._value = { minimum: options.minimum, maximum: options.maximum };
+    this.addClass('aiinfra-adapt-form');
+  }
+
+  getValue(): AdaptForm.IValue {
+    return { ...this._value };
+  }
+
+  render(): JSX.Element {
+    const set = (key: keyof AdaptForm.IValue) => (e: React.ChangeEvent<HTMLInputElement>) => {
+      this._value = { ...this._value, [key]: e.target.value };
+      this.update();
+    };
+    return (
+      <div>
+        <div className="aiinfra-help">Dask adds and removes workers with the load, between these.</div>
+        {(['minimum', 'maximum'] as const).map(key => (
+          <label className="aiinfra-field" data-option={key} key={key}>
+            <span>{key === 'minimum' ? 'Minimum' : 'Maximum'}</span>
+            <input
+              className="jp-mod-styled"
+              name={key}
+              inputMode="numeric"
+              value={this._value[key]}
+              onChange={set(key)}
+            />
+          </label>
+        ))}
+      </div>
+    );
+  }
+
+  private _value: AdaptForm.IValue;
+}
+
+export namespace AdaptForm {
+  export interface IValue {
+    minimum: string;
+    maximum: string;
+  }
+  export type IOptions = IValue;
+}
+
+namespace Private {
+  export function renderField(
+    field: IField,
+    values: FormValues,
+    set: (name: string, value: string | boolean) => void
+  ): JSX.Element {
+    const { option, disabled } = field;
+    const name = option.name;
+    const raw = values[name] ?? initialValue(option);
+    const placeholder =
+      option.default !== null && option.default !== undefined && option.type !== 'boolean'
+        ? `default: ${Array.isArray(option.default) ? option.default.join(', ') : String(option.default)}`
+        : disabled
+          ? 'not with this backend'
+          : '';
+    let input: JSX.Element;
+    if (option.type === 'boolean') {
+      input = (
+        <input
+          type="checkbox"
+          name={name}
+          checked={raw === true}
+          disabled={disabled}
+          onChange={e => set(name, e.target.checked)}
+        />
+      );
+    } else if (option.choices && option.choices.length) {
+      input = (
+        <select
+          className="jp-mod-styled"
+          name={name}
+          value={String(raw)}
+          disabled={disabled}
+          onChange={e => set(name, e.target.value)}
+        >
+          <option value="">{placeholder || 'default'}</option>
+          {option.choices.map(choice => (
+            <option key={choice} value={choice}>
+              {choice}
+            </option>
+          ))}
+        </select>
+      );
+    } else if (option.type === 'list') {
+      input = (
+        <textarea
+          className="jp-mod-styled"
+          name={name}
+          rows={2}
+          value={String(raw)}
+          placeholder={placeholder || 'one per line'}
+          disabled={disabled}
+          onChange={e => set(name, e.target.value)}
+        />
+      );
+    } else {
+      input = (
+        <input
+          className="jp-mod-styled"
+          name={name}
+          inputMode={option.type === 'integer' || option.type === 'number' ? 'numeric' : undefined}
+          value={String(raw)}
+          placeholder={placeholder}
+          disabled={disabled}
+          onChange={e => set(name, e.target.value)}
+        />
+      );
+    }
+    return (
+      <div className="aiinfra-option" data-option={name} data-type={option.type} key={name}>
+        <label className="aiinfra-field" title={option.help}>
+          <span>{fieldLabel(option)}</span>
+          {input}
         </label>
-        {isAddress ? (
-          <Field label="Scheduler" name="address" form={form} placeholder="tcp://host:8786" onChange={this._set} />
-        ) : (
-          <>
-            <Field label="Workers" name="workers" form={form} placeholder="default" onChange={this._set} />
-            <Field label="Threads/worker" name="threads" form={form} placeholder="default" onChange={this._set} />
-            <Field label="Memory/worker" name="memory" form={form} placeholder="e.g. 4GB or 0.5" onChange={this._set} />
-            {form.backend !== 'local' && (
-              <Field label="GPUs" name="gpus" form={form} placeholder="all | N | 0,2" onChange={this._set} />
-            )}
-          </>
-        )}
+        {option.help && <div className="aiinfra-help">{option.help}</div>}
       </div>
     );
   }

@@ -1,52 +1,60 @@
 /**
  * aiinfra for JupyterLab: a sidebar with this machine's devices, every
- * registered Dask cluster and recent pipeline runs, plus `aiinfra:*` commands.
- * All data comes from the aiinfra server extension's REST API.
+ * registered Dask cluster and recent pipeline runs, dockable Dask dashboard
+ * plots and GPU/host charts, plus `aiinfra:*` commands. Data is pushed by the
+ * aiinfra server extension over one WebSocket (`aiinfra/api/events`); its REST
+ * API is polled only while that socket is down.
+ *
+ * `activate` only wires things together: the model (model.ts), the panel
+ * (panel.tsx) and one group of commands per file (commands/).
  */
 
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import {
-  Dialog,
-  ICommandPalette,
-  InputDialog,
-  MainAreaWidget,
-  showDialog,
-  showErrorMessage
-} from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
-import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { IFrame, LabIcon } from '@jupyterlab/ui-components';
+import { LabIcon } from '@jupyterlab/ui-components';
 
-import { dashboardUrl, IRequester } from './api';
-import { StartClusterForm } from './dialog';
-import { connectCode, formToBody, ICluster } from './model';
-import { AiinfraPanel, CommandIDs, PanelModel } from './panel';
+import { IRequester } from './api';
+import { ChartCommands } from './commands/charts';
+import { ClusterCommands } from './commands/clusters';
+import { DashboardCommands } from './commands/dashboards';
+import { PanelCommands } from './commands/panel';
+import { PipelineCommands } from './commands/pipelines';
+import { ISocketLike } from './events';
+import { PanelModel } from './model';
+import { AiinfraPanel } from './panel';
+
+/** The ids of the commands this extension adds. */
+export namespace CommandIDs {
+  export const openPanel = 'aiinfra:open-panel';
+  export const refresh = 'aiinfra:refresh';
+  export const startCluster = 'aiinfra:start-cluster';
+  export const scaleCluster = 'aiinfra:scale-cluster';
+  export const adaptCluster = 'aiinfra:adapt-cluster';
+  export const stopCluster = 'aiinfra:stop-cluster';
+  export const openDashboard = 'aiinfra:open-dashboard';
+  export const openPane = 'aiinfra:open-dashboard-plot';
+  export const openChart = 'aiinfra:open-chart';
+  export const insertConnect = 'aiinfra:insert-connect';
+  export const runPipeline = 'aiinfra:run-pipeline';
+}
 
 const PLUGIN_ID = 'aiinfra:plugin';
 
-const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
+export const aiinfraIcon = new LabIcon({
+  name: 'aiinfra:icon',
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161">
 <rect x="3" y="3" width="7" height="7" rx="1.5"/><rect x="14" y="3" width="7" height="7" rx="1.5"/>
 <rect x="3" y="14" width="7" height="7" rx="1.5"/><rect x="14" y="14" width="7" height="7" rx="1.5"/>
 <rect x="9.5" y="6" width="5" height="1.2"/><rect x="9.5" y="17" width="5" height="1.2"/>
 <rect x="6" y="9.5" width="1.2" height="5"/><rect x="17" y="9.5" width="1.2" height="5"/>
-</g></svg>`;
-
-export const aiinfraIcon = new LabIcon({ name: 'aiinfra:icon', svgstr: ICON_SVG });
-
-async function reportFailure(title: string, action: () => Promise<unknown>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    await showErrorMessage(title, (error as Error).message ?? String(error));
-  }
-}
+</g></svg>`
+});
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -61,219 +69,101 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     browserFactory: IFileBrowserFactory | null
   ) => {
+    const { commands, shell } = app;
     const serverSettings = ServerConnection.makeSettings();
-    const requester: IRequester = {
-      baseUrl: serverSettings.baseUrl,
-      fetcher: (url, init) => ServerConnection.makeRequest(url, init, serverSettings)
-    };
-    let defaultBackend = 'auto';
-    const model = new PanelModel(requester, 5000);
-    const panel = new AiinfraPanel(model, app.commands);
+    const model = new PanelModel({
+      requester: Private.requester(serverSettings),
+      interval: 5000,
+      connect: Private.eventSocket(serverSettings)
+    });
+    model.start();
+    const panel = new AiinfraPanel({ model, commands, commandIDs: CommandIDs });
     panel.id = 'aiinfra-sidebar';
     panel.title.icon = aiinfraIcon;
     panel.title.caption = 'aiinfra: devices, clusters, pipelines';
-    app.shell.add(panel, 'left', { rank: 600 });
-    if (restorer) {
-      restorer.add(panel, 'aiinfra-sidebar');
-    }
+    shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, 'aiinfra-sidebar');
 
+    const settings = { defaultBackend: 'auto' };
     if (settingRegistry) {
-      const apply = (settings: ISettingRegistry.ISettings) => {
-        const seconds = Number(settings.get('refreshInterval').composite) || 5;
-        model.setInterval(Math.max(1, seconds) * 1000);
-        defaultBackend = String(settings.get('defaultBackend').composite || 'auto');
-      };
-      settingRegistry
-        .load(PLUGIN_ID)
-        .then(settings => {
-          apply(settings);
-          settings.changed.connect(apply);
-        })
-        .catch(reason => console.warn('aiinfra: settings not loaded', reason));
+      Private.followSettings(settingRegistry, model, settings);
     }
 
-    const dashboards = new Map<string, MainAreaWidget<IFrame>>();
-    const { commands } = app;
-    const named = (args: any): string => String(args.name ?? '');
-
-    commands.addCommand(CommandIDs.openPanel, {
-      label: 'aiinfra: Show Sidebar',
-      execute: () => app.shell.activateById(panel.id)
+    PanelCommands.add({ commands, shell, panel, model, ids: CommandIDs });
+    ClusterCommands.add({
+      commands,
+      shell,
+      model,
+      ids: CommandIDs,
+      notebooks,
+      defaultBackend: () => settings.defaultBackend
     });
-
-    commands.addCommand(CommandIDs.refresh, {
-      label: 'aiinfra: Refresh',
-      execute: () => model.poll.refresh()
+    DashboardCommands.add({
+      commands,
+      shell,
+      model,
+      ids: CommandIDs,
+      baseUrl: serverSettings.baseUrl,
+      restorer,
+      icon: aiinfraIcon
     });
-
-    commands.addCommand(CommandIDs.startCluster, {
-      label: 'aiinfra: Start Dask Cluster…',
-      execute: async () => {
-        const result = await showDialog({
-          title: 'Start a Dask cluster',
-          body: new StartClusterForm(defaultBackend),
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start' })]
-        });
-        if (!result.button.accept || !result.value) {
-          return;
-        }
-        const { body, error } = formToBody(result.value);
-        if (error || !body) {
-          await showErrorMessage('Cannot start the cluster', error ?? 'invalid form');
-          return;
-        }
-        const label = String(body.name ?? 'new cluster');
-        model.setBusy(label, 'starting');
-        await reportFailure('Cannot start the cluster', () =>
-          model.request<ICluster>(['clusters'], 'POST', body)
-        );
-        model.setBusy(label, null);
-        await model.poll.refresh();
-      }
-    });
-
-    commands.addCommand(CommandIDs.scaleCluster, {
-      label: args => (args.name ? `aiinfra: Scale ${named(args)}…` : 'aiinfra: Scale Cluster…'),
-      execute: async args => {
-        const name = named(args) || (await askName('Scale which cluster?'));
-        if (!name) {
-          return;
-        }
-        const answer = await InputDialog.getNumber({ title: `Workers for ${name}`, value: 2 });
-        if (!answer.button.accept || answer.value === null) {
-          return;
-        }
-        model.setBusy(name, 'scaling');
-        await reportFailure(`Cannot scale ${name}`, () =>
-          model.request(['clusters', name], 'PATCH', { workers: answer.value })
-        );
-        model.setBusy(name, null);
-        await model.poll.refresh();
-      }
-    });
-
-    commands.addCommand(CommandIDs.stopCluster, {
-      label: args => (args.name ? `aiinfra: Stop ${named(args)}` : 'aiinfra: Stop Cluster…'),
-      execute: async args => {
-        const name = named(args) || (await askName('Stop which cluster?'));
-        if (!name) {
-          return;
-        }
-        model.setBusy(name, 'stopping');
-        await reportFailure(`Cannot stop ${name}`, () => model.request(['clusters', name], 'DELETE'));
-        model.setBusy(name, null);
-        dashboards.get(name)?.dispose();
-        await model.poll.refresh();
-      }
-    });
-
-    commands.addCommand(CommandIDs.openDashboard, {
-      label: args => (args.name ? `aiinfra: Dashboard of ${named(args)}` : 'aiinfra: Open Dask Dashboard…'),
-      execute: async args => {
-        const name = named(args) || (await askName('Dashboard of which cluster?'));
-        if (!name) {
-          return;
-        }
-        let widget = dashboards.get(name);
-        if (!widget || widget.isDisposed) {
-          const frame = new IFrame({
-            sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups']
-          });
-          frame.url = dashboardUrl(serverSettings.baseUrl, name);
-          widget = new MainAreaWidget({ content: frame });
-          widget.id = `aiinfra-dashboard-${name}`;
-          widget.title.label = `Dask: ${name}`;
-          widget.title.icon = aiinfraIcon;
-          widget.title.closable = true;
-          widget.addClass('aiinfra-dashboard-tab');
-          dashboards.set(name, widget);
-          widget.disposed.connect(() => dashboards.delete(name));
-          app.shell.add(widget, 'main');
-        }
-        app.shell.activateById(widget.id);
-      }
-    });
-
-    commands.addCommand(CommandIDs.insertConnect, {
-      label: args =>
-        args.name ? `aiinfra: Insert Client for ${named(args)}` : 'aiinfra: Insert Client Code…',
-      execute: async args => {
-        const name = named(args) || (await askName('Connect to which cluster?'));
-        const current = notebooks?.currentWidget;
-        if (!name) {
-          return;
-        }
-        if (!current) {
-          await showErrorMessage('No notebook open', 'Open a notebook to insert the client code into.');
-          return;
-        }
-        NotebookActions.insertBelow(current.content);
-        current.content.activeCell?.model.sharedModel.setSource(connectCode(name));
-        app.shell.activateById(current.id);
-      }
-    });
-
-    commands.addCommand(CommandIDs.runPipeline, {
-      label: 'aiinfra: Run Pipeline',
-      caption: 'Run a pipeline.yaml with aiinfra',
-      execute: async args => {
-        let path = String(args.path ?? '') || selectedYaml();
-        if (!path) {
-          const answer = await InputDialog.getText({
-            title: 'Run which pipeline?',
-            placeholder: 'folder/pipeline.yaml (relative to the Jupyter root)'
-          });
-          if (!answer.button.accept || !answer.value) {
-            return;
-          }
-          path = answer.value;
-        }
-        await reportFailure(`Cannot run ${path}`, () =>
-          model.request(['pipelines', 'runs'], 'POST', { pipeline: path })
-        );
-        app.shell.activateById(panel.id);
-        await model.poll.refresh();
-      }
-    });
-
-    function selectedYaml(): string {
-      const browser = browserFactory?.tracker.currentWidget;
-      const item = browser?.selectedItems().next();
-      const path = item && !item.done ? item.value.path : '';
-      return /\.ya?ml$/.test(path) ? path : '';
-    }
-
-    async function askName(title: string): Promise<string> {
-      const names = (model.clusters.data ?? []).map(c => c.name);
-      if (names.length === 0) {
-        await showErrorMessage('No clusters', 'No cluster is registered; start one first.');
-        return '';
-      }
-      const answer = await InputDialog.getItem({ title, items: names });
-      return answer.button.accept && answer.value ? answer.value : '';
-    }
+    ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon });
+    PipelineCommands.add({ commands, shell, panel, model, ids: CommandIDs, browserFactory });
 
     app.contextMenu.addItem({
       command: CommandIDs.runPipeline,
       selector: '.jp-DirListing-item[data-file-type="yaml"]',
       rank: 20
     });
-
-    if (palette) {
-      for (const command of [
-        CommandIDs.openPanel,
-        CommandIDs.refresh,
-        CommandIDs.startCluster,
-        CommandIDs.scaleCluster,
-        CommandIDs.stopCluster,
-        CommandIDs.openDashboard,
-        CommandIDs.insertConnect,
-        CommandIDs.runPipeline
-      ]) {
-        palette.addItem({ command, category: 'aiinfra' });
-      }
+    for (const command of Object.values(CommandIDs)) {
+      palette?.addItem({ command, category: 'aiinfra' });
     }
   }
 };
 
 export default plugin;
+
+namespace Private {
+  /** Requests through ServerConnection: base URL, token and XSRF cookie are handled there. */
+  export function requester(settings: ServerConnection.ISettings): IRequester {
+    return {
+      baseUrl: settings.baseUrl,
+      fetcher: (url, init) => ServerConnection.makeRequest(url, init, settings)
+    };
+  }
+
+  /**
+   * Open the events socket as JupyterLab opens its own (kernels, terminals):
+   * below the settings' wsUrl, with the token appended when token auth is in use;
+   * otherwise the browser sends the login cookie with the upgrade request.
+   */
+  export function eventSocket(settings: ServerConnection.ISettings): () => ISocketLike {
+    return () => {
+      let url = URLExt.join(settings.wsUrl, 'aiinfra', 'api', 'events');
+      if (settings.appendToken && settings.token !== '') {
+        url += `?token=${encodeURIComponent(settings.token)}`;
+      }
+      return new settings.WebSocket(url);
+    };
+  }
+
+  /** Apply the plugin's settings now and whenever they change. */
+  export function followSettings(
+    registry: ISettingRegistry,
+    model: PanelModel,
+    target: { defaultBackend: string }
+  ): void {
+    const apply = (settings: ISettingRegistry.ISettings) => {
+      const seconds = Number(settings.get('refreshInterval').composite) || 5;
+      model.setInterval(Math.max(1, seconds) * 1000);
+      target.defaultBackend = String(settings.get('defaultBackend').composite || 'auto');
+    };
+    registry
+      .load(PLUGIN_ID)
+      .then(settings => {
+        apply(settings);
+        settings.changed.connect(apply);
+      })
+      .catch(reason => console.warn('aiinfra: settings not loaded', reason));
+  }
+}

@@ -1,6 +1,14 @@
 /**
- * The panel's data and the pure helpers that shape it (tested with jest).
+ * The panel's data: what the server's routes return, the model one poll
+ * fills, and the pure helpers that shape it for display.
  */
+
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { APIError, IRequester, joinUrl, requestAPI } from './api';
+import { IBackend } from './backends';
+import { EventStream, ISocketLike, PushMessage } from './events';
 
 export interface IGpuSample {
   index: number;
@@ -10,13 +18,52 @@ export interface IGpuSample {
   memory_used?: number | null;
   memory_total?: number | null;
   temperature?: number | null;
+  power_watts?: number | null;
+  /** PCIe and NVLink throughput in bytes/s (null: this board does not report it). */
+  pcie_tx?: number | null;
+  pcie_rx?: number | null;
+  nvlink_tx?: number | null;
+  nvlink_rx?: number | null;
+  mig?: Array<{ index: number; uuid?: string | null; memory_used?: number | null; memory_total?: number | null }>;
   error?: string;
+}
+
+/** This machine's CPU, memory, network and disk, from the server's one sampler. */
+export interface IHostSample {
+  cpu_percent?: number | null;
+  memory_used?: number | null;
+  memory_total?: number | null;
+  /** Bytes/s since the previous sample (null on the first one). */
+  net_sent?: number | null;
+  net_recv?: number | null;
+  disk_read?: number | null;
+  disk_write?: number | null;
 }
 
 export interface IGpuMetrics {
   gpus: IGpuSample[];
+  /** Why there are no GPU figures, in one sentence (null when there are). */
   reason: string | null;
   timestamp: number | null;
+  host?: IHostSample | null;
+}
+
+/** One of the scheduler's individual dashboard plots (its `individual-plots.json`). */
+export interface IPlot {
+  label: string;
+  /** Path below the dashboard root, without a leading slash: `individual-task-stream`. */
+  path: string;
+}
+
+/** The plots of a Dask dashboard's `individual-plots.json` ({title: "/path"}), sorted by title. */
+export function parsePlots(data: unknown): IPlot[] {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    return [];
+  }
+  return Object.entries(data as Record<string, unknown>)
+    .filter(([, path]) => typeof path === 'string' && /^\/?[A-Za-z0-9_./-]+$/.test(path) && !path.includes('..'))
+    .map(([label, path]) => ({ label: label.replace(/^Individual /, ''), path: (path as string).replace(/^\/+/, '') }))
+    .sort((a, b) => a.label.localeCompare(b.label));
 }
 
 export interface IInventory {
@@ -44,6 +91,19 @@ export interface ICluster {
   adapt: string | null;
   owner: { kind?: string; pid?: number; host?: string };
   created: number | null;
+  /** A batch backend's queue (SLURM: `live_details`): one row per job, a summary, refusals. */
+  jobs?: IJob[];
+  queue?: string;
+  submit_errors?: string[];
+}
+
+export interface IJob {
+  job_id: string;
+  state: string;
+  reason?: string | null;
+  time_left?: string | null;
+  node?: string | null;
+  name?: string;
 }
 
 export interface IRunStep {
@@ -78,53 +138,6 @@ export interface IRuns {
   launches: ILaunch[];
 }
 
-export const BACKENDS = ['auto', 'local', 'cuda', 'address'] as const;
-
-/** The start-cluster form as typed by the user (strings from inputs). */
-export interface IStartForm {
-  name: string;
-  backend: string;
-  workers: string;
-  threads: string;
-  memory: string;
-  gpus: string;
-  address: string;
-}
-
-export function emptyForm(defaultBackend = 'auto'): IStartForm {
-  return { name: '', backend: defaultBackend, workers: '', threads: '', memory: '', gpus: '', address: '' };
-}
-
-/**
- * Turn the form into the POST body (the CLI's option names); empty inputs are
- * left out so the server's defaults apply. Returns an error naming the field
- * for what can be told here; the server validates everything again.
- */
-export function formToBody(form: IStartForm): { body?: Record<string, unknown>; error?: string } {
-  const body: Record<string, unknown> = { backend: form.backend || 'auto' };
-  const name = form.name.trim();
-  if (name) {
-    body.name = name;
-  }
-  for (const key of ['workers', 'threads'] as const) {
-    const text = form[key].trim();
-    if (!text) {
-      continue;
-    }
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      return { error: `${key}: got ${JSON.stringify(text)}; allowed: an integer >= 1` };
-    }
-    body[key] = Number(text);
-  }
-  for (const key of ['memory', 'gpus', 'address'] as const) {
-    const text = form[key].trim();
-    if (text) {
-      body[key] = text;
-    }
-  }
-  return { body };
-}
-
 /** The code a notebook cell needs to use the cluster. */
 export function connectCode(name: string): string {
   return (
@@ -157,6 +170,21 @@ export function memoryPercent(gpu: IGpuSample): number | null {
 }
 
 /** One line describing a cluster's size. */
+/** `job 12 RUNNING on n1 · 9:41 left`, `job 13 PENDING (Resources)`. */
+export function jobLine(j: IJob): string {
+  let line = `job ${j.job_id} ${j.state}`;
+  if (j.reason) {
+    line += ` (${j.reason})`;
+  }
+  if (j.node && j.state !== 'PENDING') {
+    line += ` on ${j.node}`;
+  }
+  if (j.time_left) {
+    line += ` · ${j.time_left} left`;
+  }
+  return line;
+}
+
 export function clusterSummary(c: ICluster): string {
   const parts = [
     `${c.workers} worker${c.workers === 1 ? '' : 's'}`,
@@ -189,4 +217,234 @@ export function runSteps(run: IRun): Array<{ name: string } & IRunStep> {
 /** The executed notebook of a step, as a path below the server root (null: not openable). */
 export function stepNotebookPath(step: IRunStep): string | null {
   return step.notebook_path ?? null;
+}
+
+type Section<T> = { data?: T; error?: string };
+
+/** Samples kept for the charts: 10 minutes at the sampler's default 1 s. */
+export const HISTORY = 600;
+
+/** Everything the panel shows; one poll fills it. */
+export class PanelModel {
+  devices: Section<IInventory> = {};
+  metrics: Section<IGpuMetrics> = {};
+  clusters: Section<ICluster[]> = {};
+  runs: Section<IRuns> = {};
+  /** Loaded when a dialog needs it, not on every poll: backends change with installs only. */
+  backends: Section<IBackend[]> = {};
+  extensionMissing: string | null = null;
+  readonly busy = new Map<string, string>(); // cluster name -> what is being done
+  visible = false; // set by the panel as it is shown and hidden
+  /** Open panels (charts, dashboard panes) that need fresh data even while the sidebar is hidden. */
+  watchers = 0;
+  /** Metrics samples, oldest first (at most HISTORY), for the charts. */
+  readonly history: IGpuMetrics[] = [];
+  /** Each cluster's individual dashboard plots, loaded when asked for. */
+  readonly plots = new Map<string, Section<IPlot[]>>();
+  readonly requester: IRequester;
+  readonly poll: Poll;
+  /** The push channel, when the model was given a way to open it. */
+  readonly stream: EventStream | null;
+  private _changed = new Signal<this, void>(this);
+
+  constructor(options: PanelModel.IOptions) {
+    this.requester = options.requester;
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: Private.frequency(options.interval ?? 5000),
+      // Pushed data needs no polling; nobody looks at a hidden panel or a background tab.
+      standby: () => this.pushing || (!this.visible && this.watchers === 0) || 'when-hidden',
+      name: 'aiinfra:panel'
+    });
+    this.stream = options.connect
+      ? new EventStream({
+          connect: options.connect,
+          onMessage: message => this.apply(message),
+          initialDelay: options.reconnectDelay
+        })
+      : null;
+    this.stream?.stateChanged.connect((_, connected) => {
+      if (connected) {
+        // Devices are not pushed (they change with hardware only): fetch them once.
+        void this.refreshNow(['devices']);
+      } else {
+        void this.poll.refresh(); // socket down: poll until it is back
+      }
+      this._changed.emit();
+    });
+  }
+
+  /** Open the push channel (the poll covers the time until it is up). */
+  start(): void {
+    this.stream?.start();
+  }
+
+  /** True while changes are pushed over the events socket. */
+  get pushing(): boolean {
+    return this.stream?.connected ?? false;
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Apply one pushed message. */
+  apply(message: PushMessage): void {
+    if (message.type === 'clusters') {
+      this.clusters = { data: message.clusters as ICluster[] };
+      const names = new Set(this.clusters.data!.map(c => c.name));
+      for (const name of [...this.plots.keys()]) {
+        if (!names.has(name)) {
+          this.plots.delete(name); // a later cluster of that name may have another dashboard
+        }
+      }
+    } else if (message.type === 'runs') {
+      const runs = Array.isArray(message.runs) ? (message.runs as IRun[]) : [];
+      this.runs = { data: { available: true, runs, launches: this.runs.data?.launches ?? [] } };
+    } else if (message.type === 'metrics') {
+      this._setMetrics(message.metrics as IGpuMetrics);
+    }
+    this.extensionMissing = null;
+    this._changed.emit();
+  }
+
+  /** Load the individual plots a cluster's dashboard serves (through the server's proxy). */
+  async loadPlots(name: string): Promise<IPlot[]> {
+    const url = joinUrl(this.requester.baseUrl, 'aiinfra', 'dashboard', encodeURIComponent(name), 'individual-plots.json');
+    try {
+      const response = await this.requester.fetcher(url, { method: 'GET' });
+      if (!response.ok) {
+        throw new Error(`the dashboard of ${name} did not list its plots (HTTP ${response.status})`);
+      }
+      this.plots.set(name, { data: parsePlots(await response.json()) });
+    } catch (error) {
+      this.plots.set(name, { error: (error as Error).message ?? String(error) });
+    }
+    this._changed.emit();
+    return this.plots.get(name)?.data ?? [];
+  }
+
+  setInterval(intervalMs: number): void {
+    this.poll.frequency = Private.frequency(intervalMs);
+  }
+
+  request<T>(path: string[], method = 'GET', body?: unknown): Promise<T> {
+    return requestAPI<T>(this.requester, path, method, body);
+  }
+
+  /** The cluster of that name as last polled, if any. */
+  cluster(name: string): ICluster | undefined {
+    return (this.clusters.data ?? []).find(c => c.name === name);
+  }
+
+  /** The backend a cluster runs on, when the backends were loaded. */
+  backendOf(cluster: ICluster): IBackend | undefined {
+    return (this.backends.data ?? []).find(b => b.name === cluster.backend);
+  }
+
+  /** Ask the server for its backends (usable here or why not, and their options). */
+  async loadBackends(): Promise<IBackend[]> {
+    try {
+      const data = await this.request<{ backends: IBackend[] }>(['backends']);
+      this.backends = { data: data.backends };
+    } catch (error) {
+      this.backends = { data: this.backends.data, error: (error as Error).message ?? String(error) };
+    }
+    this._changed.emit();
+    return this.backends.data ?? [];
+  }
+
+  /** Fetch now, whether pushed or polled (after a change made here, or the refresh button). */
+  async refreshNow(only?: Private.SectionName[]): Promise<void> {
+    try {
+      await this.refresh(only);
+    } catch {
+      // every request failed: the sections say why
+    }
+  }
+
+  /** One round of requests; rejects (so the poll backs off) when every one failed. */
+  async refresh(only?: Private.SectionName[]): Promise<void> {
+    const calls = Private.CALLS.filter(([key]) => !only || only.includes(key));
+    const results = await Promise.allSettled(calls.map(([, path]) => this.request<any>(path)));
+    let failures = 0;
+    this.extensionMissing = null;
+    const sections = this as unknown as Record<Private.SectionName, Section<unknown>>;
+    results.forEach((result, i) => {
+      const key = calls[i][0];
+      if (result.status === 'fulfilled') {
+        const value = key === 'clusters' ? result.value.clusters : result.value;
+        if (key === 'metrics') {
+          this._setMetrics(value);
+        } else {
+          sections[key] = { data: value };
+        }
+      } else {
+        failures += 1;
+        const error = result.reason as APIError;
+        if (error.extensionMissing) {
+          this.extensionMissing = error.message;
+        }
+        sections[key] = { data: sections[key].data, error: error.message ?? String(error) };
+      }
+    });
+    this._changed.emit();
+    if (failures === calls.length) {
+      throw new Error('aiinfra: every request failed');
+    }
+  }
+
+  setBusy(name: string, what: string | null): void {
+    if (what) {
+      this.busy.set(name, what);
+    } else {
+      this.busy.delete(name);
+    }
+    this._changed.emit();
+  }
+
+  private _setMetrics(value: IGpuMetrics): void {
+    this.metrics = { data: value };
+    const last = this.history[this.history.length - 1];
+    if (value && value.timestamp !== null && value.timestamp !== last?.timestamp) {
+      this.history.push(value);
+      if (this.history.length > HISTORY) {
+        this.history.splice(0, this.history.length - HISTORY);
+      }
+    }
+  }
+
+  dispose(): void {
+    this.stream?.dispose();
+    this.poll.dispose();
+    Signal.clearData(this);
+  }
+}
+
+export namespace PanelModel {
+  export interface IOptions {
+    /** How requests reach the server (ServerConnection in the lab, a fake in tests). */
+    requester: IRequester;
+    /** Poll interval in milliseconds while the panel is visible and nothing is pushed (default 5000). */
+    interval?: number;
+    /** Open the events socket (the model then polls only while it is down). */
+    connect?: () => ISocketLike;
+    /** First reconnection delay of the socket in ms (default 500, doubling up to 30 s). */
+    reconnectDelay?: number;
+  }
+}
+
+namespace Private {
+  export type SectionName = 'devices' | 'metrics' | 'clusters' | 'runs';
+
+  export const CALLS: Array<[SectionName, string[]]> = [
+    ['devices', ['devices']],
+    ['metrics', ['metrics', 'gpu']],
+    ['clusters', ['clusters']],
+    ['runs', ['pipelines', 'runs']]
+  ];
+
+  export function frequency(interval: number) {
+    return { interval, backoff: true, max: 60000 };
+  }
 }

@@ -1,10 +1,9 @@
 import {
   clusterSummary,
   connectCode,
-  emptyForm,
   formatBytes,
-  formToBody,
   ICluster,
+  jobLine,
   memoryPercent,
   runSteps,
   stepNotebookPath
@@ -25,25 +24,6 @@ const cluster: ICluster = {
   created: 0
 };
 
-describe('start form', () => {
-  it('leaves empty inputs out so the server defaults apply', () => {
-    expect(formToBody(emptyForm())).toEqual({ body: { backend: 'auto' } });
-    expect(emptyForm('local').backend).toBe('local');
-  });
-
-  it('uses the CLI option names with typed values', () => {
-    const form = { ...emptyForm('cuda'), name: ' gpu1 ', workers: '2', threads: '4', gpus: '0,1', memory: '4GB' };
-    expect(formToBody(form)).toEqual({
-      body: { backend: 'cuda', name: 'gpu1', workers: 2, threads: 4, gpus: '0,1', memory: '4GB' }
-    });
-  });
-
-  it('names the field of a bad number', () => {
-    expect(formToBody({ ...emptyForm(), workers: '0' }).error).toMatch(/^workers: got "0"/);
-    expect(formToBody({ ...emptyForm(), threads: 'two' }).error).toMatch(/^threads:/);
-  });
-});
-
 describe('formatting', () => {
   it('formats bytes in binary units', () => {
     expect(formatBytes(0)).toBe('-');
@@ -57,6 +37,15 @@ describe('formatting', () => {
     expect(clusterSummary(cluster)).toBe('1 worker · 2 threads · 2.0 GiB');
     expect(clusterSummary({ ...cluster, workers: 2, gpus: ['0', '1'], adapt: '1:4' })).toBe(
       '2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4'
+    );
+  });
+
+  it('describes a batch job in one line', () => {
+    expect(jobLine({ job_id: '12', state: 'RUNNING', node: 'n1', time_left: '9:41' })).toBe(
+      'job 12 RUNNING on n1 · 9:41 left'
+    );
+    expect(jobLine({ job_id: '13', state: 'PENDING', reason: 'Resources', node: null })).toBe(
+      'job 13 PENDING (Resources)'
     );
   });
 

@@ -2,7 +2,9 @@
 
 Opens the panel, starts a local cluster from its dialog, sees it listed with its
 worker, opens its Dask dashboard in a main-area tab (through the server's proxy,
-under a non-default base_url), saves docs/sidebar.png, and stops the cluster.
+under a non-default base_url), takes a screenshot, and stops the cluster.
+The screenshot goes to tmp; ``make screenshots`` sets AIINFRA_SCREENSHOTS=docs to
+refresh the tracked docs/sidebar.png (tests never modify tracked files).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def lab(tmp_path):
     log.close()
 
 
-def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
+def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -122,6 +124,9 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             # Start a local cluster from the dialog.
             panel.locator("button.aiinfra-start").click()
             dialog = page.locator(".jp-Dialog")
+            _dialog_follows_backend_declaration(
+                dialog, _api(lab, "aiinfra/api/backends")["backends"]
+            )
             dialog.locator('input[name="name"]').fill("browser1")
             dialog.locator('select[name="backend"]').select_option("local")
             dialog.locator('input[name="workers"]').fill("1")
@@ -146,6 +151,14 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             page.locator(".jp-Dialog input").fill("2")
             page.locator(".jp-Dialog button.jp-mod-accept").click()
             card.get_by_text("2 workers").wait_for(timeout=60_000)
+            _buttons_in_one_row(card)
+
+            # Make it adaptive from the panel: between 1 and 2 workers.
+            card.locator("button.aiinfra-adapt").click()
+            page.locator('.jp-Dialog input[name="minimum"]').fill("1")
+            page.locator('.jp-Dialog input[name="maximum"]').fill("2")
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            card.get_by_text("adapt 1:2").wait_for(timeout=60_000)
 
             # Its Dask dashboard opens in a main-area tab, through the proxy.
             card.locator("button.aiinfra-dashboard").click()
@@ -160,12 +173,79 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab):
             if news.count():
                 news.first.click()
             page.wait_for_timeout(1500)  # let the dashboard draw its first frames
-            (REPO / "docs").mkdir(exist_ok=True)
-            page.screenshot(path=str(REPO / "docs" / "sidebar.png"))
+            shots = Path(os.environ.get("AIINFRA_SCREENSHOTS") or tmp_path)
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "sidebar.png"))
 
             # Stop it from the panel; it leaves the list and the registry.
             card.locator("button.aiinfra-stop").click()
+            page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
             card.wait_for(state="detached", timeout=90_000)
             assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
+        finally:
+            browser.close()
+
+
+def _dialog_follows_backend_declaration(dialog, backends: list[dict]) -> None:
+    """Every declared backend is offered (unusable ones disabled) with exactly its options."""
+    dialog.locator('select[name="backend"]').wait_for()
+    for backend in backends:
+        name = backend["name"]
+        option = dialog.locator(f'option[data-backend="{name}"]')
+        assert option.count() == 1, name
+        assert option.is_disabled() == (not backend["usable"]), name
+        if not backend["usable"]:
+            continue
+        dialog.locator('select[name="backend"]').select_option(name)
+        own = dialog.locator(f'.aiinfra-backend-options[data-backend="{name}"]')
+        own.wait_for(state="attached")
+        common = {"name", "workers", "threads", "memory", "adapt", "idle_timeout"}
+        declared = [o["name"] for o in backend["options"] if o["name"] not in common]
+        shown = own.locator("[data-option]").evaluate_all("els => els.map(e => e.dataset.option)")
+        assert shown == declared, (name, shown, declared)
+
+
+def _buttons_in_one_row(card) -> None:
+    """At the default sidebar width a card's buttons share one row (issue 14 item 9)."""
+    tops = card.locator(".aiinfra-actions button").evaluate_all(
+        "els => els.map(e => Math.round(e.getBoundingClientRect().top))"
+    )
+    assert len(tops) == 5 and len(set(tops)) == 1, tops
+
+
+@pytest.fixture
+def throwaway_backend(tmp_path, monkeypatch):
+    """The test plugin installed through the entry-point group, for the lab started after it."""
+    from backend_plugin import install_plugin
+
+    for key, value in install_plugin(tmp_path / "plugin").items():
+        monkeypatch.setenv(key, value)
+
+
+def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, lab):
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.set_default_timeout(60_000)
+            page.goto(f"{lab}lab?token={TOKEN}")
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            panel = page.locator(".aiinfra-panel")
+            panel.wait_for()
+            panel.locator("button.aiinfra-start").click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.locator('option[data-backend="throwaway"]').wait_for(state="attached")
+            dialog.locator('select[name="backend"]').select_option("throwaway")
+            own = dialog.locator('.aiinfra-backend-options[data-backend="throwaway"]')
+            own.locator('[data-option="greeting"]').wait_for()
+            dialog.locator('input[name="name"]').fill("plugged")
+            dialog.locator('input[name="workers"]').fill("1")
+            dialog.locator('input[name="threads"]').fill("1")
+            own.locator('[data-option="greeting"] input').fill("salut")
+            dialog.locator("button.jp-mod-accept").click()
+            card = panel.locator('.aiinfra-cluster[data-name="plugged"]')
+            card.wait_for(timeout=120_000)
+            clusters = _api(lab, "aiinfra/api/clusters")["clusters"]
+            assert [(c["name"], c["backend"]) for c in clusters] == [("plugged", "throwaway")]
         finally:
             browser.close()

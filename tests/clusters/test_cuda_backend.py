@@ -112,6 +112,29 @@ def test_cuda_cluster_on_real_gpu(ip):
     assert set(env.values()) == {"false"}
     visible = client.run(lambda: __import__("os").environ["CUDA_VISIBLE_DEVICES"])
     assert sorted(v.split(",")[0] for v in visible.values()) == sorted(info.gpus)
+    # Independently of the spec: the device each worker computes on, by PCI bus id (CUDA in
+    # the worker), is one GPU per worker and together every GPU NVML sees here.
+    import pynvml
+
+    def bus(text: str) -> str:
+        return text.upper()[-7:]  # "3B:00.0": CUDA writes 4 domain digits, NVML 8
+
+    used = client.run(lambda: __import__("cupy").cuda.Device(0).pci_bus_id)
+    pynvml.nvmlInit()
+    try:
+        here = set()
+        for gpu in info.gpus:  # an index or a GPU-/MIG- UUID
+            handle = (
+                pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
+                if gpu.isdigit()
+                else pynvml.nvmlDeviceGetHandleByUUID(gpu)
+            )
+            bus_id = pynvml.nvmlDeviceGetPciInfo(handle).busId
+            here.add(bus(bus_id.decode() if isinstance(bus_id, bytes) else bus_id))
+    finally:
+        pynvml.nvmlShutdown()
+    assert len({bus(b) for b in used.values()}) == len(used) == info.workers
+    assert {bus(b) for b in used.values()} == here
     from aiinfra_magics.clusters import manager
 
     assert manager.gpus_held_here() == info.gpus

@@ -37,6 +37,62 @@ time.sleep(120)
 """
 
 
+def _wait_until(condition, timeout: float = 90.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+# A parent that launches one SPMD child exactly as a Dask worker does, hands it a
+# cell that never ends, prints the child's pid and dies at once (SIGKILL, no cleanup):
+# the child starts only after its worker is gone.
+DYING_PARENT = """
+import json, os, signal, socket, subprocess, sys, tempfile
+from aiinfra_magics.jax.spmd_worker import _child_env
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+job = {"platform": "cpu", "cpu_devices": 1, "coordinator": f"127.0.0.1:{port}",
+       "num_processes": 1, "process_id": 0, "init_timeout": 60, "run_id": "r", "topic": "t",
+       "code": "import time; time.sleep(600)", "result_path": os.path.join(tempfile.mkdtemp(), "r.pkl")}
+proc = subprocess.Popen([sys.executable, "-m", "aiinfra_magics.jax.spmd_child"],
+    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    env=_child_env(job), text=True, start_new_session=True)
+proc.stdin.write(json.dumps(job))
+proc.stdin.close()
+print(proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_spmd_child_whose_worker_died_before_it_started_leaves():
+    import subprocess
+    import sys
+
+    parent = subprocess.run(
+        [sys.executable, "-c", DYING_PARENT], capture_output=True, text=True, timeout=120
+    )
+    assert parent.returncode == -9, parent.stderr
+    child = psutil.Process(int(parent.stdout.split()[0]))
+    try:
+        assert _wait_until(lambda: not _alive(child)), "the SPMD child outlived its worker"
+    finally:
+        if _alive(child):
+            child.kill()
+
+
 def _children() -> list[psutil.Process]:
     """SPMD processes started by this test session (marked by the top-level conftest's env)."""
     mark = os.environ.get("AIINFRA_TEST_SESSION")
@@ -149,4 +205,42 @@ def test_a_worker_that_dies_mid_cell_is_reported_and_nothing_is_left():
                 client, "import time\ntime.sleep(120)", SpmdOptions.from_options({"processes": 2})
             )
         killer.join()
-    assert not _children()
+    # The dead worker's child dies with it (PDEATHSIG), the other is stopped by the
+    # run: wait for that condition, with a deadline generous for a loaded machine.
+    assert _wait_until(lambda: not _children()), _children()
+
+
+def test_cells_read_notebook_variables_and_out_binds_the_results():
+    import threading
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "aiinfra_magics")
+    shell.user_ns.update(scale=3.0, offsets=np.array([10, 20]), lock=threading.Lock())
+    cell = "def f(i):\n    return scale * i\n(f(process_id + 1), int(offsets[process_id]))"
+    assert shell.run_cell_magic("aiinfra", "spmd --processes 2 --out res", cell) is None
+    assert shell.user_ns["res"] == [(3.0, 10), (6.0, 20)]
+    # Without a final expression the processes still answer, one None each.
+    assert shell.run_cell_magic("aiinfra", "spmd --processes 2 --out res", "y = scale") is None
+    assert shell.user_ns["res"] == [None, None]
+    with pytest.raises(
+        UsageError,
+        match=r"^cell: notebook variable 'lock' cannot be sent to the processes "
+        r"\(TypeError: cannot pickle '_thread.lock' object\); create it inside the cell instead$",
+    ):
+        shell.run_cell_magic("aiinfra", "spmd --processes 2", "lock.acquire()")
+    with pytest.raises(UsageError, match=r"^out: got '1x'; allowed: a Python variable name"):
+        shell.run_cell_magic("aiinfra", "spmd --processes 2 --out 1x", "1")
+    assert _wait_until(lambda: not _children()), _children()
+
+
+def test_only_the_names_a_cell_reads_are_sent():
+    import threading
+
+    from aiinfra_magics.jax.spmd_vars import pack, unpack
+
+    ns = {"a": 1, "b": 2, "unused": 3, "mesh": "the notebook's", "lock": threading.Lock()}
+    code = "lock = None\ndef f():\n    return a\nb += 1\n[x for x in range(a)]\nmesh"
+    sent = pack(code, ns, hidden={"b"})
+    assert sorted(sent) == ["a"]  # b hidden, mesh provided, lock assigned by the cell
+    assert unpack(sent) == {"a": 1}
+    assert sorted(pack("b += 1", ns)) == ["b"]

@@ -20,7 +20,7 @@ FLOATS = [np.float32, np.float64]
 
 @pytest.fixture
 def rng():
-    return np.random.default_rng()
+    return np.random.default_rng(20260)  # seeded: a failure reproduces
 
 
 def d(a):
@@ -222,3 +222,41 @@ def test_device_offsets_are_clamped_not_read_out_of_bounds():
     bad = np.array([0, 4, 2, 99])  # decreasing, then past the end
     got = h(kg.segment_reduce(d(v), d(bad), "sum"))
     np.testing.assert_array_equal(got, [6.0, 0.0, 14.0])  # [2, 99) -> [2, 6)
+
+
+def test_out_is_written_and_returned_and_checked(rng):
+    x = rng.standard_normal((3, 50)).astype(np.float32)
+    dx = d(x)
+    for fn, want, shape in (
+        (kg.softmax, ref.softmax(x), x.shape),
+        (kg.logsumexp, ref.logsumexp(x), (3,)),
+        (kg.layer_norm, ref.layer_norm(x), x.shape),
+    ):
+        out = cuda.device_array(shape, np.float32)
+        assert fn(dx, out=out) is out
+        ref.close(out.copy_to_host(), want, np.float32)
+        with pytest.raises(AiinfraError, match="^out: .*shape"):
+            fn(dx, out=cuda.device_array((2, 2), np.float32))
+        with pytest.raises(AiinfraError, match="^out: .*dtype float32"):
+            fn(dx, out=cuda.device_array(shape, np.float64))
+        with pytest.raises(AiinfraError, match="^out: got .a host array.; allowed: a GPU array"):
+            fn(dx, out=np.empty(shape, np.float32))
+
+
+def test_repeated_calls_reuse_the_launch_and_the_plan():
+    from kernels_gpu import _cuda_rows, _dispatch
+
+    x = d(np.arange(64.0).reshape(2, 32))
+    out = cuda.device_array((2, 32))
+    s = cuda.stream()
+    kg.softmax(x, out=out, stream=s)
+    before = _dispatch.launch_cache_info()
+    plans = _cuda_rows._row_plan.cache_info()
+    got = kg.softmax(x, out=out, stream=s)
+    after = _dispatch.launch_cache_info()
+    assert after["hits"] == before["hits"] + 1 and after["misses"] == before["misses"]
+    assert _cuda_rows._row_plan.cache_info().hits == plans.hits + 1
+    s.synchronize()
+    ref.close(got.copy_to_host(), ref.softmax(np.arange(64.0).reshape(2, 32)), np.float64)
+    kg.softmax(d(np.ones((3, 32))))  # another shape: a new launch, not a stale one
+    assert _dispatch.launch_cache_info()["misses"] == after["misses"] + 1

@@ -29,7 +29,7 @@ def client():
 
 @pytest.fixture
 def rng():
-    return np.random.default_rng()
+    return np.random.default_rng(20260)  # seeded: a failure reproduces
 
 
 def test_row_kernels_over_blocks(client, rng):

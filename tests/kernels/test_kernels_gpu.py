@@ -22,7 +22,7 @@ cp = pytest.importorskip("cupy") if not SIMULATED else None
 
 @pytest.fixture
 def rng():
-    return np.random.default_rng()
+    return np.random.default_rng(20260)  # seeded: a failure reproduces
 
 
 def host(a):
@@ -73,12 +73,28 @@ def test_segments_cupy(rng):
 
 
 def test_cupy_stream_is_used(rng):
+    """The kernel is queued on CuPy's current stream, behind that stream's earlier work.
+
+    A host callback holds the stream; behind it the input is zeroed, then the kernel is
+    launched. A kernel on the default stream would run at once, on the unzeroed input
+    (forced by synchronizing the default stream before the gate opens).
+    """
+    import threading
+
     x = rng.standard_normal((256, 512)).astype(np.float32)
-    with cp.cuda.Stream(non_blocking=True) as s:
-        xg = cp.asarray(x)
+    xg = cp.asarray(x)
+    cp.cuda.Device().synchronize()
+    gate = threading.Event()
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        s.launch_host_func(lambda _: gate.wait(), None)
+        xg *= 0  # queued behind the gate
         out = kg.softmax(xg)
+        assert not s.done  # still held: nothing queued on s has run
+        cp.cuda.Stream.null.synchronize()
+        gate.set()
         s.synchronize()
-    ref.close(host(out), ref.softmax(x), np.float32)
+    ref.close(host(out), np.full_like(x, 1 / x.shape[1]), np.float32)
 
 
 def test_torch_inputs_give_torch_results(rng):

@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 import kernels_gpu as kg
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64)
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)  # seeded
 
 
 def matrices(dtype=np.float64, max_side=30):

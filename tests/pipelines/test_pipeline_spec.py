@@ -194,3 +194,59 @@ def test_resources_must_be_offered_by_some_worker(folder):
         AiinfraError, match=r"steps.a.resources: got GPU=1; allowed: .*\(no resources\)"
     ):
         check_resources(nodes, {"w1": {"resources": {}}})
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        (512, 512),
+        ("512", 512),
+        ("1.5KB", 1500),
+        ("2 kib", 2048),
+        (" 3MiB ", 3 * 2**20),
+        ("1GB", 10**9),
+        ("1GiB", 2**30),
+        ("2TiB", 2 * 2**40),
+        ("7TB", 7 * 10**12),
+        ("10B", 10),
+    ],
+)
+def test_sizes_parse_exactly(text, size):
+    from aiinfra_magics.pipelines.spec import parse_size
+
+    assert parse_size(text, "memory") == size
+
+
+@pytest.mark.parametrize("text", [True, 0, -1, "0", "0GB", "GB", "1PB", "1 GB\nx", None, 1.5])
+def test_bad_sizes_name_the_field(text):
+    from aiinfra_magics.errors import AiinfraError
+    from aiinfra_magics.pipelines.spec import parse_size
+
+    with pytest.raises(AiinfraError) as err:
+        parse_size(text, "steps.a.memory")
+    assert err.value.field == "steps.a.memory" and "512MiB or 2GB" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ({"a": [1, 2.5, "x", None, True]}, True),
+        ({"a": float("nan")}, False),
+        ({"a": float("inf")}, False),
+        ({"a": {"b": [1]}}, True),
+        ({"a": {1: 2}}, False),
+        ({"a": (1, 2)}, False),
+        ({"a": [{1, 2}]}, False),
+    ],
+)
+def test_params_must_be_json_like(tmp_path, notebook, value, ok):
+    from aiinfra_magics.errors import AiinfraError
+    from aiinfra_magics.pipelines.spec import PipelineSpec
+
+    notebook(tmp_path / "a.ipynb", "a = 0\nupstream = {}\nproduct = []", "pass")
+    data = {"steps": {"s": {"notebook": "a.ipynb", "params": value}}}
+    if ok:
+        assert PipelineSpec.from_dict(data, tmp_path).steps["s"].params == value
+    else:
+        with pytest.raises(AiinfraError):
+            PipelineSpec.from_dict(data, tmp_path)

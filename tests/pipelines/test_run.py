@@ -3,36 +3,58 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
+import psutil
 import pytest
 
 from aiinfra_magics.pipelines import execute
 from aiinfra_magics.pipelines.record import RunRecord
 from aiinfra_magics.pipelines.runner import run_pipeline
 
+
+def until(condition, what: str, timeout: float = 120.0):
+    """Poll ``condition`` with a generous deadline: a loaded machine is slow, never wrong."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 # A step notebook that records what it received, then writes its products.
 RECORD = (
-    "import json, os, time\n"
+    "import json, os\n"
     "got = {'params': {k: globals().get(k) for k in ('n', 'lr')}, 'upstream': upstream, 'product': product,\n"
-    "       'pid': os.getpid(), 'start': time.time()}\n"
-    "time.sleep(pause)\n"
-    "got['end'] = time.time()\n"
+    "       'pid': os.getpid()}\n"
     "for p in product:\n"
     "    os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n"
     "    json.dump(got, open(p, 'w'))"
 )
-PARAMS = "n = 0\nlr = 0.0\npause = 0.0\nupstream = {}\nproduct = []"
+# A barrier for ``meet`` steps: each announces itself, then waits for the others. Steps that
+# ran one after another would never all arrive, so the step fails (it never sleeps on a clock
+# to prove overlap).
+BARRIER = (
+    "import os, pathlib, time\n"
+    "if meet:\n"
+    "    here = pathlib.Path('arrived'); here.mkdir(exist_ok=True)\n"
+    "    (here / str(os.getpid())).touch()\n"
+    "    deadline = time.monotonic() + 300\n"
+    "    while len(list(here.iterdir())) < meet:\n"
+    "        assert time.monotonic() < deadline, 'the other steps never ran alongside'\n"
+    "        time.sleep(0.05)"
+)
+PARAMS = "n = 0\nlr = 0.0\nmeet = 0\nupstream = {}\nproduct = []"
 
 
 @pytest.fixture
 def diamond(tmp_path, notebook, pipeline_file):
-    """prepare -> (left, right[lr=1], right[lr=2]) -> join; left and right pause so they overlap."""
+    """prepare -> (left, right[lr=1], right[lr=2]) -> join; two of the middle three must meet."""
     for name in ("prepare", "left", "right", "join"):
-        notebook(tmp_path / f"{name}.ipynb", PARAMS, RECORD)
+        notebook(tmp_path / f"{name}.ipynb", PARAMS, BARRIER, RECORD)
     spec = {
         "name": "diamond",
-        "defaults": {"timeout": 60, "retries": 1},
+        "defaults": {"retries": 1},
         "steps": {
             "prepare": {
                 "notebook": "prepare.ipynb",
@@ -42,14 +64,14 @@ def diamond(tmp_path, notebook, pipeline_file):
             "left": {
                 "notebook": "left.ipynb",
                 "after": ["prepare"],
-                "params": {"pause": 2.0},
+                "params": {"meet": 2},
                 "products": ["out/left.json"],
             },
             "right": {
                 "notebook": "right.ipynb",
                 "after": ["prepare"],
                 "grid": {"lr": [1, 2]},
-                "params": {"pause": 2.0},
+                "params": {"meet": 2},
                 "products": ["out/right-{lr}.json"],
             },
             "join": {
@@ -66,29 +88,15 @@ def load(folder, product):
     return json.loads((folder / product).read_text())
 
 
-def test_parallel_run_products_upstream_then_cached_then_partial(client, diamond):
+def test_parallel_run_records_then_is_cached(client, diamond):
     folder = diamond.parent
     run = run_pipeline(diamond, client=client)
     assert run.status == "ok", run.summary()
     assert {s["status"] for s in run.steps.values()} == {"ok"}
-    # Products and parameters arrive; upstream maps expanded names to product paths.
-    join = load(folder, "out/join.json")
-    assert join["upstream"] == {
-        "left": ["out/left.json"],
-        "right[lr=1]": ["out/right-1.json"],
-        "right[lr=2]": ["out/right-2.json"],
-    }
-    assert join["product"] == ["out/join.json"]
-    assert load(folder, "out/right-2.json")["params"]["lr"] == 2
-    assert load(folder, "data/p.json")["params"]["n"] == 3
-    # Independent steps ran at the same time, on both workers, each in its own kernel.
+    # The barrier let the middle steps pass: two of them ran at the same time, on both workers,
+    # each in its own kernel.
+    assert len(list((folder / "arrived").iterdir())) == 3
     middle = [load(folder, p) for p in ("out/left.json", "out/right-1.json", "out/right-2.json")]
-    assert any(
-        a["start"] < b["end"] and b["start"] < a["end"]
-        for a in middle
-        for b in middle
-        if a is not b
-    )
     assert len({run.steps[n]["worker"] for n in ("left", "right[lr=1]", "right[lr=2]")}) == 2
     assert len({m["pid"] for m in middle}) == 3
     # A fresh kernel per step, most started ahead of time while earlier steps ran.
@@ -111,23 +119,121 @@ def test_parallel_run_products_upstream_then_cached_then_partial(client, diamond
     again = run_pipeline(diamond, client=client)
     assert {s["status"] for s in again.steps.values()} == {"cached"}
 
-    # Changing one param reruns that step and what depends on it, nothing else.
-    changed = run_pipeline(diamond, client=client, params=["left.pause=0.2"])
+
+# prepare -> right[lr=1], right[lr=2] -> join, and a step nobody depends on.
+CHAIN = {
+    "steps": {
+        "prepare": {"notebook": "s.ipynb", "params": {"n": 3}, "products": ["data/p.json"]},
+        "right": {
+            "notebook": "s.ipynb",
+            "after": ["prepare"],
+            "grid": {"lr": [1, 2]},
+            "products": ["out/right-{lr}.json"],
+        },
+        "join": {"notebook": "s.ipynb", "after": ["right"], "products": ["out/join.json"]},
+        "alone": {"notebook": "s.ipynb", "products": ["out/alone.json"]},
+    }
+}
+
+
+@pytest.fixture
+def chain(tmp_path, notebook, pipeline_file):
+    notebook(tmp_path / "s.ipynb", PARAMS, RECORD)
+    return pipeline_file(tmp_path, CHAIN)
+
+
+def test_upstream_products_and_params_are_injected(client, chain):
+    folder = chain.parent
+    run = run_pipeline(chain, client=client)
+    assert run.status == "ok", run.summary()
+    # upstream maps expanded names to product paths; product lists the step's own.
+    join = load(folder, "out/join.json")
+    assert join["upstream"] == {
+        "right[lr=1]": ["out/right-1.json"],
+        "right[lr=2]": ["out/right-2.json"],
+    }
+    assert join["product"] == ["out/join.json"]
+    assert load(folder, "out/right-1.json")["upstream"] == {"prepare": ["data/p.json"]}
+    assert load(folder, "out/right-2.json")["params"]["lr"] == 2
+    assert load(folder, "data/p.json")["params"] == {"n": 3, "lr": 0.0}
+
+
+def test_changed_param_reruns_that_step_and_its_dependents_only(client, chain):
+    folder = chain.parent
+    assert run_pipeline(chain, client=client).status == "ok"
+    changed = run_pipeline(chain, client=client, params=["prepare.n=4"])
     statuses = {n: s["status"] for n, s in changed.steps.items()}
     assert statuses == {
-        "prepare": "cached",
-        "left": "ok",
-        "right[lr=1]": "cached",
-        "right[lr=2]": "cached",
+        "prepare": "ok",
+        "right[lr=1]": "ok",
+        "right[lr=2]": "ok",
         "join": "ok",
+        "alone": "cached",
     }
-
+    assert load(folder, "data/p.json")["params"]["n"] == 4
+    # The same params again: the key matches the last run, nothing runs.
+    again = run_pipeline(chain, client=client, params=["prepare.n=4"])
+    assert {s["status"] for s in again.steps.values()} == {"cached"}
     # --only with --force runs just that node; the latest record says so.
     only = run_pipeline(
-        diamond, client=client, params=["left.pause=0.2"], only="right[lr=2]", force=True
+        chain, client=client, params=["prepare.n=4"], only="right[lr=2]", force=True
     )
     assert {n for n, s in only.steps.items() if s["status"] == "ok"} == {"right[lr=2]"}
     assert RunRecord.load(folder).run_id == only.run_id
+
+
+def test_cache_hit_needs_the_products_on_disk(client, chain):
+    folder = chain.parent
+    assert run_pipeline(chain, client=client).status == "ok"
+    (folder / "out/alone.json").unlink()
+    run = run_pipeline(chain, client=client)
+    assert run.steps["alone"]["status"] == "ok"
+    assert (folder / "out/alone.json").exists()
+    assert run.steps["prepare"]["status"] == "cached"
+
+
+def test_step_that_does_not_write_a_declared_product_fails(
+    client, tmp_path, notebook, pipeline_file
+):
+    notebook(tmp_path / "lazy.ipynb", "upstream = {}\nproduct = []", "x = 1")
+    notebook(tmp_path / "after.ipynb", "upstream = {}\nproduct = []", "pass")
+    path = pipeline_file(
+        tmp_path,
+        {
+            "steps": {
+                "lazy": {"notebook": "lazy.ipynb", "products": ["out/missing.txt"]},
+                "after": {"notebook": "after.ipynb", "after": ["lazy"]},
+            }
+        },
+    )
+    run = run_pipeline(path, client=client)
+    assert run.status == "failed"
+    assert run.steps["lazy"]["status"] == "failed"
+    assert "declared product out/missing.txt was not written" in run.steps["lazy"]["error"]
+    assert run.steps["after"]["status"] == "skipped"
+    # A failed step is not cached: the next run tries it again.
+    assert run_pipeline(path, client=client).steps["lazy"]["status"] == "failed"
+
+
+def _kernels_of(proc: psutil.Process) -> list[psutil.Process]:
+    found = []
+    for child in proc.children(recursive=True):
+        try:
+            if any("ipykernel_launcher" in part for part in child.cmdline()):
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_no_kernel_outlives_its_run(client, chain):
+    """Warm kernels started ahead of time are shut down when the run ends, not when workers die."""
+    run = run_pipeline(chain, client=client)
+    assert run.status == "ok" and any(s["kernel_warm"] for s in run.steps.values())
+    until(lambda: not _kernels_of(psutil.Process()), "the run's kernels to exit")
+    # The workers that ran the steps still live: nothing was cleaned up by their death.
+    assert len(client.scheduler_info()["workers"]) == 2
 
 
 def test_failure_keeps_notebook_skips_dependents_and_finishes_other_branch(
@@ -186,12 +292,16 @@ def test_killed_kernel_is_retried_then_succeeds(client, tmp_path, notebook, pipe
 
 
 def test_timeout_interrupts_and_names_the_cell(client, tmp_path, notebook, pipeline_file):
-    notebook(tmp_path / "slow.ipynb", "upstream = {}\nproduct = []", "import time\ntime.sleep(120)")
-    path = pipeline_file(tmp_path, {"steps": {"slow": {"notebook": "slow.ipynb", "timeout": 1.5}}})
+    # The timeout is far longer than the parameter cells take even on a loaded machine, and far
+    # shorter than the sleep: it can only fire in the sleeping cell.
+    notebook(
+        tmp_path / "slow.ipynb", "upstream = {}\nproduct = []", "import time\ntime.sleep(3600)"
+    )
+    path = pipeline_file(tmp_path, {"steps": {"slow": {"notebook": "slow.ipynb", "timeout": 20}}})
     run = run_pipeline(path, client=client)
     step = run.steps["slow"]
     assert step["status"] == "failed" and step["kind"] == execute.TIMEOUT
-    assert "timed out after 1.5 s in cell In [3] (import time)" in step["error"]
+    assert "timed out after 20 s in cell In [3] (import time)" in step["error"]
     assert step["attempts"] == 1
 
 
@@ -203,7 +313,8 @@ def test_step_outgrowing_worker_memory_is_a_dead_kernel(tmp_path, notebook, pipe
     notebook(
         tmp_path / "hog.ipynb",
         "upstream = {}\nproduct = []",
-        "import time\nblocks = []\nfor _ in range(40):\n    blocks.append(bytearray(50 * 2**20))\n    time.sleep(0.05)",
+        # Grow past the limit, then hold the memory: the watchdog sees it whenever it samples.
+        "import time\nblocks = [b'x' * (50 * 2**20) for _ in range(16)]\ntime.sleep(3600)",
     )
     path = pipeline_file(tmp_path, {"steps": {"hog": {"notebook": "hog.ipynb", "retries": 0}}})
     with (
@@ -275,33 +386,61 @@ def test_lost_worker_is_survived(tmp_path, notebook, pipeline_file):
     assert step["worker"] != first  # it finished on the worker that replaced the lost one
 
 
-def test_interrupted_run_stops_its_kernels(client, tmp_path, notebook, pipeline_file):
+def _cli(*args: str, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "aiinfra_magics", *args], **kw)
+
+
+@pytest.mark.parametrize("cluster", [None, "ctrlc"])
+def test_ctrl_c_stops_the_run_and_its_kernels(tmp_path, notebook, pipeline_file, cluster):
+    """A real SIGINT to a real ``python -m aiinfra_magics pipeline run``.
+
+    With ``--cluster`` the step's kernel is a child of a worker that outlives the CLI, so only
+    the run's own clean-up can stop it.
+    """
     import os
-    import time
-
-    import psutil
-
-    from aiinfra_magics.pipelines.progress import NoProgress
+    import signal
+    import subprocess
 
     notebook(
         tmp_path / "long.ipynb",
         "upstream = {}\nproduct = []",
         "import os\nopen('pid', 'w').write(str(os.getpid()))",
-        "import time\ntime.sleep(120)",
+        "import time\ntime.sleep(3600)",
     )
     path = pipeline_file(tmp_path, {"steps": {"long": {"notebook": "long.ipynb"}}})
-
-    class CtrlC(NoProgress):
-        def update(self, run, name, cell=None):
-            if cell == 3:  # the sleeping cell has started: the user presses Ctrl-C
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_pipeline(path, client=client, progress=CtrlC())
-    pid = int((tmp_path / "pid").read_text())
-    deadline = time.monotonic() + 10
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline, "the step's kernel still runs"
-        time.sleep(0.1)
+    extra = []
+    if cluster:
+        start = _cli("cluster", "start", cluster, "--backend", "local", "--workers", "1")
+        assert start.wait(timeout=180) == 0
+        extra = ["--cluster", cluster]
+    try:
+        run = _cli(
+            "pipeline", "run", str(path), *extra,
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            # The step's kernel has written its pid: the run is in its sleeping cell.
+            until(lambda: (tmp_path / "pid").exists() or run.poll() is not None, "the step")
+            assert run.poll() is None, run.stderr.read()
+            pid = int((tmp_path / "pid").read_text())
+            run.send_signal(signal.SIGINT)
+            run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        assert run.returncode != 0
+        until(
+            lambda: (
+                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            ),
+            "the step's kernel to stop",
+        )
+    finally:
+        if cluster:
+            assert _cli("cluster", "stop", cluster).wait(timeout=120) == 0
     record = RunRecord.load(tmp_path)
     assert record.status == "interrupted" and os.path.exists(record.path)

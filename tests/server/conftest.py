@@ -53,6 +53,29 @@ def api(jp_fetch: Any) -> Any:
     return call
 
 
+@pytest.fixture
+def dashboard_fetch(jp_fetch: Any, http_server_client: Any, jp_auth_header: dict) -> Any:
+    """GET a proxied dashboard path the way the lab's iframe does: the authenticated
+    URL answers with a redirect to the capability URL, which is fetched without
+    Jupyter credentials (a sandboxed page has none). Returns (redirect, response).
+
+    (pytest-tornasync's client cannot follow redirects itself.)
+    """
+
+    async def fetch(*parts: str, headers: dict | None = None, **kw: Any) -> Any:
+        first = await jp_fetch(
+            *parts, headers=headers, follow_redirects=False, raise_error=False, **kw
+        )
+        if first.code != 302:
+            return first, first
+        second = await http_server_client.fetch(
+            first.headers["Location"], follow_redirects=False, raise_error=False
+        )
+        return first, second
+
+    return fetch
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,3 +145,20 @@ def live_server(tmp_path_factory: Any) -> Any:
     server = LiveServer(tmp_path_factory.mktemp("live"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Any) -> Any:
+    """Start LiveServers inside a test (with the test's environment); all stopped after it."""
+    started: list[LiveServer] = []
+
+    def start(name: str = "server", base_url: str = "/") -> LiveServer:
+        folder = tmp_path / name
+        folder.mkdir()
+        server = LiveServer(folder, base_url)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -26,14 +26,33 @@ ROUTES = [
 ]
 
 
+# Requests that do nothing when they get through: a bad body (400) or an unknown name (404).
+PROBE = {
+    "POST": b'{"name": "bad name!"}',
+    "PATCH": b'{"workers": 0}',
+}
+XSRF = "0123456789abcdef0123456789abcdef"  # tornado accepts a bare token in cookie and header
+
+
+async def _probe(jp_fetch, method, path, *, login: bool):
+    """``method path`` with a valid XSRF cookie and header, with or without the token."""
+    headers = {"Cookie": f"_xsrf={XSRF}", "X-XSRFToken": XSRF}
+    if not login:
+        headers["Authorization"] = ""
+    response = await jp_fetch(
+        path, method=method, body=PROBE.get(method), headers=headers, raise_error=False
+    )
+    return response.code
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_every_verb_needs_authentication(run, jp_fetch, method, path):
+    """The XSRF check passes, so the refusal comes from authentication alone."""
+
     async def go():
-        body = b"{}" if method in ("POST", "PATCH") else None
-        response = await jp_fetch(
-            path, method=method, body=body, headers={"Authorization": ""}, raise_error=False
-        )
-        assert response.code == 403
+        assert await _probe(jp_fetch, method, path, login=False) in (401, 403)
+        # The same request logged in gets past authentication (and XSRF).
+        assert await _probe(jp_fetch, method, path, login=True) not in (401, 403)
 
     run(go())
 
@@ -226,7 +245,9 @@ class _Recorder(tornado.web.RequestHandler):
         self.write("reached")
 
 
-def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, jp_base_url):
+def test_cluster_lifecycle_and_dashboard_proxy(
+    run, api, jp_fetch, jp_ws_fetch, jp_base_url, jp_http_port, dashboard_fetch, http_server_client
+):
     async def go():
         # A bystander HTTP server: nothing sent through the proxy may reach it.
         bystander = tornado.web.Application([(r"/(.*)", _Recorder)]).listen(0, "127.0.0.1")
@@ -255,22 +276,35 @@ def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, 
                 await asyncio.sleep(0.1)
             assert status["workers"] == 2
 
-            # HTTP through the proxy: the page, its relative assets, redirects kept inside.
-            page = await jp_fetch("aiinfra", "dashboard", "web1", "status")
+            # HTTP through the proxy: the page (at its capability URL), its relative
+            # assets, redirects kept inside.
+            redirect, page = await dashboard_fetch("aiinfra", "dashboard", "web1", "status")
+            view = redirect.headers["Location"].rsplit("/", 1)[0]  # .../web1/~<capability>
+            assert view.startswith(jp_base_url + "aiinfra/dashboard/web1/~")
             html = page.body.decode()
             assert "bokeh" in html and 'href="statics/css/base.css"' in html
-            css = await jp_fetch("aiinfra", "dashboard", "web1", "statics", "css", "base.css")
+            css = await http_server_client.fetch(f"{view}/statics/css/base.css")
             assert css.code == 200 and css.body
-            root = await jp_fetch(
-                "aiinfra", "dashboard", "web1", "", follow_redirects=False, raise_error=False
+            root = await http_server_client.fetch(
+                f"{view}/", follow_redirects=False, raise_error=False
             )
             if root.code in (301, 302, 303, 307, 308):
-                assert root.headers["Location"].startswith(jp_base_url + "aiinfra/dashboard/web1")
+                assert root.headers["Location"].startswith(view)
 
-            # WebSocket through the proxy: Bokeh's session socket answers with its ACK.
+            # WebSocket through the proxy: Bokeh's session socket answers with its ACK,
+            # on the authenticated path and on the capability path from a sandboxed page.
             token = re.search(r'"token":"([^"]+)"', html).group(1)
             ws = await jp_ws_fetch(
                 "aiinfra", "dashboard", "web1", "status", "ws", subprotocols=["bokeh", token]
+            )
+            first = await asyncio.wait_for(ws.read_message(), 20)
+            assert first is not None and "ACK" in first
+            ws.close()
+            ws = await tornado.websocket.websocket_connect(
+                tornado.httpclient.HTTPRequest(
+                    f"ws://127.0.0.1:{jp_http_port}{view}/status/ws", headers={"Origin": "null"}
+                ),
+                subprotocols=["bokeh", token],
             )
             first = await asyncio.wait_for(ws.read_message(), 20)
             assert first is not None and "ACK" in first
@@ -283,7 +317,7 @@ def test_cluster_lifecycle_and_dashboard_proxy(run, api, jp_fetch, jp_ws_fetch, 
                 ("aiinfra", "dashboard", "web1", f"/127.0.0.1:{port}/x"),
                 ("aiinfra", "dashboard", "web1", f"@127.0.0.1:{port}/x"),
             ):
-                response = await jp_fetch(*tricky, raise_error=False, follow_redirects=False)
+                _, response = await dashboard_fetch(*tricky)
                 assert response.code < 500 or response.code == 502
             assert _Recorder.hits == []
         finally:
@@ -354,5 +388,15 @@ def test_pipeline_run_started_over_rest(run, api, jp_root_dir):
         assert record["status"] == "ok"
         assert record["steps"]["make"]["notebook_path"].startswith("pipe/runs/")
         assert (folder / "out.txt").read_text() == "42"
+
+    run(go())
+
+
+@pytest.mark.parametrize("name", ["ok\n", "a/b", "..", "../x", "a\u0000b", "a b"])
+def test_post_cluster_name_must_be_one_safe_file_name(run, api, aiinfra_home, name):
+    async def go():
+        code, body = await api("POST", "clusters", body={"name": name, "backend": "local"})
+        assert code == 400 and body["field"] == "name"
+        assert not list((aiinfra_home / "clusters").glob("*.json"))
 
     run(go())

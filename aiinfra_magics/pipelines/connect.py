@@ -1,0 +1,75 @@
+"""The cluster a run uses (a registered one or a temporary local one) and the
+per-worker chores around it: pre-warming kernels, draining them at the end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+@contextmanager
+def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
+    """A client on the named registered cluster, or on a temporary local one."""
+    if cluster:
+        from ..clusters import manager
+
+        client = manager.connect(cluster)
+        try:
+            yield (
+                client,
+                {"name": cluster, "scheduler": client.scheduler.address, "embedded": False},
+            )
+        finally:
+            client.close()
+        return
+    from distributed import Client, LocalCluster
+
+    # Workers as threads of this process: every step already runs in its own kernel
+    # process, so worker processes would only add start-up time (and memory).
+    local = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=":0",  # never fight over 8787 with a user's own cluster
+        silence_logs=logging.ERROR,
+    )
+    try:
+        # Not the default client: the user's own client (if any) must stay the default.
+        with Client(local, set_as_default=False) as client:
+            yield client, {"name": None, "scheduler": local.scheduler_address, "embedded": True}
+    finally:
+        local.close()
+
+
+def _drain(client: Client) -> None:
+    try:
+        from .execute import drain_kernels
+
+        client.run(drain_kernels)
+    except Exception:  # a worker gone at the end must not hide the run's result
+        pass
+
+
+def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
+    from . import kernel_pool
+
+    kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
+
+
+def _runner_identity() -> dict[str, Any]:
+    """Which process runs this run, so a reader can tell a killed run from a live one."""
+    import os
+    import platform
+
+    import psutil
+
+    return {
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started": psutil.Process().create_time(),
+    }

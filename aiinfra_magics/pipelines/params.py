@@ -1,0 +1,185 @@
+"""Parameters as papermill reads them, and the names and file names they give nodes.
+
+``-p`` values are typed by papermill's own CLI function (``_resolve_type``: ``None``,
+``True``, ``010`` -> 10, ``1e3`` -> 1000.0, anything else a string), ``-r`` keeps the
+raw string, ``-y`` and ``-f`` are YAML read with papermill's loader (no dates: a
+date stays the string the user wrote). Later sources win, in papermill's order:
+``-f``, ``-y``, ``-p``, ``-r``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from papermill.cli import _resolve_type
+from papermill.iorw import NoDatesSafeLoader
+
+from ..errors import AiinfraError, field_error
+
+KEY = re.compile(r"(?:(?P<step>[^.=]+)\.)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)")
+# Characters kept as they are in a node's notebook file name; anything else is replaced.
+SAFE_FILE = re.compile(r"[A-Za-z0-9._,=+\[\]-]+")
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
+MAX_FILE = 120
+
+
+class StrictLoader(NoDatesSafeLoader):
+    """papermill's YAML loader (dates stay strings) that refuses duplicate keys.
+
+    PyYAML keeps the last of two equal keys silently: a step written twice would
+    vanish without a word.
+    """
+
+
+def _no_duplicates(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        try:
+            first = seen.setdefault(key, line)
+        except TypeError:  # an unhashable key: let PyYAML report it
+            continue
+        if first != line:
+            raise AiinfraError(
+                f"line {line}: duplicate key {key!r} (first on line {first}); "
+                "allowed: each key once per mapping",
+                field=str(key),
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=StrictLoader)
+
+
+def plain(value: Any) -> Any:
+    """A value papermill can inject and JSON can hold: dates become ISO strings, tuples lists."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """For records read by browsers: NaN and infinities as strings (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value
+
+
+Override = tuple[str | None, str, Any]  # (step or None, key, value)
+
+
+def _split(where: str, item: str, text: str) -> tuple[str | None, str]:
+    match = KEY.fullmatch(text)
+    if not match:
+        raise field_error(where, item, "KEY=VALUE or STEP.KEY=VALUE with KEY a Python identifier")
+    return match.group("step"), match.group("key")
+
+
+def _pairs(where: str, items: list[str] | None, typed: bool) -> list[Override]:
+    out = []
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise field_error(where, item, "KEY=VALUE or STEP.KEY=VALUE")
+        step, name = _split(where, item, key)
+        out.append((step, name, _resolve_type(text) if typed else text))
+    return out
+
+
+def _mapping(where: str, source: str, data: Any) -> list[Override]:
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise field_error(where, source, "YAML mapping KEY: VALUE (or STEP.KEY: VALUE)")
+    out = []
+    for key, value in data.items():
+        step, name = _split(where, str(key), str(key))
+        out.append((step, name, plain(value)))
+    return out
+
+
+def collect(
+    params: list[str] | None = None,
+    raw: list[str] | None = None,
+    yaml_texts: list[str] | None = None,
+    files: list[str] | None = None,
+    typed: dict[str, Any] | None = None,
+) -> list[Override]:
+    """Every override, in papermill's order of precedence (the last one wins).
+
+    ``typed`` holds values already typed (JSON from the REST door), keyed KEY or STEP.KEY.
+    """
+    out: list[Override] = []
+    for path in files or []:
+        try:
+            from papermill.iorw import papermill_io
+
+            text = papermill_io.read(path, [".json", ".yaml", ".yml"])
+        except Exception as exc:
+            raise field_error("-f", path, f"a readable YAML file ({type(exc).__name__})") from None
+        try:
+            out += _mapping("-f", path, load_yaml(text))
+        except yaml.YAMLError as exc:
+            raise field_error("-f", path, f"valid YAML ({getattr(exc, 'problem', exc)})") from None
+    for text in yaml_texts or []:
+        try:
+            out += _mapping("-y", text, load_yaml(text))
+        except yaml.YAMLError as exc:
+            raise field_error("-y", text, f"valid YAML ({getattr(exc, 'problem', exc)})") from None
+    out += _pairs("-p", params, typed=True)
+    out += _pairs("-r", raw, typed=False)
+    for key, value in (typed or {}).items():
+        step, name = _split("params", key, key)
+        out.append((step, name, plain(value)))
+    return out
+
+
+def value_text(value: Any) -> str:
+    """How a grid value appears in a node name; distinct values never print alike.
+
+    A string that would read back as something else (``"1"``, ``"True"``, ``"nan"``)
+    or that holds punctuation is quoted, so ``i=1`` and ``i="1"`` are two nodes.
+    """
+    if isinstance(value, str):
+        reads_back = _resolve_type(value) == value and yaml.safe_load(value) == value
+        if PLAIN_VALUE.fullmatch(value) and reads_back:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def file_name(node: str, suffix: str = ".ipynb") -> str:
+    """A safe file name for a node: the name itself when it is safe, else a cleaned name
+    plus a short hash of the real one (so two nodes never share a file)."""
+    if SAFE_FILE.fullmatch(node) and len(node) <= MAX_FILE:
+        return node + suffix
+    cleaned = re.sub(r"[^A-Za-z0-9._,=+\[\]-]+", "_", node)[:MAX_FILE].lstrip(".")
+    return f"{cleaned}-{hashlib.sha256(node.encode()).hexdigest()[:8]}{suffix}"
+
+
+def check_inside(where: str, path: str) -> str:
+    """A product path after grid values were filled in must stay in the pipeline folder."""
+    if Path(path).is_absolute() or ".." in Path(path).parts or "\0" in path:
+        raise field_error(
+            where, path, "paths inside the pipeline folder (grid values without '..')"
+        )
+    return path

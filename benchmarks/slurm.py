@@ -1,0 +1,193 @@
+"""SLURM benchmarks, each against a peer measured in the same run, alternated.
+
+``start``: from ``cluster start --backend slurm`` + ``scale 2`` to 2 workers, against raw
+dask-jobqueue ``SLURMCluster(cores=1, memory='1GB', ...)`` + ``scale(2)`` +
+``Client.wait_for_workers(2)``. Ours: ``%aiinfra cluster start`` (which also runs
+``sbatch --test-only`` first) + ``%aiinfra cluster scale NAME 2`` (which returns once the
+scheduler sees 2 workers).
+
+``pipeline``: the same 3-step pipeline (prepare -> train, evaluate; each a notebook in a
+fresh kernel writing one product) with ``run_pipeline(cluster=NAME)`` on a running 2-worker
+SLURM cluster (its start is not counted: see ``start``), against ``run_pipeline()`` on the
+embedded local cluster (2 workers, its start counted: that is what a user waits for).
+
+Brings up its own SLURM (tests/slurm_fixture.py) unless SLURM_CONF is set.
+
+    python benchmarks/slurm.py [--repeat 5] [--what start|pipeline|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = dict(cores=1, memory="1GB", walltime="00:10:00", interface="lo")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--what", choices=("start", "pipeline", "all"), default="all")
+    args = parser.parse_args()
+    os.environ.setdefault("AIINFRA_HOME", tempfile.mkdtemp(prefix="aiinfra-bench-"))
+    slurm = None
+    if "SLURM_CONF" not in os.environ:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from slurm_fixture import start_slurm
+
+        slurm = start_slurm(Path(tempfile.mkdtemp(prefix="aiinfra-slurm-", dir="/tmp")))
+        os.environ.update(slurm.env)
+    try:
+        if args.what in ("start", "all"):
+            run(args.repeat, slurm)
+        if args.what in ("pipeline", "all"):
+            pipeline(args.repeat)
+    finally:
+        if slurm is not None:
+            import shutil
+
+            from slurm_fixture import stop_slurm
+
+            stop_slurm(slurm)
+            shutil.rmtree(slurm.prefix, ignore_errors=True)
+
+
+def run(repeat: int, slurm) -> None:
+    from aiinfra_magics.clusters.slurm_submit import jobqueue
+
+    SLURMCluster = jobqueue().SLURMCluster  # noqa: N806 - a class
+    from distributed import Client
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "aiinfra_magics")
+    logs = tempfile.mkdtemp(prefix="aiinfra-bench-logs-")
+    flags = " ".join(f"--{k} {v}" for k, v in SPEC.items())
+
+    def drained() -> None:
+        if slurm is not None:
+            slurm.cancel_all()
+
+    def raw() -> float:
+        t0 = time.perf_counter()
+        cluster = SLURMCluster(
+            **SPEC, processes=1, log_directory=logs,
+            scheduler_options={"dashboard_address": "127.0.0.1:0"},
+        )  # fmt: skip
+        cluster.scale(2)
+        client = Client(cluster)
+        client.wait_for_workers(2)
+        elapsed = time.perf_counter() - t0
+        client.close()
+        cluster.close()
+        drained()
+        return elapsed
+
+    def ours() -> float:
+        t0 = time.perf_counter()
+        shell.run_line_magic("aiinfra", f"cluster start bench --backend slurm {flags}")
+        info = shell.run_line_magic("aiinfra", "cluster scale bench 2")
+        elapsed = time.perf_counter() - t0
+        assert info.workers == 2, info
+        shell.run_line_magic("aiinfra", "cluster stop bench")
+        drained()
+        return elapsed
+
+    raw(), ours()  # warm imports for both
+    raw_t, ours_t = [], []
+    for _ in range(repeat):
+        raw_t.append(raw())
+        ours_t.append(ours())
+    r, o = statistics.median(raw_t), statistics.median(ours_t)
+    print(f"raw SLURMCluster + scale(2) + wait_for_workers(2): median {r:.2f}s  {raw_t}")
+    print(f"aiinfra cluster start + scale 2:                  median {o:.2f}s  {ours_t}")
+    print(f"ratio ours/raw: {o / r:.2f}")
+
+
+STEP = (
+    "import json, os\n"
+    "for p in product:\n"
+    "    os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n"
+    "    json.dump({'job': os.environ.get('SLURM_JOB_ID')}, open(p, 'w'))"
+)
+
+
+def three_steps(folder: Path) -> Path:
+    import nbformat
+    import yaml
+
+    for name in ("prepare", "train", "evaluate"):
+        nb = nbformat.v4.new_notebook()
+        first = nbformat.v4.new_code_cell("upstream = {}\nproduct = []")
+        first.metadata["tags"] = ["parameters"]
+        nb.cells = [first, nbformat.v4.new_code_cell(STEP)]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+    spec = {
+        "name": "bench",
+        "steps": {
+            "prepare": {"notebook": "prepare.ipynb", "products": ["data/prepare.json"]},
+            "train": {"notebook": "train.ipynb", "after": ["prepare"], "products": ["out/t.json"]},
+            "evaluate": {
+                "notebook": "evaluate.ipynb",
+                "after": ["prepare"],
+                "products": ["out/e.json"],
+            },
+        },
+    }
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def pipeline(repeat: int) -> None:
+    from aiinfra_magics.clusters.manager import ClusterManager
+    from aiinfra_magics.clusters.spec import ClusterSpec
+    from aiinfra_magics.pipelines.runner import run_pipeline
+
+    path = three_steps(Path(tempfile.mkdtemp(prefix="aiinfra-bench-pipe-")))
+    manager = ClusterManager()
+    manager.start(
+        ClusterSpec.from_options({"name": "benchpipe", "backend": "slurm", "workers": 2, **SPEC})
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while manager.status("benchpipe").workers < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("2 SLURM workers did not come")
+            time.sleep(0.5)
+
+        def timed(**kw) -> float:
+            t0 = time.perf_counter()
+            run = run_pipeline(path, force=True, **kw)
+            elapsed = time.perf_counter() - t0
+            assert run.status == "ok", run.summary()
+            if kw.get("cluster"):
+                assert all(s.get("slurm_job_id") for s in run.steps.values())
+            return elapsed
+
+        timed(cluster="benchpipe"), timed()  # warm imports for both
+        on_slurm, local = [], []
+        for _ in range(repeat):
+            on_slurm.append(timed(cluster="benchpipe"))
+            local.append(timed())
+    finally:
+        manager.stop("benchpipe")
+    s, lo = statistics.median(on_slurm), statistics.median(local)
+    print(f"3-step pipeline on the SLURM cluster (2 jobs): median {s:.2f}s  {on_slurm}")
+    print(f"3-step pipeline, embedded local cluster:        median {lo:.2f}s  {local}")
+    print(f"ratio slurm/local: {s / lo:.2f}")
+
+
+if __name__ == "__main__":
+    main()

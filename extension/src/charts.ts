@@ -1,0 +1,146 @@
+/**
+ * The GPU and host charts, as nvdashboard has them, as pure data: which
+ * series each chart draws from the sampler's history. The view (chartview.tsx)
+ * only draws what these functions return.
+ */
+
+import { IGpuMetrics } from './model';
+
+export type ChartKind = 'gpu-utilization' | 'gpu-memory' | 'gpu-pcie' | 'gpu-nvlink' | 'machine';
+
+export interface IChartInfo {
+  kind: ChartKind;
+  label: string;
+  /** GPU charts need GPUs; the host chart works everywhere. */
+  gpu: boolean;
+}
+
+export const CHARTS: IChartInfo[] = [
+  { kind: 'gpu-utilization', label: 'GPU Utilization', gpu: true },
+  { kind: 'gpu-memory', label: 'GPU Memory', gpu: true },
+  { kind: 'gpu-pcie', label: 'PCIe Throughput', gpu: true },
+  { kind: 'gpu-nvlink', label: 'NVLink Throughput', gpu: true },
+  { kind: 'machine', label: 'Machine Resources', gpu: false }
+];
+
+export function chartInfo(kind: string): IChartInfo | undefined {
+  return CHARTS.find(c => c.kind === kind);
+}
+
+/** One line: points as [seconds since epoch, value]. */
+export interface ILine {
+  name: string;
+  points: Array<[number, number]>;
+}
+
+/** One plot area: its lines share a unit and an axis. */
+export interface IPlotArea {
+  title: string;
+  unit: '%' | 'B' | 'B/s';
+  /** A fixed top of the axis (100 for percentages, the memory total), or null to fit the data. */
+  max: number | null;
+  lines: ILine[];
+}
+
+export interface IChartData {
+  plots: IPlotArea[];
+  /** Said instead of (or above) the plots: why a GPU chart is empty. */
+  note: string | null;
+}
+
+type Pick = (m: IGpuMetrics) => Array<[string, number | null | undefined]>;
+
+function lines(history: IGpuMetrics[], pick: Pick): ILine[] {
+  const byName = new Map<string, ILine>();
+  for (const sample of history) {
+    if (sample.timestamp === null) {
+      continue;
+    }
+    for (const [name, value] of pick(sample)) {
+      if (value === null || value === undefined || !isFinite(value)) {
+        continue;
+      }
+      let line = byName.get(name);
+      if (!line) {
+        line = { name, points: [] };
+        byName.set(name, line);
+      }
+      line.points.push([sample.timestamp, value]);
+    }
+  }
+  return [...byName.values()];
+}
+
+function perGpu(history: IGpuMetrics[], key: keyof IGpuMetrics['gpus'][number], suffix = ''): ILine[] {
+  return lines(history, m => m.gpus.map(g => [`GPU ${g.index}${suffix}`, g[key] as number | null | undefined]));
+}
+
+/** The last GPU memory total seen (the axis top of the memory chart). */
+function memoryTotal(history: IGpuMetrics[]): number | null {
+  const last = history[history.length - 1];
+  const totals = (last?.gpus ?? []).map(g => g.memory_total ?? 0);
+  return totals.length ? Math.max(...totals) : null;
+}
+
+/** What a chart of `kind` draws from `history` (oldest sample first). */
+export function chartData(kind: ChartKind, history: IGpuMetrics[]): IChartData {
+  const last = history[history.length - 1];
+  const hasGpus = (last?.gpus ?? []).length > 0;
+  const gpuNote = hasGpus ? null : last?.reason ?? 'Waiting for the first sample…';
+  switch (kind) {
+    case 'gpu-utilization':
+      return { note: gpuNote, plots: hasGpus ? [{ title: 'Utilization', unit: '%', max: 100, lines: perGpu(history, 'utilization') }] : [] };
+    case 'gpu-memory': {
+      const mig = lines(history, m =>
+        m.gpus.flatMap(g => (g.mig ?? []).map(s => [`GPU ${g.index} MIG ${s.index}`, s.memory_used] as [string, number | null | undefined]))
+      );
+      return {
+        note: gpuNote,
+        plots: hasGpus
+          ? [{ title: 'Memory used', unit: 'B', max: memoryTotal(history), lines: [...perGpu(history, 'memory_used'), ...mig] }]
+          : []
+      };
+    }
+    case 'gpu-pcie':
+    case 'gpu-nvlink': {
+      const link = kind === 'gpu-pcie' ? 'pcie' : 'nvlink';
+      const tx = perGpu(history, `${link}_tx` as any, ' TX');
+      const rx = perGpu(history, `${link}_rx` as any, ' RX');
+      let note = gpuNote;
+      if (hasGpus && tx.length + rx.length === 0) {
+        note = `These GPUs do not report ${kind === 'gpu-pcie' ? 'PCIe' : 'NVLink'} throughput.`;
+      }
+      return { note, plots: hasGpus && tx.length + rx.length ? [{ title: 'Throughput', unit: 'B/s', max: null, lines: [...tx, ...rx] }] : [] };
+    }
+    case 'machine': {
+      const host = (pick: (h: NonNullable<IGpuMetrics['host']>) => Array<[string, number | null | undefined]>) =>
+        lines(history, m => (m.host ? pick(m.host) : []));
+      const total = last?.host?.memory_total ?? null;
+      return {
+        note: history.some(m => m.host) ? null : 'Waiting for the first sample…',
+        plots: [
+          { title: 'CPU', unit: '%', max: 100, lines: host(h => [['CPU', h.cpu_percent]]) },
+          { title: 'Memory', unit: 'B', max: total, lines: host(h => [['used', h.memory_used]]) },
+          { title: 'Network', unit: 'B/s', max: null, lines: host(h => [['sent', h.net_sent], ['received', h.net_recv]]) },
+          { title: 'Disk', unit: 'B/s', max: null, lines: host(h => [['read', h.disk_read], ['written', h.disk_write]]) }
+        ]
+      };
+    }
+  }
+}
+
+/** The value of a unit for the axis and the legend. */
+export function formatValue(value: number, unit: IPlotArea['unit']): string {
+  if (unit === '%') {
+    return `${value.toFixed(0)}%`;
+  }
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = value;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  const text = `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+  return unit === 'B/s' ? `${text}/s` : text;
+}

@@ -1,0 +1,64 @@
+/**
+ * Commands of the GPU and host charts (as jupyterlab-nvdashboard has them):
+ * each opens a dockable panel fed by the server's one sampler, restored
+ * after a reload by JupyterLab's layout restorer.
+ */
+
+import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { WidgetTracker } from '@jupyterlab/apputils';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
+
+import { chartInfo, ChartKind, CHARTS } from '../charts';
+import { ChartPanel } from '../chartview';
+import { PanelModel } from '../model';
+
+export namespace ChartCommands {
+  export interface ICommandIDs {
+    openChart: string;
+  }
+
+  export interface IOptions {
+    commands: CommandRegistry;
+    shell: JupyterFrontEnd.IShell;
+    model: PanelModel;
+    ids: ICommandIDs;
+    restorer: ILayoutRestorer | null;
+    icon?: LabIcon;
+  }
+
+  export function add(options: IOptions): WidgetTracker<ChartPanel> {
+    const { commands, shell, model, ids } = options;
+    const tracker = new WidgetTracker<ChartPanel>({ namespace: 'aiinfra-chart' });
+
+    commands.addCommand(ids.openChart, {
+      label: args => (args.chart ? `aiinfra: ${chartInfo(String(args.chart))?.label ?? String(args.chart)}` : 'aiinfra: Open Chart'),
+      caption: 'GPU and host charts from the server\'s sampler',
+      execute: args => {
+        const kind = String(args.chart ?? '') as ChartKind;
+        if (!chartInfo(kind)) {
+          console.warn(`aiinfra: no chart ${kind}; known: ${CHARTS.map(c => c.kind).join(', ')}`);
+          return;
+        }
+        let panel = tracker.find(w => w.kind === kind);
+        if (!panel) {
+          panel = new ChartPanel({ model, kind, icon: options.icon });
+          void tracker.add(panel);
+          shell.add(panel, 'main', { mode: 'split-bottom' });
+          if (!model.pushing) {
+            void model.refreshNow(['metrics']);
+          }
+        }
+        shell.activateById(panel.id);
+        return panel;
+      }
+    });
+
+    void options.restorer?.restore(tracker, {
+      command: ids.openChart,
+      args: panel => ({ chart: panel.kind }),
+      name: panel => panel.kind
+    });
+    return tracker;
+  }
+}

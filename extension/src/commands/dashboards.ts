@@ -1,0 +1,84 @@
+/**
+ * Commands of Dask dashboards: the whole page or any individual plot of a
+ * cluster's dashboard as its own dockable panel (as dask-labextension does),
+ * tracked so that JupyterLab's layout restorer brings the panels back, where
+ * they were, after a reload.
+ */
+
+import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { WidgetTracker } from '@jupyterlab/apputils';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
+
+import { DashboardPane } from '../dashboard';
+import { PanelModel } from '../model';
+import { clusterName } from './common';
+
+export namespace DashboardCommands {
+  export interface ICommandIDs {
+    openDashboard: string;
+    openPane: string;
+  }
+
+  export interface IOptions {
+    commands: CommandRegistry;
+    shell: JupyterFrontEnd.IShell;
+    model: PanelModel;
+    ids: ICommandIDs;
+    /** The server's base URL: dashboards are proxied below it. */
+    baseUrl: string;
+    restorer: ILayoutRestorer | null;
+    icon?: LabIcon;
+  }
+
+  export function add(options: IOptions): WidgetTracker<DashboardPane> {
+    const { commands, shell, model, ids } = options;
+    const tracker = new WidgetTracker<DashboardPane>({ namespace: 'aiinfra-dashboard' });
+
+    commands.addCommand(ids.openPane, {
+      label: args => (args.label ? `Dask ${String(args.label)}` : 'aiinfra: Open Dashboard Plot'),
+      caption: 'Open one plot of the Dask dashboard as its own panel',
+      execute: async args => {
+        const name = await clusterName(model, args, 'Dashboard of which cluster?');
+        const plot = String(args.plot ?? 'status') || 'status';
+        if (!name) {
+          return;
+        }
+        const id = DashboardPane.id(name, plot);
+        let pane = tracker.find(w => w.id === id);
+        if (!pane) {
+          pane = new DashboardPane({
+            model,
+            baseUrl: options.baseUrl,
+            cluster: name,
+            plot,
+            label: String(args.label ?? (plot === 'status' ? 'Dashboard' : plot)),
+            icon: options.icon
+          });
+          void tracker.add(pane);
+          // Individual plots open beside what is there, as dask-labextension does.
+          shell.add(pane, 'main', plot === 'status' ? undefined : { mode: 'split-right' });
+        }
+        shell.activateById(pane.id);
+        return pane;
+      }
+    });
+
+    commands.addCommand(ids.openDashboard, {
+      label: args => (args.name ? `aiinfra: Dashboard of ${String(args.name)}` : 'aiinfra: Open Dask Dashboard…'),
+      execute: async args => {
+        const name = await clusterName(model, args, 'Dashboard of which cluster?');
+        if (name) {
+          return commands.execute(ids.openPane, { name, plot: 'status', label: 'Dashboard' });
+        }
+      }
+    });
+
+    void options.restorer?.restore(tracker, {
+      command: ids.openPane,
+      args: pane => ({ name: pane.cluster, plot: pane.plot, label: pane.label }),
+      name: pane => `${pane.cluster}:${pane.plot}`
+    });
+    return tracker;
+  }
+}

@@ -1,0 +1,34 @@
+/** Commands of the sidebar itself: show it, refresh it. */
+
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { PanelModel } from '../model';
+
+export namespace PanelCommands {
+  export interface ICommandIDs {
+    openPanel: string;
+    refresh: string;
+  }
+
+  export interface IOptions {
+    commands: CommandRegistry;
+    shell: JupyterFrontEnd.IShell;
+    panel: Widget;
+    model: PanelModel;
+    ids: ICommandIDs;
+  }
+
+  export function add(options: IOptions): void {
+    const { commands, shell, panel, model, ids } = options;
+    commands.addCommand(ids.openPanel, {
+      label: 'aiinfra: Show Sidebar',
+      execute: () => shell.activateById(panel.id)
+    });
+    commands.addCommand(ids.refresh, {
+      label: 'aiinfra: Refresh',
+      execute: () => model.refreshNow()
+    });
+  }
+}

@@ -1,0 +1,239 @@
+"""Proxied dashboards run without the Jupyter user's authority, and the real one still works.
+
+A real ``jupyter lab`` (for a page on the Jupyter origin with the user's login
+cookie), Debian's Chromium through playwright, and an iframe with the lab's own
+sandbox attributes (extension/src/index.ts). Two dashboards are proxied:
+
+- a hostile page on 127.0.0.1, registered as a cluster's dashboard, that tries
+  to write a file with ``PUT /api/contents`` the way the lab itself does (XSRF
+  cookie -> header): no file may appear;
+- the Dask dashboard of a real LocalCluster started over REST: its Bokeh
+  WebSocket must connect through the proxy and keep pushing document patches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from aiinfra_magics.clusters.registry import Registry, this_process
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+TOKEN = "aiinfra-sandbox-test"
+BASE_URL = "/user/sandbox-test/"
+# The lab's dashboard iframe (extension/src/index.ts).
+LAB_IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups"
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"
+)
+
+# What a hostile scheduler's dashboard does with the user's session if it can.
+HOSTILE_PAGE = """<!doctype html><html><body><pre id="out">running</pre><script>
+(async () => {
+  const out = [];
+  const base = location.pathname.split('aiinfra/dashboard/')[0];
+  let xsrf = '';
+  try {
+    const m = document.cookie.match(/_xsrf=([^;]+)/);
+    xsrf = m ? decodeURIComponent(m[1]) : '';
+    out.push('cookie-read');
+  } catch (e) { out.push('cookie-blocked'); }
+  try { parent.document.title; out.push('parent-read'); } catch (e) { out.push('parent-blocked'); }
+  try {
+    const r = await fetch(base + 'api/contents/pwned.txt', {
+      method: 'PUT', credentials: 'include',
+      headers: {'Content-Type': 'application/json', 'X-XSRFToken': xsrf},
+      body: JSON.stringify({type: 'file', format: 'text', content: 'owned'}),
+    });
+    out.push('put-' + r.status);
+  } catch (e) { out.push('put-blocked'); }
+  try {
+    const r = await fetch(base + 'api/contents', {credentials: 'include'});
+    out.push('list-' + r.status + '-' + (await r.text()).length);
+  } catch (e) { out.push('list-blocked'); }
+  document.getElementById('out').textContent = 'done ' + out.join(' ');
+})();
+</script></body></html>"""
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = HOSTILE_PAGE.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
+    req = urllib.request.Request(
+        url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+@pytest.fixture
+def hostile():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def lab(tmp_path, aiinfra_home):
+    root = tmp_path / "root"
+    root.mkdir()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AIINFRA_HOME": str(aiinfra_home),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{BASE_URL}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            _api(url, "api/status")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(
+                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.3)
+    yield url, root
+    proc.terminate()  # stop_extension closes the cluster this server started
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def _frame(page, url: str):
+    """Open ``url`` in an iframe of the lab page, with the lab's sandbox attributes."""
+    page.evaluate(
+        """([url, sandbox]) => {
+          document.querySelectorAll('iframe.aiinfra-test').forEach(f => f.remove());
+          const f = document.createElement('iframe');
+          f.className = 'aiinfra-test';
+          f.setAttribute('sandbox', sandbox);
+          f.style = 'position:fixed;top:0;left:0;width:1200px;height:800px;z-index:99999;background:white';
+          f.src = url;
+          document.body.appendChild(f);
+        }""",
+        [url, LAB_IFRAME_SANDBOX],
+    )
+    return page.frame_locator("iframe.aiinfra-test")
+
+
+def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab, hostile):
+    url, root = lab
+    Registry().write(
+        {
+            "name": "hostile",
+            "backend": "address",
+            "status": "running",
+            "owner": {**this_process(), "kind": "external"},
+            "created": time.time(),
+            "scheduler_address": f"tcp://127.0.0.1:{hostile}",
+            "dashboard_link": f"http://127.0.0.1:{hostile}/status",
+            "gpus": [],
+        }
+    )
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.set_default_timeout(90_000)
+            page.goto(f"{url}lab?token={TOKEN}")  # the login cookie and _xsrf, as a user has
+            page.locator("#jp-main-dock-panel").wait_for()
+            assert any(c["name"] == "_xsrf" for c in page.context.cookies())
+
+            # 1. The hostile page: runs, but as nobody.
+            frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/hostile/status")
+            out = frame.locator("#out")
+            out.filter(has_text="done").wait_for()
+            result = out.text_content()
+            assert "cookie-blocked" in result and "parent-blocked" in result, result
+            assert "put-201" not in result and "list-200" not in result, result
+            assert not (root / "pwned.txt").exists()
+            assert [p.name for p in root.iterdir()] == []
+
+            # 2. The real Dask dashboard, live through the proxy.
+            _api(url, "aiinfra/api/clusters", "POST", {"name": "live", "workers": 1, "threads": 1})
+            sockets: list = []
+            patches: list[int] = []
+
+            def on_socket(ws) -> None:
+                if "aiinfra/dashboard/live/" in ws.url:
+                    sockets.append(ws)
+                    ws.on(
+                        "framereceived",
+                        lambda payload: patches.append(1) if "PATCH-DOC" in str(payload) else None,
+                    )
+
+            page.on("websocket", on_socket)
+            frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/live/workers")
+            # The workers table lists the cluster's worker: drawn from the Bokeh
+            # document the socket delivered, so the socket authenticated and connected.
+            frame.locator("text=tcp://127.0.0.1").first.wait_for(timeout=120_000)
+            assert sockets and "/ws" in sockets[0].url
+            assert not sockets[0].is_closed()
+            seen = len(patches)
+            deadline = time.monotonic() + 120
+            while len(patches) < seen + 3 and time.monotonic() < deadline:
+                page.wait_for_timeout(250)  # polls the condition; updates arrive from the server
+            assert len(patches) >= seen + 3, "the dashboard stopped updating"
+            # The dashboard itself is sandboxed too: no Jupyter cookie for its scripts.
+            probe = (
+                "() => { try { document.cookie; return 'read' } catch (e) { return 'blocked' } }"
+            )
+            assert frame.locator("body").evaluate(probe) == "blocked"
+        finally:
+            browser.close()

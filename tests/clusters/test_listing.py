@@ -1,0 +1,88 @@
+"""A long registry lists in about one round of probes (issue 14 item 1).
+
+Each distinct scheduler address is probed once and each scheduler asked for its
+identity once, all concurrently, however many records point at it; dead records
+are removed in one pass. Counted, not timed (timings are in benchmarks/lab.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from aiinfra_magics.clusters import registry as registry_module
+from aiinfra_magics.clusters import rpc
+from aiinfra_magics.clusters.manager import ClusterManager
+from aiinfra_magics.clusters.registry import Registry, this_process
+from aiinfra_magics.clusters.spec import ClusterSpec
+
+RECORDS = 40
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the probes and identity calls the listing makes (the real ones still run)."""
+    calls = {"probe": [], "identity": []}
+    probe, identities = rpc.tcp_reachable, rpc.scheduler_identities
+
+    def counting_probe(address, *args, **kwargs):
+        calls["probe"].append(address)
+        return probe(address, *args, **kwargs)
+
+    def counting_identities(addresses, *args, **kwargs):
+        calls["identity"].extend(addresses)
+        return identities(addresses, *args, **kwargs)
+
+    monkeypatch.setattr(registry_module, "tcp_reachable", counting_probe)
+    monkeypatch.setattr(
+        "aiinfra_magics.clusters.manager.scheduler_identities", counting_identities, raising=False
+    )
+    return calls
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_many_records_of_one_scheduler_cost_one_probe_and_one_identity(aiinfra_home, counted):
+    manager = ClusterManager()
+    manager.start(
+        ClusterSpec.from_options({"name": "real", "backend": "local", "workers": 1, "threads": 1})
+    )
+    try:
+        record = manager.registry.read("real")
+        for i in range(RECORDS - 1):
+            manager.registry.write({**record, "name": f"copy{i}"})
+        counted["probe"].clear()
+        listed = manager.list_clusters().to_dict()
+        assert len(listed) == RECORDS
+        assert {c["workers"] for c in listed} == {1} and {c["status"] for c in listed} == {
+            "running"
+        }
+        assert counted["probe"] == [record["scheduler_address"]]
+        assert counted["identity"] == [record["scheduler_address"]]
+    finally:
+        for i in range(RECORDS - 1):
+            manager.registry.remove(f"copy{i}")
+        manager.stop("real")
+
+
+def test_dead_records_are_probed_once_each_and_removed_in_one_pass(aiinfra_home, counted):
+    registry = Registry()
+    me = {**this_process(), "kind": "kernel"}
+    addresses = set()
+    for i in range(RECORDS):
+        address = f"tcp://127.0.0.1:{_closed_port()}"
+        addresses.add(address)
+        registry.write(
+            {"name": f"dead{i}", "backend": "local", "status": "running", "owner": me,
+             "created": time.time(), "scheduler_address": address}
+        )  # fmt: skip
+    assert ClusterManager(registry).list_clusters().to_dict() == []
+    assert registry.names() == []
+    assert sorted(counted["probe"]) == sorted(addresses)  # no second probe under the lock
+    assert counted["identity"] == []

@@ -1,0 +1,120 @@
+"""The cache key and records, without a cluster: what invalidates a step and what does not."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+
+import nbformat
+import pytest
+
+from aiinfra_magics.pipelines import cache
+from aiinfra_magics.pipelines.dag import expand
+from aiinfra_magics.pipelines.spec import PipelineSpec
+
+
+@pytest.fixture
+def folder(tmp_path, notebook):
+    notebook(tmp_path / "a.ipynb", "n = 1\nupstream = {}\nproduct = []", "x = n")
+    (tmp_path / "raw.csv").write_text("1,2\n")
+    return tmp_path
+
+
+def nodes(folder, **step):
+    body = {"notebook": "a.ipynb", "products": ["out.txt"], **step}
+    spec = PipelineSpec.from_dict({"steps": {"a": body, "b": {"notebook": "a.ipynb"}}}, folder)
+    return expand(spec)
+
+
+def key(folder, upstream=None, **step):
+    return cache.node_hashes(folder, nodes(folder, **step)["a"], upstream or {})["key"]
+
+
+def test_key_follows_params_inputs_kernel_and_upstream(folder):
+    base = key(folder, inputs=["raw.csv"])
+    assert key(folder, inputs=["raw.csv"]) == base
+    assert key(folder, inputs=["raw.csv"], params={"n": 2}) != base
+    node = nodes(folder, inputs=["raw.csv"])["a"]
+    other = dataclasses.replace(node, step=dataclasses.replace(node.step, kernel="other"))
+    assert cache.node_hashes(folder, other, {})["key"] != base
+    hashes = cache.node_hashes(folder, nodes(folder, after=["b"])["a"], {"b": {"p": "h1"}})
+    again = cache.node_hashes(folder, nodes(folder, after=["b"])["a"], {"b": {"p": "h2"}})
+    assert hashes["upstream"] == {"b": {"p": "h1"}} and hashes["key"] != again["key"]
+    (folder / "raw.csv").write_text("1,3\n")
+    assert key(folder, inputs=["raw.csv"]) != base
+
+
+def test_code_hash_ignores_outputs_markdown_trailing_space_and_injected_cells(folder):
+    path = folder / "a.ipynb"
+    before = cache.code_hash(path)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="old")]
+    nb.cells[1].source += "   \n\n"
+    nb.cells.append(nbformat.v4.new_markdown_cell("notes"))
+    injected = nbformat.v4.new_code_cell("n = 5")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(1, injected)
+    nbformat.write(nb, str(path))
+    assert cache.code_hash(path) == before
+    nb.cells[2].source = "x = n + 1"
+    nbformat.write(nb, str(path))
+    assert cache.code_hash(path) != before
+    # Cell boundaries count: the same lines split differently are other code.
+    nb.cells[2].source = "x = n"
+    nb.cells.append(nbformat.v4.new_code_cell("y = 1"))
+    nbformat.write(nb, str(path))
+    split = cache.code_hash(path)
+    nb.cells[2].source = "x = n\ny = 1"
+    nb.cells.pop()
+    nbformat.write(nb, str(path))
+    assert cache.code_hash(path) != split
+
+
+def test_file_hash_of_files_folders_and_missing(tmp_path):
+    assert cache.file_hash(tmp_path / "nothing") is None
+    (tmp_path / "f").write_bytes(b"abc")
+    first = cache.file_hash(tmp_path / "f")
+    assert first == cache.file_hash(tmp_path / "f") and len(first) == 64
+    (tmp_path / "f").write_bytes(b"abd")
+    assert cache.file_hash(tmp_path / "f") != first
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "x").write_text("1")
+    folder = cache.file_hash(tmp_path / "d")
+    (tmp_path / "d" / "sub" / "x").rename(tmp_path / "d" / "sub" / "y")  # a rename counts
+    assert cache.file_hash(tmp_path / "d") != folder
+
+
+def test_lookup_needs_the_same_key_and_every_product(folder):
+    node = nodes(folder)["a"]
+    assert cache.lookup(folder, node, "k1") is None  # nothing stored yet
+    cache.store(folder, node, "k1", "run-1", {"out.txt": "h"})
+    assert cache.lookup(folder, node, "k1") is None  # the product is missing
+    (folder / "out.txt").write_text("x")
+    hit = cache.lookup(folder, node, "k1")
+    assert hit == {"key": "k1", "run_id": "run-1", "products": {"out.txt": "h"}}
+    assert cache.lookup(folder, node, "k2") is None
+    (folder / "runs" / ".cache" / "a.json").write_text("{half")
+    assert cache.lookup(folder, node, "k1") is None  # a damaged record is a miss
+
+
+def test_records_of_grid_nodes_are_one_file_each(folder):
+    spec = PipelineSpec.from_dict(
+        {"steps": {"g": {"notebook": "a.ipynb", "grid": {"n": [1, 2]}}}}, folder
+    )
+    for node in expand(spec).values():
+        cache.store(folder, node, "k-" + node.name, "r", {})
+    names = sorted(p.name for p in (folder / "runs" / ".cache").iterdir())
+    assert len(names) == 2 and all("/" not in n and n.endswith(".json") for n in names)
+
+
+def test_atomic_write_keeps_the_mode_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    cache.write_json_atomic(path, {"a": 1})
+    os.chmod(path, 0o600)
+    inode = path.stat().st_ino
+    cache.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2} and path.read_text().endswith("\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_ino != inode
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]

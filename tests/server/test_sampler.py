@@ -1,0 +1,221 @@
+"""The one sampler: GPUs through NVML (a recorded feed stands in for a GPU here), the host for real.
+
+The GPU path runs against a fake ``pynvml`` module injected into ``sys.modules``
+for these tests only; it replays ``data/nvml_feed.json`` (NVML's return shapes,
+one tick per sample). The host path and the no-GPU sentence use the real
+machine and the real nvidia-ml-py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+import psutil
+import pytest
+
+from aiinfra_magics.server import sampler as sampler_module
+from aiinfra_magics.server.sampler import GpuSampler, _Counters, no_gpu_reason
+
+FEED = json.loads((Path(__file__).parent / "data" / "nvml_feed.json").read_text())
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def fake_pynvml(feed: dict, fail_init: str | None = None) -> types.ModuleType:
+    """A ``pynvml`` that replays ``feed``: the tick advances with each sample of GPU 0."""
+    nv = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    nv.NVMLError = NVMLError
+    for name in ("NVMLError_LibraryNotFound", "NVMLError_NotSupported", "NVMLError_NotFound"):
+        setattr(nv, name, type(name, (NVMLError,), {}))
+    nv.NVML_TEMPERATURE_GPU = 0
+    nv.NVML_PCIE_UTIL_TX_BYTES, nv.NVML_PCIE_UTIL_RX_BYTES = 0, 1
+    nv.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nv.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX = 138, 139
+    state = {"tick": -1}
+    gpus, ticks = feed["gpus"], feed["ticks"]
+
+    def now() -> dict:
+        return ticks[min(max(state["tick"], 0), len(ticks) - 1)]
+
+    def init():
+        if fail_init:
+            raise getattr(nv, fail_init)("NVML Shared Library Not Found")
+
+    def handle(index):
+        if index == 0:
+            state["tick"] += 1
+        return ("gpu", index)
+
+    def unsupported():
+        raise nv.NVMLError_NotSupported("Not Supported")
+
+    def memory(h):
+        if h[0] == "mig":
+            _, gpu, slot = h
+            total = gpus[gpu]["mig"][slot]["memory_total"]
+            return types.SimpleNamespace(used=now()["mig_used"][0][slot], total=total)
+        return types.SimpleNamespace(
+            used=now()["memory_used"][h[1]], total=gpus[h[1]]["memory_total"]
+        )
+
+    def field_values(h, fields):
+        ok = gpus[h[1]]["nvlink"]
+        key = {138: "nvlink_tx", 139: "nvlink_rx"}
+        return [
+            types.SimpleNamespace(
+                nvmlReturn=0 if ok else 3,
+                value=types.SimpleNamespace(ullVal=now()[key[f]][h[1]] if ok else 0),
+            )
+            for f in fields
+        ]
+
+    def power(h):
+        return now()["power_mw"][h[1]] if gpus[h[1]]["power"] else unsupported()
+
+    def mig_count(h):
+        return len(gpus[h[1]]["mig"]) or unsupported()
+
+    def mig_handle(h, slot):
+        if slot >= len(gpus[h[1]]["mig"]):
+            raise nv.NVMLError_NotFound("Not Found")
+        return ("mig", h[1], slot)
+
+    def uuid(h):
+        return gpus[h[1]]["mig"][h[2]]["uuid"] if h[0] == "mig" else gpus[h[1]]["uuid"]
+
+    nv.nvmlInit = init
+    nv.nvmlShutdown = lambda: None
+    nv.nvmlDeviceGetCount = lambda: len(gpus)
+    nv.nvmlDeviceGetHandleByIndex = handle
+    nv.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=now()["util"][h[1]])
+    nv.nvmlDeviceGetMemoryInfo = memory
+    nv.nvmlDeviceGetPowerUsage = power
+    nv.nvmlDeviceGetPcieThroughput = lambda h, c: now()["pcie_tx" if c == 0 else "pcie_rx"][h[1]]
+    nv.nvmlDeviceGetFieldValues = field_values
+    nv.nvmlDeviceGetUUID = uuid
+    nv.nvmlDeviceGetName = lambda h: gpus[h[1]]["name"]
+    nv.nvmlDeviceGetTemperature = lambda h, s: now()["temp"][h[1]]
+    nv.nvmlDeviceGetMaxMigDeviceCount = mig_count
+    nv.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
+    nv.nvmlDeviceGetGpuInstanceId = lambda h: h[2]
+    nv.nvmlDeviceGetComputeInstanceId = lambda h: 0
+    nv.state = state
+    return nv
+
+
+@pytest.fixture
+def sampler():
+    made: list[GpuSampler] = []
+
+    def make() -> GpuSampler:
+        s = GpuSampler(interval=0.01)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def _samples(s: GpuSampler, n: int) -> list[dict]:
+    """The next ``n`` distinct samples, as a client asking all the time would see them."""
+    seen: list[dict] = []
+
+    def more():
+        latest = s.latest()
+        if latest["timestamp"] is not None and (
+            not seen or latest["timestamp"] != seen[-1]["timestamp"]
+        ):
+            seen.append(latest)
+        return len(seen) >= n
+
+    wait_for(more, what=f"{n} samples")
+    return seen
+
+
+def test_gpu_figures_follow_the_recorded_feed(monkeypatch, sampler):
+    nv = fake_pynvml(FEED)
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    s = sampler()
+    first = _samples(s, 1)[0]
+    assert first["reason"] is None
+    h100, a100 = first["gpus"]
+    tick = FEED["ticks"][0]  # the first sample reads the first tick
+    assert h100["name"] == "NVIDIA H100 80GB HBM3" and h100["uuid"] == "GPU-0f5a"
+    assert h100["utilization"] == tick["util"][0]
+    assert h100["memory_used"] == tick["memory_used"][0]
+    assert h100["memory_total"] == FEED["gpus"][0]["memory_total"]
+    assert (
+        h100["pcie_tx"] == tick["pcie_tx"][0] * 1024
+        and h100["pcie_rx"] == tick["pcie_rx"][0] * 1024
+    )
+    assert h100["power_watts"] == pytest.approx(71.0)
+    assert h100["nvlink_tx"] is None  # a rate needs two readings of the counter
+    assert h100["mig"] == []
+    # The MIG board: its slices with their memory; no NVLink, no power (NVML says not supported).
+    assert [m["uuid"] for m in a100["mig"]] == ["MIG-aa01", "MIG-aa02"]
+    assert a100["mig"][0]["memory_total"] == 10200547328
+    assert a100["power_watts"] is None and a100["nvlink_tx"] is None and a100["nvlink_rx"] is None
+
+    later = _samples(s, 2)[-1]
+    assert later["gpus"][0]["nvlink_tx"] > 0 and later["gpus"][0]["nvlink_rx"] > 0
+    assert later["gpus"][1]["nvlink_tx"] is None
+    assert later["host"]["memory_total"] == psutil.virtual_memory().total
+
+
+def test_counter_rates_are_bytes_per_second():
+    counters = _Counters()
+    assert counters.rate("x", 1000.0, now=10.0) is None
+    assert counters.rate("x", 3000.0, now=12.0) == 1000.0
+    assert counters.rate("x", 2000.0, now=13.0) == 0.0  # a counter reset is not a negative rate
+    assert counters.rate("x", None, now=14.0) is None
+
+
+@pytest.mark.parametrize("failure", ["NVMLError_LibraryNotFound", None])
+def test_without_gpus_one_friendly_sentence_and_the_host_still_sampled(
+    monkeypatch, sampler, failure
+):
+    if failure is not None:  # NVML present but no driver, as on this kind of machine
+        monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(FEED, fail_init=failure))
+    # failure None: the real nvidia-ml-py on this machine, whatever it finds
+    s = sampler()
+    samples = _samples(s, 3)
+    last = samples[-1]
+    if failure is None and last["gpus"]:
+        pytest.skip("this machine has GPUs: the GPU path is covered by test_gpu.py")
+    assert last["gpus"] == []
+    reason = last["reason"]
+    assert reason.startswith("No GPU on this machine to chart: ") and reason.endswith(".")
+    assert "NVMLError" not in reason and "Shared Library" not in reason
+    assert reason.count(".") == 1  # one sentence
+    host = last["host"]
+    assert 0 <= host["cpu_percent"] <= 100 * psutil.cpu_count()
+    assert 0 < host["memory_used"] <= host["memory_total"] == psutil.virtual_memory().total
+    assert (
+        host["net_sent"] is not None and host["net_sent"] >= 0
+    )  # a rate from the second sample on
+
+
+def test_reasons_name_what_to_do():
+    assert "no NVIDIA driver" in no_gpu_reason(
+        type("NVMLError_LibraryNotFound", (Exception,), {})()
+    )
+    assert "not loaded" in no_gpu_reason(type("NVMLError_DriverNotLoaded", (Exception,), {})())
+    assert "nvidia-ml-py is not installed" in no_gpu_reason(ImportError("no pynvml"))
+    assert "found no GPU" in no_gpu_reason(None)
+    assert sampler_module.IDLE_STOP_S > 0
