@@ -32,6 +32,7 @@ BUILTIN_BACKENDS = {
     "local": "aiinfra_magics.clusters.local:LocalBackend",
     "cuda": "aiinfra_magics.clusters.cuda:CudaBackend",
     "address": "aiinfra_magics.clusters.address:AddressBackend",
+    "gateway": "aiinfra_magics.clusters.gateway:GatewayBackend",
     "slurm": "aiinfra_magics.clusters.slurm:SlurmBackend",
 }
 OPTION_TYPES = ("string", "integer", "number", "boolean", "size", "list")
@@ -145,6 +146,24 @@ class ClusterBackend(ABC):
     def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
         """The keyword arguments handed to the cluster class (kept pure for tests)."""
         return {}
+
+    def observe(
+        self, record: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(scheduler identity, cost report) of a running cluster, from any process.
+
+        Raises OSError/TimeoutError when the scheduler does not answer.
+        """
+        from .rpc import observe
+
+        return observe(record["scheduler_address"], timeout)
+
+    def control(self, record: dict[str, Any], action: str, **kwargs: Any) -> str | None:
+        """Scale/adapt/stop from any process through the backend's own service; a note or None.
+
+        The default raises NotImplementedError: the owner's scheduler handler does it.
+        """
+        raise NotImplementedError
 
     def dry_run(self, spec: ClusterSpec) -> str | None:
         """Text to print instead of starting (e.g. a batch job script), or None to start."""

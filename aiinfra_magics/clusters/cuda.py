@@ -131,7 +131,11 @@ class CudaBackend(ClusterBackend):
         from dask_cuda import LocalCUDACluster
 
         kwargs = self.launch_kwargs(spec, death_timeout=death_timeout)
-        cluster = LocalCUDACluster(**kwargs)
+        from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
+
+        # The cost plugin from the first worker on; distributed's own idle shutdown.
+        cluster = LocalCUDACluster(**kwargs, scheduler_kwargs=scheduler_kwargs())
+        cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         _register_worker_env(cluster)
         gpus = kwargs["CUDA_VISIBLE_DEVICES"].split(",")
         return Launched(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AiinfraError, OperationError
+from . import idle
 from .backends import Launched, get_backend
 from .registry import DamagedRecord, Registry, this_process
 from .rpc import CONTROL_OP
@@ -109,6 +110,7 @@ def host(
             with _LOCK:
                 _HOSTED[spec.name] = Hosted(spec, launched, threading.Event(), record, registry)
             _keeper.ensure_running()
+            idle.watcher.ensure_running()  # notices a cluster that stops itself (idle timeout)
     except BaseException:
         _close_launched(launched)
         registry.remove(spec.name)
@@ -178,16 +180,37 @@ def _remember(entry: Hosted, done: str, **changes: Any) -> None:
         ) from None
 
 
-def close(name: str, registry: Registry | None = None) -> None:
-    """Close an owned cluster and drop its record; safe to call twice."""
+def close(
+    name: str,
+    registry: Registry | None = None,
+    reason: str = "stopped",
+    ended_at: float | None = None,
+) -> None:
+    """Close an owned cluster, note why in the history and drop its record; safe to call twice.
+
+    ``ended_at``: the cluster ended by itself then (idle.py); its record goes first,
+    as cleaning up after a scheduler that is gone can take distributed a while.
+    """
     with _LOCK:
         entry = _HOSTED.pop(name, None)
     if entry is None:
         return
+    registry = registry or entry.registry
+    report, noted = None, False
     try:
+        with contextlib.suppress(Exception):  # a remote scheduler's figures: before it goes
+            report = idle.figures(entry.launched.cluster, ended_at)
+        if ended_at is not None:
+            registry.remove(name)
+            idle.record_end(entry.record, reason, report)
+            noted = True
         _close_launched(entry.launched)
+        with contextlib.suppress(Exception):  # an in-process scheduler's: final once closed
+            report = idle.figures(entry.launched.cluster, ended_at or time.time()) or report
     finally:
-        (registry or entry.registry).remove(name)
+        if not noted:
+            registry.remove(name)
+            idle.record_end(entry.record, reason, report)
         entry.closed.set()
 
 

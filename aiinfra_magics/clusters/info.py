@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .history import rounded
+
 
 def format_bytes(n: int) -> str:
     from dask.utils import format_bytes as dask_format_bytes  # late: dask costs ~75 ms to import
@@ -20,7 +22,7 @@ def format_bytes(n: int) -> str:
 
 FIELDS = (
     "name", "backend", "status", "scheduler_address", "dashboard_link", "workers",
-    "threads", "memory", "gpus", "adapt", "owner", "created",
+    "threads", "memory", "gpus", "adapt", "owner", "created", "cost",
 )  # fmt: skip
 
 
@@ -46,8 +48,12 @@ def memory_that_exists(record: dict[str, Any], limits: int) -> int:
     return limits
 
 
-def cluster_to_dict(record: dict[str, Any], identity: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge a registry record with the scheduler's live ``identity`` into a JSON-able dict."""
+def cluster_to_dict(
+    record: dict[str, Any],
+    identity: dict[str, Any] | None,
+    figures: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge a registry record with the scheduler's live ``identity`` (and cost ``figures``)."""
     workers = (identity or {}).get("workers", {})
     owner = dict(record.get("owner") or {})
     owner.pop("started", None)
@@ -69,6 +75,7 @@ def cluster_to_dict(record: dict[str, Any], identity: dict[str, Any] | None) -> 
         "adapt": record.get("adapt"),
         "owner": owner,
         "created": record.get("created"),
+        "cost": rounded(figures),  # worker/core/GPU/memory-GB hours so far; idle clock
     }
 
 
@@ -117,6 +124,8 @@ class ClusterInfo:
             ),
             ("dashboard", d["dashboard_link"] or "-"),
             *_job_rows(d),
+            *cost_rows(d.get("cost")),
+            *(("note", note) for note in d.get("notes", ())),
         ]
 
     def __str__(self) -> str:
@@ -141,6 +150,23 @@ class ClusterInfo:
             f"<div class='aiinfra-cluster'><strong>Dask cluster {html.escape(self.data['name'])}</strong>"
             f"<table>{''.join(cells)}</table></div>"
         )
+
+
+def cost_rows(cost: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """``used`` (hours so far) and, while idle, how long and when it stops."""
+    if not cost:
+        return []
+    rows = [(
+        "used",
+        f"{cost['worker_hours']:.3f} worker-h, {cost['core_hours']:.3f} core-h, "
+        f"{cost['gpu_hours']:.3f} GPU-h, {cost['memory_gb_hours']:.3f} GB-h",
+    )]  # fmt: skip
+    since, timeout = cost.get("idle_since"), cost.get("idle_timeout")
+    if since:
+        idle = max(0.0, (cost.get("as_of") or time.time()) - since)
+        stops = f"; stops in {max(0.0, timeout - idle):.0f}s" if timeout else ""
+        rows.append(("idle", f"{idle:.0f}s{stops}"))
+    return rows
 
 
 @functools.lru_cache(maxsize=1)

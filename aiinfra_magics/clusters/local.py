@@ -93,5 +93,10 @@ class LocalBackend(ClusterBackend):
     def launch(self, spec: ClusterSpec, *, death_timeout: float) -> Launched:
         from distributed import LocalCluster
 
-        cluster = LocalCluster(**self.launch_kwargs(spec, death_timeout=death_timeout))
+        kwargs = self.launch_kwargs(spec, death_timeout=death_timeout)
+        from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
+
+        # The cost plugin from the first worker on; distributed's own idle shutdown.
+        cluster = LocalCluster(**kwargs, scheduler_kwargs=scheduler_kwargs())
+        cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         return Launched(cluster.scheduler_address, dashboard_link(cluster), cluster=cluster)

@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError, NotFoundError, OperationError
-from . import host
-from .backends import get_backend, resolve_backend
+from ..errors import AiinfraException, InputError, NotFoundError, OperationError
+from . import gateway_store, host
+from .backends import ClusterBackend, get_backend, resolve_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict
 from .registry import DamagedRecord, Registry, record_alive
-from .rpc import CONTROL_OP, scheduler_call, scheduler_identities, scheduler_identity
+from .rpc import CONTROL_OP, observe_many, scheduler_call
 from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
@@ -130,6 +130,9 @@ class ClusterManager:
         if record is None or not record_alive(record):
             if record is not None:
                 self.registry.prune()
+            found = gateway_store.find(name) if gateway_store.entries() else None
+            if found is not None:  # on a registered gateway, started elsewhere
+                return found
             known = [r["name"] for r in self.registry.records()]
             raise NotFoundError(
                 f"name: no cluster named {name!r}; registered: {', '.join(known) or 'none'}",
@@ -138,13 +141,16 @@ class ClusterManager:
         return record
 
     def _info(self, record: dict[str, Any]) -> ClusterInfo:
-        identity = None
+        if "identity" in record:  # found on a registered gateway: read already
+            return ClusterInfo(cluster_to_dict(record, record["identity"], record.get("cost")))
+        identity = figures = None
         if record.get("status") == "running" and record.get("scheduler_address"):
             try:
-                identity = scheduler_identity(record["scheduler_address"], IDENTITY_TIMEOUT_S)
-            except (OSError, TimeoutError):
+                backend = get_backend(record["backend"])
+                identity, figures = backend.observe(record, IDENTITY_TIMEOUT_S)
+            except (OSError, TimeoutError, AiinfraException):
                 identity = None
-        data = cluster_to_dict(record, identity)
+        data = cluster_to_dict(record, identity, figures)
         data.update(_live_details(record))
         return ClusterInfo(data)
 
@@ -158,12 +164,28 @@ class ClusterManager:
             running = r.get("status") == "running"
             return r.get("scheduler_address") if running else None
 
-        wanted = sorted({a for a in map(asked, records) if a})
-        identities = scheduler_identities(wanted, IDENTITY_TIMEOUT_S)
-        infos = [ClusterInfo(cluster_to_dict(r, identities.get(asked(r) or ""))) for r in records]
+        # Backends that read their schedulers their own way (a gateway's TLS proxy) go one by one.
+        own = [r for r in records if _observes_itself(r)]
+        wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
+        seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
+        infos = [
+            self._info(r)
+            if r in own
+            else ClusterInfo(cluster_to_dict(r, *seen.get(asked(r) or "", (None, None))))
+            for r in records
+        ]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
         ]
+        if gateway_store.entries():  # clusters the user has on registered gateways
+            ours = {
+                r["scheduler_address"].rsplit("/", 1)[-1]
+                for r in records
+                if r.get("backend") == "gateway"
+            }
+            found, notes = gateway_store.discover(ours)
+            infos += [self._info(r) for r in found]
+            problems += notes
         return ClusterList(infos, problems)
 
     def status(self, name: str) -> ClusterInfo:
@@ -177,11 +199,17 @@ class ClusterManager:
 
     def connect(self, name: str, timeout: str = "10s") -> Any:
         """A connected synchronous ``distributed.Client`` for the named cluster."""
-        return connect_address(self.record(name)["scheduler_address"], name, timeout)
+        record = self.record(name)
+        if record.get("backend") == "gateway":  # through the gateway's TLS proxy
+            from .gateway import where
+
+            return gateway_store.connect_client(*where(record))
+        return connect_address(record["scheduler_address"], name, timeout)
 
     # -- controlling ------------------------------------------------------------------------
 
-    def _control(self, record: dict[str, Any], action: str, **kwargs: Any) -> None:
+    def _control(self, record: dict[str, Any], action: str, **kwargs: Any) -> str | None:
+        """Carry out ``action``; return a note (e.g. the gateway capped the request) or None."""
         name = record["name"]
         if (record.get("owner") or {}).get("kind") == "external":
             raise InputError(
@@ -189,9 +217,18 @@ class ClusterManager:
                 f"its workers are managed where it runs, so {action} is not available",
                 field="name",
             )
+        backend = get_backend(record["backend"])
+        # Backends with their own service (a gateway) take scale/adapt/stop from any process;
+        # a stop of a cluster owned here still goes through host (history, record).
+        if type(backend).control is not ClusterBackend.control and (
+            action != "stop" or host.hosted(name) is None
+        ):
+            if action == "stop" and name in self.registry.names():
+                self.registry.update(name, stop_requested=time.time())  # tells the owner why
+            return backend.control(record, action, **kwargs)
         if host.hosted(name) is not None:  # owned here: call directly
             host.apply(name, action, **kwargs)
-            return
+            return None
         try:
             reply = scheduler_call(
                 record["scheduler_address"], CONTROL_OP, timeout=30, action=action, **kwargs
@@ -201,6 +238,7 @@ class ClusterManager:
         if not isinstance(reply, dict) or not reply.get("ok"):
             error = reply.get("error") if isinstance(reply, dict) else reply
             raise OperationError(f"cluster {name!r}: {action}: {error}")
+        return None
 
     def scale(self, name: str, n: int) -> ClusterInfo:
         """Set the number of workers (ends adaptivity); returns once the scheduler sees them."""
@@ -210,8 +248,11 @@ class ClusterManager:
         spec = _spec_of(record)
         if spec is not None:
             get_backend(spec.backend).validate(spec.with_changes(workers=n or None, adapt=None))
-        self._control(record, "scale", n=n)
-        return self._wait_for_workers(record, n)
+        note = self._control(record, "scale", n=n)
+        info = self._wait_for_workers(record, min(n, cap_of(note) or n))
+        if note:
+            info.data["notes"] = [note]
+        return info
 
     def _wait_for_workers(
         self, record: dict[str, Any], n: int, timeout: float = 60.0
@@ -230,8 +271,11 @@ class ClusterManager:
         spec = _spec_of(record)
         if spec is not None:
             get_backend(spec.backend).validate(spec.with_changes(adapt=(minimum, maximum)))
-        self._control(record, "adapt", minimum=minimum, maximum=maximum)
-        return self.status(name)
+        note = self._control(record, "adapt", minimum=minimum, maximum=maximum)
+        info = self.status(name)
+        if note:
+            info.data["notes"] = [note]
+        return info
 
     def stop(self, name: str) -> str:
         """Stop the cluster (or, for an external scheduler, forget it); return a one-line note."""
@@ -263,6 +307,24 @@ class ClusterManager:
 
     def stop_all(self) -> list[str]:
         return [self.stop(info.name) for info in self.list_clusters()]
+
+
+def _observes_itself(record: dict[str, Any]) -> bool:
+    try:
+        return type(get_backend(record["backend"])).observe is not ClusterBackend.observe
+    except AiinfraException:
+        return False
+
+
+def _observes_itself_at(own: list[dict[str, Any]], address: str) -> bool:
+    return any(r.get("scheduler_address") == address for r in own)
+
+
+def cap_of(note: str | None) -> int | None:
+    """The worker limit a gateway's "capped" note names."""
+    from .gateway import cap_of as parse
+
+    return parse(note) if note else None
 
 
 def _spec_of(record: dict[str, Any]) -> ClusterSpec | None:

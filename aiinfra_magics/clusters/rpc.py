@@ -27,13 +27,22 @@ def _run(coro_factory: Any, timeout: float) -> Any:
         raise TimeoutError(f"no answer within {timeout:g}s") from None
 
 
-def scheduler_call(address: str, op: str, timeout: float = 10.0, **msg: Any) -> Any:
-    """Send one message ``op`` to the scheduler at ``address`` and return its reply."""
+def scheduler_call(
+    address: str,
+    op: str,
+    timeout: float = 10.0,
+    connection_args: dict[str, Any] | None = None,
+    **msg: Any,
+) -> Any:
+    """Send one message ``op`` to the scheduler at ``address`` and return its reply.
+
+    ``connection_args``: TLS settings, e.g. a gateway cluster's ``security``.
+    """
     from distributed.comm.core import CommClosedError
     from distributed.core import rpc
 
     async def call() -> Any:
-        async with rpc(address, timeout=timeout) as remote:
+        async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
             return await getattr(remote, op)(**msg)
 
     try:
@@ -66,6 +75,47 @@ def scheduler_identities(addresses: list[str], timeout: float = 5.0) -> dict[str
     if not addresses:
         return {}
     return dict(zip(addresses, _run(every, timeout + 1.0)))
+
+
+COST_OP = "aiinfra_cost"  # answered by clusters/cost.py's plugin
+
+
+def observe(
+    address: str, timeout: float, connection_args: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(identity, cost report or None) of one scheduler in one connection; OSError if none."""
+    return observe_many([address], timeout, connection_args, strict=True)[address]
+
+
+def observe_many(
+    addresses: list[str],
+    timeout: float = 5.0,
+    connection_args: dict[str, Any] | None = None,
+    strict: bool = False,
+) -> dict[str, tuple[Any, Any]]:
+    """``identity`` and cost report of each scheduler, all at once; (None, None) if one is silent.
+
+    A scheduler without the cost plugin answers None for it (and logs a warning).
+    """
+    from distributed.core import rpc
+
+    async def one(address: str) -> tuple[Any, Any]:
+        try:
+            async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
+                identity = await asyncio.wait_for(remote.identity(), timeout)
+                figures = await asyncio.wait_for(getattr(remote, COST_OP)(), timeout)
+                return identity, figures if isinstance(figures, dict) else None
+        except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            if strict:
+                raise OSError(f"{address}: {exc}") from None
+            return None, None
+
+    async def every() -> list[Any]:
+        return await asyncio.gather(*(one(a) for a in addresses))
+
+    if not addresses:
+        return {}
+    return dict(zip(addresses, _run(every, timeout * 2 + 1.0)))
 
 
 #: A scheduler's first message (its handshake) is a few hundred bytes; anything claiming

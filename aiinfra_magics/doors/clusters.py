@@ -81,6 +81,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--client-var", default="client")
     p.set_defaults(run=_connect)
 
+    p = actions.add_parser("history", help="ended clusters: why they ended, what they used")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_history)
+
     p = actions.add_parser("dashboard", help="the cluster's Dask dashboard link")
     p.add_argument("name")
     p.set_defaults(run=_dashboard)
@@ -159,7 +163,11 @@ def _start(args: argparse.Namespace, ctx: Context) -> Any:
         for note in started.notes:
             ctx.say(note)
         name = started.info.name
-        ctx.namespace[args.client_var] = connect_address(started.scheduler_address, name)
+        ctx.namespace[args.client_var] = (
+            manager.connect(name)  # through the gateway's TLS proxy
+            if started.info.backend == "gateway"
+            else connect_address(started.scheduler_address, name)
+        )
         ctx.done(f"cluster {name!r} running; Client bound to `{args.client_var}`")
     else:
         started = manager.start_detached(spec, owner_kind="cli")
@@ -213,6 +221,12 @@ def _connect(args: argparse.Namespace, ctx: Context) -> Any:
     ctx.namespace[args.client_var] = manager.connect(args.name)
     ctx.done(f"Client for cluster {args.name!r} bound to `{args.client_var}`")
     return manager.status(args.name)
+
+
+def _history(args: argparse.Namespace, ctx: Context) -> Any:
+    from .gateway import history_table
+
+    return _out(history_table(), args)
 
 
 def _dashboard(args: argparse.Namespace, ctx: Context) -> Any:

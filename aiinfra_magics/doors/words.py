@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "aiinfra_magics.doors.pipelines",
     "aiinfra_magics.doors.devices",
     "aiinfra_magics.doors.jax",
+    "aiinfra_magics.doors.gateway",
 ]
 
 

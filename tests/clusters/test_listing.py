@@ -25,7 +25,7 @@ RECORDS = 40
 def counted(monkeypatch):
     """Count the probes and identity calls the listing makes (the real ones still run)."""
     calls = {"probe": [], "identity": []}
-    probe, identities = rpc.tcp_reachable, rpc.scheduler_identities
+    probe, identities = rpc.tcp_reachable, rpc.observe_many  # identity and cost, one connection
 
     def counting_probe(address, *args, **kwargs):
         calls["probe"].append(address)
@@ -37,7 +37,7 @@ def counted(monkeypatch):
 
     monkeypatch.setattr(registry_module, "tcp_reachable", counting_probe)
     monkeypatch.setattr(
-        "aiinfra_magics.clusters.manager.scheduler_identities", counting_identities, raising=False
+        "aiinfra_magics.clusters.manager.observe_many", counting_identities, raising=False
     )
     return calls
 

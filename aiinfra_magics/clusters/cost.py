@@ -1,0 +1,208 @@
+"""What a cluster has used: a scheduler plugin that counts worker-, core-, GPU- and memory-hours.
+
+The plugin lives on the cluster's scheduler (in the owner's process for local and
+cuda clusters, on the gateway's scheduler for gateway clusters: it pickles by
+value, so the remote image needs no aiinfra). It keeps one interval per worker
+from ``add_worker`` to ``remove_worker`` with that worker's threads, memory limit
+and GPUs, and answers the ``aiinfra_cost`` scheduler message from any process.
+When the scheduler closes, open intervals end at that moment and the plugin
+records why (an idle timeout, or a plain close).
+(history.py keeps the figures of ended clusters.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from time import time
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from .history import FIGURES
+from .rpc import COST_OP  # one name for the handler and its callers
+
+PLUGIN_NAME = "aiinfra-cost"
+GB = 1e9
+
+
+@dataclass
+class Stint:
+    """One worker's time in the cluster, with what it brought."""
+
+    joined: float
+    threads: int
+    memory_bytes: int
+    gpus: float
+
+    def figures(self, until: float) -> dict[str, float]:
+        hours = max(0.0, until - self.joined) / 3600.0
+        return {
+            "worker_hours": hours,
+            "core_hours": hours * self.threads,
+            "gpu_hours": hours * self.gpus,
+            "memory_gb_hours": hours * self.memory_bytes / GB,
+        }
+
+
+def worker_gpus(ws: Any) -> float:
+    """GPUs a worker holds: its ``GPU`` resource, else 1 when it reports NVML metrics (dask-cuda)."""
+    for key in ("GPU", "gpu", "GPUs", "gpus"):
+        if key in (ws.resources or {}):
+            return float(ws.resources[key])
+    metrics = ws.metrics or {}
+    if "gpu" in metrics or "gpu_utilization" in metrics or "gpu-memory-total" in metrics:
+        return 1.0
+    return 0.0
+
+
+class CostPlugin(SchedulerPlugin):
+    """Counts resource-hours on the scheduler; ``report()`` is the ``aiinfra_cost`` handler."""
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def __init__(self, idle_timeout: float | None = None) -> None:
+        #: Set on schedulers we cannot configure otherwise (a gateway without that option).
+        self.idle_timeout = idle_timeout
+        self.scheduler: Any = None
+        self.started = time()
+        self.stints: dict[str, Stint] = {}
+        self.done = dict.fromkeys(FIGURES, 0.0)
+        self.ended: float | None = None
+        self.end_reason: str | None = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.started = time()
+        arm_idle(scheduler, self.idle_timeout)  # distributed's own check_idle acts on it
+        # Installed late (e.g. through a Client): workers already there count from now.
+        for address in scheduler.workers:
+            self._join(address, self.started)
+        scheduler.handlers[COST_OP] = self.report
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        self._join(worker, time())
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        self._leave(worker, time())
+
+    def _join(self, address: str, when: float) -> None:
+        ws = self.scheduler.workers.get(address) if self.scheduler is not None else None
+        if ws is None or address in self.stints:
+            return
+        self.stints[address] = Stint(
+            joined=when,
+            threads=int(ws.nthreads or 0),
+            memory_bytes=int(ws.memory_limit or 0),
+            gpus=worker_gpus(ws),
+        )
+
+    def _leave(self, address: str, when: float) -> None:
+        stint = self.stints.pop(address, None)
+        if stint is not None:
+            for key, value in stint.figures(when).items():
+                self.done[key] += value
+
+    async def before_close(self) -> None:
+        self.end_reason = close_reason(self.scheduler)
+
+    async def close(self) -> None:
+        now = time()
+        for address in list(self.stints):
+            self._leave(address, now)
+        self.ended = now
+        if self.end_reason is None:
+            self.end_reason = "closed"
+
+    def report(self, **_: Any) -> dict[str, Any]:
+        """Figures so far, the rates now, and the idle clock (a scheduler handler: JSON only)."""
+        now = self.ended or time()
+        figures = dict(self.done)
+        for stint in self.stints.values():
+            for key, value in stint.figures(now).items():
+                figures[key] += value
+        scheduler = self.scheduler
+        idle_since = getattr(scheduler, "idle_since", None)
+        idle_timeout = getattr(scheduler, "idle_timeout", None)
+        return {
+            **figures,
+            "as_of": now,
+            "since": self.started,
+            "ended": self.ended,
+            "end_reason": self.end_reason,
+            "now": {
+                "workers": len(self.stints),
+                "cores": sum(s.threads for s in self.stints.values()),
+                "gpus": sum(s.gpus for s in self.stints.values()),
+                "memory_gb": sum(s.memory_bytes for s in self.stints.values()) / GB,
+            },
+            "idle_since": idle_since,
+            "idle_timeout": idle_timeout,
+        }
+
+
+def close_reason(scheduler: Any) -> str:
+    """Why a scheduler is closing, as far as it can be told from its state."""
+    timeout = getattr(scheduler, "idle_timeout", None)
+    since = getattr(scheduler, "idle_since", None)
+    if timeout and since and time() >= since + timeout:
+        return f"idle for {timeout:g}s (idle timeout)"
+    return "closed"
+
+
+def plugin_of(scheduler: Any) -> CostPlugin | None:
+    plugin = getattr(scheduler, "plugins", {}).get(PLUGIN_NAME)
+    return plugin if isinstance(plugin, CostPlugin) else None
+
+
+def register_by_value() -> None:
+    """Pickle this module by value, so a remote scheduler without aiinfra can run the plugin."""
+    import sys
+
+    import cloudpickle
+
+    module = sys.modules[__name__]
+    if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+        cloudpickle.register_pickle_by_value(module)
+
+
+def install(client: Any) -> None:
+    """Add the plugin to the scheduler of ``client`` (any cluster, remote included)."""
+    register_by_value()
+    client.register_plugin(CostPlugin(), name=PLUGIN_NAME)  # idempotent: a class attribute
+
+
+def scheduler_kwargs() -> dict[str, Any]:
+    """``scheduler_kwargs`` for LocalCluster-like classes: the plugin from the first worker on."""
+    return {"plugins": [CostPlugin()]}
+
+
+def arm_idle(scheduler: Any, timeout: float | None) -> None:
+    """Start distributed's own idle clock now, on the scheduler's loop.
+
+    Not at scheduler start: its clock runs from then, and on a busy machine starting
+    the workers can take longer than a short timeout.
+    """
+    if timeout:
+        scheduler.idle_since = None  # first, so the old clock never meets the new timeout
+        scheduler.idle_timeout = timeout
+
+
+def install_remote(
+    address: str, connection_args: dict[str, Any] | None = None, idle_timeout: float | None = None
+) -> None:
+    """Add the plugin to a scheduler reached by address only (no Client needed)."""
+    from distributed.protocol.pickle import dumps
+
+    from .rpc import scheduler_call
+
+    register_by_value()
+    scheduler_call(
+        address,
+        "register_scheduler_plugin",
+        timeout=10,
+        connection_args=connection_args,
+        plugin=dumps(CostPlugin(idle_timeout)),
+        name=PLUGIN_NAME,
+        idempotent=True,
+    )
