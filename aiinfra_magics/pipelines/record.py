@@ -18,6 +18,17 @@ from ..errors import NotFoundError
 from .cache import write_json_atomic
 from .params import json_safe
 
+#: Status colours (fill, stroke) of every static rendering: the record's HTML, the report, the DAG.
+#: The lab uses its theme's variables instead.
+COLOURS = {
+    "ok": ("#e8f5e9", "#2e7d32"),
+    "cached": ("#e3f2fd", "#1565c0"),
+    "failed": ("#ffebee", "#c62828"),
+    "skipped": ("#f5f5f5", "#757575"),
+    "running": ("#fff8e1", "#f9a825"),
+    "pending": ("#ffffff", "#616161"),
+}
+
 PACKAGES = (
     "aiinfra",
     "papermill",
@@ -192,12 +203,12 @@ class RunRecord:
         p.text(str(self))
 
     def _repr_html_(self) -> str:
-        colours = {"ok": "#2e7d32", "cached": "#1565c0", "failed": "#c62828", "skipped": "#757575"}
         head = "".join(f"<th style='text-align:left'>{h}</th>" for h in self.HEADER)
         body = ""
         for row in self.rows():
             cells = [html.escape(c) for c in row]
-            cells[1] = f"<span style='color:{colours.get(row[1], '#000')}'>{cells[1]}</span>"
+            colour = COLOURS.get(row[1], COLOURS["pending"])[1]
+            cells[1] = f"<span style='color:{colour}'>{cells[1]}</span>"
             body += (
                 "<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>"
             )

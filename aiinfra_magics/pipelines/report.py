@@ -16,16 +16,8 @@ from urllib.parse import quote
 
 from .cache import write_text_atomic
 from .dag import Node, layers
-from .record import RunRecord
+from .record import COLOURS, RunRecord
 
-COLOURS = {
-    "ok": ("#e8f5e9", "#2e7d32"),
-    "cached": ("#e3f2fd", "#1565c0"),
-    "failed": ("#ffebee", "#c62828"),
-    "skipped": ("#f5f5f5", "#9e9e9e"),
-    "running": ("#fff8e1", "#f9a825"),
-    "pending": ("#ffffff", "#616161"),
-}
 BOX_H, GAP_X, GAP_Y, PAD = 34, 56, 14, 12
 
 
