@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 LABEXTENSION = Path(__file__).resolve().parents[2] / "aiinfra_magics" / "labextension"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,16 +43,6 @@ NOTEBOOK = {
         "nbformat_minor": 5,
     },
 }  # fmt: skip
-
-
-def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:

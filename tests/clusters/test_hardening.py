@@ -19,6 +19,7 @@ import time
 import psutil
 import pytest
 from IPython.core.error import UsageError
+from waiting import wait_for
 
 from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.registry import Registry
@@ -30,16 +31,6 @@ def aiinfra(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "aiinfra_magics", *argv], capture_output=True, text=True, timeout=120
     )
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 # -- 3: no name reaches outside the registry ------------------------------------------------

@@ -3,27 +3,15 @@ own worker join/leave events (not against sleeps or the test's clock)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from distributed import Client, LocalCluster
+from waiting import wait_for
 
 from aiinfra_magics.clusters import cost, history
 from aiinfra_magics.clusters.rpc import scheduler_call
 
 MEMORY = 256 * 2**20
 THREADS = 2
-
-
-def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def worker_seconds_from_events(client: Client) -> float:

@@ -6,9 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+import waiting
 from gateway_server import MAX_WORKERS, forget
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -17,14 +17,7 @@ from aiinfra_magics.clusters.manager import ClusterManager
 
 
 def wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def flags(server) -> str:

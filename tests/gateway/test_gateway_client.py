@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from gateway_server import MAX_WORKERS
+from waiting import wait_for
 
 from aiinfra_magics.clusters import cost
 from aiinfra_magics.clusters import gateway as gwb
 from aiinfra_magics.errors import AiinfraError
-
-
-def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_options_are_listed_with_defaults_and_allowed_values(gateway):

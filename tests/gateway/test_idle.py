@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+import waiting
 from distributed import Client, LocalCluster
 
 from aiinfra_magics.clusters import cost, history
@@ -14,14 +13,7 @@ IDLE_S = 10
 
 
 def wait_for(predicate, timeout: float = 240.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def ended(name: str) -> dict | None:

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import types
 from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_for
 
 from aiinfra_magics.server import sampler as sampler_module
 from aiinfra_magics.server.sampler import GpuSampler, _Counters, no_gpu_reason
 
 FEED = json.loads((Path(__file__).parent / "data" / "nvml_feed.json").read_text())
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def fake_pynvml(feed: dict, fail_init: str | None = None) -> types.ModuleType:
@@ -122,8 +112,8 @@ def fake_pynvml(feed: dict, fail_init: str | None = None) -> types.ModuleType:
 def sampler():
     made: list[GpuSampler] = []
 
-    def make() -> GpuSampler:
-        s = GpuSampler(interval=0.01)
+    def make(interval: float = 0.01) -> GpuSampler:
+        s = GpuSampler(interval=interval)
         made.append(s)
         return s
 
@@ -151,7 +141,8 @@ def _samples(s: GpuSampler, n: int) -> list[dict]:
 def test_gpu_figures_follow_the_recorded_feed(monkeypatch, sampler):
     nv = fake_pynvml(FEED)
     monkeypatch.setitem(sys.modules, "pynvml", nv)
-    s = sampler()
+    # An hour between samples: the one sample taken is the first reading, whatever the load.
+    s = sampler(interval=3600)
     first = _samples(s, 1)[0]
     assert first["reason"] is None
     h100, a100 = first["gpus"]
@@ -172,7 +163,9 @@ def test_gpu_figures_follow_the_recorded_feed(monkeypatch, sampler):
     assert a100["mig"][0]["memory_total"] == 10200547328
     assert a100["power_watts"] is None and a100["nvlink_tx"] is None and a100["nvlink_rx"] is None
 
-    later = _samples(s, 2)[-1]
+    # Rates need two readings of the counters: a second sampler reads on, slowly enough that its
+    # second reading (the feed's last tick) is seen before a third one repeats that tick.
+    later = _samples(sampler(interval=5), 2)[-1]
     assert later["gpus"][0]["nvlink_tx"] > 0 and later["gpus"][0]["nvlink_rx"] > 0
     assert later["gpus"][1]["nvlink_tx"] is None
     assert later["host"]["memory_total"] == psutil.virtual_memory().total
