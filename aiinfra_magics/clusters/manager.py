@@ -168,12 +168,14 @@ class ClusterManager:
         own = [r for r in records if _observes_itself(r)]
         wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
         seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
-        infos = [
-            self._info(r)
-            if r in own
-            else ClusterInfo(cluster_to_dict(r, *seen.get(asked(r) or "", (None, None))))
-            for r in records
-        ]
+        def listed(r: dict[str, Any]) -> ClusterInfo:
+            if r in own:
+                return self._info(r)
+            data = cluster_to_dict(r, *seen.get(asked(r) or "", (None, None)))
+            data.update(_live_details(r))  # a batch backend's jobs, as `status` shows them
+            return ClusterInfo(data)
+
+        infos = [listed(r) for r in records]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
         ]
