@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from distributed import Client
 from slurm_fixture import wait_for
 
@@ -38,6 +41,11 @@ def test_slurm_cluster_stops_when_idle(slurm):
         assert entry["backend"] == "slurm"
         assert entry["cost"]["worker_hours"] > 0 and entry["cost"]["core_hours"] > 0
         assert "idle-hpc" not in manager.registry.names()
+        shown = subprocess.run(
+            [sys.executable, "-m", "aiinfra_magics", "cluster", "history"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert "idle-hpc" in shown.stdout and "idle timeout" in shown.stdout, shown
         wait_for(lambda: not slurm.job_ids(), 120, "the queue to empty")
     finally:
         stop_all_owned()
