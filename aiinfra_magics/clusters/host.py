@@ -230,6 +230,11 @@ def _close_launched(launched: Launched) -> None:
     if launched.cluster is None:
         return
     _close_clients(launched.scheduler_address)
+    scheduler = getattr(launched.cluster, "scheduler", None)
+    if getattr(getattr(scheduler, "status", None), "name", "") == "closed":
+        # Ended by itself (idle timeout): asking the dead scheduler to terminate would wait out
+        # the connect timeout (> 20 s) and skip the rest of the close. Jobs/workers still go.
+        launched.cluster.shutdown_scheduler = False
     try:
         launched.cluster.close(timeout=20)
     except Exception:  # closing must go on for the others; log for the curious

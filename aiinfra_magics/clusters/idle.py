@@ -1,7 +1,8 @@
 """Clusters that end by themselves, and the history line every ended cluster leaves.
 
 An owned cluster can end without us: its scheduler closes after ``idle_timeout``
-(distributed's own check for local and cuda clusters), or the gateway culls it.
+(distributed's own check for local, cuda and slurm clusters), the gateway culls it, or
+it used its ``--max-gpu-hours`` (checked here, on the figures the watcher reads anyway).
 The owner's watcher notices within ``WATCH_INTERVAL_S``, records why and what it
 used (cost.py's figures) in the history, frees what is left (nannies, the daemon)
 and removes the registry record, as a user's stop would.
@@ -49,6 +50,16 @@ def ended(cluster: Any) -> tuple[str, float] | None:
     return report.get("end_reason") or "scheduler closed", report.get("ended") or time.time()
 
 
+def over_budget(spec: Any, report: dict[str, Any] | None) -> tuple[str, float] | None:
+    """(why, now) once a cluster has used its ``--max-gpu-hours``; None while under it."""
+    cap = getattr(spec, "max_gpu_hours", None)
+    if not cap or not report or (report.get("gpu_hours") or 0.0) < cap:
+        return None
+    return f"used {report['gpu_hours']:.4f} GPU-hours, its cap (--max-gpu-hours {cap:g})", (
+        time.time()
+    )
+
+
 def record_end(record: dict[str, Any], reason: str, report: dict[str, Any] | None) -> None:
     try:
         history.append_history(history.entry(record, reason, report))
@@ -87,7 +98,9 @@ class Watcher:
                 try:
                     done = ended(entry.launched.cluster)
                     if done is None:
-                        figures(entry.launched.cluster)  # keeps a remote cluster's last figures
+                        # Also keeps a remote cluster's last figures.
+                        done = over_budget(entry.spec, figures(entry.launched.cluster))
+                    if done is None:
                         continue
                 except Exception:  # a gateway that does not answer now may answer next time
                     logger.warning("watching cluster %s failed", name, exc_info=True)

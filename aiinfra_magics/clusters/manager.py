@@ -249,7 +249,8 @@ class ClusterManager:
         record = self.record(name)
         spec = _spec_of(record)
         if spec is not None:
-            get_backend(spec.backend).validate(spec.with_changes(workers=n or None, adapt=None))
+            # validated(): the backend's rules and the common caps (--max-workers)
+            spec.with_changes(workers=n or None, adapt=None).validated()
         note = self._control(record, "scale", n=n)
         info = self._wait_for_workers(record, min(n, cap_of(note) or n))
         if note:
@@ -272,7 +273,7 @@ class ClusterManager:
         record = self.record(name)
         spec = _spec_of(record)
         if spec is not None:
-            get_backend(spec.backend).validate(spec.with_changes(adapt=(minimum, maximum)))
+            spec.with_changes(adapt=(minimum, maximum)).validated()
         note = self._control(record, "adapt", minimum=minimum, maximum=maximum)
         info = self.status(name)
         if note:

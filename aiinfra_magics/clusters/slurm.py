@@ -299,7 +299,13 @@ class SlurmBackend(ClusterBackend):
         path = jobs_file(spec.name)
         path.unlink(missing_ok=True)  # a previous cluster of this name
         os.makedirs(kwargs["log_directory"], mode=0o700, exist_ok=True)
+        from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
+
+        # The cost plugin from the first job on (the scheduler is in this process, as for
+        # local clusters); distributed's own idle check stops it, the watcher cancels the jobs.
+        kwargs["scheduler_options"] = {**kwargs["scheduler_options"], **scheduler_kwargs()}
         cluster = AiinfraSLURMCluster(jobs_path=str(path), **kwargs)
+        cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         notes = [
             f"jobs named {kwargs['job_name']} in partition {kwargs['queue'] or '(default)'}, "
             f"walltime {kwargs['walltime']}; job logs in {kwargs['log_directory']}"

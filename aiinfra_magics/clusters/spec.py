@@ -16,12 +16,15 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from ..checks import as_duration, as_int, as_name, as_size, as_str
+from ..checks import as_duration, as_int, as_name, as_number, as_size, as_str
 from ..errors import InputError, field_error
 
-COMMON_FIELDS = ("name", "backend", "workers", "threads", "memory", "adapt", "idle_timeout")
+COMMON_FIELDS = (
+    "name", "backend", "workers", "threads", "memory", "adapt", "idle_timeout",
+    "max_workers", "max_gpu_hours",
+)  # fmt: skip
 #: Fields that size workers: refused by backends whose workers are managed elsewhere.
-WORKER_FIELDS = ("workers", "threads", "memory", "adapt")
+WORKER_FIELDS = ("workers", "threads", "memory", "adapt", "max_workers")
 #: A sanity bound for every backend; backends bound further by what they can give.
 MAX_WORKERS = 100_000
 MAX_THREADS = 4096
@@ -40,6 +43,9 @@ class ClusterSpec:
     memory: str | None = None
     adapt: tuple[int, int] | None = None
     idle_timeout: float | None = None
+    #: Caps: scale/adapt beyond ``max_workers`` is refused; the cluster stops at ``max_gpu_hours``.
+    max_workers: int | None = None
+    max_gpu_hours: float | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -95,6 +101,7 @@ class ClusterSpec:
             raise field_error("backend", self.backend, " | ".join(["auto", *backend_names()]))
         if self.adapt is not None:
             check_adapt(*self.adapt)
+        self._check_caps()
         if self.backend == "auto":
             return self
         backend = backend_class(self.backend)
@@ -116,6 +123,24 @@ class ClusterSpec:
                 )
         backend().validate(self)
         return self
+
+    def _check_caps(self) -> None:
+        """Worker counts asked for stay within ``--max-workers`` (start, scale and adapt alike)."""
+        cap = self.max_workers
+        if cap is None:
+            return
+        if self.workers is not None and self.workers > cap:
+            raise InputError(
+                f"workers: got {self.workers}; this cluster is capped at {cap} "
+                f"(--max-workers {cap})",
+                field="workers",
+            )
+        if self.adapt is not None and self.adapt[1] > cap:
+            raise InputError(
+                f"adapt: got {self.adapt[0]}:{self.adapt[1]}; this cluster is capped at {cap} "
+                f"workers (--max-workers {cap}), so MAX <= {cap}",
+                field="adapt",
+            )
 
     def option(self, name: str, default: Any = None) -> Any:
         """A backend option's value, or its declared default, or ``default``."""
@@ -210,6 +235,13 @@ def as_gpus(field_name: str, value: Any) -> str:
     return text
 
 
+def _positive_number(field_name: str, value: Any) -> float:
+    number = as_number(field_name, value)
+    if number <= 0:
+        raise field_error(field_name, value, "a number > 0")
+    return number
+
+
 def _as_memory(value: Any) -> str:
     text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if text == "auto":
@@ -225,4 +257,6 @@ _COERCE = {
     "memory": _as_memory,
     "adapt": parse_adapt,
     "idle_timeout": lambda v: as_duration("idle-timeout", v),
+    "max_workers": lambda v: as_int("max-workers", v, minimum=1, maximum=MAX_WORKERS),
+    "max_gpu_hours": lambda v: _positive_number("max-gpu-hours", v),
 }

@@ -30,6 +30,8 @@ COMMON_HELP = {
     "memory": "memory limit per worker, e.g. 4GB, 0.5 (a share of the machine) or auto",
     "adapt": "adaptive scaling MIN:MAX",
     "idle_timeout": "stop the cluster after this long with no work, e.g. 30m",
+    "max_workers": "refuse to scale or adapt beyond this many workers",
+    "max_gpu_hours": "stop the cluster once it has used this many GPU-hours",
 }
 
 

@@ -46,11 +46,13 @@ export const COMMON_OPTIONS: readonly IOption[] = [
   { name: 'threads', label: 'Threads/worker', type: 'integer', minimum: 1, help: 'Threads in each worker.' },
   { name: 'memory', label: 'Memory/worker', type: 'size', help: 'e.g. 4GB, or 0.5 for half of this machine.' },
   { name: 'adapt', label: 'Adapt', type: 'string', help: 'MIN:MAX: scale with the load between these.' },
-  { name: 'idle_timeout', label: 'Idle timeout', type: 'string', help: 'Close after this long idle, e.g. 30m.' }
+  { name: 'idle_timeout', label: 'Idle timeout', type: 'string', help: 'Close after this long idle, e.g. 30m.' },
+  { name: 'max_workers', label: 'Max workers', type: 'integer', minimum: 1, help: 'Refuse to scale or adapt beyond this.' },
+  { name: 'max_gpu_hours', label: 'Max GPU-hours', type: 'number', help: 'Stop the cluster once it has used this many.' }
 ];
 
 /** Common fields that a backend which does not manage its workers refuses. */
-export const WORKER_FIELDS: readonly string[] = ['workers', 'threads', 'memory', 'adapt'];
+export const WORKER_FIELDS: readonly string[] = ['workers', 'threads', 'memory', 'adapt', 'max_workers'];
 
 /** What the user typed: text inputs give strings, checkboxes booleans. */
 export type FormValues = Record<string, string | boolean>;

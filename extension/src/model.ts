@@ -95,6 +95,22 @@ export interface ICluster {
   jobs?: IJob[];
   queue?: string;
   submit_errors?: string[];
+  /** What the cluster used so far and its idle clock (the scheduler's cost plugin). */
+  cost?: ICost | null;
+}
+
+/** The `cost` field of a cluster: hours so far, and the idle clock (epoch seconds). */
+export interface ICost {
+  worker_hours: number;
+  core_hours: number;
+  gpu_hours: number;
+  memory_gb_hours: number;
+  workers_now?: number;
+  since?: number | null;
+  as_of?: number | null;
+  ended?: number | null;
+  idle_since?: number | null;
+  idle_timeout?: number | null;
 }
 
 export interface IJob {
@@ -200,6 +216,54 @@ export function clusterSummary(c: ICluster): string {
     parts.push(`adapt ${c.adapt}`);
   }
   return parts.join(' · ');
+}
+
+function hours(value: number | undefined | null): string {
+  const h = Number(value) || 0;
+  return h >= 10 ? h.toFixed(1) : h >= 0.1 ? h.toFixed(2) : h.toFixed(3);
+}
+
+/** `1m 05s`, `2h 03m`, `12s`: a short duration for the idle clock. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) {
+    return `${s}s`;
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  }
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** What a cluster used so far: `0.012 worker-h · 0.048 core-h · 0.000 GPU-h · 0.05 GB-h`. */
+export function costLine(cost: ICost | null | undefined): string | null {
+  if (!cost) {
+    return null;
+  }
+  return [
+    `${hours(cost.worker_hours)} worker-h`,
+    `${hours(cost.core_hours)} core-h`,
+    `${hours(cost.gpu_hours)} GPU-h`,
+    `${hours(cost.memory_gb_hours)} GB-h`
+  ].join(' · ');
+}
+
+/**
+ * The idle clock, when an idle timeout is set: `idle 42s · stops in 4m 18s (at 14:05:00)`,
+ * or `busy · stops after 5m idle` while it works. `now` is epoch seconds (the caller's clock
+ * ticks it between polls); the figures' own `as_of` is used when it is later.
+ */
+export function idleLine(cost: ICost | null | undefined, now: number = Date.now() / 1000): string | null {
+  if (!cost || !cost.idle_timeout) {
+    return null;
+  }
+  const timeout = cost.idle_timeout;
+  if (!cost.idle_since) {
+    return `busy · stops after ${formatDuration(timeout)} idle`;
+  }
+  const idle = Math.max(0, Math.max(now, cost.as_of ?? 0) - cost.idle_since);
+  const at = new Date((cost.idle_since + timeout) * 1000).toLocaleTimeString();
+  return `idle ${formatDuration(idle)} · stops in ${formatDuration(timeout - idle)} (at ${at})`;
 }
 
 /** A run's steps as a list, whatever shape the record uses. */

@@ -16,8 +16,10 @@ import { CHARTS } from './charts';
 import {
   clusterSummary,
   connectCode,
+  costLine,
   formatBytes,
   ICluster,
+  idleLine,
   jobLine,
   memoryPercent,
   PanelModel,
@@ -155,6 +157,29 @@ namespace Private {
         </ul>
         <ErrorLine error={refused?.length ? `sbatch refused: ${refused[refused.length - 1]}` : undefined} />
       </div>
+    );
+  }
+
+  /** What the cluster used so far and, with an idle timeout, when it stops itself. */
+  function Cost(props: { cluster: ICluster }): JSX.Element | null {
+    const used = costLine(props.cluster.cost);
+    const idle = idleLine(props.cluster.cost);
+    if (!used && !idle) {
+      return null;
+    }
+    return (
+      <>
+        {used && (
+          <div className="aiinfra-dim aiinfra-cost" title="Used so far (measured on the scheduler)">
+            used: {used}
+          </div>
+        )}
+        {idle && (
+          <div className="aiinfra-dim aiinfra-idle" title="The cluster stops itself after its idle timeout">
+            {idle}
+          </div>
+        )}
+      </>
     );
   }
 
@@ -323,6 +348,7 @@ namespace Private {
                 </span>
               </div>
               <div className="aiinfra-cluster-summary">{clusterSummary(c)}</div>
+              <Cost cluster={c} />
               <Jobs cluster={c} />
               {model.busy.get(c.name) && <div className="aiinfra-note">{model.busy.get(c.name)}…</div>}
               <div className="aiinfra-actions">

@@ -28,7 +28,7 @@ describe('backend choices', () => {
   });
 
   it('shows the common fields always and a backend option only with its backend', () => {
-    const common = ['name', 'workers', 'threads', 'memory', 'adapt', 'idle_timeout'];
+    const common = ['name', 'workers', 'threads', 'memory', 'adapt', 'idle_timeout', 'max_workers', 'max_gpu_hours'];
     expect(fieldNames('local')).toEqual(common);
     expect(fieldNames('cuda')).toEqual([...common, 'gpus', 'protocol']);
     // toy's own `memory` replaces the common one in place instead of appearing twice.
@@ -40,7 +40,7 @@ describe('backend choices', () => {
     const disabled = fieldsFor(BACKENDS, 'address')
       .filter(f => f.disabled)
       .map(f => f.option.name);
-    expect(disabled).toEqual(['workers', 'threads', 'memory', 'adapt']);
+    expect(disabled).toEqual(['workers', 'threads', 'memory', 'adapt', 'max_workers']);
   });
 });
 

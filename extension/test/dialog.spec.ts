@@ -41,7 +41,7 @@ describe('start dialog made from GET backends', () => {
 
   it("shows the common fields always and a backend's own options when it is chosen", async () => {
     form = await mount(new StartClusterForm({ backends: BACKENDS, defaultBackend: 'local' }));
-    const common = ['name', 'backend', 'workers', 'threads', 'memory', 'adapt', 'idle_timeout'];
+    const common = ['name', 'backend', 'workers', 'threads', 'memory', 'adapt', 'idle_timeout', 'max_workers', 'max_gpu_hours'];
     expect(options(form)).toEqual(common);
     expect(ownOptions(form)).toEqual([]);
 

@@ -1,8 +1,12 @@
 import {
   clusterSummary,
   connectCode,
+  costLine,
   formatBytes,
+  formatDuration,
   ICluster,
+  ICost,
+  idleLine,
   jobLine,
   memoryPercent,
   runSteps,
@@ -38,6 +42,19 @@ describe('formatting', () => {
     expect(clusterSummary({ ...cluster, workers: 2, gpus: ['0', '1'], adapt: '1:4' })).toBe(
       '2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4'
     );
+  });
+
+  it('formats what a cluster used and its idle clock', () => {
+    const used: ICost = { worker_hours: 0.0123, core_hours: 0.0492, gpu_hours: 0, memory_gb_hours: 12.34 };
+    expect(costLine(used)).toBe('0.012 worker-h · 0.049 core-h · 0.000 GPU-h · 12.3 GB-h');
+    expect(costLine(null)).toBeNull();
+    expect(idleLine(used)).toBeNull(); // no idle timeout
+    expect(idleLine({ ...used, idle_timeout: 300 }, 1000)).toBe('busy · stops after 5m 00s idle');
+    const idle = { ...used, idle_since: 1000, idle_timeout: 300, as_of: 1010 };
+    expect(idleLine(idle, 1042)).toMatch(/^idle 42s · stops in 4m 18s \(at .+\)$/);
+    expect(idleLine(idle, 1005)).toMatch(/^idle 10s · stops in 4m 50s/); // as_of is later than now
+    expect(idleLine(idle, 2000)).toMatch(/^idle 16m 40s · stops in 0s/);
+    expect(formatDuration(7380)).toBe('2h 03m');
   });
 
   it('describes a batch job in one line', () => {

@@ -57,6 +57,22 @@ describe('sidebar', () => {
     expect($('.aiinfra-host')!.textContent).toContain('fakehost');
   });
 
+  it('shows what each cluster used and, with an idle timeout, when it stops', async () => {
+    const idleSince = Date.now() / 1000 - 30;
+    server.clusters = [
+      cluster('c1', {
+        cost: { worker_hours: 0.5, core_hours: 2, gpu_hours: 0, memory_gb_hours: 1.25, idle_since: idleSince, idle_timeout: 600 }
+      }),
+      cluster('gpu', { cost: { worker_hours: 1, core_hours: 4, gpu_hours: 12.5, memory_gb_hours: 8 } })
+    ];
+    ({ panel } = await sidebar(server));
+    await waitFor(() => card('gpu'), 'the cards');
+    expect($('.aiinfra-cost', card('c1')!)!.textContent).toBe('used: 0.50 worker-h · 2.00 core-h · 0.000 GPU-h · 1.25 GB-h');
+    expect($('.aiinfra-cost', card('gpu')!)!.textContent).toContain('12.5 GPU-h');
+    expect($('.aiinfra-idle', card('c1')!)!.textContent).toMatch(/^idle 3\ds · stops in 9m \d\ds \(at /);
+    expect($('.aiinfra-idle', card('gpu')!)).toBeNull(); // no idle timeout: no clock
+  });
+
   it('scales: PATCH {"workers": N}', async () => {
     ({ panel } = await sidebar(server));
     await waitFor(() => card('c1'), 'the card');

@@ -131,6 +131,7 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
             dialog.locator('select[name="backend"]').select_option("local")
             dialog.locator('input[name="workers"]').fill("1")
             dialog.locator('input[name="threads"]').fill("1")
+            dialog.locator('input[name="idle_timeout"]').fill("1h")
             dialog.locator("button.jp-mod-accept").click()
 
             card = panel.locator('.aiinfra-cluster[data-name="browser1"]')
@@ -145,6 +146,10 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
             assert [c["name"] for c in _api(lab, "aiinfra/api/clusters")["clusters"]] == [
                 "browser1"
             ]
+            # What it used so far and its idle clock (issue 12): from the cluster's `cost` field.
+            card.locator(".aiinfra-cost").get_by_text("worker-h").wait_for(timeout=60_000)
+            assert "GPU-h" in card.locator(".aiinfra-cost").inner_text()
+            assert "stops" in card.locator(".aiinfra-idle").inner_text()
 
             # Scale it to two workers from the panel.
             card.locator("button.aiinfra-scale").click()
@@ -199,7 +204,10 @@ def _dialog_follows_backend_declaration(dialog, backends: list[dict]) -> None:
         dialog.locator('select[name="backend"]').select_option(name)
         own = dialog.locator(f'.aiinfra-backend-options[data-backend="{name}"]')
         own.wait_for(state="attached")
-        common = {"name", "workers", "threads", "memory", "adapt", "idle_timeout"}
+        common = {
+            "name", "workers", "threads", "memory", "adapt", "idle_timeout", "max_workers",
+            "max_gpu_hours",
+        }  # fmt: skip
         declared = [o["name"] for o in backend["options"] if o["name"] not in common]
         shown = own.locator("[data-option]").evaluate_all("els => els.map(e => e.dataset.option)")
         assert shown == declared, (name, shown, declared)
