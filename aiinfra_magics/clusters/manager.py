@@ -168,6 +168,7 @@ class ClusterManager:
         own = [r for r in records if _observes_itself(r)]
         wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
         seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
+
         def listed(r: dict[str, Any]) -> ClusterInfo:
             if r in own:
                 return self._info(r)
