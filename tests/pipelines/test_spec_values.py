@@ -1,0 +1,206 @@
+"""pipeline.yaml parsing value by value: defaults, what each accepted value becomes, and the
+field each refusal names (gaps found by mutation testing, see docs/testing.md)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aiinfra_magics.errors import AiinfraError
+from aiinfra_magics.pipelines.spec import PipelineSpec, StepSpec, notebook_kernel
+
+
+@pytest.fixture
+def folder(tmp_path, notebook):
+    notebook(tmp_path / "a.ipynb", "x = 0")
+    notebook(tmp_path / "b.ipynb", "y = 0")
+    (tmp_path / "sub").mkdir()
+    return tmp_path
+
+
+def spec(folder, step=None, **top):
+    data = {"steps": {"s": {"notebook": "a.ipynb", **(step or {})}}, **top}
+    return PipelineSpec.from_dict(data, folder)
+
+
+def refused(folder, field, step=None, **top):
+    with pytest.raises(AiinfraError) as info:
+        spec(folder, step, **top)
+    assert info.value.field == field, str(info.value)
+    return str(info.value)
+
+
+def test_a_bare_step_gets_every_default(folder):
+    pipeline = spec(folder)
+    assert pipeline.name == folder.name and pipeline.output is None
+    assert pipeline.steps["s"] == StepSpec(name="s", notebook="a.ipynb", kernel="python3")
+    bare = StepSpec(name="s", notebook="a.ipynb")
+    assert (bare.timeout, bare.retries, bare.kernel, bare.resources, bare.memory) == (
+        600.0, 1, None, {}, None
+    )  # fmt: skip
+    assert (bare.kernel_reuse, bare.cwd, bare.report_mode, bare.execution_timeout) == (
+        False, None, False, None
+    )  # fmt: skip
+    assert (bare.log_output, bare.request_save_on_cell_execute, bare.autosave_cell_every) == (
+        False, True, 30
+    )  # fmt: skip
+
+
+ACCEPTED = [
+    ("timeout", 5, 5.0), ("timeout", 0.5, 0.5), ("retries", 0, 0), ("retries", 10, 10),
+    ("kernel", "python3", "python3"), ("resources", {"GPU": 1}, {"GPU": 1.0}),
+    ("resources", {}, {}), ("memory", "1KiB", 1024), ("memory", 2048, 2048), ("memory", None, None),
+    ("kernel_reuse", True, True), ("report_mode", True, True), ("log_output", True, True),
+    ("request_save_on_cell_execute", False, False), ("execution_timeout", 3, 3.0),
+    ("execution_timeout", None, None), ("autosave_cell_every", 0, 0), ("cwd", "sub", "sub"),
+    ("cwd", None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "value", "stored"), ACCEPTED)
+def test_step_and_default_fields_accept(folder, key, value, stored):
+    for pipeline in (spec(folder, {key: value}), spec(folder, defaults={key: value})):
+        got = getattr(pipeline.steps["s"], key)
+        assert got == stored and type(got) is type(stored)
+
+
+REFUSED = [
+    ("timeout", 0), ("timeout", -1), ("timeout", math.nan), ("timeout", math.inf), ("timeout", True),
+    ("timeout", "5"), ("retries", -1), ("retries", 11), ("retries", True), ("retries", 1.0),
+    ("kernel", ""), ("kernel", 5), ("kernel", "no-such-kernel"), ("resources", ["GPU"]),
+    ("memory", "lots"), ("memory", True), ("kernel_reuse", 1), ("report_mode", "yes"),
+    ("log_output", None), ("request_save_on_cell_execute", 0), ("execution_timeout", 0),
+    ("execution_timeout", math.nan), ("execution_timeout", True), ("execution_timeout", "1"),
+    ("autosave_cell_every", -1), ("autosave_cell_every", True), ("autosave_cell_every", 1.5),
+    ("cwd", 5), ("cwd", "../up"), ("cwd", "/abs"), ("cwd", "missing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "value"), REFUSED)
+def test_step_and_default_fields_refuse_naming_the_field(folder, key, value):
+    refused(folder, f"steps.s.{key}", {key: value})
+    if key != "cwd" or value != "missing":  # defaults.cwd is checked per step
+        refused(folder, f"defaults.{key}", defaults={key: value})
+
+
+@pytest.mark.parametrize("amount", [0, -1, True, "1"])
+def test_resource_amounts_must_be_positive_numbers(folder, amount):
+    refused(folder, "steps.s.resources.GPU", {"resources": {"GPU": amount}})
+
+
+def test_step_values_win_over_defaults(folder):
+    pipeline = spec(folder, {"retries": 3}, defaults={"retries": 0, "timeout": 9})
+    assert (pipeline.steps["s"].retries, pipeline.steps["s"].timeout) == (3, 9.0)
+
+
+def test_kernel_comes_from_the_notebook_unless_given(folder, notebook):
+    notebook(folder / "nokernel.ipynb", "x = 0")
+    import json
+
+    path = folder / "nokernel.ipynb"
+    data = json.loads(path.read_text())
+    del data["metadata"]["kernelspec"]
+    path.write_text(json.dumps(data))
+    assert notebook_kernel(path) is None
+    assert notebook_kernel(folder / "missing.ipynb") is None
+    assert notebook_kernel(folder / "a.ipynb") == "python3"
+    data = {"steps": {"s": {"notebook": "a.ipynb"}}}
+    unchecked = PipelineSpec.from_dict(data, folder, check_files=False)
+    assert unchecked.steps["s"].kernel is None
+
+
+def test_unknown_fields_name_where_and_what_is_allowed(folder):
+    msg = refused(folder, "pipeline.bogus", bogus=1)
+    assert msg.startswith("pipeline: unknown field 'bogus'; allowed: ") and "steps" in msg
+    assert refused(folder, "defaults.notebook", defaults={"notebook": "a.ipynb"}).startswith(
+        "defaults: unknown field 'notebook'; allowed: timeout, retries, kernel,"
+    )
+    assert refused(folder, "steps.s.bogus", {"bogus": 1}).startswith(
+        "steps.s: unknown field 'bogus'; allowed: notebook, params,"
+    )
+    refused(folder, "defaults", defaults=[1])
+
+
+def test_name_and_output(folder):
+    assert spec(folder, name="  mine ").name == "mine"
+    refused(folder, "name", name=" ")
+    refused(folder, "name", name=5)
+    assert spec(folder, output="s3://bucket/runs").output == "s3://bucket/runs"
+    refused(folder, "output", output=" ")
+    refused(folder, "output", output=5)
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_dict([1], folder)
+    assert info.value.field == "pipeline"
+    for steps in (None, {}, [1]):
+        with pytest.raises(AiinfraError) as info:
+            PipelineSpec.from_dict({"steps": steps}, folder)
+        assert info.value.field == "steps"
+
+
+def test_after_links(folder):
+    data = {"steps": {"a": {"notebook": "a.ipynb"}, "b": {"notebook": "b.ipynb", "after": "a"}}}
+    assert PipelineSpec.from_dict(data, folder).steps["b"].after == ("a",)
+    for after, allowed in [
+        ("b", "names of other steps (a step cannot follow itself)"),
+        ("zz", "names of other steps (a)"),
+    ]:
+        data["steps"]["b"]["after"] = after
+        with pytest.raises(AiinfraError) as info:
+            PipelineSpec.from_dict(data, folder)
+        assert info.value.field == "steps.b.after" and str(info.value).endswith(allowed)
+    data["steps"]["b"]["after"] = [1]
+    with pytest.raises(AiinfraError, match="steps.b.after"):
+        PipelineSpec.from_dict(data, folder)
+    data["steps"]["a"]["after"] = ["b"]
+    data["steps"]["b"]["after"] = ["a"]
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_dict(data, folder)
+    assert info.value.field == "steps" and "steps: cycle " in str(info.value)
+    only = {"steps": {"a": {"notebook": "a.ipynb", "after": ["zz"]}}}
+    with pytest.raises(AiinfraError, match=r"names of other steps \(none\)"):
+        PipelineSpec.from_dict(only, folder)
+
+
+def test_two_steps_cannot_write_the_same_product(folder):
+    data = {
+        "steps": {
+            "a": {"notebook": "a.ipynb", "products": ["out.txt"]},
+            "b": {"notebook": "b.ipynb", "products": ["out.txt"]},
+        }
+    }
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_dict(data, folder)
+    assert info.value.field == "steps.b.products"
+    assert "paths not already written by step 'a'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("products", "../x"), ("products", "/x"), ("products", [""]), ("inputs", 5),
+     ("inputs", ["a", 1]), ("products", "{lr}.json")],
+)  # fmt: skip
+def test_paths_stay_inside_the_folder(folder, key, value):
+    refused(folder, f"steps.s.{key}", {key: value})
+
+
+def test_paths_accept_one_string_or_a_list(folder):
+    step = spec(folder, {"products": "out.txt", "inputs": ["a.ipynb", "sub"]}).steps["s"]
+    assert (step.products, step.inputs) == (("out.txt",), ("a.ipynb", "sub"))
+
+
+def test_from_file_errors_are_one_line(tmp_path):
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_file(tmp_path / "missing.yaml")
+    assert info.value.field == "FILE"
+    bad = tmp_path / "pipeline.yaml"
+    bad.write_text("name: x\nsteps:\n  a: [\n")
+    with pytest.raises(AiinfraError, match=r"^pipeline.yaml: line \d+ not valid YAML"):
+        PipelineSpec.from_file(bad)
+    bad.write_text("name: x\nname: y\nsteps: {}\n")
+    with pytest.raises(AiinfraError, match="^pipeline.yaml: "):
+        PipelineSpec.from_file(bad)
+    bad.write_text("")
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_file(bad)
+    assert info.value.field == "steps"
