@@ -119,6 +119,9 @@ def test_validated_checks_a_spec_built_directly():
         with pytest.raises(InputError) as info:
             bad.validated()
         assert info.value.field == field
+    with pytest.raises(InputError) as info:
+        ClusterSpec(backend="nosuch").validated()
+    assert str(info.value).startswith("backend: got 'nosuch'; allowed: auto | local | cuda")
     auto = ClusterSpec(workers=3, options={"anything": 1})
     assert auto.validated() is auto  # auto: the backend's rules apply once it is chosen
 
@@ -165,7 +168,7 @@ def test_check_adapt_edges():
 
 @pytest.mark.parametrize(
     ("text", "parsed"),
-    [("all", "all"), (" all ", "all"), ("2", 2), ("9999", 9999), ("0,", ["0"]), ("0,2", ["0", "2"]),
+    [("all", "all"), (" all ", "all"), ("1", 1), ("2", 2), ("9999", 9999), ("0,", ["0"]), ("0,2", ["0", "2"]),
      (" 1 , 3 ", ["1", "3"]), ("12345", ["12345"]), ("GPU-ab12-cd", ["GPU-ab12-cd"]),
      ("MIG-0f,3", ["MIG-0f", "3"])],
 )  # fmt: skip
