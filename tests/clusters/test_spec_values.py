@@ -91,6 +91,13 @@ def test_refusals_say_what_is_allowed():
         "partition",
         "partition: only allowed with --backend slurm",
     )
+    refused({"backend": 5}, "backend", "backend: got 5; allowed: a string")
+    assert refused({"bad_key": 1}, "bad_key").startswith("bad-key: unknown field for backend auto")
+    refused(
+        {"backend": "address", "address": "tcp://127.0.0.1:1", "oversubscribe": True},
+        "oversubscribe",
+        "oversubscribe: only allowed with --backend local or cuda",
+    )
     refused(
         {"backend": "local", "rmm-pool": "1GB"},
         "rmm_pool",
