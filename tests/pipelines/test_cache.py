@@ -118,3 +118,61 @@ def test_atomic_write_keeps_the_mode_and_leaves_no_temporary(tmp_path):
     assert json.loads(path.read_text()) == {"a": 2} and path.read_text().endswith("\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_ino != inode
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_records_of_node_names_with_a_slash_stay_in_the_cache_folder(folder):
+    spec = PipelineSpec.from_dict(
+        {"steps": {"g": {"notebook": "a.ipynb", "grid": {"n": ["x/y", "../z"]}}}}, folder
+    )
+    for node in expand(spec).values():
+        cache.store(folder, node, "k", "r", {})
+        assert cache.lookup(folder, node, "k") == {"key": "k", "run_id": "r", "products": {}}
+    entries = list((folder / "runs" / ".cache").iterdir())
+    assert len(entries) == 2 and all(p.is_file() for p in entries)
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == [".cache"]
+
+
+def test_hash_parts_are_named_and_a_missing_upstream_counts_as_no_products(folder):
+    spec = PipelineSpec.from_dict(
+        {"steps": {"a": {"notebook": "a.ipynb"}, "b": {"notebook": "a.ipynb", "after": ["a"]}}},
+        folder,
+    )
+    parts = cache.node_hashes(folder, expand(spec)["b"], {})
+    assert set(parts) == {"code", "params", "upstream", "inputs", "kernel", "key"}
+    assert parts["upstream"] == {"a": {}} and parts["inputs"] == {}
+    assert parts["code"] == cache.code_hash(folder / "a.ipynb")
+    assert parts["kernel"] == "python3"
+
+
+def test_records_are_indented_json_and_any_value_is_written_as_text(tmp_path):
+    path = tmp_path / "r.json"
+    cache.write_json_atomic(path, {"a": [1], "p": tmp_path})
+    assert path.read_text() == json.dumps({"a": [1], "p": str(tmp_path)}, indent=2) + "\n"
+
+
+def test_atomic_write_renames_a_hidden_temporary_from_the_same_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    # A temporary made anywhere else could not be renamed into place on another file system.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    renamed = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renamed.append((os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "r.json"
+    cache.write_text_atomic(path, "x")
+    ((src, dst),) = renamed
+    assert dst == str(path) and os.path.dirname(src) == str(tmp_path)
+    assert os.path.basename(src).startswith(".r.json") and src.endswith(".tmp")
+
+
+def test_failed_atomic_write_raises_its_own_error_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "r.json"
+    target.mkdir()  # os.replace of a file onto a folder fails
+    with pytest.raises(IsADirectoryError):
+        cache.write_text_atomic(target, "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
