@@ -82,6 +82,11 @@ def test_file_hash_of_files_folders_and_missing(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "sub" / "x").write_text("1")
     folder = cache.file_hash(tmp_path / "d")
+    (tmp_path / "d" / "sub" / "x").write_text("2")  # a changed file in the folder counts
+    changed = cache.file_hash(tmp_path / "d")
+    assert changed != folder
+    (tmp_path / "d" / "sub" / "x").write_text("1")
+    assert cache.file_hash(tmp_path / "d") == folder
     (tmp_path / "d" / "sub" / "x").rename(tmp_path / "d" / "sub" / "y")  # a rename counts
     assert cache.file_hash(tmp_path / "d") != folder
 
@@ -176,3 +181,17 @@ def test_failed_atomic_write_raises_its_own_error_and_leaves_no_temporary(tmp_pa
     with pytest.raises(IsADirectoryError):
         cache.write_text_atomic(target, "x")
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_key_ignores_the_order_params_and_inputs_are_written_in(folder):
+    (folder / "b.csv").write_text("3\n")
+    assert key(folder, params={"n": 1, "m": 2}) == key(folder, params={"m": 2, "n": 1})
+    assert key(folder, inputs=["raw.csv", "b.csv"]) == key(folder, inputs=["b.csv", "raw.csv"])
+
+
+def test_code_hash_reads_cells_without_metadata_or_source(tmp_path):
+    plain = {"cells": [{"cell_type": "code", "source": "x = 1"}, {"cell_type": "code"}]}
+    (tmp_path / "n.ipynb").write_text(json.dumps(plain))
+    other = {"cells": [{"cell_type": "code", "source": "x = 2", "metadata": {}}]}
+    (tmp_path / "m.ipynb").write_text(json.dumps(other))
+    assert cache.code_hash(tmp_path / "n.ipynb") != cache.code_hash(tmp_path / "m.ipynb")
