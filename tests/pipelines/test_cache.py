@@ -195,3 +195,20 @@ def test_code_hash_reads_cells_without_metadata_or_source(tmp_path):
     other = {"cells": [{"cell_type": "code", "source": "x = 2", "metadata": {}}]}
     (tmp_path / "m.ipynb").write_text(json.dumps(other))
     assert cache.code_hash(tmp_path / "n.ipynb") != cache.code_hash(tmp_path / "m.ipynb")
+
+
+def test_code_hash_normalises_line_ends_and_trailing_space_only(tmp_path):
+    def hashed(*sources, **extra):
+        cells = [{"cell_type": "code", "source": s, "metadata": {}} for s in sources]
+        (tmp_path / "n.ipynb").write_text(json.dumps({"cells": cells, **extra}))
+        return cache.code_hash(tmp_path / "n.ipynb")
+
+    base = hashed("if a:\n    b = 1\nc = 2")
+    assert hashed("if a:\r\n    b = 1  \r\nc = 2\n") == base  # CRLF, trailing blanks
+    assert hashed("if a:\n    b = 1\n    c = 2") != base  # indentation is code
+    assert hashed("if a:\n    b =  1\nc = 2") != base
+    (tmp_path / "n.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code"}]}))
+    no_source = cache.code_hash(tmp_path / "n.ipynb")
+    assert no_source == hashed("")
+    (tmp_path / "n.ipynb").write_text(json.dumps({"metadata": {}}))
+    assert cache.code_hash(tmp_path / "n.ipynb") == hashed()  # no cells at all
