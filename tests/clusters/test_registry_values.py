@@ -70,6 +70,8 @@ def test_owner_alive(dead_owner):
     assert owner_alive(me) is True
     assert owner_alive({**me, "started": None}) is True
     assert owner_alive({**me, "started": me["started"] + 5}) is False  # a recycled pid
+    assert owner_alive({**me, "started": me["started"] + 1.5}) is False
+    assert owner_alive({**me, "started": me["started"] + 0.5}) is True  # 1 s tolerance
     assert owner_alive(dead_owner) is False
     assert owner_alive({**me, "host": "elsewhere"}) is None
     assert owner_alive({**me, "pid": None}) is None
@@ -83,17 +85,25 @@ def test_record_alive(listening, closed, dead_owner):
     assert record_alive({**external, "scheduler_address": listening}) is True
     assert record_alive({**external, "scheduler_address": closed}) is False
     assert record_alive({**external, "scheduler_address": "inproc://x"}) is True  # can't tell
+    assert record_alive(external) is True  # nothing to probe: kept
+    # An external scheduler outlives the process that registered it.
+    gone = {**dead_owner, "kind": "external"}
+    assert record_alive({"owner": gone, "scheduler_address": listening}) is True
+    assert record_alive({"owner": gone, "scheduler_address": closed}) is False
     assert record_alive({"owner": dead_owner, "scheduler_address": listening}) is False
     starting = {"status": "starting", "scheduler_address": closed}
     assert record_alive({**starting, "owner": me}) is True
     far = {**me, "host": "elsewhere"}
     assert record_alive({**starting, "owner": far, "created": time.time()}) is True
     assert record_alive({**starting, "owner": far, "created": time.time() - 700}) is False
+    assert record_alive({**starting, "owner": far}) is False  # no start time: old
     assert record_alive({"owner": me, "scheduler_address": listening}) is True
     assert record_alive({"owner": me, "scheduler_address": closed}) is False
     assert record_alive({"owner": me, "scheduler_address": "inproc://x"}) is True
     assert record_alive({"owner": far, "scheduler_address": "inproc://x"}) is True
     assert record_alive({"scheduler_address": listening}) is True
+    assert record_alive({"owner": me}) is True  # no address yet: its owner lives
+    assert record_alive({"owner": dead_owner}) is False
 
 
 def test_write_load_and_damage(aiinfra_home):
@@ -153,7 +163,9 @@ def test_reserve_free_name_and_prune(aiinfra_home, listening, closed, dead_owner
     assert reg.load("a")["status"] == "starting"
     with pytest.raises(AiinfraError) as info:
         reg.reserve({"name": "a", "owner": me})
-    assert info.value.field == "name" and "already in use" in str(info.value)
+    assert info.value.field == "name" and str(info.value) == (
+        "name: 'a' is already in use by a running cluster; choose another name or stop it first"
+    )
     reg.write({"name": "dead", "owner": dead_owner, "scheduler_address": closed})
     reg.reserve({"name": "dead", "owner": me, "scheduler_address": listening})  # reclaimed
     assert reg.load("dead")["owner"] == me
@@ -161,6 +173,7 @@ def test_reserve_free_name_and_prune(aiinfra_home, listening, closed, dead_owner
     assert reg.free_name("new") == "new"
     assert reg.free_name("a") == "a-2"
     reg.write({"name": "a-2", "owner": me, "scheduler_address": listening})
+    assert reg.free_name("a") == "a-3"
     reg.path("a-3").write_text("[]")  # damaged: its name is not free either
     assert reg.free_name("a") == "a-4"
     reg.write({"name": "gone", "owner": dead_owner, "scheduler_address": closed})
