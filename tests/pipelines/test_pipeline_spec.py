@@ -224,7 +224,8 @@ def test_bad_sizes_name_the_field(text):
 
     with pytest.raises(AiinfraError) as err:
         parse_size(text, "steps.a.memory")
-    assert err.value.field == "steps.a.memory" and "512MiB or 2GB" in str(err.value)
+    assert err.value.field == "steps.a.memory"
+    assert str(err.value) == f"steps.a.memory: got {text!r}; allowed: a size such as 512MiB or 2GB"
 
 
 def test_nan_param_is_accepted(tmp_path, notebook):

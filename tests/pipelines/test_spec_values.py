@@ -189,18 +189,34 @@ def test_paths_accept_one_string_or_a_list(folder):
     assert (step.products, step.inputs) == (("out.txt",), ("a.ipynb", "sub"))
 
 
-def test_from_file_errors_are_one_line(tmp_path):
+def test_from_file_errors_are_one_line(tmp_path, notebook):
+    missing = tmp_path / "missing.yaml"
     with pytest.raises(AiinfraError) as info:
-        PipelineSpec.from_file(tmp_path / "missing.yaml")
+        PipelineSpec.from_file(missing)
     assert info.value.field == "FILE"
+    assert str(info.value) == f"FILE: got {str(missing)!r}; allowed: an existing pipeline.yaml"
     bad = tmp_path / "pipeline.yaml"
-    bad.write_text("name: x\nsteps:\n  a: [\n")
-    with pytest.raises(AiinfraError, match=r"^pipeline.yaml: line \d+ not valid YAML"):
-        PipelineSpec.from_file(bad)
+    for text, message in [
+        (
+            "name: x\nsteps:\n  a: [\n",
+            "pipeline.yaml: line 4 not valid YAML (expected the node content, but found "
+            "'<stream end>')",
+        ),
+        ("a: b: c\n", "pipeline.yaml: line 1 not valid YAML (mapping values are not allowed here)"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(AiinfraError) as info:
+            PipelineSpec.from_file(bad)
+        assert str(info.value) == message
     bad.write_text("name: x\nname: y\nsteps: {}\n")
-    with pytest.raises(AiinfraError, match="^pipeline.yaml: "):
+    with pytest.raises(AiinfraError) as info:
         PipelineSpec.from_file(bad)
+    assert info.value.field == "name"
+    assert str(info.value).startswith("pipeline.yaml: line 2: duplicate key 'name'")
     bad.write_text("")
     with pytest.raises(AiinfraError) as info:
         PipelineSpec.from_file(bad)
     assert info.value.field == "steps"
+    notebook(tmp_path / "a.ipynb", "x = 0")
+    bad.write_text("steps:\n  a:\n    notebook: a.ipynb\n")
+    assert PipelineSpec.from_file(bad).path == bad.resolve()
