@@ -52,7 +52,7 @@ ACCEPTED = [
     ("kernel", "python3", "python3"), ("resources", {"GPU": 1}, {"GPU": 1.0}),
     ("resources", {}, {}), ("memory", "1KiB", 1024), ("memory", 2048, 2048), ("memory", None, None),
     ("kernel_reuse", True, True), ("report_mode", True, True), ("log_output", True, True),
-    ("request_save_on_cell_execute", False, False), ("execution_timeout", 3, 3.0),
+    ("request_save_on_cell_execute", False, False), ("execution_timeout", 3, 3.0), ("execution_timeout", 1, 1.0),
     ("execution_timeout", None, None), ("autosave_cell_every", 0, 0), ("cwd", "sub", "sub"),
     ("cwd", None, None),
 ]  # fmt: skip
@@ -65,23 +65,69 @@ def test_step_and_default_fields_accept(folder, key, value, stored):
         assert got == stored and type(got) is type(stored)
 
 
+POSITIVE = "a positive number of seconds"
+RETRIES = "an integer from 0 to 10"
+KERNEL = "the name of an installed Jupyter kernel"
+SIZE = "a size such as 512MiB or 2GB"
+BOOL = "true or false"
+PER_CELL = "a positive number of seconds per cell, or null"
+AUTOSAVE = "seconds between saves of a running cell (0: never)"
+INSIDE = "paths inside the pipeline folder (relative, no '..')"
 REFUSED = [
-    ("timeout", 0), ("timeout", -1), ("timeout", math.nan), ("timeout", math.inf), ("timeout", True),
-    ("timeout", "5"), ("retries", -1), ("retries", 11), ("retries", True), ("retries", 1.0),
-    ("kernel", ""), ("kernel", 5), ("kernel", "no-such-kernel"), ("resources", ["GPU"]),
-    ("memory", "lots"), ("memory", True), ("kernel_reuse", 1), ("report_mode", "yes"),
-    ("log_output", None), ("request_save_on_cell_execute", 0), ("execution_timeout", 0),
-    ("execution_timeout", math.nan), ("execution_timeout", True), ("execution_timeout", "1"),
-    ("autosave_cell_every", -1), ("autosave_cell_every", True), ("autosave_cell_every", 1.5),
-    ("cwd", 5), ("cwd", "../up"), ("cwd", "/abs"), ("cwd", "missing"),
+    ("timeout", 0, POSITIVE), ("timeout", -1, POSITIVE), ("timeout", math.nan, POSITIVE),
+    ("timeout", math.inf, POSITIVE), ("timeout", True, POSITIVE), ("timeout", "5", POSITIVE),
+    ("retries", -1, RETRIES), ("retries", 11, RETRIES), ("retries", True, RETRIES),
+    ("retries", 1.0, RETRIES), ("kernel", "", KERNEL), ("kernel", 5, KERNEL),
+    ("kernel", "no-such-kernel", None),
+    ("resources", ["GPU"], "a mapping of Dask worker resource to amount, e.g. {GPU: 1}"),
+    ("memory", "lots", SIZE), ("memory", True, SIZE), ("kernel_reuse", 1, BOOL),
+    ("report_mode", "yes", BOOL), ("log_output", None, BOOL),
+    ("request_save_on_cell_execute", 0, BOOL), ("execution_timeout", 0, PER_CELL),
+    ("execution_timeout", math.nan, PER_CELL), ("execution_timeout", True, PER_CELL),
+    ("execution_timeout", "1", PER_CELL),
+    ("autosave_cell_every", -1, AUTOSAVE), ("autosave_cell_every", True, AUTOSAVE),
+    ("autosave_cell_every", 1.5, AUTOSAVE), ("cwd", 5, "a folder relative to the pipeline folder"),
+    ("cwd", "../up", INSIDE), ("cwd", "/abs", INSIDE), ("cwd", "missing", None),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("key", "value"), REFUSED)
-def test_step_and_default_fields_refuse_naming_the_field(folder, key, value):
-    refused(folder, f"steps.s.{key}", {key: value})
+@pytest.mark.parametrize(("key", "value", "allowed"), REFUSED)
+def test_step_and_default_fields_refuse_naming_the_field(folder, key, value, allowed):
+    message = refused(folder, f"steps.s.{key}", {key: value})
+    if allowed is not None:
+        assert message == f"steps.s.{key}: got {value!r}; allowed: {allowed}"
     if key != "cwd" or value != "missing":  # defaults.cwd is checked per step
-        refused(folder, f"defaults.{key}", defaults={key: value})
+        message = refused(folder, f"defaults.{key}", defaults={key: value})
+        if allowed is not None:
+            assert message == f"defaults.{key}: got {value!r}; allowed: {allowed}"
+
+
+@pytest.mark.parametrize(
+    ("step", "field", "allowed"),
+    [
+        ({"params": [1]}, "steps.s.params", "a mapping of parameter name to value"),
+        ({"grid": {"1x": [1]}}, "steps.s.grid", "Python identifiers as names"),
+        ({"params": {"product": 1}}, "steps.s.params",
+         "any name except upstream, product (set by the runner)"),
+        ({"grid": {"n": []}}, "steps.s.grid.n", "a non-empty list of numbers, strings or booleans"),
+        ({"grid": {"n": [1, 1]}}, "steps.s.grid.n", "distinct values"),
+        ({"grid": {"n": [1]}, "params": {"n": 2}}, "steps.s.grid.n",
+         "names not also set in params"),
+        ({"params": {"a": {1, 2}}}, "steps.s.params.a",
+         "numbers, strings, booleans, null, lists and mappings"),
+        ({"resources": {"GPU": 0}}, "steps.s.resources.GPU", "a positive number"),
+        ({"inputs": 5}, "steps.s.inputs", "a list of paths relative to the pipeline folder"),
+    ],
+)  # fmt: skip
+def test_step_refusals_say_what_is_allowed(folder, step, field, allowed):
+    message = refused(folder, field, step)
+    assert message.startswith(f"{field}: got ") and message.endswith(f"; allowed: {allowed}")
+
+
+def test_a_step_must_be_a_mapping_with_a_notebook(folder):
+    with pytest.raises(AiinfraError) as info:
+        PipelineSpec.from_dict({"steps": {"s": "a.ipynb"}}, folder)
+    assert str(info.value) == "steps.s: got 'a.ipynb'; allowed: a mapping with at least 'notebook'"
 
 
 @pytest.mark.parametrize("amount", [0, -1, True, "1"])
