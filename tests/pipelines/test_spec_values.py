@@ -249,6 +249,11 @@ def test_from_file_errors_are_one_line(tmp_path, notebook):
             "'<stream end>')",
         ),
         ("a: b: c\n", "pipeline.yaml: line 1 not valid YAML (mapping values are not allowed here)"),
+        (
+            "name: x\x07\n",  # a reader error: no line mark, and its text spans two lines
+            "pipeline.yaml: not valid YAML (unacceptable character #x0007: special characters "
+            'are not allowed in "<unicode string>", position 7)',
+        ),
     ]:
         bad.write_text(text)
         with pytest.raises(AiinfraError) as info:
