@@ -112,9 +112,9 @@ class PipelineSpec:
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" line {where.line + 1}" if where else ""
-            raise AiinfraError(
-                f"{path.name}:{line} not valid YAML ({getattr(exc, 'problem', exc)})"
-            ) from None
+            # A reader error (a control character) has no problem text and spans two lines.
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise AiinfraError(f"{path.name}:{line} not valid YAML ({problem})") from None
         return cls.from_dict(data, path.parent, path=path)
 
     @classmethod

@@ -82,6 +82,11 @@ def test_file_hash_of_files_folders_and_missing(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "sub" / "x").write_text("1")
     folder = cache.file_hash(tmp_path / "d")
+    (tmp_path / "d" / "sub" / "x").write_text("2")  # a changed file in the folder counts
+    changed = cache.file_hash(tmp_path / "d")
+    assert changed != folder
+    (tmp_path / "d" / "sub" / "x").write_text("1")
+    assert cache.file_hash(tmp_path / "d") == folder
     (tmp_path / "d" / "sub" / "x").rename(tmp_path / "d" / "sub" / "y")  # a rename counts
     assert cache.file_hash(tmp_path / "d") != folder
 
@@ -118,3 +123,92 @@ def test_atomic_write_keeps_the_mode_and_leaves_no_temporary(tmp_path):
     assert json.loads(path.read_text()) == {"a": 2} and path.read_text().endswith("\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_ino != inode
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_records_of_node_names_with_a_slash_stay_in_the_cache_folder(folder):
+    spec = PipelineSpec.from_dict(
+        {"steps": {"g": {"notebook": "a.ipynb", "grid": {"n": ["x/y", "../z"]}}}}, folder
+    )
+    for node in expand(spec).values():
+        cache.store(folder, node, "k", "r", {})
+        assert cache.lookup(folder, node, "k") == {"key": "k", "run_id": "r", "products": {}}
+    entries = list((folder / "runs" / ".cache").iterdir())
+    assert len(entries) == 2 and all(p.is_file() for p in entries)
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == [".cache"]
+
+
+def test_hash_parts_are_named_and_a_missing_upstream_counts_as_no_products(folder):
+    spec = PipelineSpec.from_dict(
+        {"steps": {"a": {"notebook": "a.ipynb"}, "b": {"notebook": "a.ipynb", "after": ["a"]}}},
+        folder,
+    )
+    parts = cache.node_hashes(folder, expand(spec)["b"], {})
+    assert set(parts) == {"code", "params", "upstream", "inputs", "kernel", "key"}
+    assert parts["upstream"] == {"a": {}} and parts["inputs"] == {}
+    assert parts["code"] == cache.code_hash(folder / "a.ipynb")
+    assert parts["kernel"] == "python3"
+
+
+def test_records_are_indented_json_and_any_value_is_written_as_text(tmp_path):
+    path = tmp_path / "r.json"
+    cache.write_json_atomic(path, {"a": [1], "p": tmp_path})
+    assert path.read_text() == json.dumps({"a": [1], "p": str(tmp_path)}, indent=2) + "\n"
+
+
+def test_atomic_write_renames_a_hidden_temporary_from_the_same_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    # A temporary made anywhere else could not be renamed into place on another file system.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    renamed = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renamed.append((os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "r.json"
+    cache.write_text_atomic(path, "x")
+    ((src, dst),) = renamed
+    assert dst == str(path) and os.path.dirname(src) == str(tmp_path)
+    assert os.path.basename(src).startswith(".r.json") and src.endswith(".tmp")
+
+
+def test_failed_atomic_write_raises_its_own_error_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "r.json"
+    target.mkdir()  # os.replace of a file onto a folder fails
+    with pytest.raises(IsADirectoryError):
+        cache.write_text_atomic(target, "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_key_ignores_the_order_params_and_inputs_are_written_in(folder):
+    (folder / "b.csv").write_text("3\n")
+    assert key(folder, params={"n": 1, "m": 2}) == key(folder, params={"m": 2, "n": 1})
+    assert key(folder, inputs=["raw.csv", "b.csv"]) == key(folder, inputs=["b.csv", "raw.csv"])
+
+
+def test_code_hash_reads_cells_without_metadata_or_source(tmp_path):
+    plain = {"cells": [{"cell_type": "code", "source": "x = 1"}, {"cell_type": "code"}]}
+    (tmp_path / "n.ipynb").write_text(json.dumps(plain))
+    other = {"cells": [{"cell_type": "code", "source": "x = 2", "metadata": {}}]}
+    (tmp_path / "m.ipynb").write_text(json.dumps(other))
+    assert cache.code_hash(tmp_path / "n.ipynb") != cache.code_hash(tmp_path / "m.ipynb")
+
+
+def test_code_hash_normalises_line_ends_and_trailing_space_only(tmp_path):
+    def hashed(*sources, **extra):
+        cells = [{"cell_type": "code", "source": s, "metadata": {}} for s in sources]
+        (tmp_path / "n.ipynb").write_text(json.dumps({"cells": cells, **extra}))
+        return cache.code_hash(tmp_path / "n.ipynb")
+
+    base = hashed("if a:\n    b = 1\nc = 2")
+    assert hashed("if a:\r\n    b = 1  \r\nc = 2\n") == base  # CRLF, trailing blanks
+    assert hashed("if a:\n    b = 1\n    c = 2") != base  # indentation is code
+    assert hashed("if a:\n    b =  1\nc = 2") != base
+    (tmp_path / "n.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code"}]}))
+    no_source = cache.code_hash(tmp_path / "n.ipynb")
+    assert no_source == hashed("")
+    (tmp_path / "n.ipynb").write_text(json.dumps({"metadata": {}}))
+    assert cache.code_hash(tmp_path / "n.ipynb") == hashed()  # no cells at all

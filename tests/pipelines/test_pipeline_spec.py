@@ -224,35 +224,42 @@ def test_bad_sizes_name_the_field(text):
 
     with pytest.raises(AiinfraError) as err:
         parse_size(text, "steps.a.memory")
-    assert err.value.field == "steps.a.memory" and "512MiB or 2GB" in str(err.value)
+    assert err.value.field == "steps.a.memory"
+    assert str(err.value) == f"steps.a.memory: got {text!r}; allowed: a size such as 512MiB or 2GB"
+
+
+def test_nan_param_is_accepted(tmp_path, notebook):
+    import math
+
+    from aiinfra_magics.pipelines.spec import PipelineSpec
+
+    notebook(tmp_path / "a.ipynb", "a = 0\nupstream = {}\nproduct = []", "pass")
+    data = {"steps": {"s": {"notebook": "a.ipynb", "params": {"a": float("nan")}}}}
+    assert math.isnan(PipelineSpec.from_dict(data, tmp_path).steps["s"].params["a"])
 
 
 @pytest.mark.parametrize(
-    ("value", "ok"),
+    ("value", "stored"),
     [
-        ({"a": [1, 2.5, "x", None, True]}, True),
-        # NaN, infinities, tuples and non-string keys are values papermill injects as written.
-        ({"a": float("inf")}, True),
-        ({"a": {"b": [1]}}, True),
-        ({"a": {1: 2}}, {"a": {"1": 2}}),  # stored as JSON stores it
+        ({"a": [1, 2.5, "x", None, True]}, {"a": [1, 2.5, "x", None, True]}),
+        # papermill injects float('inf'); YAML keys and tuples become what JSON can hold
+        ({"a": [float("inf"), -float("inf")]}, {"a": [float("inf"), -float("inf")]}),
+        ({"a": {"b": [1]}}, {"a": {"b": [1]}}),
+        ({"a": {1: 2}}, {"a": {"1": 2}}),
         ({"a": (1, 2)}, {"a": [1, 2]}),
-        ({"a": [{1, 2}]}, False),
-        ({"a": object()}, False),
+        ({"a": [{1, 2}]}, None),
+        ({"a": object()}, None),
+        ({"a": {"b": {"c": {1, 2}}}}, None),
     ],
 )
-def test_params_must_be_values_papermill_can_inject(tmp_path, notebook, value, ok):
+def test_params_must_be_json_like(tmp_path, notebook, value, stored):
     from aiinfra_magics.errors import AiinfraError
     from aiinfra_magics.pipelines.spec import PipelineSpec
 
     notebook(tmp_path / "a.ipynb", "a = 0\nupstream = {}\nproduct = []", "pass")
     data = {"steps": {"s": {"notebook": "a.ipynb", "params": value}}}
-    if ok:
-        expected = value if ok is True else ok
-        assert PipelineSpec.from_dict(data, tmp_path).steps["s"].params == expected
-        nan = PipelineSpec.from_dict(
-            {"steps": {"s": {"notebook": "a.ipynb", "params": {"a": float("nan")}}}}, tmp_path
-        )
-        assert nan.steps["s"].params["a"] != nan.steps["s"].params["a"]  # still NaN
+    if stored is not None:
+        assert PipelineSpec.from_dict(data, tmp_path).steps["s"].params == stored
     else:
-        with pytest.raises(AiinfraError):
+        with pytest.raises(AiinfraError, match="steps.s.params.a"):
             PipelineSpec.from_dict(data, tmp_path)

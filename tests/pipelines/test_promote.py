@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import nbformat
 import pytest
+from jupyter_client import BlockingKernelClient
+from live_server import LiveServer
 
 from aiinfra_magics.doors.words import Context, run_words
 from aiinfra_magics.errors import AiinfraError
@@ -89,12 +94,63 @@ def test_promote_keeps_yaml_comments_and_refuses_bad_input(tmp_path):
     assert spec.read_text() == before  # a refused promotion writes nothing
 
 
-def test_current_notebook_from_jupyter_session_env(tmp_path, monkeypatch):
-    nb_path = plain_notebook(tmp_path / "here.ipynb", "x = 1")
+def test_promote_in_a_kernel_of_a_real_jupyter_session(tmp_path):
+    """``%aiinfra promote`` finds the notebook a real jupyter-server session started the
+    kernel for (the server tells the kernel through ``JPY_SESSION_NAME``)."""
+    server = LiveServer(tmp_path)
+    client = session = None
+    try:
+        work = tmp_path / "root" / "work"
+        work.mkdir()
+        nb_path = plain_notebook(work / "scoring.ipynb", "threshold = 0.5\nprint(threshold)")
+        body = {"path": "work/scoring.ipynb", "name": "scoring.ipynb", "type": "notebook"}
+        body["kernel"] = {"name": "python3"}
+        status, raw = server.request("POST", "api/sessions", json.dumps(body).encode())
+        assert status == 201, raw
+        session = json.loads(raw)
+        kernel_id = session["kernel"]["id"]
+        connection = tmp_path / "rt" / f"kernel-{kernel_id}.json"
+        deadline = time.monotonic() + 120
+        while not connection.is_file():
+            assert time.monotonic() < deadline, "the server wrote no connection file"
+            time.sleep(0.1)
+
+        client = BlockingKernelClient()
+        client.load_connection_file(str(connection))
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        out: list[str] = []
+
+        def keep(msg):
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                out.append(content["text"])
+            elif msg["msg_type"] in ("execute_result", "display_data"):
+                out.append(content["data"].get("text/plain", ""))
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(content["traceback"]))
+
+        code = "%load_ext aiinfra_magics\n%aiinfra promote -p threshold=0.9"
+        reply = client.execute_interactive(code, timeout=120, output_hook=keep)
+        said = "".join(out)
+        assert reply["content"]["status"] == "ok", said
+        assert "added step 'scoring' (scoring.ipynb)" in said, said
+
+        spec = PipelineSpec.from_file(work / "pipeline.yaml")
+        assert spec.steps["scoring"].params == {"threshold": 0.9}
+        cells = nbformat.read(str(nb_path), as_version=4).cells
+        assert [c.source for c in cells if "parameters" in tags(c)] == ["threshold = 0.5"]
+    finally:
+        if client is not None:
+            client.stop_channels()
+        if session is not None:  # shuts the kernel down before the server goes
+            server.request("DELETE", f"api/sessions/{session['id']}")
+        server.stop()
+
+
+def test_promote_outside_a_session_needs_the_notebook(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("JPY_SESSION_NAME", "some/dir/here.ipynb")
-    assert current_notebook({}) == nb_path.resolve()
-    monkeypatch.delenv("JPY_SESSION_NAME")
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     assert current_notebook({}) is None
     with pytest.raises(AiinfraError, match="--notebook"):
         promote()

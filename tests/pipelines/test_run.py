@@ -322,7 +322,8 @@ def test_step_outgrowing_worker_memory_is_a_dead_kernel(tmp_path, notebook, pipe
             n_workers=1,
             threads_per_worker=1,
             memory_limit="600MiB",
-            dashboard_address=":0",
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as small,
@@ -375,7 +376,11 @@ def test_lost_worker_is_survived(tmp_path, notebook, pipeline_file):
     )
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.CRITICAL
+            n_workers=1,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as c,
     ):

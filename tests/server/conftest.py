@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from typing import Any
 
 import pytest
+from live_server import LiveServer
 
 # pytest-jupyter ships no entry point; importing its fixtures here keeps them to this folder.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
@@ -74,70 +69,6 @@ def dashboard_fetch(jp_fetch: Any, http_server_client: Any, jp_auth_header: dict
         return first, second
 
     return fetch
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """A real ``jupyter server`` process with the extension enabled (for sync clients)."""
-
-    def __init__(self, tmp: Any, base_url: str = "/") -> None:
-        self.port = free_port()
-        self.token = "aiinfra-test-token"
-        self.base_url = base_url
-        root = tmp / "root"
-        root.mkdir()
-        env = {
-            **os.environ,
-            "AIINFRA_HOME": str(tmp / "home"),
-            "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
-        }
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-                f"--port={self.port}", "--ip=127.0.0.1", f"--ServerApp.base_url={base_url}",
-                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-                "--ServerApp.jpserver_extensions=aiinfra_magics=True",
-            ],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}{base_url}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.request("GET", "api/status")
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"jupyter server did not start; see {tmp / 'server.log'}")
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        req = urllib.request.Request(
-            self.url + path, data=body, method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
-
-    def stop(self) -> None:
-        self.proc.terminate()  # SIGTERM: the server runs stop_extension
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

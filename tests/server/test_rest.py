@@ -131,6 +131,8 @@ def test_bad_cluster_bodies_get_400_naming_the_field(run, api, raw, field):
         (b"{}", "body"),
         (json.dumps({"workers": -1}).encode(), "workers"),
         (json.dumps({"workers": True}).encode(), "workers"),
+        (json.dumps({"workers": "2"}).encode(), "workers"),  # JSON numbers are numbers
+        (json.dumps({"workers": 100_001}).encode(), "workers"),
         (json.dumps({"threads": 2}).encode(), "threads"),
         (json.dumps({"adapt": "x"}).encode(), "adapt"),
         (json.dumps({"workers": 1, "adapt": "1:2"}).encode(), "adapt"),
@@ -140,7 +142,7 @@ def test_bad_patch_bodies_get_400_before_the_lookup(run, api, raw, field):
     async def go():
         code, body = await api("PATCH", "clusters", "nope", raw=raw)
         assert code == 400
-        assert body["field"] == field
+        assert body["field"] == field and body["message"].startswith(f"{field}: ")
 
     run(go())
 
@@ -150,6 +152,7 @@ def test_bad_patch_bodies_get_400_before_the_lookup(run, api, raw, field):
     [
         ("GET", ("clusters", "nope"), None),
         ("PATCH", ("clusters", "nope"), {"workers": 1}),
+        ("PATCH", ("clusters", "nope"), {"workers": 0}),  # scaling to zero is allowed
         ("DELETE", ("clusters", "nope"), None),
         ("GET", ("pipelines", "runs", "nope"), None),
     ],
