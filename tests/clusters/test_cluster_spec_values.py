@@ -36,7 +36,8 @@ def test_flat_options_become_typed_fields_and_back():
     assert dict(spec.options) == {"dashboard_address": "127.0.0.1:0"}  # None is "not given"
     assert spec.to_dict() == {
         "name": "a", "backend": "local", "workers": 2, "threads": 3, "memory": "1GB",
-        "adapt": "0:4", "idle_timeout": 30.0, "dashboard_address": "127.0.0.1:0",
+        "adapt": "0:4", "idle_timeout": 30.0, "max_workers": None, "max_gpu_hours": None,
+        "dashboard_address": "127.0.0.1:0",
     }  # fmt: skip
     assert ClusterSpec.from_options(spec.to_dict()) == spec
     assert ClusterSpec.from_options({}) == ClusterSpec()
@@ -84,7 +85,7 @@ def test_refusals_say_what_is_allowed():
     msg = refused({"backend": "local", "bogus": 1}, "bogus")
     assert msg == (
         "bogus: unknown field for backend local; allowed: adapt, backend, dashboard_address, "
-        "idle_timeout, memory, name, oversubscribe, threads, workers"
+        "idle_timeout, max_gpu_hours, max_workers, memory, name, oversubscribe, threads, workers"
     )
     refused(
         {"backend": "local", "partition": "x"},
