@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -25,6 +26,8 @@ from typing import Any, TypeVar
 import psutil
 from jupyter_client.manager import AsyncKernelManager
 
+from ..errors import OperationError
+
 T = TypeVar("T")
 PORT_HOLD_S = 60.0  # a kernel binds its ports well within this after launch
 
@@ -35,8 +38,29 @@ _pool: dict[tuple[str, str, str], list[Future]] = {}
 _starter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aiinfra-kernel-start")
 
 
+#: Tries to find ``count`` free ports the ledger does not hold before giving up.
+MAX_PORT_TRIES = 2000
+MAX_LEDGER_BYTES = 4 << 20
+
+
 def _ledger_path() -> Path:
-    return Path(tempfile.gettempdir()) / f"aiinfra-kernel-ports-{os.getuid()}.json"
+    """``<tmp>/aiinfra-<uid>/kernel-ports.json``: in a directory only this user owns.
+
+    The ledger is shared by every process of the user on this machine (whatever their
+    AIINFRA_HOME), so it lives in the temp dir; a directory another user made, or a
+    link in its place, is refused rather than followed.
+    """
+    folder = Path(tempfile.gettempdir()) / f"aiinfra-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OperationError(
+            f"kernel ports: {folder} is not a private directory of this user; remove it"
+        )
+    return folder / "kernel-ports.json"
 
 
 def reserve_ports(ip: str, count: int = 5) -> list[int]:
@@ -46,25 +70,42 @@ def reserve_ports(ip: str, count: int = 5) -> list[int]:
     processes launching kernels at once can pick the same port (its own cache
     only protects one process). A small ledger shared by all processes under an
     advisory file lock closes that window.
+
+    Raises:
+        OperationError: the ledger is not a private regular file, or no free port
+            was found in ``MAX_PORT_TRIES`` tries.
     """
     path = _ledger_path()
-    with open(path, "a+") as fh:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:  # ELOOP: a link where the ledger should be
+        raise OperationError(
+            f"kernel ports: cannot open the ledger {path} ({exc.strerror})"
+        ) from None
+    with os.fdopen(fd, "r+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             fh.seek(0)
             try:
-                held = {int(k): v for k, v in json.loads(fh.read() or "{}").items()}
-            except ValueError:
-                held = {}
+                held = {int(k): v for k, v in json.loads(fh.read(MAX_LEDGER_BYTES) or "{}").items()}
+            except (ValueError, AttributeError):
+                held = {}  # damaged: every kernel binds its own ports anyway
             now = time.time()
-            held = {p: t for p, t in held.items() if t > now}
+            held = {p: t for p, t in held.items() if isinstance(t, (int, float)) and t > now}
             ports: list[int] = []
-            while len(ports) < count:
+            for _ in range(MAX_PORT_TRIES):
+                if len(ports) == count:
+                    break
                 with socket.socket() as sock:
                     sock.bind((ip, 0))
                     port = sock.getsockname()[1]
                 if port not in held and port not in ports:
                     ports.append(port)
+            if len(ports) < count:
+                raise OperationError(
+                    f"kernel ports: no {count} free ports on {ip} in {MAX_PORT_TRIES} tries "
+                    f"({len(held)} held by the ledger {path})"
+                )
             for port in ports:
                 held[port] = now + PORT_HOLD_S
             fh.seek(0)

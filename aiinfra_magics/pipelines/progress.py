@@ -6,6 +6,7 @@ workers); the overall bar counts finished nodes.
 
 from __future__ import annotations
 
+import html
 import sys
 from typing import Any, Protocol
 
@@ -141,7 +142,9 @@ class WidgetProgress:
 
         self.counts = _cell_counts(run)
         layout = w.Layout(width="320px")
-        self.title = w.HTML(f"<b>pipeline {run.data['pipeline']}</b> run {run.run_id}")
+        # The pipeline's name is the user's text: escaped, never markup.
+        name, run_id = html.escape(str(run.data["pipeline"])), html.escape(str(run.run_id))
+        self.title = w.HTML(f"<b>pipeline {name}</b> run {run_id}")
         self.overall = w.IntProgress(
             min=0, max=len(run.steps), description="overall", layout=layout
         )
@@ -182,7 +185,9 @@ class WidgetProgress:
 
     def end(self, run: RunRecord) -> None:
         self.overall.bar_style = "success" if run.status == "ok" else "danger"
-        self.title.value += f": <b>{run.status}</b> in {run.data['duration']:.1f} s"
+        self.title.value += (
+            f": <b>{html.escape(str(run.status))}</b> in {run.data['duration']:.1f} s"
+        )
 
 
 def for_door(door: str, show: Any) -> Any:
