@@ -211,15 +211,21 @@ class ClusterManager:
 
     # -- controlling ------------------------------------------------------------------------
 
+    @staticmethod
+    def _refuse_external(record: dict[str, Any], action: str) -> None:
+        """An external scheduler's workers are not ours: say so before any other check."""
+        if (record.get("owner") or {}).get("kind") == "external":
+            raise InputError(
+                f"name: cluster {record['name']!r} is an external scheduler "
+                f"({record['scheduler_address']}); its workers are managed where it runs, "
+                f"so {action} is not available",
+                field="name",
+            )
+
     def _control(self, record: dict[str, Any], action: str, **kwargs: Any) -> str | None:
         """Carry out ``action``; return a note (e.g. the gateway capped the request) or None."""
         name = record["name"]
-        if (record.get("owner") or {}).get("kind") == "external":
-            raise InputError(
-                f"name: cluster {name!r} is an external scheduler ({record['scheduler_address']}); "
-                f"its workers are managed where it runs, so {action} is not available",
-                field="name",
-            )
+        self._refuse_external(record, action)
         backend = get_backend(record["backend"])
         # Backends with their own service (a gateway) take scale/adapt/stop from any process;
         # a stop of a cluster owned here still goes through host (history, record).
@@ -248,6 +254,7 @@ class ClusterManager:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise InputError(f"n: got {n!r}; allowed: an integer >= 0", field="n")
         record = self.record(name)
+        self._refuse_external(record, "scale")
         spec = _spec_of(record)
         if spec is not None:
             # validated(): the backend's rules and the common caps (--max-workers)
@@ -272,6 +279,7 @@ class ClusterManager:
         """Scale between ``minimum`` and ``maximum`` workers with the load."""
         check_adapt(minimum, maximum)
         record = self.record(name)
+        self._refuse_external(record, "adapt")
         spec = _spec_of(record)
         if spec is not None:
             spec.with_changes(adapt=(minimum, maximum)).validated()
