@@ -23,7 +23,7 @@ import time
 import timeit
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def gateway_runs(repeat: int) -> tuple[list[float], list[float]]:

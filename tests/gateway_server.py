@@ -1,5 +1,8 @@
 """A real ``dask-gateway-server`` for tests and benchmarks: local processes, simple auth, loopback.
 
+Import the fixtures into a conftest or a test module
+(``from gateway_server import gateway, gateway_server``), as tests/gateway does.
+
 Everything binds to 127.0.0.1 on free ports (the proxy's own default is all
 interfaces on :8000). Scheduler and worker commands are ``dask scheduler`` /
 ``dask worker``: distributed >= 2026.6 has no ``dask-scheduler`` script, which
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
 
 from aiinfra_magics.clusters.gateway import forget  # dask-gateway 2026.3 __del__ workaround
 
@@ -27,7 +31,7 @@ PASSWORD = "aiinfra-test"
 MAX_WORKERS = 3  # the gateway's per-cluster cap (tests scale past it on purpose)
 
 CONFIG = """\
-# Written by tests/gateway/gateway_server.py
+# Written by tests/gateway_server.py
 from dask_gateway_server.options import Float, Integer, Options, Select
 
 c.DaskGateway.address = "127.0.0.1:{api_port}"       # private API (proxy -> gateway)
@@ -52,11 +56,20 @@ c.UnsafeLocalBackend.inherited_environment = [
 ]
 
 
+# gpu-sim: each worker declares one GPU resource (dask config through the environment),
+# which aiinfra's cost plugin counts as a GPU: GPU-hours without a GPU.
+ENVIRONMENTS = {{
+    "basic": {{}},
+    "gpu-sim": {{"DASK_DISTRIBUTED__WORKER__RESOURCES__GPU": "1"}},
+}}
+
+
 def options_handler(options):
     return {{
         "worker_cores": options.worker_cores,
         "worker_memory": int(options.worker_memory * 2**30),
         "idle_timeout": options.idle_timeout,
+        "environment": ENVIRONMENTS[options.environment],
     }}
 
 
@@ -188,3 +201,29 @@ def stop_gateway(process: subprocess.Popen, timeout: float = 60.0) -> None:
             child = psutil.Process(pid)
             child.terminate()
             child.wait(10)
+
+
+@pytest.fixture(scope="session")
+def gateway_server(tmp_path_factory) -> GatewayServer:
+    server = start_gateway(tmp_path_factory.mktemp("gateway"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_server, monkeypatch) -> GatewayServer:
+    """The session's gateway, made the dask-gateway client's default for this test."""
+    import dask.config
+    import dask_gateway  # noqa: F401 - loads its config defaults before we override them
+
+    for key, value in gateway_server.env().items():
+        monkeypatch.setenv(key, value)
+    with dask.config.set(
+        {
+            "gateway.address": gateway_server.address,
+            "gateway.proxy-address": gateway_server.proxy_address,
+            "gateway.auth.type": "basic",
+            "gateway.auth.kwargs": {"password": gateway_server.password},
+        }
+    ):
+        yield gateway_server
