@@ -2,7 +2,7 @@
 
 ``make screenshots`` is the one way to refresh docs/ images (AIINFRA_SCREENSHOTS=docs).
 ``live_lab``: a real ``jupyter lab`` sharing its registry with the test (test_sidebar.py keeps
-its own ``lab`` fixture).
+its own ``lab`` fixture); a module's own ``lab_env`` fixture adds to its server's environment.
 """
 
 from __future__ import annotations
@@ -128,10 +128,16 @@ class Lab:
 
 
 @pytest.fixture
-def live_lab(tmp_path, monkeypatch):
+def lab_env() -> dict[str, str]:
+    """More environment for ``live_lab``'s server; a test module overrides it (a gateway's auth)."""
+    return {}
+
+
+@pytest.fixture
+def live_lab(tmp_path, monkeypatch, lab_env):
     """A lab whose registry ($AIINFRA_HOME) is this test process's too."""
     home = tmp_path / "home"
     monkeypatch.setenv("AIINFRA_HOME", str(home))
-    lab = Lab(tmp_path, env={"AIINFRA_HOME": str(home)})
+    lab = Lab(tmp_path, env={**lab_env, "AIINFRA_HOME": str(home)})
     yield lab
     lab.stop()
