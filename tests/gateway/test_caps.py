@@ -1,4 +1,9 @@
-"""``--max-workers`` refuses scaling past it; ``--max-gpu-hours`` stops the cluster (local)."""
+"""``--max-workers`` refuses scaling past it; ``--max-gpu-hours`` stops the cluster.
+
+GPUs are mocked by a worker ``GPU`` resource, which the cost plugin counts: dask config for
+the local cluster, the test gateway's ``environment=gpu-sim`` option for a gateway cluster
+(tests/slurm/test_slurm_caps.py does the same on SLURM).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 import time
 
 import dask
+import distributed  # noqa: F401 - see test_max_gpu_hours_stops_the_cluster
 import pytest
 
 from aiinfra_magics.clusters import history
@@ -63,6 +69,8 @@ def test_max_workers_caps_scale_and_adapt_of_a_running_cluster():
 
 def test_max_gpu_hours_stops_the_cluster():
     # A mocked GPU: the worker declares a GPU resource, which the cost plugin counts.
+    # (distributed is imported above: had its config defaults come in inside this block, dask
+    # would drop the whole "distributed" section on leaving it, breaking later tests.)
     with dask.config.set({"distributed.worker.resources.GPU": 1}):
         manager = ClusterManager()
         spec = ClusterSpec.from_options(
@@ -81,3 +89,27 @@ def test_max_gpu_hours_stops_the_cluster():
     assert "--max-gpu-hours 0.0005" in entry["reason"], entry
     assert entry["cost"]["gpu_hours"] >= 0.0005
     assert "gpu-capped" not in manager.registry.names()
+
+
+def test_max_gpu_hours_stops_a_gateway_cluster(gateway):
+    manager = ClusterManager()
+    spec = ClusterSpec.from_options({
+        "name": "gpu-gw", "backend": "gateway", "gateway_address": gateway.address,
+        "proxy_address": gateway.proxy_address, "gateway_auth": "simple", "workers": 1,
+        "option": ["environment=gpu-sim"], "max_gpu_hours": 0.0005,
+    })  # fmt: skip
+    try:
+        manager.start(spec)
+        entry = wait_for(
+            lambda: next((e for e in history.read_history() if e["name"] == "gpu-gw"), None),
+            what="the gateway cluster to stop at its GPU-hours cap",
+        )
+    finally:
+        stop_all_owned()
+    assert "--max-gpu-hours 0.0005" in entry["reason"], entry
+    assert entry["backend"] == "gateway" and entry["cost"]["gpu_hours"] >= 0.0005
+    assert "gpu-gw" not in manager.registry.names()
+    # Stopped on the gateway itself (its scheduler and worker processes go with it); the
+    # history line is written first, the gateway's shutdown follows.
+    with gateway.opened() as gw:
+        wait_for(lambda: gw.list_clusters() == [], what="the gateway to drop the cluster")
