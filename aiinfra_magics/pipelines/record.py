@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import platform
 import secrets
 import subprocess
@@ -64,9 +65,13 @@ def add_cost(before: dict[str, Any] | None, attempt: dict[str, Any]) -> dict[str
 
 def hours(value: Any) -> str:
     """A figure in hours for tables: 4 significant digits, so a short step is not 0.0000."""
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return ""
-    return "0" if value == 0 else f"{value:.4g}"
+    if value == 0:
+        return "0"
+    decimals = min(12, max(0, 3 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"  # plain decimals: no 5.556e-06 in a table
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def new_run_id() -> str:

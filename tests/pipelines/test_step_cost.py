@@ -139,3 +139,4 @@ def test_retried_attempts_add_up_and_a_cached_step_adds_nothing():
     assert all(two[k] == 0.75 for k in STEP_FIGURES) and two["held"] == {"gpus": 1}
     assert add_cost(cached_cost(), one) == one
     assert hours(0.0) == "0" and hours(2 / 3600) == "0.0005556" and hours(None) == ""
+    assert hours(5.556e-06) == "0.000005556" and hours(12.345) == "12.35"  # never 5.6e-06
