@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from time import time
+from types import SimpleNamespace
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
@@ -44,15 +45,55 @@ class Stint:
         }
 
 
+GPU_KEYS = ("GPU", "gpu", "GPUs", "gpus")  # the resource names that count as GPUs
+
+
+def gpu_resource(resources: dict[str, Any] | None) -> float | None:
+    """The ``GPU`` entry of a worker's resources or a task's request, None when it has none."""
+    for key in GPU_KEYS:
+        if key in (resources or {}):
+            return float(resources[key])  # type: ignore[index]
+    return None
+
+
 def worker_gpus(ws: Any) -> float:
     """GPUs a worker holds: its ``GPU`` resource, else 1 when it reports NVML metrics (dask-cuda)."""
-    for key in ("GPU", "gpu", "GPUs", "gpus"):
-        if key in (ws.resources or {}):
-            return float(ws.resources[key])
+    declared = gpu_resource(ws.resources)
+    if declared is not None:
+        return declared
     metrics = ws.metrics or {}
     if "gpu" in metrics or "gpu_utilization" in metrics or "gpu-memory-total" in metrics:
         return 1.0
     return 0.0
+
+
+def step_stint(
+    start: float,
+    requested: dict[str, Any] | None,
+    resources: dict[str, Any] | None,
+    nthreads: int,
+    memory_bytes: int | None,
+    reports_gpu: bool,
+) -> Stint:
+    """What one pipeline step held on its worker, as a ``Stint`` (so the same arithmetic).
+
+    A step is one Dask task: it holds one of the worker's threads (its task slot) and
+    that slot's share of the worker's memory limit, i.e. the slice of the worker that
+    the cluster's own figures count for it. GPUs: its ``GPU`` request when it made one
+    (Dask reserved them for it); none on a worker whose GPUs are a resource it did not
+    ask for; otherwise (a dask-cuda worker: no resource, NVML reports a GPU and the
+    step saw one) the worker's GPUs by the same rule as ``worker_gpus``, shared among
+    its task slots (dask-cuda's default is one thread per GPU: the whole GPU).
+    """
+    slots = max(1, int(nthreads or 1))
+    gpus = gpu_resource(requested)
+    if gpus is None:
+        if gpu_resource(resources) is not None or not reports_gpu:
+            gpus = 0.0
+        else:
+            worker = SimpleNamespace(resources=resources, metrics={"gpu": True})
+            gpus = worker_gpus(worker) / slots
+    return Stint(joined=start, threads=1, memory_bytes=int((memory_bytes or 0) / slots), gpus=gpus)
 
 
 class CostPlugin(SchedulerPlugin):

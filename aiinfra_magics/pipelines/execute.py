@@ -105,6 +105,53 @@ def _worker_info() -> tuple[str, int | None, str | None, list[str]]:
     return address, limit, name, devices
 
 
+def _held(task: dict[str, Any], start: float) -> Any:
+    """What this step holds on this worker while it runs (``cost.step_stint``)."""
+    from ..clusters.cost import step_stint
+
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except ValueError:  # not inside a worker: only what the step asked for
+        return step_stint(start, task.get("resources"), None, 1, None, False)
+    # The worker's own GPU signal: NVML reports one (what the scheduler's cost plugin
+    # sees in its metrics) and this process was given one (its devices are not "cpu").
+    nvml = bool(getattr(worker.monitor, "gpu_name", None))
+    return step_stint(
+        start,
+        task.get("resources"),
+        dict(worker.state.total_resources),
+        worker.state.nthreads,
+        worker.memory_manager.memory_limit,
+        nvml and bool(os.environ.get("CUDA_VISIBLE_DEVICES")),
+    )
+
+
+def _cost(result: dict[str, Any], task: dict[str, Any], cpu_seconds: float) -> dict[str, Any]:
+    """The step's ``cost``: the cluster's figures for what it held from start to end.
+
+    ``worker_hours``/``core_hours``/``gpu_hours``/``memory_gb_hours`` are allocations
+    (one task slot of the worker, its share of the worker's memory limit, the GPUs it
+    held) over the step's own start..end, so they are slices of the cluster's figures.
+    ``cpu_hours`` is measured: the CPU time the kernel's process tree used, which can
+    be more than ``core_hours`` (a kernel running numpy on every core) or far less (a
+    step that waits); both are shown, because neither alone tells the whole story.
+    """
+    try:
+        stint = _held(task, result["start"])
+    except Exception as exc:  # never fail a step over its accounting
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    figures = {k: round(v, 9) for k, v in stint.figures(result["end"]).items()}
+    figures["cpu_hours"] = round(cpu_seconds / 3600.0, 9)
+    figures["held"] = {
+        "cores": stint.threads,
+        "gpus": stint.gpus,
+        "memory_gb": round(stint.memory_bytes / 1e9, 6),
+    }
+    return figures
+
+
 def _event(topic: str | None, msg: dict[str, Any]) -> None:
     if not topic:
         return
@@ -166,10 +213,12 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
     except NoSuchKernel as exc:  # not retried: another attempt would not find it either
         result.update(status="failed", kind=USER_ERROR, error=f"kernel: {exc}")
         result["end"] = time.time()
+        result["cost"] = _cost(result, task, 0.0)
         return result
     except Exception as exc:  # port collision, kernel died at start-up
         result.update(status="failed", kind=KERNEL_START, error=f"kernel did not start: {exc}")
         result["end"] = time.time()
+        result["cost"] = _cost(result, task, 0.0)
         return result
     result.update(info)
     result["kernel_wait"] = time.time() - result["start"]  # ~0 when a warm kernel was ready
@@ -251,6 +300,7 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
                 result["kernel_retired"] = result.get("kind") or "error outside the cells"
     result["end"] = time.time()
     result["peak_rss"] = watchdog.peak_rss
+    result["cost"] = _cost(result, task, watchdog.cpu_seconds)
     _event(topic, {"node": name, "event": "end", "status": result["status"]})
     return result
 

@@ -297,9 +297,43 @@ class Watchdog(threading.Thread):
         self.reason: str | None = None
         self.peak_rss = 0
         self._halt = threading.Event()
+        # CPU seconds of the kernel's process tree: a reused kernel brings earlier steps'
+        # time, so the step's own is what it adds between here and ``stop``.
+        self._cpu_first = self._cpu_last = self._cpu_now()
 
     def stop(self) -> None:
         self._halt.set()
+        self._cpu_now()  # the last reading, before the kernel is shut down or handed on
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the kernel and its children used while watched."""
+        if self._cpu_first is None or self._cpu_last is None:
+            return 0.0
+        return max(0.0, self._cpu_last - self._cpu_first)
+
+    def _cpu_now(self) -> float | None:
+        """Read the tree's CPU seconds (and keep it as the latest); None once it is gone.
+
+        The kernel's own times count its reaped children (``children_*``); its live
+        descendants are added one by one, so work in subprocesses is counted too.
+        """
+        if not self.pid:
+            return None
+        try:
+            proc = psutil.Process(self.pid)
+            t = proc.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in proc.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            return None
+        self._cpu_last = total
+        return total
 
     def _rss(self, proc: psutil.Process) -> int:
         total = proc.memory_info().rss
@@ -325,6 +359,7 @@ class Watchdog(threading.Thread):
             except psutil.Error:
                 return
             self.peak_rss = max(self.peak_rss, rss)
+            self._cpu_now()  # the kernel may die before ``stop``: keep its latest reading
             if self.memory and rss > self.memory and self.reason is None:
                 self.reason = "memory"
                 proc.kill()

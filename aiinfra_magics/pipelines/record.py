@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import platform
 import secrets
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..clusters.history import FIGURES
 from ..errors import NotFoundError
 from .cache import write_json_atomic
 from .params import json_safe
@@ -39,6 +41,37 @@ PACKAGES = (
     "distributed",
 )
 STATUS_ORDER = ("ok", "cached", "failed", "skipped", "running", "pending")
+
+
+#: A step's ``cost`` figures: the cluster's (held, see execute._cost) and the measured CPU time.
+STEP_FIGURES = (*FIGURES, "cpu_hours")
+
+
+def cached_cost() -> dict[str, Any]:
+    """A cached step's cost: it did not run, so it held nothing in this run."""
+    return {"cached": True, **dict.fromkeys(STEP_FIGURES, 0.0)}
+
+
+def add_cost(before: dict[str, Any] | None, attempt: dict[str, Any]) -> dict[str, Any]:
+    """A step's cost after one more attempt: the figures add up, ``held`` is the latest."""
+    if not isinstance(before, dict) or before.get("cached"):
+        return dict(attempt)
+    out = {**before, **attempt}
+    for key in STEP_FIGURES:
+        if key in before or key in attempt:
+            out[key] = round(float(before.get(key) or 0.0) + float(attempt.get(key) or 0.0), 9)
+    return out
+
+
+def hours(value: Any) -> str:
+    """A figure in hours for tables: 4 significant digits, so a short step is not 0.0000."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    if value == 0:
+        return "0"
+    decimals = min(12, max(0, 3 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"  # plain decimals: no 5.556e-06 in a table
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def new_run_id() -> str:
@@ -156,11 +189,32 @@ class RunRecord:
             out[step["status"]] = out.get(step["status"], 0) + 1
         return out
 
+    def total_cost(self) -> dict[str, Any]:
+        """The run's cost: the sum of its steps' (cached and skipped steps add nothing)."""
+        total: dict[str, Any] = dict.fromkeys(STEP_FIGURES, 0.0)
+        ran = 0
+        for step in self.steps.values():
+            cost = step.get("cost")
+            if not isinstance(cost, dict) or cost.get("cached"):
+                continue
+            ran += 1
+            for key in STEP_FIGURES:
+                total[key] += float(cost.get(key) or 0.0)
+        total = {k: round(v, 9) for k, v in total.items()}
+        total["steps"] = ran  # steps that held a worker in this run
+        return total
+
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s}" for s in STATUS_ORDER if (n := self.counts().get(s)))
         took = self.data.get("duration")
         line = f"pipeline {self.data['pipeline']} run {self.run_id}: {self.status} ({counts}"
         line += f"; {took:.1f} s)" if took is not None else ")"
+        cost = self.data.get("cost")
+        if isinstance(cost, dict) and cost.get("steps"):
+            line += (
+                f"; cost: {hours(cost.get('gpu_hours'))} GPU-h, "
+                f"{hours(cost.get('core_hours'))} core-h, {hours(cost.get('cpu_hours'))} CPU-h"
+            )
         for name, step in self.steps.items():
             if step["status"] == "failed":
                 line += f"\n  {name} failed: {step.get('error')}  [{step.get('notebook')}]"
@@ -176,13 +230,24 @@ class RunRecord:
                     step["status"],
                     f"{took:.2f}s" if took is not None else "",
                     str(step.get("attempts") or ""),
+                    *cost_cells(step.get("cost")),
                     step.get("worker") or "",
                     step.get("error") or step.get("reason") or "",
                 ]
             )
         return rows
 
-    HEADER = ("step", "status", "duration", "attempts", "worker", "note")
+    HEADER = (
+        "step",
+        "status",
+        "duration",
+        "attempts",
+        "GPU-h",
+        "core-h",
+        "CPU-h",
+        "worker",
+        "note",
+    )
 
     def table(self) -> str:
         rows = [list(self.HEADER), *self.rows()]
@@ -225,3 +290,12 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return self.data
+
+
+def cost_cells(cost: Any) -> list[str]:
+    """GPU-, core- and CPU-hours of a step for the tables; "cached" for a step not run."""
+    if not isinstance(cost, dict) or "error" in cost:
+        return ["", "", ""]
+    if cost.get("cached"):
+        return ["cached", "", ""]
+    return [hours(cost.get(k)) for k in ("gpu_hours", "core_hours", "cpu_hours")]

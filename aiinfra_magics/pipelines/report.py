@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from .cache import write_text_atomic
 from .dag import Node, layers
-from .record import COLOURS, RunRecord
+from .record import COLOURS, RunRecord, cost_cells, hours
 
 BOX_H, GAP_X, GAP_Y, PAD = 34, 56, 14, 12
 
@@ -140,6 +140,20 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
+def _total(cost: Any) -> str:
+    """The run's cost line: what its steps held (GPU-, core-, memory GB-hours) and used (CPU)."""
+    if not isinstance(cost, dict):
+        return ""
+    if not cost.get("steps"):
+        return "nothing ran in this run (cached or skipped)"
+    return (
+        f"{hours(cost.get('gpu_hours'))} GPU-hours, {hours(cost.get('core_hours'))} core-hours, "
+        f"{hours(cost.get('memory_gb_hours'))} memory GB-hours held; "
+        f"{hours(cost.get('cpu_hours'))} CPU-hours used by the kernels "
+        f"({cost['steps']} step{'s' if cost['steps'] != 1 else ''})"
+    )
+
+
 def record_graph(run: RunRecord) -> dict[str, Any]:
     """The DAG as the run saw it (the spec may have changed since)."""
     return {
@@ -171,7 +185,9 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
         rows.append(
             f"<tr><td>{_esc(name)}</td><td><span class='st' style='background:{fill};color:{stroke}'>"
             f"{_esc(step['status'])}</span></td><td>{offset}</td><td>{took}</td>"
-            f"<td>{step.get('attempts') or ''}</td><td>{_esc(step.get('worker') or '')}</td>"
+            f"<td>{step.get('attempts') or ''}</td>"
+            + "".join(f"<td>{_esc(c)}</td>" for c in cost_cells(step.get("cost")))
+            + f"<td>{_esc(step.get('worker') or '')}</td>"
             f"<td>{_esc(', '.join(step.get('devices') or []))}</td><td>{link}</td><td>{_esc(note)}</td></tr>"
         )
     git = data.get("git") or {}
@@ -181,6 +197,7 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
         "started": _when(data["start"]),
         "duration": f"{data['duration']:.2f} s" if data.get("duration") is not None else "",
         "cluster": json.dumps(data.get("cluster")),
+        "cost": _total(data.get("cost")),
         "git": f"{git.get('commit', '')}{' (with local changes)' if git.get('dirty') else ''}"
         or "not a git repository",
         "parameters": " ".join(data.get("params") or []) or "as in the spec",
@@ -205,7 +222,7 @@ th, td {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #e0e0e0;
 {_timeline(run)}
 <h2>Details</h2>
 <table><tr><th>step</th><th>status</th><th>start (s)</th><th>duration (s)</th><th>attempts</th>
-<th>worker</th><th>devices</th><th>executed notebook</th><th>note</th></tr>
+<th>GPU-hours</th><th>core-hours</th><th>CPU-hours</th><th>worker</th><th>devices</th><th>executed notebook</th><th>note</th></tr>
 {"".join(rows)}</table>
 </body></html>
 """

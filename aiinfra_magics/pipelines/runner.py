@@ -24,7 +24,7 @@ from .dag import Node, apply_overrides, check_resources, expand, select
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
 from .progress import NoProgress, Progress
-from .record import RunRecord, git_commit, new_run_id, versions
+from .record import RunRecord, add_cost, cached_cost, git_commit, new_run_id, versions
 from .signals import terminate_raises
 from .spec import PipelineSpec
 
@@ -242,6 +242,7 @@ class _Run:
                 shared.setdefault(step["kernel_id"], []).append(name)
         if shared:  # which steps ran in the same (reused) kernel, in order of use
             data["kernels"] = shared
+        data["cost"] = self.run.total_cost()
         if data["status"] == "running":
             data["status"] = (
                 "failed" if any(s["status"] == "failed" for s in self.run.steps.values()) else "ok"
@@ -251,6 +252,8 @@ class _Run:
 
     def _set(self, name: str, **fields: Any) -> None:
         self.run.steps[name].update(fields)
+        if "cost" in fields:  # the run's total so far, for status while it runs
+            self.run.data["cost"] = self.run.total_cost()
         self.run.save()
         self.progress.update(self.run, name)
 
@@ -280,6 +283,7 @@ class _Run:
                 hashes=hashes,
                 reason=f"unchanged since run {hit.get('run_id')}",
                 duration=0.0,
+                cost=cached_cost(),  # not run: nothing held (the run that made it paid)
                 notebook=hit.get("notebook")
                 or _rel(self.folder, self.run.run_dir.parent / hit["run_id"] / file_name(name)),
             )
@@ -328,6 +332,7 @@ class _Run:
             "log_output": st.log_output,
             "request_save_on_cell_execute": st.request_save_on_cell_execute,
             "autosave_cell_every": st.autosave_cell_every,
+            "resources": dict(st.resources or {}),  # what the step's cost counts as held
             "topic": self.topic,
             "attempt": attempt,
             "warm": warm,
@@ -395,6 +400,8 @@ class _Run:
         from .placement import fields
 
         timing.update(fields(result))  # host, SLURM job and node of the step
+        if isinstance(result.get("cost"), dict):  # every attempt held its worker: they add up
+            timing["cost"] = add_cost(step.get("cost"), result["cost"])
         if result.get("start") and result.get("end"):
             timing["duration"] = result["end"] - result["start"]
         if result["status"] == "ok":
