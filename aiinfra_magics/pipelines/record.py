@@ -74,8 +74,22 @@ def hours(value: Any) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+_last_run_micros = 0
+
+
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    """A run id that sorts by start time: ``load()`` takes the last one as the latest run.
+
+    Microseconds come before the random suffix, so two runs started in the same second
+    still sort in order (with seconds alone the random suffix decided, half the time wrongly);
+    within one process each id is at least a microsecond after the one before.
+    """
+    global _last_run_micros
+    micros = max(int(time.time() * 1e6), _last_run_micros + 1)
+    _last_run_micros = micros
+    seconds, fraction = divmod(micros, 1_000_000)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds))
+    return f"{stamp}-{fraction:06d}-{secrets.token_hex(2)}"
 
 
 def versions() -> dict[str, str | None]:

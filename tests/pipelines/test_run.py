@@ -449,3 +449,17 @@ def test_ctrl_c_stops_the_run_and_its_kernels(tmp_path, notebook, pipeline_file,
             assert _cli("cluster", "stop", cluster).wait(timeout=120) == 0
     record = RunRecord.load(tmp_path)
     assert record.status == "interrupted" and os.path.exists(record.path)
+
+
+def test_run_ids_sort_in_the_order_runs_started(tmp_path):
+    # load() takes the last id as the latest run: ids made within one second must still sort
+    # by start (with seconds and a random suffix alone, half of such pairs sorted backwards).
+    from aiinfra_magics.pipelines.record import new_run_id
+
+    ids = [new_run_id() for _ in range(500)]
+    assert sorted(ids) == ids and len(set(ids)) == len(ids)
+    runs = tmp_path / "runs"
+    for run_id in ids[:3]:
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "run.json").write_text(json.dumps({"run_id": run_id, "status": "ok"}))
+    assert RunRecord.load(tmp_path).data["run_id"] == ids[2]
