@@ -196,8 +196,13 @@ def test_workers_survive_a_kernel_interrupt_and_die_with_its_shutdown():
         pids = json.loads(next(line for line in out.splitlines() if line.startswith("[")))
         assert len(pids) == 2
         # A long cell, interrupted the way JupyterLab does it: SIGINT to the process group.
-        msg_id = kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
-        wait_for(lambda: _busy(kc, msg_id), what="the cell to start")
+        # Interrupt only once the cell's code runs: between its "busy" status and the start of
+        # the code, ipykernel still ignores SIGINT (the cell would then run its full minute).
+        msg_id = kc.execute(
+            "import sys, time\nprint('cell running', flush=True)\n"
+            "for _ in range(600): time.sleep(0.1)"
+        )
+        wait_for(lambda: _printed(kc, msg_id, "cell running"), what="the cell to run")
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:
@@ -215,15 +220,15 @@ def test_workers_survive_a_kernel_interrupt_and_die_with_its_shutdown():
     wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), what="workers gone")
 
 
-def _busy(kc, msg_id: str) -> bool:
+def _printed(kc, msg_id: str, text: str) -> bool:
     try:
         msg = kc.get_iopub_msg(timeout=1)
     except Exception:  # queue.Empty: nothing yet
         return False
     return (
         msg["parent_header"].get("msg_id") == msg_id
-        and msg["msg_type"] == "status"
-        and msg["content"]["execution_state"] == "busy"
+        and msg["msg_type"] == "stream"
+        and text in msg["content"]["text"]
     )
 
 
