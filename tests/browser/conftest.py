@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - docs/screenshots.py imports them from here
 
 
 def _tracked() -> dict[str, tuple[int, int]] | None:
@@ -51,11 +51,6 @@ def tracked_files_unchanged():
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 LIVE_TOKEN = "aiinfra-live-test"
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,14 +24,10 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chromium import CHROMIUM, browser_page
 
 from aiinfra_magics.clusters.registry import Registry, this_process
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 TOKEN = "aiinfra-sandbox-test"
 BASE_URL = "/user/sandbox-test/"
 # The lab's dashboard iframe (extension/src/index.ts).
@@ -186,54 +181,46 @@ def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab,
             "gpus": [],
         }
     )
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.set_default_timeout(90_000)
-            page.goto(f"{url}lab?token={TOKEN}")  # the login cookie and _xsrf, as a user has
-            page.locator("#jp-main-dock-panel").wait_for()
-            assert any(c["name"] == "_xsrf" for c in page.context.cookies())
+    with browser_page(width=1300, height=900) as page:
+        page.goto(f"{url}lab?token={TOKEN}")  # the login cookie and _xsrf, as a user has
+        page.locator("#jp-main-dock-panel").wait_for()
+        assert any(c["name"] == "_xsrf" for c in page.context.cookies())
 
-            # 1. The hostile page: runs, but as nobody.
-            frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/hostile/status")
-            out = frame.locator("#out")
-            out.filter(has_text="done").wait_for()
-            result = out.text_content()
-            assert "cookie-blocked" in result and "parent-blocked" in result, result
-            assert "put-201" not in result and "list-200" not in result, result
-            assert not (root / "pwned.txt").exists()
-            assert [p.name for p in root.iterdir()] == []
+        # 1. The hostile page: runs, but as nobody.
+        frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/hostile/status")
+        out = frame.locator("#out")
+        out.filter(has_text="done").wait_for()
+        result = out.text_content()
+        assert "cookie-blocked" in result and "parent-blocked" in result, result
+        assert "put-201" not in result and "list-200" not in result, result
+        assert not (root / "pwned.txt").exists()
+        assert [p.name for p in root.iterdir()] == []
 
-            # 2. The real Dask dashboard, live through the proxy.
-            _api(url, "aiinfra/api/clusters", "POST", {"name": "live", "workers": 1, "threads": 1})
-            sockets: list = []
-            patches: list[int] = []
+        # 2. The real Dask dashboard, live through the proxy.
+        _api(url, "aiinfra/api/clusters", "POST", {"name": "live", "workers": 1, "threads": 1})
+        sockets: list = []
+        patches: list[int] = []
 
-            def on_socket(ws) -> None:
-                if "aiinfra/dashboard/live/" in ws.url:
-                    sockets.append(ws)
-                    ws.on(
-                        "framereceived",
-                        lambda payload: patches.append(1) if "PATCH-DOC" in str(payload) else None,
-                    )
+        def on_socket(ws) -> None:
+            if "aiinfra/dashboard/live/" in ws.url:
+                sockets.append(ws)
+                ws.on(
+                    "framereceived",
+                    lambda payload: patches.append(1) if "PATCH-DOC" in str(payload) else None,
+                )
 
-            page.on("websocket", on_socket)
-            frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/live/workers")
-            # The workers table lists the cluster's worker: drawn from the Bokeh
-            # document the socket delivered, so the socket authenticated and connected.
-            frame.locator("text=tcp://127.0.0.1").first.wait_for(timeout=120_000)
-            assert sockets and "/ws" in sockets[0].url
-            assert not sockets[0].is_closed()
-            seen = len(patches)
-            deadline = time.monotonic() + 120
-            while len(patches) < seen + 3 and time.monotonic() < deadline:
-                page.wait_for_timeout(250)  # polls the condition; updates arrive from the server
-            assert len(patches) >= seen + 3, "the dashboard stopped updating"
-            # The dashboard itself is sandboxed too: no Jupyter cookie for its scripts.
-            probe = (
-                "() => { try { document.cookie; return 'read' } catch (e) { return 'blocked' } }"
-            )
-            assert frame.locator("body").evaluate(probe) == "blocked"
-        finally:
-            browser.close()
+        page.on("websocket", on_socket)
+        frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/live/workers")
+        # The workers table lists the cluster's worker: drawn from the Bokeh
+        # document the socket delivered, so the socket authenticated and connected.
+        frame.locator("text=tcp://127.0.0.1").first.wait_for(timeout=120_000)
+        assert sockets and "/ws" in sockets[0].url
+        assert not sockets[0].is_closed()
+        seen = len(patches)
+        deadline = time.monotonic() + 120
+        while len(patches) < seen + 3 and time.monotonic() < deadline:
+            page.wait_for_timeout(250)  # polls the condition; updates arrive from the server
+        assert len(patches) >= seen + 3, "the dashboard stopped updating"
+        # The dashboard itself is sandboxed too: no Jupyter cookie for its scripts.
+        probe = "() => { try { document.cookie; return 'read' } catch (e) { return 'blocked' } }"
+        assert frame.locator("body").evaluate(probe) == "blocked"

@@ -13,8 +13,9 @@ import subprocess
 import sys
 
 import pytest
+from chromium import browser_page
 from gateway_server import forget, gateway, gateway_server  # noqa: F401 - fixtures
-from test_sidebar import CHROMIUM, CHROMIUM_ARGS, playwright_sync, pytestmark  # noqa: F401
+from test_sidebar import playwright_sync, pytestmark  # noqa: F401
 from waiting import wait_for
 
 LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)
@@ -45,26 +46,18 @@ def test_plain_gateway_cluster_shows_in_the_sidebar_and_stops_there(gateway, liv
         forget(plain)  # this process lets go; the cluster keeps running on the gateway
         name = f"lab-{cluster_id[:8]}"
         assert cluster_id in running_ids(gateway)
-        with playwright_sync.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
-                page.set_default_timeout(120_000)
-                page.goto(f"{live_lab.url}lab?token={LIVE_TOKEN}")
-                page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-                card = page.locator(f'.aiinfra-cluster[data-name="{name}"]')
-                card.wait_for()
-                head = card.locator(".aiinfra-cluster-head").inner_text()
-                assert "running" in head and "gateway · gateway" in head, head
-                page.screenshot(path=str(tmp_path / "gateway-sidebar.png"))
+        with browser_page() as page:
+            page.goto(f"{live_lab.url}lab?token={LIVE_TOKEN}")
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            card = page.locator(f'.aiinfra-cluster[data-name="{name}"]')
+            card.wait_for()
+            head = card.locator(".aiinfra-cluster-head").inner_text()
+            assert "running" in head and "gateway · gateway" in head, head
+            page.screenshot(path=str(tmp_path / "gateway-sidebar.png"))
 
-                card.locator("button.aiinfra-stop").click()
-                page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
-                card.wait_for(state="detached")
-            finally:
-                browser.close()
+            card.locator("button.aiinfra-stop").click()
+            page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
+            card.wait_for(state="detached")
         # Really gone on the gateway, as the plain client sees it; and from the lab's list.
         wait_for(
             lambda: client.get_cluster(cluster_id).status.name == "STOPPED",

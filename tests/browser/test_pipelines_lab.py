@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,15 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chromium import CHROMIUM, browser_page
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags that work in this container (shared/FACTS.md): no sandbox as root, no GPU.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 TOKEN = "aiinfra-pipelines-test"
 BASE_URL = "/user/pipelines-test/"
 
@@ -154,99 +148,91 @@ def _open_folder(page, name: str) -> None:
 def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_path):
     url, root = lab
     folder = root / "pipe"
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 860})
-            page.set_default_timeout(60_000)
-            page.goto(f"{url}lab?token={TOKEN}")
-            page.locator(".jp-DirListing-item", has_text="pipe").first.wait_for()
-            news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
-            if news.count():
-                news.first.click()
+    with browser_page() as page:
+        page.goto(f"{url}lab?token={TOKEN}")
+        page.locator(".jp-DirListing-item", has_text="pipe").first.wait_for()
+        news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
+        if news.count():
+            news.first.click()
 
-            # 6. Right-click pipeline.yaml -> Run Pipeline: the dialog is made from the spec.
-            _open_folder(page, "pipe")
-            page.locator('.jp-DirListing-item[data-file-type="yaml"]').click(button="right")
-            page.locator(".lm-Menu-itemLabel", has_text="aiinfra: Run Pipeline").click()
-            dialog = page.locator(".jp-Dialog")
-            dialog.locator('.aiinfra-param[data-step="make"][data-param="n"]').wait_for()
-            assert dialog.locator(".aiinfra-param").count() == 1  # only make declares params
-            only = dialog.locator('select[name="only"] option').evaluate_all(
-                "els => els.map(e => e.value)"
-            )
-            assert only == ["", "make", "use"]
-            dialog.locator('input[name="make.n"]').fill("21")
-            dialog.locator("button.jp-mod-accept").click()
+        # 6. Right-click pipeline.yaml -> Run Pipeline: the dialog is made from the spec.
+        _open_folder(page, "pipe")
+        page.locator('.jp-DirListing-item[data-file-type="yaml"]').click(button="right")
+        page.locator(".lm-Menu-itemLabel", has_text="aiinfra: Run Pipeline").click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.locator('.aiinfra-param[data-step="make"][data-param="n"]').wait_for()
+        assert dialog.locator(".aiinfra-param").count() == 1  # only make declares params
+        only = dialog.locator('select[name="only"] option').evaluate_all(
+            "els => els.map(e => e.value)"
+        )
+        assert only == ["", "make", "use"]
+        dialog.locator('input[name="make.n"]').fill("21")
+        dialog.locator("button.jp-mod-accept").click()
 
-            # 7. The run view opens and follows the run to ok.
-            detail = page.locator(".aiinfra-run-detail[data-run-id]")
-            detail.wait_for(timeout=120_000)
-            page.wait_for_selector('.aiinfra-run-detail[data-status="ok"]', timeout=240_000)
-            states = page.locator(".aiinfra-dag-node").evaluate_all(
-                "els => els.map(e => e.dataset.node + '=' + e.dataset.status)"
-            )
-            assert states == ["make=ok", "use=ok"]
-            assert (folder / "made.txt").read_text() == "42"  # the form's typed value reached it
-            make_row = page.locator('.aiinfra-step-row[data-step="make"]')
-            assert make_row.locator(".aiinfra-step-duration").inner_text().endswith(" s")
-            assert make_row.locator(".aiinfra-step-attempts").inner_text() == "1"
-            assert make_row.locator(".aiinfra-step-where").inner_text()  # worker · devices
-            if os.environ.get("AIINFRA_SCREENSHOTS") == "1":
-                page.screenshot(path=str(REPO / "docs" / "pipeline-runs.png"))
-            else:
-                page.screenshot(path=str(tmp_path / "pipeline-runs.png"))
+        # 7. The run view opens and follows the run to ok.
+        detail = page.locator(".aiinfra-run-detail[data-run-id]")
+        detail.wait_for(timeout=120_000)
+        page.wait_for_selector('.aiinfra-run-detail[data-status="ok"]', timeout=240_000)
+        states = page.locator(".aiinfra-dag-node").evaluate_all(
+            "els => els.map(e => e.dataset.node + '=' + e.dataset.status)"
+        )
+        assert states == ["make=ok", "use=ok"]
+        assert (folder / "made.txt").read_text() == "42"  # the form's typed value reached it
+        make_row = page.locator('.aiinfra-step-row[data-step="make"]')
+        assert make_row.locator(".aiinfra-step-duration").inner_text().endswith(" s")
+        assert make_row.locator(".aiinfra-step-attempts").inner_text() == "1"
+        assert make_row.locator(".aiinfra-step-where").inner_text()  # worker · devices
+        if os.environ.get("AIINFRA_SCREENSHOTS") == "1":
+            page.screenshot(path=str(REPO / "docs" / "pipeline-runs.png"))
+        else:
+            page.screenshot(path=str(tmp_path / "pipeline-runs.png"))
 
-            # An executed notebook opens read-only, with no kernel and unmodified.
-            assert _api(url, "api/kernels") == []
-            make_row.locator("button.aiinfra-open-executed").click()
-            panel = page.locator(".jp-NotebookPanel.aiinfra-readonly")
-            panel.wait_for()
-            panel.locator(".jp-OutputArea-output", has_text="made 42").wait_for()
-            # Every cell's editor is read-only (JupyterLab marks them jp-mod-readOnly).
-            assert panel.locator(".jp-Cell .cm-editor").count() >= 2
-            assert panel.locator(".jp-Cell .cm-editor:not(.jp-mod-readOnly)").count() == 0
-            assert _api(url, "api/kernels") == []
-            assert _api(url, "api/sessions") == []
-            tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="make")
-            assert "jp-mod-dirty" not in (tab.get_attribute("class") or "")
+        # An executed notebook opens read-only, with no kernel and unmodified.
+        assert _api(url, "api/kernels") == []
+        make_row.locator("button.aiinfra-open-executed").click()
+        panel = page.locator(".jp-NotebookPanel.aiinfra-readonly")
+        panel.wait_for()
+        panel.locator(".jp-OutputArea-output", has_text="made 42").wait_for()
+        # Every cell's editor is read-only (JupyterLab marks them jp-mod-readOnly).
+        assert panel.locator(".jp-Cell .cm-editor").count() >= 2
+        assert panel.locator(".jp-Cell .cm-editor:not(.jp-mod-readOnly)").count() == 0
+        assert _api(url, "api/kernels") == []
+        assert _api(url, "api/sessions") == []
+        tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="make")
+        assert "jp-mod-dirty" not in (tab.get_attribute("class") or "")
 
-            # The same pipeline again, picked with the path picker: nothing changed -> cached.
-            # Not awaited: the command resolves only once its dialogs are done.
-            page.evaluate("() => { window.jupyterapp.commands.execute('aiinfra:pick-pipeline'); }")
-            picker = page.locator(".jp-Dialog")
-            picker.locator(".jp-DirListing-item", has_text="pipeline.yaml").click()
-            picker.locator("button.jp-mod-accept").click()
-            page.locator(".jp-Dialog .aiinfra-run-form").wait_for()
-            page.locator('.jp-Dialog input[name="make.n"]').fill("21")  # as the first run
-            page.locator(".jp-Dialog button.jp-mod-accept").click()
-            cached = page.locator(".aiinfra-runs-row.aiinfra-runs-cached")
-            cached.wait_for(timeout=120_000)
-            groups = page.locator(".aiinfra-runs-group")
-            assert groups.count() == 1
-            assert groups.locator(".aiinfra-runs-row").count() == 2  # the run and its cached repeat
+        # The same pipeline again, picked with the path picker: nothing changed -> cached.
+        # Not awaited: the command resolves only once its dialogs are done.
+        page.evaluate("() => { window.jupyterapp.commands.execute('aiinfra:pick-pipeline'); }")
+        picker = page.locator(".jp-Dialog")
+        picker.locator(".jp-DirListing-item", has_text="pipeline.yaml").click()
+        picker.locator("button.jp-mod-accept").click()
+        page.locator(".jp-Dialog .aiinfra-run-form").wait_for()
+        page.locator('.jp-Dialog input[name="make.n"]').fill("21")  # as the first run
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        cached = page.locator(".aiinfra-runs-row.aiinfra-runs-cached")
+        cached.wait_for(timeout=120_000)
+        groups = page.locator(".aiinfra-runs-group")
+        assert groups.count() == 1
+        assert groups.locator(".aiinfra-runs-row").count() == 2  # the run and its cached repeat
 
-            # 8. Add a notebook to the pipeline from its toolbar.
-            page.locator(".jp-DirListing-item", has_text="extra.ipynb").dblclick()
-            button = page.locator(
-                ".jp-NotebookPanel:not(.aiinfra-readonly) .aiinfra-add-to-pipeline"
-            )
-            button.click()
-            form = page.locator(".jp-Dialog .aiinfra-promote-form")
-            form.locator('input[name="after.use"]').check()
-            assert form.locator('input[name="pipeline"]').input_value() == "pipe/pipeline.yaml"
-            assert form.locator('input[name="name"]').input_value() == "extra"
-            form.locator('textarea[name="params"]').fill("k=5")
-            page.locator(".jp-Dialog button.jp-mod-accept").click()
-            page.locator(".jp-Dialog", has_text="Step extra added").wait_for()
-            page.locator(".jp-Dialog button.jp-mod-accept").click()
-            spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
-            assert spec["steps"]["extra"] == {
-                "notebook": "extra.ipynb",
-                "after": ["use"],
-                "params": {"k": 5},
-            }
-            described = _api(url, "aiinfra/api/pipelines/spec?path=pipe/pipeline.yaml")
-            assert [s["name"] for s in described["steps"]] == ["make", "use", "extra"]
-        finally:
-            browser.close()
+        # 8. Add a notebook to the pipeline from its toolbar.
+        page.locator(".jp-DirListing-item", has_text="extra.ipynb").dblclick()
+        button = page.locator(".jp-NotebookPanel:not(.aiinfra-readonly) .aiinfra-add-to-pipeline")
+        button.click()
+        form = page.locator(".jp-Dialog .aiinfra-promote-form")
+        form.locator('input[name="after.use"]').check()
+        assert form.locator('input[name="pipeline"]').input_value() == "pipe/pipeline.yaml"
+        assert form.locator('input[name="name"]').input_value() == "extra"
+        form.locator('textarea[name="params"]').fill("k=5")
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        page.locator(".jp-Dialog", has_text="Step extra added").wait_for()
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+        assert spec["steps"]["extra"] == {
+            "notebook": "extra.ipynb",
+            "after": ["use"],
+            "params": {"k": 5},
+        }
+        described = _api(url, "aiinfra/api/pipelines/spec?path=pipe/pipeline.yaml")
+        assert [s["name"] for s in described["steps"]] == ["make", "use", "extra"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,15 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, browser_page
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags that work in this container (shared/FACTS.md): no sandbox as root, no GPU.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 TOKEN = "aiinfra-browser-test"
 BASE_URL = "/user/browser-test/"
 
@@ -105,90 +99,80 @@ def lab(tmp_path):
 
 
 def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 860})
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab}lab?token={TOKEN}")
+    with browser_page() as page:
+        page.goto(f"{lab}lab?token={TOKEN}")
 
-            # The aiinfra icon in the left sidebar opens the panel.
-            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-            panel = page.locator(".aiinfra-panel")
-            panel.wait_for()
-            # Devices: the CPU line, and GPUs or the reason there are none.
-            panel.locator(".aiinfra-host").wait_for()
-            assert panel.locator(".aiinfra-gpu").count() or panel.locator(".aiinfra-no-gpu").count()
-            assert panel.locator(".aiinfra-missing").count() == 0
+        # The aiinfra icon in the left sidebar opens the panel.
+        page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+        panel = page.locator(".aiinfra-panel")
+        panel.wait_for()
+        # Devices: the CPU line, and GPUs or the reason there are none.
+        panel.locator(".aiinfra-host").wait_for()
+        assert panel.locator(".aiinfra-gpu").count() or panel.locator(".aiinfra-no-gpu").count()
+        assert panel.locator(".aiinfra-missing").count() == 0
 
-            # Start a local cluster from the dialog.
-            panel.locator("button.aiinfra-start").click()
-            dialog = page.locator(".jp-Dialog")
-            _dialog_follows_backend_declaration(
-                dialog, _api(lab, "aiinfra/api/backends")["backends"]
-            )
-            dialog.locator('input[name="name"]').fill("browser1")
-            dialog.locator('select[name="backend"]').select_option("local")
-            dialog.locator('input[name="workers"]').fill("1")
-            dialog.locator('input[name="threads"]').fill("1")
-            dialog.locator('input[name="idle_timeout"]').fill("1h")
-            dialog.locator("button.jp-mod-accept").click()
+        # Start a local cluster from the dialog.
+        panel.locator("button.aiinfra-start").click()
+        dialog = page.locator(".jp-Dialog")
+        _dialog_follows_backend_declaration(dialog, _api(lab, "aiinfra/api/backends")["backends"])
+        dialog.locator('input[name="name"]').fill("browser1")
+        dialog.locator('select[name="backend"]').select_option("local")
+        dialog.locator('input[name="workers"]').fill("1")
+        dialog.locator('input[name="threads"]').fill("1")
+        dialog.locator('input[name="idle_timeout"]').fill("1h")
+        dialog.locator("button.jp-mod-accept").click()
 
-            card = panel.locator('.aiinfra-cluster[data-name="browser1"]')
-            card.wait_for(timeout=120_000)
-            page.wait_for_function(
-                """() => {
-                  const c = document.querySelector('.aiinfra-cluster[data-name="browser1"]');
-                  return c && c.textContent.includes('1 worker') && c.textContent.includes('running');
-                }""",
-                timeout=60_000,
-            )
-            assert [c["name"] for c in _api(lab, "aiinfra/api/clusters")["clusters"]] == [
-                "browser1"
-            ]
-            # What it used so far and its idle clock (issue 12): from the cluster's `cost` field.
-            card.locator(".aiinfra-cost").get_by_text("worker-h").wait_for(timeout=60_000)
-            assert "GPU-h" in card.locator(".aiinfra-cost").inner_text()
-            assert "stops" in card.locator(".aiinfra-idle").inner_text()
+        card = panel.locator('.aiinfra-cluster[data-name="browser1"]')
+        card.wait_for(timeout=120_000)
+        page.wait_for_function(
+            """() => {
+              const c = document.querySelector('.aiinfra-cluster[data-name="browser1"]');
+              return c && c.textContent.includes('1 worker') && c.textContent.includes('running');
+            }""",
+            timeout=60_000,
+        )
+        assert [c["name"] for c in _api(lab, "aiinfra/api/clusters")["clusters"]] == ["browser1"]
+        # What it used so far and its idle clock (issue 12): from the cluster's `cost` field.
+        card.locator(".aiinfra-cost").get_by_text("worker-h").wait_for(timeout=60_000)
+        assert "GPU-h" in card.locator(".aiinfra-cost").inner_text()
+        assert "stops" in card.locator(".aiinfra-idle").inner_text()
 
-            # Scale it to two workers from the panel.
-            card.locator("button.aiinfra-scale").click()
-            page.locator(".jp-Dialog input").fill("2")
-            page.locator(".jp-Dialog button.jp-mod-accept").click()
-            card.get_by_text("2 workers").wait_for(timeout=60_000)
-            _buttons_in_one_row(card)
+        # Scale it to two workers from the panel.
+        card.locator("button.aiinfra-scale").click()
+        page.locator(".jp-Dialog input").fill("2")
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        card.get_by_text("2 workers").wait_for(timeout=60_000)
+        _buttons_in_one_row(card)
 
-            # Make it adaptive from the panel: between 1 and 2 workers.
-            card.locator("button.aiinfra-adapt").click()
-            page.locator('.jp-Dialog input[name="minimum"]').fill("1")
-            page.locator('.jp-Dialog input[name="maximum"]').fill("2")
-            page.locator(".jp-Dialog button.jp-mod-accept").click()
-            card.get_by_text("adapt 1:2").wait_for(timeout=60_000)
+        # Make it adaptive from the panel: between 1 and 2 workers.
+        card.locator("button.aiinfra-adapt").click()
+        page.locator('.jp-Dialog input[name="minimum"]').fill("1")
+        page.locator('.jp-Dialog input[name="maximum"]').fill("2")
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        card.get_by_text("adapt 1:2").wait_for(timeout=60_000)
 
-            # Its Dask dashboard opens in a main-area tab, through the proxy.
-            card.locator("button.aiinfra-dashboard").click()
-            tab = page.locator(".jp-MainAreaWidget.aiinfra-dashboard-tab")
-            tab.wait_for()
-            frame = page.frame_locator(".aiinfra-dashboard-tab iframe")
-            frame.locator(
-                "body .bk-Figure, body .bk-Column, body .bk-Row, body canvas"
-            ).first.wait_for(timeout=90_000)
-            assert page.locator(".lm-TabBar-tabLabel", has_text="Dask: browser1").count() == 1
-            news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
-            if news.count():
-                news.first.click()
-            page.wait_for_timeout(1500)  # let the dashboard draw its first frames
-            shots = Path(os.environ.get("AIINFRA_SCREENSHOTS") or tmp_path)
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / "sidebar.png"))
+        # Its Dask dashboard opens in a main-area tab, through the proxy.
+        card.locator("button.aiinfra-dashboard").click()
+        tab = page.locator(".jp-MainAreaWidget.aiinfra-dashboard-tab")
+        tab.wait_for()
+        frame = page.frame_locator(".aiinfra-dashboard-tab iframe")
+        frame.locator("body .bk-Figure, body .bk-Column, body .bk-Row, body canvas").first.wait_for(
+            timeout=90_000
+        )
+        assert page.locator(".lm-TabBar-tabLabel", has_text="Dask: browser1").count() == 1
+        news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
+        if news.count():
+            news.first.click()
+        page.wait_for_timeout(1500)  # let the dashboard draw its first frames
+        shots = Path(os.environ.get("AIINFRA_SCREENSHOTS") or tmp_path)
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "sidebar.png"))
 
-            # Stop it from the panel; it leaves the list and the registry.
-            card.locator("button.aiinfra-stop").click()
-            page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
-            card.wait_for(state="detached", timeout=90_000)
-            assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
-        finally:
-            browser.close()
+        # Stop it from the panel; it leaves the list and the registry.
+        card.locator("button.aiinfra-stop").click()
+        page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
+        card.wait_for(state="detached", timeout=90_000)
+        assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
 
 
 def _dialog_follows_backend_declaration(dialog, backends: list[dict]) -> None:
@@ -231,29 +215,23 @@ def throwaway_backend(tmp_path, monkeypatch):
 
 
 def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, lab):
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 860})
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab}lab?token={TOKEN}")
-            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-            panel = page.locator(".aiinfra-panel")
-            panel.wait_for()
-            panel.locator("button.aiinfra-start").click()
-            dialog = page.locator(".jp-Dialog")
-            dialog.locator('option[data-backend="throwaway"]').wait_for(state="attached")
-            dialog.locator('select[name="backend"]').select_option("throwaway")
-            own = dialog.locator('.aiinfra-backend-options[data-backend="throwaway"]')
-            own.locator('[data-option="greeting"]').wait_for()
-            dialog.locator('input[name="name"]').fill("plugged")
-            dialog.locator('input[name="workers"]').fill("1")
-            dialog.locator('input[name="threads"]').fill("1")
-            own.locator('[data-option="greeting"] input').fill("salut")
-            dialog.locator("button.jp-mod-accept").click()
-            card = panel.locator('.aiinfra-cluster[data-name="plugged"]')
-            card.wait_for(timeout=120_000)
-            clusters = _api(lab, "aiinfra/api/clusters")["clusters"]
-            assert [(c["name"], c["backend"]) for c in clusters] == [("plugged", "throwaway")]
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{lab}lab?token={TOKEN}")
+        page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+        panel = page.locator(".aiinfra-panel")
+        panel.wait_for()
+        panel.locator("button.aiinfra-start").click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.locator('option[data-backend="throwaway"]').wait_for(state="attached")
+        dialog.locator('select[name="backend"]').select_option("throwaway")
+        own = dialog.locator('.aiinfra-backend-options[data-backend="throwaway"]')
+        own.locator('[data-option="greeting"]').wait_for()
+        dialog.locator('input[name="name"]').fill("plugged")
+        dialog.locator('input[name="workers"]').fill("1")
+        dialog.locator('input[name="threads"]').fill("1")
+        own.locator('[data-option="greeting"] input').fill("salut")
+        dialog.locator("button.jp-mod-accept").click()
+        card = panel.locator('.aiinfra-cluster[data-name="plugged"]')
+        card.wait_for(timeout=120_000)
+        clusters = _api(lab, "aiinfra/api/clusters")["clusters"]
+        assert [(c["name"], c["backend"]) for c in clusters] == [("plugged", "throwaway")]

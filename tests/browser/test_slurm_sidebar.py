@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from chromium import browser_page
 from slurm_fixture import slurm, slurm_cluster, wait_for  # noqa: F401 - fixtures
 
 # The lab fixture, Chromium's flags and the same skips (no Chromium, no built labextension).
-from test_sidebar import CHROMIUM, CHROMIUM_ARGS, TOKEN, lab, playwright_sync, pytestmark  # noqa: F401
+from test_sidebar import TOKEN, lab, playwright_sync, pytestmark  # noqa: F401
 
 FLAGS = {"cores": 1, "memory": "1GB", "walltime": "00:10:00", "interface": "lo"}
 
@@ -46,33 +47,25 @@ def test_sidebar_shows_the_slurm_cluster_and_its_jobs(slurm, lab, tmp_path):  # 
             120,
             "two SLURM jobs",
         )
-        with playwright_sync.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        with browser_page() as page:
+            page.goto(f"{lab}lab?token={TOKEN}")
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            card = page.locator('.aiinfra-cluster[data-name="hpc"]')
+            card.wait_for()
+            assert "slurm" in card.locator(".aiinfra-cluster-head").inner_text()
+            # Both jobs running on the node, each with its time left; the queue summary.
+            running = card.locator(".aiinfra-job-running")
+            page.wait_for_function(
+                "() => document.querySelectorAll("
+                "'.aiinfra-cluster[data-name=\"hpc\"] .aiinfra-job-running').length === 2"
             )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
-                page.set_default_timeout(120_000)
-                page.goto(f"{lab}lab?token={TOKEN}")
-                page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-                card = page.locator('.aiinfra-cluster[data-name="hpc"]')
-                card.wait_for()
-                assert "slurm" in card.locator(".aiinfra-cluster-head").inner_text()
-                # Both jobs running on the node, each with its time left; the queue summary.
-                running = card.locator(".aiinfra-job-running")
-                page.wait_for_function(
-                    "() => document.querySelectorAll("
-                    "'.aiinfra-cluster[data-name=\"hpc\"] .aiinfra-job-running').length === 2"
-                )
-                lines = sorted(running.all_inner_texts())
-                ids = sorted(slurm.job_ids())
-                for line, job_id in zip(lines, ids):
-                    assert line.startswith(f"job {job_id} RUNNING on {slurm.node} · ")
-                    assert line.endswith(" left")
-                assert card.locator(".aiinfra-queue-summary").inner_text() == "jobs: 2 running"
-                page.screenshot(path=str(tmp_path / "slurm-sidebar.png"))
-            finally:
-                browser.close()
+            lines = sorted(running.all_inner_texts())
+            ids = sorted(slurm.job_ids())
+            for line, job_id in zip(lines, ids):
+                assert line.startswith(f"job {job_id} RUNNING on {slurm.node} · ")
+                assert line.endswith(" left")
+            assert card.locator(".aiinfra-queue-summary").inner_text() == "jobs: 2 running"
+            page.screenshot(path=str(tmp_path / "slurm-sidebar.png"))
     finally:
         code, stopped = _call(lab, "DELETE", "aiinfra/api/clusters/hpc")
     assert code == 200, stopped

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -33,19 +36,33 @@ def write_spec(folder: Path, spec: dict) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def client():
+@contextlib.contextmanager
+def local_client(**cluster_options: Any) -> Iterator[Client]:
+    """A Client of a real loopback LocalCluster of worker processes (2 x 1 thread unless told)."""
+    options = {"n_workers": 2, "threads_per_worker": 1, **cluster_options}
     with (
         LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
+            **options,
         ) as cluster,
         Client(cluster) as c,
     ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def gpu_client():
+    """One worker of 2 threads with a mocked GPU: a ``GPU`` resource the cost figures count."""
+    with local_client(n_workers=1, threads_per_worker=2, resources={"GPU": 1}) as c:
         yield c
 
 

@@ -7,10 +7,8 @@ mock one) and two task slots; real kernels via papermill.
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
-from distributed import Client, LocalCluster
 
 from aiinfra_magics.clusters.cost import step_stint
 from aiinfra_magics.doors.words import Context, run_words
@@ -29,23 +27,6 @@ BURN = (
     "while time.process_time() - t0 < 1.0:\n"
     "    sum(range(1000))"
 )
-
-
-@pytest.fixture(scope="module")
-def gpu_client():
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            resources={"GPU": 1},
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 @pytest.fixture
