@@ -228,7 +228,12 @@ def ewma(values: Any, offsets: Any, alpha: float, *, stream: Any = None) -> Any:
     if dev is None:
         v = np.ascontiguousarray(va)
         o = ck.offsets_host(ck.to_host(offsets, "offsets"), v.shape[0])
-        out = np.full(v.shape[0], np.nan, dt)  # positions outside every segment stay NaN
+        # Checked offsets are non-decreasing, so the segments cover o[0]:o[-1] exactly;
+        # only the positions outside them are set to NaN (no fill pass over the rest).
+        out = np.empty(v.shape[0], dt)
+        lo, hi = int(o[0]), int(o[-1])
+        out[:lo] = np.nan
+        out[hi:] = np.nan
         if o.size > 1:
             _cpu.ewma(v, o, a, out)
         return from_host(out, values)
