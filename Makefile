@@ -54,7 +54,7 @@ test-frontend: install
 # coverage's `patch = ["subprocess"]` (pyproject.toml) measures every Python child process.
 test-python: install system-packages
 	rm -rf .coverage-data
-	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --cov --cov-report= tests
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --durations=25 --cov --cov-report= tests
 	$(PY) -m coverage combine -q
 	$(PY) tests/coverage_by_package.py
 
