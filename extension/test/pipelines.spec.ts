@@ -2,6 +2,8 @@ import {
   cellFailure,
   dagLayout,
   failedSteps,
+  formatCost,
+  formatHours,
   groupRuns,
   isFullyCached,
   pipelinePath,
@@ -72,6 +74,25 @@ describe('the run form made from the spec', () => {
     await expect(fetchSpec(fake.requester(), 'demo/pipeline.yaml')).resolves.toEqual(SPEC);
     expect(fake.calls[0].url).toBe('/base/aiinfra/api/pipelines/spec?path=demo%2Fpipeline.yaml');
     await expect(fetchSpec(fake.requester(), 'a b&c.yaml')).rejects.toThrow("path: no file 'a b&c.yaml'");
+  });
+});
+
+describe('step cost cells', () => {
+  it('write hours as the CLI does: 4 significant digits, plain decimals', () => {
+    expect(formatHours(0)).toBe('0');
+    expect(formatHours(0.000005556)).toBe('0.000005556');
+    expect(formatHours(1 / 3)).toBe('0.3333');
+    expect(formatHours(12.5)).toBe('12.5');
+    expect(formatHours(1234.56)).toBe('1235');
+    expect(formatHours(undefined)).toBe('');
+  });
+
+  it('say cached, not measured, or the GPU- and core-hours held', () => {
+    expect(formatCost({ cached: true, gpu_hours: 0, core_hours: 0 })).toBe('cached');
+    expect(formatCost({ error: 'KeyError: x' })).toBe('not measured');
+    expect(formatCost({ gpu_hours: 0.5, core_hours: 2 })).toBe('0.5 GPU-h · 2 core-h');
+    expect(formatCost({ core_hours: 0.25 })).toBe('0 GPU-h · 0.25 core-h');
+    expect(formatCost(null)).toBe('');
   });
 });
 

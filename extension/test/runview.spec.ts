@@ -89,7 +89,15 @@ describe('the run view', () => {
       record('r1', 10, { prepare: { status: 'ok', duration: 2 }, train: { status: 'ok', upstream: ['prepare'] } }),
       record('r2', 20, { prepare: { status: 'cached' }, train: { status: 'cached', upstream: ['prepare'] } }),
       record('r3', 30, {
-        prepare: { status: 'ok', duration: 1.25, attempts: 2, worker: 'tcp://127.0.0.1:1', devices: ['cuda:0'], notebook_path: 'demo/runs/r3/prepare.ipynb' },
+        prepare: {
+          status: 'ok',
+          duration: 1.25,
+          attempts: 2,
+          worker: 'tcp://127.0.0.1:1',
+          devices: ['cuda:0'],
+          notebook_path: 'demo/runs/r3/prepare.ipynb',
+          cost: { gpu_hours: 0.000347222, core_hours: 0.000347222, worker_hours: 0.000347222 }
+        },
         train: { status: 'failed', upstream: ['prepare'], error: 'cell In [2] (1/0): ZeroDivisionError: division by zero', notebook_path: 'demo/runs/r3/train.ipynb' }
       })
     ];
@@ -109,6 +117,8 @@ describe('the run view', () => {
     expect($('.aiinfra-step-duration', prepare)!.textContent).toBe('1.3 s');
     expect($('.aiinfra-step-attempts', prepare)!.textContent).toBe('2');
     expect($('.aiinfra-step-where', prepare)!.textContent).toBe('tcp://127.0.0.1:1 · cuda:0');
+    expect($('.aiinfra-step-cost', prepare)!.textContent).toBe('0.0003472 GPU-h · 0.0003472 core-h');
+    expect($('.aiinfra-step-row[data-step="train"] .aiinfra-step-cost', view.node)!.textContent).toBe('');
     expect($('.aiinfra-step-failure[data-step="train"]', view.node)!.textContent).toContain('ZeroDivisionError: division by zero');
 
     ($('.aiinfra-open-executed', prepare) as HTMLButtonElement).click();

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from chromium import CHROMIUM, browser_page
 
+from aiinfra_magics.pipelines.record import hours
+
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
 TOKEN = "aiinfra-pipelines-test"
@@ -182,6 +184,14 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
         assert make_row.locator(".aiinfra-step-duration").inner_text().endswith(" s")
         assert make_row.locator(".aiinfra-step-attempts").inner_text() == "1"
         assert make_row.locator(".aiinfra-step-where").inner_text()  # worker · devices
+        # Its cost cell is run.json's figures, written as the CLI writes them.
+        run_id = detail.get_attribute("data-run-id")
+        cost = json.loads((folder / "runs" / run_id / "run.json").read_text())["steps"]["make"][
+            "cost"
+        ]
+        shown = f"{hours(cost['gpu_hours'])} GPU-h · {hours(cost['core_hours'])} core-h"
+        assert cost["gpu_hours"] == 0 and cost["core_hours"] > 0, cost
+        assert make_row.locator(".aiinfra-step-cost").inner_text() == shown
         if os.environ.get("AIINFRA_SCREENSHOTS") == "1":
             page.screenshot(path=str(REPO / "docs" / "pipeline-runs.png"))
         else:

@@ -33,6 +33,23 @@ export interface IStepRecord {
   kind?: string | null;
   cell?: number | null;
   reason?: string | null;
+  cost?: IStepCost | null;
+}
+
+/** What a step held while it ran (run.json's `cost`; the cluster's figure names). */
+export interface IStepCost {
+  worker_hours?: number;
+  core_hours?: number;
+  gpu_hours?: number;
+  memory_gb_hours?: number;
+  /** Measured: CPU time of the step's kernel. */
+  cpu_hours?: number;
+  /** Came from the cache: nothing held in this run. */
+  cached?: boolean;
+  /** The accounting failed on the worker (the step itself ran). */
+  error?: string;
+  /** Run totals only: how many steps held a worker. */
+  steps?: number;
 }
 
 export interface IRunRecord {
@@ -50,6 +67,7 @@ export interface IRunRecord {
   only?: string | string[] | null;
   force?: boolean;
   steps?: Record<string, IStepRecord>;
+  cost?: IStepCost | null;
 }
 
 export interface ILaunchRecord {
@@ -196,6 +214,33 @@ export function formatSeconds(s: number | null | undefined): string {
   }
   const m = Math.floor(s / 60);
   return `${m} min ${Math.round(s - 60 * m)} s`;
+}
+
+/** Hours for tables, as the CLI writes them: 4 significant digits, plain decimals (no 5.6e-6). */
+export function formatHours(value: number | null | undefined): string {
+  if (typeof value !== 'number' || !isFinite(value)) {
+    return '';
+  }
+  if (value === 0) {
+    return '0';
+  }
+  const decimals = Math.min(12, Math.max(0, 3 - Math.floor(Math.log10(Math.abs(value)))));
+  const text = value.toFixed(decimals);
+  return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
+}
+
+/** A step's (or a run's) cost cell: the GPU-hours and core-hours it held, or why none. */
+export function formatCost(cost: IStepCost | null | undefined): string {
+  if (!cost) {
+    return '';
+  }
+  if (cost.error) {
+    return 'not measured';
+  }
+  if (cost.cached) {
+    return 'cached';
+  }
+  return `${formatHours(cost.gpu_hours ?? 0)} GPU-h · ${formatHours(cost.core_hours ?? 0)} core-h`;
 }
 
 /** A step's duration: recorded, or running for so long (`now` in seconds since the epoch). */

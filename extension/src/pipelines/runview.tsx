@@ -16,6 +16,7 @@ import { formatBytes } from '../model';
 import {
   dagLayout,
   failedSteps,
+  formatCost,
   formatSeconds,
   groupRuns,
   IRunRecord,
@@ -242,6 +243,7 @@ namespace Private {
             {' '}
             run {run.run_id} · {when(run.start)}
             {run.duration ? ` · ${formatSeconds(run.duration)}` : ''}
+            {run.cost?.steps ? ` · ${formatCost(run.cost)}` : ''}
             {run.cluster ? ` · ${run.cluster.embedded ? 'temporary local cluster' : `cluster ${run.cluster.name}`}` : ''}
           </span>
         </div>
@@ -277,6 +279,7 @@ namespace Private {
               <th>attempts</th>
               <th>worker · devices</th>
               <th>peak memory</th>
+              <th title="What the step held while it ran: GPU-hours and core-hours (run.json has all figures)">cost</th>
               <th>notebook</th>
             </tr>
           </thead>
@@ -294,6 +297,7 @@ namespace Private {
                     <td className="aiinfra-step-attempts">{step.attempts ?? 0}</td>
                     <td className="aiinfra-step-where">{placement(step)}</td>
                     <td>{step.peak_rss ? formatBytes(step.peak_rss) : ''}</td>
+                    <td className="aiinfra-step-cost">{formatCost(step.cost)}</td>
                     <td>
                       {step.notebook_path && step.status !== 'pending' && step.status !== 'skipped' && (
                         <button
@@ -308,7 +312,7 @@ namespace Private {
                   </tr>
                   {step.status === 'failed' && (
                     <tr className="aiinfra-step-failure" data-step={step.name}>
-                      <td colSpan={7}>
+                      <td colSpan={8}>
                         <div className="aiinfra-error">{step.error ?? 'failed'}</div>
                         {failure && (
                           <div className="aiinfra-cell-failure">
