@@ -151,7 +151,7 @@ def minmax_kernel(x, out):
 
 @cuda.jit
 def segment_reduce_kernel(values, offsets, op, out):
-    """One block per segment (grid-stride); float64 partials; op as in ``_cpu``."""
+    """One block per segment (grid-stride); float64 partials; op as in ``_cpu_segments``."""
     sm = cuda.shared.array(TPB, np.float64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x

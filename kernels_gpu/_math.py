@@ -1,6 +1,6 @@
 """Scalar helpers shared by the CPU twins and the CUDA kernels.
 
-They are plain Python on purpose: ``_cpu.py`` compiles them with ``numba.njit`` and
+They are plain Python on purpose: ``_cpu_*.py`` compile them with ``numba.njit`` and
 ``_cuda_*.py`` with ``cuda.jit(device=True)``, so both targets run the very same
 arithmetic (MinHash must be bit-identical on CPU and GPU; histogram bins must agree
 with NumPy at bin edges). Every helper keeps the float type of its arguments, so a

@@ -25,7 +25,7 @@ import numpy as np
 from aiinfra_magics.errors import field_error
 
 from . import _checks as ck
-from . import _cpu
+from . import _cpu_rows
 
 METRICS = ("l2", "ip", "cosine")
 
@@ -77,14 +77,14 @@ def _lse(x: Any, axis: Any, stream: Any, log: bool, out: Any = None) -> Any:
         if log:
             res = np.empty(x2.shape[0], x2.dtype) if user is None else user.reshape(-1)
             if x2.shape[0]:
-                _cpu.logsumexp(x2, res)
+                _cpu_rows.logsumexp(x2, res)
             if user is not None and not np.shares_memory(res, user):
                 user[...] = res.reshape(out_shape)
             return user if user is not None else _from_host(res.reshape(out_shape), x)
         direct = _host_rows_out(user, out_shape, ax, x2.dtype)
         res = direct if direct is not None else np.empty_like(x2)
         if x2.size:
-            _cpu.softmax(x2, res)
+            _cpu_rows.softmax(x2, res)
         if direct is not None:
             return user
         moved = np.moveaxis(xa, ax, -1).shape
@@ -151,7 +151,7 @@ def layer_norm(
         direct = _host_rows_out(user, tuple(xa.shape), xa.ndim - 1, dt)
         res = direct if direct is not None else np.empty_like(x2)
         if x2.size:
-            _cpu.layer_norm(x2, g, b, eps, res)
+            _cpu_rows.layer_norm(x2, g, b, eps, res)
         if user is None:
             return _from_host(res.reshape(xa.shape), x)
         if direct is None:
@@ -214,7 +214,7 @@ def pairwise_topk(
         vals = np.empty((m, k))
         idx = np.empty((m, k), np.int64)
         if m:
-            _cpu.pairwise_topk(q, kk, k, met, vals, idx)
+            _cpu_rows.pairwise_topk(q, kk, k, met, vals, idx)
         return _from_host(vals.astype(q.dtype), queries), _from_host(idx, queries)
     from . import _cuda_rows as cr
     from . import _cuda_topk as ct

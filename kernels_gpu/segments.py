@@ -19,7 +19,7 @@ import numpy as np
 from aiinfra_magics.errors import field_error
 
 from . import _checks as ck
-from . import _cpu
+from . import _cpu_segments
 from ._dispatch import from_host
 
 OPS = ("sum", "mean", "min", "max")
@@ -56,12 +56,12 @@ def histogram(
         if xf.dtype.kind not in "biuf":
             raise field_error("x", str(xf.dtype), "real numbers")
         wf = np.empty(0) if wa is None else np.ascontiguousarray(wa, dtype=np.float64).ravel()
-        lo, hi = _range(range, lambda: _cpu.minmax(xf) if xf.size else (np.inf, -np.inf))
+        lo, hi = _range(range, lambda: _cpu_segments.minmax(xf) if xf.size else (np.inf, -np.inf))
         edges = np.linspace(lo, hi, nb + 1)
         counts = np.zeros(nb, np.float64 if wa is not None else np.int64)
         if xf.size:
             nchunks = builtins.min(xf.size, 4 * (os.cpu_count() or 1))
-            _cpu.histogram(xf, wf, edges, lo, hi, nchunks, counts)
+            _cpu_segments.histogram(xf, wf, edges, lo, hi, nchunks, counts)
         return from_host(counts, x), from_host(edges, x)
     from . import _cuda_segments as cs
 
@@ -144,7 +144,7 @@ def segment_reduce(values: Any, offsets: Any, op: str = "sum", *, stream: Any = 
             if code >= 2:
                 _minmax_host(v, o, code, out)
             else:
-                _cpu.segment_reduce(v, o, code, out)
+                _cpu_segments.segment_reduce(v, o, code, out)
         return from_host(out, values)
     from . import _cuda_segments as cs
 
@@ -158,7 +158,7 @@ def segment_reduce(values: Any, offsets: Any, op: str = "sum", *, stream: Any = 
 
 
 def _minmax_host(v: np.ndarray, o: np.ndarray, code: int, out: np.ndarray) -> None:
-    """min/max per segment: float input by ``_cpu.segment_minmax`` (about 1.2-1.5x
+    """min/max per segment: float input by ``_cpu_segments.segment_minmax`` (about 1.2-1.5x
     ``reduceat`` on one thread, 2.4x on two, cpu-2c 2026-12-01), integers by NumPy's
     SIMD ``reduceat`` over chunks of whole segments, as follows.
 
@@ -178,7 +178,7 @@ def _minmax_host(v: np.ndarray, o: np.ndarray, code: int, out: np.ndarray) -> No
     if v.dtype in (np.float32, np.float64) and out.dtype == v.dtype:
         # Float input: the numba twin (integer max/min of order-preserving keys) beats
         # reduceat on one thread too; 256 blocks of segments on all numba threads.
-        _cpu.segment_minmax(v, o, code == 3, 1 if serial else min(nseg, 256), out)
+        _cpu_segments.segment_minmax(v, o, code == 3, 1 if serial else min(nseg, 256), out)
         return
     ufunc = np.minimum if code == 2 else np.maximum
     if serial:
@@ -244,7 +244,7 @@ def ewma(values: Any, offsets: Any, alpha: float, *, stream: Any = None) -> Any:
         out[:lo] = np.nan
         out[hi:] = np.nan
         if o.size > 1:
-            _cpu.ewma(v, o, a, out)
+            _cpu_segments.ewma(v, o, a, out)
         return from_host(out, values)
     from . import _cuda_segments as cs
 
@@ -290,7 +290,7 @@ def minhash(
         o = ck.offsets_host(ck.to_host(offsets, "offsets"), t.shape[0])
         out = np.empty((o.size - 1, npm), np.uint32)
         if out.shape[0]:
-            _cpu.minhash(t, o, a, b, out)
+            _cpu_segments.minhash(t, o, a, b, out)
         return from_host(out, token_ids)
     from . import _cuda_segments as cs
 

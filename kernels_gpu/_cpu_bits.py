@@ -1,0 +1,186 @@
+"""Bit-level helpers that the CPU twins inline: exp for d <= 0, and order-preserving keys.
+
+``math.exp`` is a scalar libm call in numba; ``_exp_neg`` (float64 or float32, picked by
+type) builds 2**n * 2**f from bits so the loops that call it vectorise. ``_key`` maps a
+float to a signed integer with the float's order (NaN beyond +-inf), so a max or min over
+keys is an integer reduction that vectorises and still propagates NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+# Let LLVM reorder sums so reductions vectorise; never "nnan"/"ninf": the NaN and inf
+# rules are part of each kernel's contract.
+_FM = {"contract", "reassoc"}
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the low bits
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _exp_le0(d):
+    """exp(d) for d <= 0 (or -inf) in float64, within ~1e-14 relative.
+
+    ``math.exp`` compiles to a scalar libm call (no SVML in PyPI's llvmlite), which
+    made the twin slower than NumPy's SIMD exp. Written as 2**n * 2**f with n from the
+    rounding trick, 2**f by its Taylor series on |f| <= 1/2 and 2**n built from bits,
+    the loop vectorises. Results under 2**-1022 (d < -708) are flushed to 0.
+    """
+    t = d * _LOG2E
+    r = t + _ROUND
+    y = (t - (r - _ROUND)) * _LN2
+    p = 1.0 / 6227020800.0
+    p = p * y + 1.0 / 479001600.0
+    p = p * y + 1.0 / 39916800.0
+    p = p * y + 1.0 / 3628800.0
+    p = p * y + 1.0 / 362880.0
+    p = p * y + 1.0 / 40320.0
+    p = p * y + 1.0 / 5040.0
+    p = p * y + 1.0 / 720.0
+    p = p * y + 1.0 / 120.0
+    p = p * y + 1.0 / 24.0
+    p = p * y + 1.0 / 6.0
+    p = p * y + 0.5
+    p = p * y + 1.0
+    p = p * y + 1.0
+    scale = _bits_f64((_f64_bits(r) + 1023) << 52)
+    return p * scale if t >= -1022.0 else 0.0
+
+
+_LOG2E_F = np.float32(_LOG2E)
+_LN2_HI_F = np.float32(0.693145751953125)  # ln 2 split so n * _LN2_HI_F is exact
+_LN2_LO_F = np.float32(1.428606765330187e-06)
+_ROUND_F = np.float32(12582912.0)  # 1.5 * 2**23
+
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+# Near-minimax coefficients of exp(y) = 1 + y + y**2 * q(y) on |y| <= ln2/2 (relative
+# error 3.1e-9, under the 5.2e-9 of the degree-7 Taylor series they replace, one FMA fewer).
+_EXP_C2 = np.float32(0.49999993451625846)
+_EXP_C3 = np.float32(0.16666520688656894)
+_EXP_C4 = np.float32(0.04166838737390884)
+_EXP_C5 = np.float32(0.008368709961330016)
+_EXP_C6 = np.float32(0.0013814613092826597)
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _exp_le0_f32(d):
+    """exp(d) for float32 d <= 0 (or -inf) in float32 arithmetic, within 0.9 ulp.
+
+    Twice the SIMD lanes of the float64 version, which made softmax and logsumexp of
+    float32 input compute-bound. Cody-Waite reduction (ln 2 in two parts) keeps the
+    reduced argument exact; a degree-6 polynomial on |y| <= ln2/2; 2**n is added to
+    the result's exponent bits (an integer add, not a multiply: the FMA units are the
+    bottleneck). Results under about 2**-125.5 (d < -86.99) are flushed to 0.
+    Measured over 17M arguments in [-88, 0]: max 0.87 ulp, mean 0.26 ulp (the Taylor
+    version: 0.93 / 0.26).
+    """
+    r = d * _LOG2E_F + _ROUND_F
+    n = r - _ROUND_F
+    y = d - n * _LN2_HI_F
+    y = y - n * _LN2_LO_F
+    p = _EXP_C6
+    p = p * y + _EXP_C5
+    p = p * y + _EXP_C4
+    p = p * y + _EXP_C3
+    p = p * y + _EXP_C2
+    p = p * y + np.float32(1.0)
+    p = p * y + np.float32(1.0)
+    # p lies in [0.70, 1.42], so for n >= -125 the sum of exponents stays normal.
+    e = _bits_f32(_f32_bits(p) + (_f32_bits(r) << np.int32(23)))
+    return e if n >= np.float32(-125.0) else np.float32(0.0)
+
+
+def _exp_neg(d):
+    """exp(d) for d <= 0 in the precision of d (float32 stays float32)."""
+
+
+@overload(_exp_neg, inline="always")
+def _exp_neg_impl(d):
+    if d == types.float32:
+        return lambda d: _exp_le0_f32(d)
+    return lambda d: _exp_le0(np.float64(d))
+
+
+def _elem(x, v):
+    """``v`` converted to the element type of the array ``x``."""
+
+
+@overload(_elem, inline="always")
+def _elem_impl(x, v):
+    dt = x.dtype
+    return lambda x, v: dt(v)
+
+
+def _key(v):
+    """An int64 whose signed order is the float order of ``v`` (NaN: beyond +-inf)."""
+
+
+@overload(_key, inline="always")
+def _key_impl(v):
+    if v == types.float32:
+        # int32 keys for float32: 16 lanes per AVX-512 register instead of 8.
+        def k32(v):
+            b = _f32_bits(v)
+            return b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+        return k32
+
+    def k64(v):
+        b = _f64_bits(np.float64(v))
+        return b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
+
+    return k64
+
+
+def _unkey(k, like):
+    """The float64 value of a key made by ``_key`` from a value of ``like``'s type."""
+
+
+@overload(_unkey, inline="always")
+def _unkey_impl(k, like):
+    if like == types.float32:
+
+        def u32(k, like):
+            b = k ^ ((k >> np.int32(31)) & np.int32(0x7FFFFFFF))
+            return np.float64(_bits_f32(b))
+
+        return u32
+    return lambda k, like: _bits_f64(k ^ ((k >> 63) & 0x7FFFFFFFFFFFFFFF))
