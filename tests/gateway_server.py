@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aiinfra_magics.clusters.gateway import forget  # dask-gateway 2026.3 __del__ workaround
+from aiinfra_magics.clusters.gateway_client import forget  # dask-gateway 2026.3 __del__ workaround
 
 PASSWORD = "aiinfra-test"
 MAX_WORKERS = 3  # the gateway's per-cluster cap (tests scale past it on purpose)

@@ -104,9 +104,9 @@ def discovered_name(gateway_name: str, cluster_name: str) -> str:
 
 def found_record(entry: dict[str, Any], report: Any) -> dict[str, Any]:
     """A registry-like record for a cluster found on gateway ``entry``, read live."""
-    from . import gateway
+    from . import gateway_client
 
-    identity, figures = gateway.scheduler_reports(report, timeout=3)
+    identity, figures = gateway_client.scheduler_reports(report, timeout=3)
     return {
         "name": discovered_name(entry["name"], report.name),
         "backend": "gateway",
@@ -127,12 +127,14 @@ def discover(known_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
 
     Returns (records, notes); a gateway that does not answer gives a note, not an error.
     """
-    from . import gateway
+    from . import gateway_client
 
     records, notes = [], []
     for entry in entries():
         try:
-            with gateway.opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+            with gateway_client.opened(
+                entry["address"], entry["proxy_address"], entry["auth"]
+            ) as gw:
                 reports = gw.list_clusters()
         except (InputError, OperationError, OSError) as exc:
             notes.append(f"gateway {entry['name']}: {exc}")
@@ -143,13 +145,13 @@ def discover(known_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
 
 def find(name: str) -> dict[str, Any] | None:
     """The record of a discovered cluster by its shown name (``GATEWAY-ID8``), or None."""
-    from . import gateway
+    from . import gateway_client
 
     for entry in entries():
         prefix = f"{entry['name']}-"
         if not name.startswith(prefix):
             continue
-        with gateway.opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
+        with gateway_client.opened(entry["address"], entry["proxy_address"], entry["auth"]) as gw:
             for report in gw.list_clusters():
                 if discovered_name(entry["name"], report.name) == name:
                     return found_record(entry, report)
@@ -160,9 +162,11 @@ def connect_client(entry: dict[str, Any], cluster: str) -> Any:
     """A distributed Client of a gateway cluster, through the gateway's TLS proxy."""
     from distributed import Client
 
-    from . import gateway
+    from . import gateway_client
 
-    with gateway.opened(entry["address"], entry.get("proxy_address"), entry.get("auth")) as gw:
+    with gateway_client.opened(
+        entry["address"], entry.get("proxy_address"), entry.get("auth")
+    ) as gw:
         report = gw.get_cluster(cluster)
     if report.scheduler_address is None:
         raise OperationError(

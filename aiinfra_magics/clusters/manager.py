@@ -334,7 +334,7 @@ def _observes_itself_at(own: list[dict[str, Any]], address: str) -> bool:
 
 def cap_of(note: str | None) -> int | None:
     """The worker limit a gateway's "capped" note names."""
-    from .gateway import cap_of as parse
+    from .gateway_client import cap_of as parse
 
     return parse(note) if note else None
 

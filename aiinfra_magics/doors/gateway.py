@@ -7,7 +7,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from ..clusters import gateway, gateway_store
+from ..clusters import gateway_client, gateway_store
 from .words import Context, add_subcommands
 
 
@@ -104,8 +104,8 @@ def options(connection: dict[str, Any]) -> Table:
     """What a gateway offers (``gateway options`` and ``cluster start --list-options``)."""
     address = connection.get("address") or connection.get("gateway_address")
     auth = connection.get("auth") or connection.get("gateway_auth")
-    with gateway.opened(address, connection.get("proxy_address"), auth) as gw:
-        rows = gateway.options_table(gw.cluster_options())
+    with gateway_client.opened(address, connection.get("proxy_address"), auth) as gw:
+        rows = gateway_client.options_table(gw.cluster_options())
     return Table(
         rows, ("name", "type", "default", "allowed", "label"), "this gateway offers no options"
     )

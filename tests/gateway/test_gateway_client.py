@@ -7,7 +7,7 @@ from gateway_server import MAX_WORKERS
 from waiting import wait_for
 
 from aiinfra_magics.clusters import cost
-from aiinfra_magics.clusters import gateway as gwb
+from aiinfra_magics.clusters import gateway_client as gwb
 from aiinfra_magics.errors import AiinfraError
 
 
