@@ -8,6 +8,7 @@ failure does not poison the machine).
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 
@@ -16,6 +17,12 @@ import pytest
 
 SESSION_MARK = f"aiinfra-test-{uuid.uuid4().hex[:12]}"
 os.environ["AIINFRA_TEST_SESSION"] = SESSION_MARK
+# A shell without job control starts background commands with SIGINT ignored (`make test &`
+# in a CI script), and an ignored signal stays ignored across exec: every CLI, kernel and
+# server a test starts would then ignore the real SIGINT that the Ctrl-C and cancel tests
+# send. A handled signal is reset to its default in exec'd children, so handle it here.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Short worker death timeout so orphan checks finish quickly; tests that measure it set their own.
 os.environ.setdefault("AIINFRA_DEATH_TIMEOUT", "10")
 
