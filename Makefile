@@ -52,10 +52,12 @@ test-frontend: install
 
 # Line coverage per package, subprocesses included (CLI runs, daemons, Dask workers, kernels):
 # coverage's `patch = ["subprocess"]` (pyproject.toml) measures every Python child process.
+# pytest-cov has already combined the children's files into the data file at the end of the
+# session: `combine --append` adds any stragglers (plain `combine` replaced it, reporting 0%).
 test-python: install system-packages
 	rm -rf .coverage-data
 	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --durations=25 --cov --cov-report= tests
-	$(PY) -m coverage combine -q
+	$(PY) -m coverage combine --append -q
 	$(PY) tests/coverage_by_package.py
 
 # Mutation testing of the contract modules (not part of `make test`; see docs/testing.md).
