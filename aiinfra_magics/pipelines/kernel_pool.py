@@ -313,36 +313,33 @@ class Watchdog(threading.Thread):
         return max(0.0, self._cpu_last - self._cpu_first)
 
     def _cpu_now(self) -> float | None:
-        """Read the tree's CPU seconds (and keep it as the latest); None once it is gone.
-
-        The kernel's own times count its reaped children (``children_*``); its live
-        descendants are added one by one, so work in subprocesses is counted too.
-        """
+        """Read the tree's CPU seconds (and keep it as the latest); None once it is gone."""
         if not self.pid:
             return None
         try:
-            proc = psutil.Process(self.pid)
-            t = proc.cpu_times()
-            total = t.user + t.system + t.children_user + t.children_system
-            for child in proc.children(recursive=True):
-                try:
-                    c = child.cpu_times()
-                    total += c.user + c.system
-                except psutil.Error:
-                    pass
+            return self._sample(psutil.Process(self.pid))[1]
         except psutil.Error:
             return None
-        self._cpu_last = total
-        return total
 
-    def _rss(self, proc: psutil.Process) -> int:
-        total = proc.memory_info().rss
+    def _sample(self, proc: psutil.Process) -> tuple[int, float]:
+        """(RSS bytes, CPU seconds) of the kernel's tree, in one walk of its descendants.
+
+        The CPU seconds (also kept as the latest reading) count the kernel's reaped
+        children (``children_*``) and its live descendants one by one, so work in
+        subprocesses is counted too.
+        """
+        t = proc.cpu_times()
+        rss = proc.memory_info().rss
+        cpu = t.user + t.system + t.children_user + t.children_system
         for child in proc.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                rss += child.memory_info().rss
+                c = child.cpu_times()
+                cpu += c.user + c.system
             except psutil.Error:
                 pass
-        return total
+        self._cpu_last = cpu
+        return rss, cpu
 
     def run(self) -> None:
         if not self.pid:
@@ -355,11 +352,11 @@ class Watchdog(threading.Thread):
         interrupted_at: float | None = None
         while not self._halt.wait(0.1):
             try:
-                rss = self._rss(proc)
+                # The CPU reading is kept too: the kernel may die before ``stop``.
+                rss, _ = self._sample(proc)
             except psutil.Error:
                 return
             self.peak_rss = max(self.peak_rss, rss)
-            self._cpu_now()  # the kernel may die before ``stop``: keep its latest reading
             if self.memory and rss > self.memory and self.reason is None:
                 self.reason = "memory"
                 proc.kill()
