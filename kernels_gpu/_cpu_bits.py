@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 # Let LLVM reorder sums so reductions vectorise; never "nnan"/"ninf": the NaN and inf
@@ -128,6 +129,45 @@ def _exp_le0_f32(d):
     return e if n >= np.float32(-125.0) else np.float32(0.0)
 
 
+_LN2_F = np.float32(_LN2)
+_EXP_FLOOR_F = np.float32(-87.0)
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _exp_le0_f32_term(d):
+    """exp(d) for float32 d <= 0 as a term of a sum whose largest term is 1 (logsumexp).
+
+    Two operations fewer than ``_exp_le0_f32``, both harmless where only the sum is kept:
+    d is clamped at -87 (a term of exp(-87) = 1.6e-38 instead of 0, against a sum >= 1)
+    instead of a compare and select, and ln 2 is one float32 constant (its 1.9e-9 error
+    times n costs a term 2**-n relative error n * 1.9e-9: the terms it reaches, n large,
+    are too small to move the sum by an ulp).
+    """
+    d = max(d, _EXP_FLOOR_F)
+    r = d * _LOG2E_F + _ROUND_F
+    n = r - _ROUND_F
+    y = d - n * _LN2_F
+    p = _EXP_C6
+    p = p * y + _EXP_C5
+    p = p * y + _EXP_C4
+    p = p * y + _EXP_C3
+    p = p * y + _EXP_C2
+    p = p * y + np.float32(1.0)
+    p = p * y + np.float32(1.0)
+    return _bits_f32(_f32_bits(p) + (_f32_bits(r) << np.int32(23)))
+
+
+def _exp_term(d):
+    """exp(d) for d <= 0 as a term of a sum whose largest term is 1 (see above)."""
+
+
+@overload(_exp_term, inline="always")
+def _exp_term_impl(d):
+    if d == types.float32:
+        return lambda d: _exp_le0_f32_term(d)
+    return lambda d: _exp_le0(np.float64(d))
+
+
 def _exp_neg(d):
     """exp(d) for d <= 0 in the precision of d (float32 stays float32)."""
 
@@ -153,15 +193,26 @@ def _key(v):
     """An int64 whose signed order is the float order of ``v`` (NaN: beyond +-inf)."""
 
 
+@intrinsic
+def _key32(typingctx, x):
+    # In LLVM's i32 directly: numba widens int32 arithmetic (>>, &, ^) to int64, which
+    # halved the lanes of every loop that takes keys of float32 values.
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        b = builder.bitcast(args[0], i32) if isinstance(args[0].type, ir.FloatType) else args[0]
+        sign = builder.ashr(b, ir.Constant(i32, 31))
+        return builder.xor(b, builder.and_(sign, ir.Constant(i32, 0x7FFFFFFF)))
+
+    if x == types.float32 or x == types.int32:
+        return types.int32(x), codegen
+    return None
+
+
 @overload(_key, inline="always")
 def _key_impl(v):
     if v == types.float32:
         # int32 keys for float32: 16 lanes per AVX-512 register instead of 8.
-        def k32(v):
-            b = _f32_bits(v)
-            return b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF))
-
-        return k32
+        return lambda v: _key32(v)
 
     def k64(v):
         b = _f64_bits(np.float64(v))
@@ -177,10 +228,41 @@ def _unkey(k, like):
 @overload(_unkey, inline="always")
 def _unkey_impl(k, like):
     if like == types.float32:
-
+        # The key map is its own inverse on the bits.
         def u32(k, like):
-            b = k ^ ((k >> np.int32(31)) & np.int32(0x7FFFFFFF))
-            return np.float64(_bits_f32(b))
+            return np.float64(_bits_f32(_key32(np.int32(k))))
 
         return u32
     return lambda k, like: _bits_f64(k ^ ((k >> 63) & 0x7FFFFFFFFFFFFFFF))
+
+
+# llvm.prefetch locality: 3 keeps the line in every cache level (prefetcht0).
+_PREFETCH_LOCALITY = 3
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Ask for the cache line of ``arr[idx]`` (1-D; an index past the end is harmless).
+
+    The row kernels read a row from memory in their max pass and then compute on it from
+    the cache; prefetching a later row during this row's compute-bound exp pass lets the
+    memory and the FMA units work at the same time instead of taking turns.
+    """
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(
+            context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False
+        )
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # (address, read, locality, data cache)
+        flags = (0, _PREFETCH_LOCALITY, 1)
+        builder.call(fn, [ptr, *(ir.Constant(i32, f) for f in flags)])
+        return context.get_dummy_value()
+
+    if isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer):
+        return types.none(arr, idx), codegen
+    return None

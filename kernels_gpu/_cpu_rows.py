@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _math
-from ._cpu_bits import _FM, _elem, _exp_neg, _key, _unkey
+from ._cpu_bits import _FM, _elem, _exp_neg, _exp_term, _key, _prefetch, _unkey
 
 _jit = njit(inline="always", cache=True)
 _better = _jit(_math.better)
@@ -61,6 +61,13 @@ _ROW_BLOCKS = 256
 # Blocks keep the float32 rounding per term short whatever the row length: the row sums
 # stay within a few 1e-8 relative of the float64 sums.
 _SUM_BLOCK = 256
+
+# Bytes per cache line: the stride of logsumexp's prefetch (see ``_prefetch``).
+_LINE = 64
+# logsumexp prefetches the row this many rows ahead during its exp pass: one row ahead
+# still left the max pass waiting; 2 and 3 measured alike. softmax does not prefetch:
+# with its output row in the cache as well, prefetching made it slower (3.9 vs 3.2 ms).
+_PREFETCH_ROWS = 2
 
 
 @njit(inline="always", cache=True)
@@ -126,15 +133,21 @@ def _logsumexp_row(x, r, out):
         mt = _elem(x, m)
         n = xr.size
         nb = n // _SUM_BLOCK
+        xn = x[min(r + _PREFETCH_ROWS, x.shape[0] - 1)]
+        step = _LINE // x.itemsize
         s = 0.0
         for b in range(nb):
             xb = xr[b * _SUM_BLOCK : (b + 1) * _SUM_BLOCK]
+            for c in range(b * _SUM_BLOCK, (b + 1) * _SUM_BLOCK, step):
+                _prefetch(xn, c)
             t = _elem(x, 0.0)
             for c in range(_SUM_BLOCK):
-                t += _exp_neg(xb[c] - mt)
+                t += _exp_term(xb[c] - mt)
             s += t
+        for c in range(nb * _SUM_BLOCK, n, step):
+            _prefetch(xn, c)
         for c in range(nb * _SUM_BLOCK, n):
-            s += _exp_neg(xr[c] - mt)
+            s += _exp_term(xr[c] - mt)
         out[r] = m + math.log(s)
 
 

@@ -33,6 +33,31 @@ def test_softmax_logsumexp_large(rng, dtype):
     ref.close(kg.logsumexp(x3, axis=1), ref.logsumexp(x3, axis=1), dtype)
 
 
+@pytest.mark.parametrize("scale", [0.1, 1.0, 30.0, 100.0])
+def test_logsumexp_float32_within_an_ulp_of_float64(rng, scale):
+    # The float32 twin sums exp terms from a cheaper exp (clamped at -87, ln 2 as one
+    # float32): the result must still be as good as rounding the exact value allows.
+    cols = [7, 256, 1000, 2 * 256 + 3]
+    for n in cols:
+        x = (rng.standard_normal((64, n)) * scale - 3).astype(np.float32)
+        got = kg.logsumexp(x).astype(np.float64)
+        want = ref.logsumexp(x)
+        ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+        assert np.all(np.abs(got - want) <= ulp + 2.0**-24), (scale, n)
+
+
+def test_logsumexp_float32_terms_below_the_exp_floor():
+    # Terms under exp(-87) vanish in float32; thousands of them still add nothing.
+    x = np.full((3, 5000), -200.0, np.float32)
+    x[:, 0] = 0.0
+    x[1, 1:] = -np.inf
+    x[2, 1:100] = -86.0
+    got = kg.logsumexp(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got[:2], [0.0, 0.0])
+    ref.close(got, ref.logsumexp(x), np.float32)
+
+
 def test_softmax_extreme_values_and_ints(rng):
     x = np.array([[1000.0, 999.0, -1000.0], [-745.0, -800.0, -700.0]])
     ref.close(kg.softmax(x), ref.softmax(x), np.float64)
