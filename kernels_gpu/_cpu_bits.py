@@ -102,6 +102,18 @@ _EXP_C6 = np.float32(0.0013814613092826597)
 
 
 @njit(inline="always", fastmath={"contract"}, cache=True)
+def _exp_poly_f32(y):
+    """exp(y) for float32 |y| <= ln2/2: the polynomial above, by Horner's rule."""
+    p = _EXP_C6
+    p = p * y + _EXP_C5
+    p = p * y + _EXP_C4
+    p = p * y + _EXP_C3
+    p = p * y + _EXP_C2
+    p = p * y + np.float32(1.0)
+    return p * y + np.float32(1.0)
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
 def _exp_le0_f32(d):
     """exp(d) for float32 d <= 0 (or -inf) in float32 arithmetic, within 0.9 ulp.
 
@@ -117,13 +129,7 @@ def _exp_le0_f32(d):
     n = r - _ROUND_F
     y = d - n * _LN2_HI_F
     y = y - n * _LN2_LO_F
-    p = _EXP_C6
-    p = p * y + _EXP_C5
-    p = p * y + _EXP_C4
-    p = p * y + _EXP_C3
-    p = p * y + _EXP_C2
-    p = p * y + np.float32(1.0)
-    p = p * y + np.float32(1.0)
+    p = _exp_poly_f32(y)
     # p lies in [0.70, 1.42], so for n >= -125 the sum of exponents stays normal.
     e = _bits_f32(_f32_bits(p) + (_f32_bits(r) << np.int32(23)))
     return e if n >= np.float32(-125.0) else np.float32(0.0)
@@ -147,36 +153,29 @@ def _exp_le0_f32_term(d):
     r = d * _LOG2E_F + _ROUND_F
     n = r - _ROUND_F
     y = d - n * _LN2_F
-    p = _EXP_C6
-    p = p * y + _EXP_C5
-    p = p * y + _EXP_C4
-    p = p * y + _EXP_C3
-    p = p * y + _EXP_C2
-    p = p * y + np.float32(1.0)
-    p = p * y + np.float32(1.0)
+    p = _exp_poly_f32(y)
     return _bits_f32(_f32_bits(p) + (_f32_bits(r) << np.int32(23)))
 
 
-def _exp_term(d):
-    """exp(d) for d <= 0 as a term of a sum whose largest term is 1 (see above)."""
+def _exp_in_precision(f32):
+    """A function exp(d) for d <= 0 that takes ``f32`` on float32 (float32 stays float32)
+    and the float64 exp on anything else."""
+
+    def exp(d):
+        pass
+
+    @overload(exp, inline="always")
+    def _impl(d):
+        if d == types.float32:
+            return lambda d: f32(d)
+        return lambda d: _exp_le0(np.float64(d))
+
+    return exp
 
 
-@overload(_exp_term, inline="always")
-def _exp_term_impl(d):
-    if d == types.float32:
-        return lambda d: _exp_le0_f32_term(d)
-    return lambda d: _exp_le0(np.float64(d))
-
-
-def _exp_neg(d):
-    """exp(d) for d <= 0 in the precision of d (float32 stays float32)."""
-
-
-@overload(_exp_neg, inline="always")
-def _exp_neg_impl(d):
-    if d == types.float32:
-        return lambda d: _exp_le0_f32(d)
-    return lambda d: _exp_le0(np.float64(d))
+_exp_neg = _exp_in_precision(_exp_le0_f32)
+# exp(d) as a term of a sum whose largest term is 1 (logsumexp).
+_exp_term = _exp_in_precision(_exp_le0_f32_term)
 
 
 def _elem(x, v):
