@@ -189,7 +189,8 @@ def _elem_impl(x, v):
 
 
 def _key(v):
-    """An int64 whose signed order is the float order of ``v`` (NaN: beyond +-inf)."""
+    """A signed integer (int32 for float32, else int64) whose order is the float order of
+    ``v`` (NaN: beyond +-inf)."""
 
 
 @intrinsic
