@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from . import _math
-from ._cpu_bits import _FM, _elem, _exp_neg, _exp_term, _key, _prefetch, _unkey
+from . import _cpu_simd, _math
+from ._cpu_bits import _FM, _elem, _exp_neg, _key, _log_pos, _prefetch, _unkey
 
 _jit = njit(inline="always", cache=True)
 _better = _jit(_math.better)
@@ -123,6 +124,8 @@ def softmax(x, out):
 
 @njit(inline="always", cache=True, fastmath=_FM)
 def _logsumexp_row(x, r, out):
+    """One row, in the loops LLVM vectorises: float64 rows (float32 ones take the SIMD
+    loops of ``_logsumexp_rows_simd``)."""
     m, bad = _row_max(x, r)
     if bad:
         out[r] = np.nan
@@ -142,13 +145,73 @@ def _logsumexp_row(x, r, out):
                 _prefetch(xn, c)
             t = _elem(x, 0.0)
             for c in range(_SUM_BLOCK):
-                t += _exp_term(xb[c] - mt)
+                t += _exp_neg(xb[c] - mt)
             s += t
         for c in range(nb * _SUM_BLOCK, n, step):
             _prefetch(xn, c)
         for c in range(nb * _SUM_BLOCK, n):
-            s += _exp_term(xr[c] - mt)
+            s += _exp_neg(xr[c] - mt)
         out[r] = m + math.log(s)
+
+
+# Marks, in logsumexp's row sums, a float32 row with no finite max.
+_NO_FINITE_MAX = -1.0
+
+
+@njit(inline="always", cache=True, fastmath=_FM)
+def _logsumexp_rows_simd(x, r0, r1, out, sums):
+    """float32 rows r0..r1-1 by the explicit SIMD loops of ``_cpu_simd``, in three loops:
+    max and exp sum per row (``out`` holds the max meanwhile), the logs (vectorised), then
+    the rare rows with no finite max (+inf; or nothing above -inf: empty, -inf, NaN) by
+    the keys' NaN rules. That last one inside the first loop cost 12% (0.20 vs 0.18 ns
+    per value, measured): keep the first loop to the two SIMD calls."""
+    last = x.shape[0] - 1
+    for r in range(r0, r1):
+        xr = x[r]
+        m = _cpu_simd.row_max(xr)
+        out[r] = m
+        # A NaN anywhere in the row makes the sum NaN.
+        ahead = x[min(r + _PREFETCH_ROWS, last)]
+        sums[r] = _cpu_simd.exp_sum(xr, ahead, m) if abs(m) < np.inf else _NO_FINITE_MAX
+    for r in range(r0, r1):
+        s = sums[r]
+        out[r] = out[r] + _log_pos(1.0 if s == _NO_FINITE_MAX else s)
+    for r in range(r0, r1):
+        if sums[r] == _NO_FINITE_MAX:
+            mk, bad = _row_max(x, r)
+            out[r] = np.nan if bad else mk
+
+
+@njit(inline="always", cache=True, fastmath=_FM)
+def _logsumexp_rows_scalar(x, r0, r1, out, sums):
+    for r in range(r0, r1):
+        _logsumexp_row(x, r, out)
+
+
+def _logsumexp_rows(x, r0, r1, out, sums):
+    """Rows r0..r1-1 of logsumexp: the SIMD loops for float32, the scalar ones otherwise."""
+
+
+def _logsumexp_sums(x):
+    """The row sums buffer of ``_logsumexp_rows_simd`` (empty for the scalar loops)."""
+
+
+def _simd_rows(x) -> bool:
+    return x.dtype == types.float32 and x.layout == "C"
+
+
+@overload(_logsumexp_rows, inline="always")
+def _logsumexp_rows_impl(x, r0, r1, out, sums):
+    if _simd_rows(x):
+        return lambda x, r0, r1, out, sums: _logsumexp_rows_simd(x, r0, r1, out, sums)
+    return lambda x, r0, r1, out, sums: _logsumexp_rows_scalar(x, r0, r1, out, sums)
+
+
+@overload(_logsumexp_sums, inline="always")
+def _logsumexp_sums_impl(x):
+    if _simd_rows(x):
+        return lambda x: np.empty(x.shape[0])
+    return lambda x: np.empty(0)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -156,9 +219,9 @@ def logsumexp(x, out):
     """Rows of a 2-D array: NaN -> NaN, +inf -> +inf, only -inf or empty -> -inf."""
     rows = x.shape[0]
     nb = _row_blocks(rows)
+    sums = _logsumexp_sums(x)
     for b in prange(nb):
-        for r in range(b * rows // nb, (b + 1) * rows // nb):
-            _logsumexp_row(x, r, out)
+        _logsumexp_rows(x, b * rows // nb, (b + 1) * rows // nb, out, sums)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)

@@ -1,0 +1,374 @@
+"""logsumexp's float32 row loops written as explicit SIMD in LLVM vector IR.
+
+numba vectorises a scalar loop through LLVM's loop vectoriser, which left logsumexp at
+about 55% of copy bandwidth on one thread. Two things it cannot do are done here by
+hand, as numba intrinsics that emit loops over ``<16 x float>``:
+
+- **A float max that ignores NaN.** Without fast-math "nnan" the vectoriser will not
+  turn a float max into ``vmaxps`` (``_cpu_rows._row_max`` takes integer keys instead,
+  five operations per 16 values). Here the max is one compare-and-select per vector; NaN
+  is caught later, because it reaches the exp sum (see ``exp_sum``).
+- **exp from a table held in a register.** 2**(k/16) for k mod 16 comes from a 16-entry
+  table by one ``vpermd``; the rest, exp(y) for |y| <= ln2/32, needs a degree-3
+  polynomial instead of degree 6. With the scaling multiply and the sum's add fused,
+  a term takes 6 FMAs instead of 8 and an add, and the FMA units are what bound the exp
+  pass. The vectoriser would emit a gather for the table, slower than the polynomial it
+  saves. The table needs AVX-512's 16-lane permute; elsewhere the same loop runs the
+  degree-6 polynomial of ``_cpu_bits`` (``_has_table`` decides, at compile time).
+
+The loops also sum in float32 over blocks of 256 values and add each block's 16 lane
+sums into float64 lanes (one horizontal sum per row, not per block), prefetch a later
+row one cache line per vector, and take a row's last partial vectors by masked loads.
+The generic vector IR is legal on every LLVM target; narrower machines split it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._cpu_bits import _EXP_C2, _EXP_C3, _EXP_C4, _EXP_C5, _EXP_C6, _LN2, _LOG2E, _ROUND_F
+
+_I1 = ir.IntType(1)
+_I32 = ir.IntType(32)
+_F32 = ir.FloatType()
+_F64 = ir.DoubleType()
+_LANES = 16
+_VF = ir.VectorType(_F32, _LANES)
+_VI = ir.VectorType(_I32, _LANES)
+_VB = ir.VectorType(_I1, _LANES)
+_VD = ir.VectorType(_F64, _LANES // 2)
+# Vectors per loop step: four independent accumulators hide the add latency.
+_UNROLL = 4
+_STEP = _LANES * _UNROLL
+# Steps per float32 block: each lane sums 4 terms per accumulator before the block's lane
+# sums are added into float64 (the same rounding as the scalar kernels' 256-value blocks).
+_BLOCK_STEPS = 4
+
+# Terms are clamped at exp(-87) = 1.6e-38 instead of 0 (one max, no compare and select):
+# against a sum >= 1 they add nothing. ln 2 is one float32 constant: its 1.9e-9 error
+# times n gives a term 2**-n a relative error n * 1.9e-9, too small to move the sum.
+_EXP_FLOOR = -87.0
+_LN2_F = np.float32(_LN2)
+
+# exp(d) = 2**(k/16) * exp(y), k = round(d * 16/ln2), y = d - k * ln2/16, |y| <= ln2/32.
+# The rounding sum t = d * 16/ln2 + 1.5 * 2**23 holds k in its low bits, so t's bits << 19
+# are ((k >> 4) << 23) + ((k & 15) << 19): 2**(k >> 4) in the exponent field plus a
+# per-entry offset that the table takes off in advance (one AND fewer per 16 values).
+_TABLE_BITS = [int(np.float32(2.0 ** (j / 16)).view(np.int32)) - (j << 19) for j in range(16)]
+_TBL_SCALE = float(np.float32(16 * _LOG2E))
+_TBL_LN2 = float(_LN2_F) / 16  # exact: a power-of-two division of the float32 ln 2
+# Near-minimax exp(y) = 1 + y + c2 y**2 + c3 y**3 on |y| <= ln2/32: relative error 1.6e-9.
+_TBL_C2 = float(np.float32(0.50001617))
+_TBL_C3 = float(np.float32(0.16666786))
+_TBL_SHIFT = 19
+
+
+def _splat(vty: ir.VectorType, value) -> ir.Constant:
+    return ir.Constant(vty, [value] * vty.count)
+
+
+def _broadcast(builder: ir.IRBuilder, value, vty: ir.VectorType):
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), _splat(_VI, 0))
+
+
+def _counted_loop(builder: ir.IRBuilder, count, inits, body):
+    """for i in range(count): carried = body(i, carried); returns the final carried values."""
+    pre = builder.block
+    head = builder.append_basic_block("simd.head")
+    loop = builder.append_basic_block("simd.body")
+    done = builder.append_basic_block("simd.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    i = builder.phi(count.type)
+    i.add_incoming(ir.Constant(count.type, 0), pre)
+    carried = []
+    for v in inits:
+        phi = builder.phi(v.type)
+        phi.add_incoming(v, pre)
+        carried.append(phi)
+    builder.cbranch(builder.icmp_signed("<", i, count), loop, done)
+    builder.position_at_end(loop)
+    new = body(i, carried)
+    tail = builder.block
+    i.add_incoming(builder.add(i, ir.Constant(count.type, 1)), tail)
+    for phi, v in zip(carried, new):
+        phi.add_incoming(v, tail)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return carried
+
+
+def _max(builder: ir.IRBuilder, a, b):
+    """a > b ? a : b (``vmaxps a, b``): a NaN ``a`` gives ``b``, a NaN ``b`` stays."""
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
+def _horizontal(builder: ir.IRBuilder, v, op):
+    n = v.type.count
+    while n > 1:
+        half = n // 2
+        lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, half), list(range(half))))
+        hi = builder.shuffle_vector(
+            v, v, ir.Constant(ir.VectorType(_I32, half), list(range(half, n)))
+        )
+        v = op(lo, hi)
+        n = half
+    return builder.extract_element(v, ir.Constant(_I32, 0))
+
+
+class _Row:
+    """A 1-D C-contiguous float32 array as (data pointer, length), with vector loads."""
+
+    def __init__(self, context, builder: ir.IRBuilder, aryty, value) -> None:
+        ary = context.make_array(aryty)(context, builder, value)
+        self.builder = builder
+        self.data = ary.data
+        self.size = cgutils.unpack_tuple(builder, ary.shape, 1)[0]
+
+    def load(self, at):
+        ptr = self.builder.gep(self.data, [at], source_etype=_F32)
+        return self.builder.load(ptr, typ=_VF, align=4)
+
+    def masked_load(self, at, mask, fill):
+        b = self.builder
+        fnty = ir.FunctionType(_VF, [self.data.type, _I32, _VB, _VF])
+        fn = cgutils.get_or_insert_function(b.module, fnty, "llvm.masked.load.v16f32.p0")
+        ptr = b.gep(self.data, [at], source_etype=_F32)
+        return b.call(fn, [ptr, ir.Constant(_I32, 4), mask, _splat(_VF, fill)])
+
+    def prefetch(self, at):
+        b = self.builder
+        fnty = ir.FunctionType(ir.VoidType(), [self.data.type, _I32, _I32, _I32])
+        fn = cgutils.get_or_insert_function(b.module, fnty, "llvm.prefetch.p0")
+        ptr = b.gep(self.data, [at], source_etype=_F32)
+        # (address, read, keep in every cache level, data)
+        b.call(fn, [ptr, *(ir.Constant(_I32, f) for f in (0, 3, 1))])
+
+
+def _tail_masks(builder: ir.IRBuilder, left):
+    """Masks of the ``_UNROLL`` vectors that hold the ``left`` (< _STEP) last values."""
+    lim = _broadcast(builder, builder.trunc(left, _I32), _VI)
+    return [
+        builder.icmp_signed("<", ir.Constant(_VI, [u * _LANES + j for j in range(_LANES)]), lim)
+        for u in range(_UNROLL)
+    ]
+
+
+def _unless_empty(builder: ir.IRBuilder, left, carried, tail):
+    """``tail(carried)`` when ``left`` > 0, else ``carried`` as they are."""
+    pre = builder.block
+    with builder.if_then(builder.icmp_signed(">", left, ir.Constant(left.type, 0)), likely=False):
+        after = tail(carried)
+        tail_block = builder.block
+    out = []
+    for before, new in zip(carried, after):
+        phi = builder.phi(before.type)
+        phi.add_incoming(before, pre)
+        phi.add_incoming(new, tail_block)
+        out.append(phi)
+    return out
+
+
+@intrinsic
+def row_max(typingctx, row):
+    """The largest value of a 1-D float32 array, NaN ignored (-inf if there is none)."""
+    if not _is_f32_row(row):
+        return None
+
+    def codegen(context, builder, sig, args):
+        xs = _Row(context, builder, sig.args[0], args[0])
+        ninf = _splat(_VF, -math.inf)
+
+        def step(at, accs, masks=None):
+            out = []
+            for u, acc in enumerate(accs):
+                off = builder.add(at, ir.Constant(at.type, u * _LANES))
+                v = xs.load(off) if masks is None else xs.masked_load(off, masks[u], -math.inf)
+                out.append(_max(builder, v, acc))
+            return out
+
+        const = lambda v: ir.Constant(xs.size.type, v)  # noqa: E731
+        steps = builder.sdiv(xs.size, const(_STEP))
+        accs = _counted_loop(
+            builder, steps, [ninf] * _UNROLL, lambda i, a: step(builder.mul(i, const(_STEP)), a)
+        )
+        start = builder.mul(steps, const(_STEP))
+        left = builder.sub(xs.size, start)
+        accs = _unless_empty(
+            builder, left, accs, lambda a: step(start, a, _tail_masks(builder, left))
+        )
+        m = _max(builder, _max(builder, accs[0], accs[1]), _max(builder, accs[2], accs[3]))
+        return _horizontal(builder, m, lambda a, b: _max(builder, a, b))
+
+    return types.float32(row), codegen
+
+
+def _is_f32_row(ty) -> bool:
+    return (
+        isinstance(ty, types.Array)
+        and ty.ndim == 1
+        and ty.layout == "C"
+        and ty.dtype == types.float32
+    )
+
+
+class _ExpTerms:
+    """Adds exp(v - m) of a vector to a sum, each term clamped at exp(-87) (a term of a
+    sum whose largest term is 1)."""
+
+    def __init__(self, builder: ir.IRBuilder, m, table: bool) -> None:
+        self.b = builder
+        self.m = _broadcast(builder, m, _VF)
+        self.table = table
+        fnty = ir.FunctionType(_VF, [_VF, _VF, _VF])
+        self._fma = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.v16f32")
+        if table:
+            fnty = ir.FunctionType(_VI, [_VI, _VI])
+            name = "llvm.x86.avx512.permvar.si.512"
+            self._perm = cgutils.get_or_insert_function(builder.module, fnty, name)
+
+    def fma(self, a, b, c):
+        return self.b.call(self._fma, [a, b, c])
+
+    def add_to(self, acc, v, mask=None):
+        """acc + exp(v - m), lane by lane; lanes off in ``mask`` add 0."""
+        b = self.b
+        # max(floor, d), not max(d, floor): a NaN d stays NaN, so NaN reaches the sum.
+        d = _max(b, _splat(_VF, _EXP_FLOOR), b.fsub(v, self.m))
+        rnd = _splat(_VF, float(_ROUND_F))
+        if self.table:
+            t = self.fma(d, _splat(_VF, _TBL_SCALE), rnd)
+            k = b.fsub(t, rnd)
+            y = self.fma(k, _splat(_VF, -_TBL_LN2), d)
+            p = self.fma(y, _splat(_VF, _TBL_C3), _splat(_VF, _TBL_C2))
+            p = self.fma(y, p, _splat(_VF, 1.0))
+            p = self.fma(y, p, _splat(_VF, 1.0))
+            tb = b.bitcast(t, _VI)
+            # vpermd reads the low 4 bits of each index: the entry of k mod 16.
+            frac = b.call(self._perm, [ir.Constant(_VI, _TABLE_BITS), tb])
+            exp2k = b.shl(tb, _splat(_VI, _TBL_SHIFT))
+            if mask is not None:
+                p = b.select(mask, p, _splat(_VF, 0.0))
+            # The scaling multiply and the sum's add in one FMA.
+            return self.fma(b.bitcast(b.add(frac, exp2k), _VF), p, acc)
+        # The portable path: 2**n * exp(y), |y| <= ln2/2, by _cpu_bits's degree-6
+        # polynomial, 2**n added to the exponent bits.
+        t = self.fma(d, _splat(_VF, float(np.float32(_LOG2E))), rnd)
+        n = b.fsub(t, rnd)
+        y = self.fma(n, _splat(_VF, -float(_LN2_F)), d)
+        p = _splat(_VF, float(_EXP_C6))
+        for c in (_EXP_C5, _EXP_C4, _EXP_C3, _EXP_C2, 1.0, 1.0):
+            p = self.fma(p, y, _splat(_VF, float(c)))
+        exp2n = b.shl(b.bitcast(t, _VI), _splat(_VI, 23))
+        e = b.bitcast(b.add(b.bitcast(p, _VI), exp2n), _VF)
+        return b.fadd(acc, e if mask is None else b.select(mask, e, _splat(_VF, 0.0)))
+
+
+def _exp_sum_codegen(table: bool):
+    def codegen(context, builder, sig, args):
+        xs = _Row(context, builder, sig.args[0], args[0])
+        ahead = _Row(context, builder, sig.args[1], args[1])
+        term = _ExpTerms(builder, args[2], table)
+        zero = _splat(_VF, 0.0)
+        lo = ir.Constant(ir.VectorType(_I32, 8), list(range(8)))
+        hi = ir.Constant(ir.VectorType(_I32, 8), list(range(8, 16)))
+        const = lambda v: ir.Constant(xs.size.type, v)  # noqa: E731
+
+        def add_step(at, accs, masks=None):
+            out = []
+            for u, acc in enumerate(accs):
+                off = builder.add(at, const(u * _LANES))
+                if masks is None:
+                    ahead.prefetch(off)
+                    out.append(term.add_to(acc, xs.load(off)))
+                else:
+                    # -inf past the end: exp of it is the floor, finite whatever m is.
+                    v = xs.masked_load(off, masks[u], -math.inf)
+                    out.append(term.add_to(acc, v, masks[u]))
+            return out
+
+        def flush(accs, wide):
+            s = builder.fadd(builder.fadd(accs[0], accs[1]), builder.fadd(accs[2], accs[3]))
+            return [
+                builder.fadd(wide[0], builder.fpext(builder.shuffle_vector(s, s, lo), _VD)),
+                builder.fadd(wide[1], builder.fpext(builder.shuffle_vector(s, s, hi), _VD)),
+            ]
+
+        # Blocks of _BLOCK_STEPS steps; the count of steps in a block is computed, not a
+        # constant, so that LLVM does not unroll it into 16 interleaved exps that spill.
+        steps = builder.sdiv(xs.size, const(_STEP))
+        blocks = builder.sdiv(builder.add(steps, const(_BLOCK_STEPS - 1)), const(_BLOCK_STEPS))
+
+        def block(i, wide):
+            first = builder.mul(i, const(_BLOCK_STEPS))
+            n = builder.sub(steps, first)
+            n = builder.select(
+                builder.icmp_signed("<", n, const(_BLOCK_STEPS)), n, const(_BLOCK_STEPS)
+            )
+            at = builder.mul(first, const(_STEP))
+            accs = _counted_loop(
+                builder,
+                n,
+                [zero] * _UNROLL,
+                lambda j, a: add_step(builder.add(at, builder.mul(j, const(_STEP))), a),
+            )
+            return flush(accs, wide)
+
+        zd = _splat(_VD, 0.0)
+        wide = _counted_loop(builder, blocks, [zd, zd], block)
+        start = builder.mul(steps, const(_STEP))
+        left = builder.sub(xs.size, start)
+        total = _unless_empty(
+            builder,
+            left,
+            wide,
+            lambda w: flush(add_step(start, [zero] * _UNROLL, _tail_masks(builder, left)), w),
+        )
+        return _horizontal(builder, builder.fadd(total[0], total[1]), builder.fadd)
+
+    return codegen
+
+
+def _has_table(context) -> bool:
+    """Whether the code numba builds may use AVX-512's 16-lane vpermd: an x86-64 target
+    with avx512f among the features numba compiles for (NUMBA_CPU_FEATURES or the host's)."""
+    codegen = context.codegen()
+    try:
+        triple = codegen._tm.triple
+        features = codegen._get_host_cpu_features()
+    except AttributeError:  # another numba layout: take the path every target has
+        return False
+    return triple.startswith("x86_64") and "+avx512f" in features.split(",")
+
+
+def _exp_sum_signature(row, ahead, m):
+    if _is_f32_row(row) and _is_f32_row(ahead) and m == types.float32:
+        return types.float64(row, ahead, m)
+    return None
+
+
+@intrinsic
+def exp_sum(typingctx, row, ahead, m):
+    """Sum of exp(row - m) in float64, for a float32 row whose largest value is the finite
+    ``m``; NaN if the row holds NaN. Prefetches ``ahead`` (a later row of the same length).
+    Uses the table on AVX-512 machines, the degree-6 polynomial elsewhere."""
+    sig = _exp_sum_signature(row, ahead, m)
+
+    def codegen(context, builder, sig, args):
+        return _exp_sum_codegen(_has_table(context))(context, builder, sig, args)
+
+    return (sig, codegen) if sig is not None else None
+
+
+@intrinsic
+def exp_sum_portable(typingctx, row, ahead, m):
+    """``exp_sum`` by the degree-6 polynomial on any machine (what non-AVX-512 ones run)."""
+    sig = _exp_sum_signature(row, ahead, m)
+    return (sig, _exp_sum_codegen(False)) if sig is not None else None

@@ -1,0 +1,201 @@
+"""The explicit SIMD loops of logsumexp's float32 path (``kernels_gpu._cpu_simd``): both
+exp variants (the AVX-512 table, the portable polynomial), every tail length, NaN and
+infinities, the batched log, and the choice of variant on a machine without AVX-512."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kernels_reference as ref
+import numpy as np
+import pytest
+from numba import njit
+
+import kernels_gpu as kg
+from kernels_gpu import _cpu_bits, _cpu_simd
+
+# Lengths around the loop's steps (64 values) and blocks (256): every tail mask, whole
+# steps only, part of a block, several blocks.
+LENGTHS = [0, 1, 15, 16, 17, 63, 64, 65, 127, 255, 256, 257, 1000, 4099]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261)  # seeded: a failure reproduces
+
+
+@njit
+def _row_max(x):
+    return _cpu_simd.row_max(x)
+
+
+@njit
+def _sum_table(x, ahead, m):
+    return _cpu_simd.exp_sum(x, ahead, m)
+
+
+@njit
+def _sum_portable(x, ahead, m):
+    return _cpu_simd.exp_sum_portable(x, ahead, m)
+
+
+@njit
+def _logs(s):
+    out = np.empty_like(s)
+    for i in range(s.size):
+        out[i] = _cpu_bits._log_pos(s[i])
+    return out
+
+
+def _has_table() -> bool:
+    from numba.core.registry import cpu_target
+
+    return _cpu_simd._has_table(cpu_target.target_context)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_row_max_ignores_nan_over_every_tail(rng, n):
+    x = rng.standard_normal(n).astype(np.float32)
+    assert _row_max(x) == (x.max() if n else -np.inf)
+    if n:
+        x[rng.integers(n)] = 50.0  # the max in any lane, the tail included
+        assert _row_max(x) == 50.0
+        x[rng.integers(n, size=max(1, n // 3))] = np.nan
+        assert _row_max(x) == np.nanmax(np.where(np.isnan(x), -np.inf, x))
+        assert _row_max(np.full(n, np.nan, np.float32)) == -np.inf
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_exp_sum_both_variants_match_float64(rng, n):
+    x = (rng.standard_normal(n) * 8).astype(np.float32)
+    if n == 0:
+        assert _sum_table(x, x, np.float32(0)) == 0.0 == _sum_portable(x, x, np.float32(0))
+        return
+    m = x.max()
+    want = np.exp(x.astype(np.float64) - m).sum()
+    # Each term within about an ulp, the block sums in float32: a few 1e-8 of the sum.
+    for got in (_sum_table(x, x, m), _sum_portable(x, x, m)):
+        assert abs(got - want) <= 1e-7 * want, (n, got, want)
+
+
+@pytest.mark.parametrize("n", [1, 64, 65, 300, 1000])
+def test_exp_sum_is_nan_with_a_nan_anywhere(rng, n):
+    base = rng.standard_normal(n).astype(np.float32)
+    for at in sorted({0, n // 2, n - 1}):  # a whole step, and the last (masked) values
+        x = base.copy()
+        x[at] = np.nan
+        m = np.float32(np.nanmax(x)) if n > 1 else np.float32(0)
+        assert np.isnan(_sum_table(x, x, m)) and np.isnan(_sum_portable(x, x, m)), at
+
+
+def test_exp_sum_terms_below_the_floor_and_minus_inf():
+    x = np.full(300, -np.inf, np.float32)
+    x[0] = 0.0
+    x[1:50] = -1000.0
+    for f in (_sum_table, _sum_portable):
+        got = f(x, x, np.float32(0))
+        assert 1.0 <= got <= 1.0 + 1e-30  # exp(-87) per term at most
+    x[299] = np.float32(-1.0)  # in the masked tail
+    assert abs(_sum_table(x, x, np.float32(0)) - (1 + np.exp(-1.0))) < 1e-7
+
+
+def test_prefetching_another_row_changes_nothing(rng):
+    x = rng.standard_normal((3, 1000)).astype(np.float32)
+    m = x[0].max()
+    assert _sum_table(x[0], x[2], m) == _sum_table(x[0], x[0], m)
+
+
+def test_log_pos_matches_numpy():
+    s = np.concatenate([np.geomspace(1e-300, 1e300, 20001), [1.0, 2.0, np.sqrt(2), 1024.0]])
+    s = np.concatenate([s, np.nextafter(s, 0), np.nextafter(s, np.inf)])
+    want = np.log(s)
+    got = _logs(s)
+    assert np.all(np.abs(got - want) <= 1e-15 * np.maximum(np.abs(want), 1.0))
+    assert np.isnan(_logs(np.array([np.nan]))[0])
+
+
+def test_logsumexp_float32_rows_of_every_length(rng):
+    for n in LENGTHS[1:]:
+        x = (rng.standard_normal((9, n)) * 20 - 3).astype(np.float32)
+        x[1, n // 2] = np.nan
+        x[2, n - 1] = np.inf
+        x[3] = -np.inf
+        x[4] = np.nan
+        x[5, 0] = -np.nan
+        x[6, :] = np.float32(-1e30)  # every other term far below the exp floor
+        x[6, n // 3] = 5.0
+        got = kg.logsumexp(x)
+        ref.close(got, ref.logsumexp(x), np.float32)
+        assert np.isnan(got[[1, 4, 5]]).all() and got[3] == -np.inf
+        assert got[2] == np.inf and got[6] == 5.0
+
+
+def test_the_table_is_used_on_this_machine_when_it_has_avx512():
+    import llvmlite.binding as llb
+
+    features = os.environ.get("NUMBA_CPU_FEATURES")  # what numba builds for, if set
+    if features:
+        avx512 = "+avx512f" in features.split(",")
+    else:
+        avx512 = llb.get_host_cpu_features().get("avx512f", False)
+    assert _has_table() == (avx512 and llb.get_process_triple().startswith("x86_64"))
+
+
+_WITHOUT_AVX512 = """
+import numpy as np
+from numba.core.registry import cpu_target
+import kernels_gpu as kg
+from kernels_gpu import _cpu_simd
+assert not _cpu_simd._has_table(cpu_target.target_context)
+rng = np.random.default_rng(5)
+x = (rng.standard_normal((40, 1000)) * 10).astype(np.float32)
+x[3, 999] = np.nan
+got = kg.logsumexp(x).astype(np.float64)
+m = x.max(axis=1, keepdims=True).astype(np.float64)
+want = (np.log(np.exp(x - m).sum(axis=1, keepdims=True)) + m)[:, 0]
+assert np.isnan(got[3])
+ok = np.delete(np.arange(40), 3)
+assert np.allclose(got[ok], want[ok], rtol=2e-7, atol=0), abs(got[ok] - want[ok]).max()
+print("portable ok")
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.uname().machine != "x86_64",
+    reason="builds for an x86-64 CPU without AVX-512",
+)
+def test_a_machine_without_avx512_gets_the_portable_loop(tmp_path):
+    # numba builds for NUMBA_CPU_NAME/NUMBA_CPU_FEATURES: as for a Haswell (AVX2, no
+    # AVX-512). Emitting the AVX-512 permute there would fail in LLVM's code generator.
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env.update(
+        NUMBA_CPU_NAME="haswell",
+        NUMBA_CPU_FEATURES="+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,"
+        "+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave",
+        NUMBA_CACHE_DIR=str(tmp_path),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_AVX512],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "portable ok" in done.stdout
+
+
+def test_masked_lanes_add_nothing_whatever_the_max():
+    # The lanes past a row's end must add 0 whatever the row's max: read as 0.0 they made
+    # exp(0 - m) overflow the exponent bits into NaN for some m (these did; -1e30 not).
+    for m in (-214177.03, -3.9166387e08, -5.3561927e22, -1e30, 1e30):
+        for n in (1, 17, 65, 100):
+            x = np.full((1, n), np.float32(m))
+            assert kg.logsumexp(x)[0] == np.float32(np.log(n) + np.float64(np.float32(m)))
+            for f in (_sum_table, _sum_portable):
+                assert f(x[0], x[0], x[0, 0]) == n, (m, n)
