@@ -156,6 +156,8 @@ def _logsumexp_row(x, r, out):
 
 # Marks, in logsumexp's row sums, a float32 row with no finite max.
 _NO_FINITE_MAX = -1.0
+# Rows whose values all lie within this of their max need no clamp at the exp floor (-87).
+_NEAR = np.float32(-86.0)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -168,11 +170,16 @@ def _logsumexp_rows_simd(x, r0, r1, out, sums):
     last = x.shape[0] - 1
     for r in range(r0, r1):
         xr = x[r]
-        m = _cpu_simd.row_max(xr)
+        m, low = _cpu_simd.row_range(xr)
         out[r] = m
         # A NaN anywhere in the row makes the sum NaN.
         ahead = x[min(r + _PREFETCH_ROWS, last)]
-        sums[r] = _cpu_simd.exp_sum(xr, ahead, m) if abs(m) < np.inf else _NO_FINITE_MAX
+        if not abs(m) < np.inf:
+            sums[r] = _NO_FINITE_MAX
+        elif low - m >= _NEAR:
+            sums[r] = _cpu_simd.exp_sum_near(xr, ahead, m)
+        else:
+            sums[r] = _cpu_simd.exp_sum(xr, ahead, m)
     for r in range(r0, r1):
         s = sums[r]
         out[r] = out[r] + _log_pos(1.0 if s == _NO_FINITE_MAX else s)

@@ -1,20 +1,25 @@
 """logsumexp's float32 row loops written as explicit SIMD in LLVM vector IR.
 
 numba vectorises a scalar loop through LLVM's loop vectoriser, which left logsumexp at
-about 55% of copy bandwidth on one thread. Two things it cannot do are done here by
-hand, as numba intrinsics that emit loops over ``<16 x float>``:
+about 55% of copy bandwidth on one thread. What it cannot do is done here by hand, as
+numba intrinsics that emit loops over ``<16 x float>``:
 
 - **A float max that ignores NaN.** Without fast-math "nnan" the vectoriser will not
   turn a float max into ``vmaxps`` (``_cpu_rows._row_max`` takes integer keys instead,
-  five operations per 16 values). Here the max is one compare-and-select per vector; NaN
-  is caught later, because it reaches the exp sum (see ``exp_sum``).
+  five operations per 16 values). Here it is one compare-and-select per vector, and the
+  row's min comes with it; NaN is caught later, because it reaches the exp sum.
 - **exp from a table held in a register.** 2**(k/16) for k mod 16 comes from a 16-entry
   table by one ``vpermd``; the rest, exp(y) for |y| <= ln2/32, needs a degree-3
-  polynomial instead of degree 6. With the scaling multiply and the sum's add fused,
-  a term takes 6 FMAs instead of 8 and an add, and the FMA units are what bound the exp
-  pass. The vectoriser would emit a gather for the table, slower than the polynomial it
-  saves. The table needs AVX-512's 16-lane permute; elsewhere the same loop runs the
-  degree-6 polynomial of ``_cpu_bits`` (``_has_table`` decides, at compile time).
+  polynomial instead of degree 6: 6 FMAs per 16 values instead of 8, and the FMA units
+  are what bound the exp pass. A second ``vpermd`` corrects the table's float32
+  rounding, so that a term is as accurate as the polynomial path's (0.58 ulp near the
+  max, measured; 1.7 without the correction). The vectoriser would emit gathers for the
+  tables, slower than the polynomial they save. The tables need AVX-512's 16-lane
+  permute; elsewhere the same loop runs the degree-6 polynomial of ``_cpu_bits``
+  (``_has_table`` decides, at compile time).
+- **No clamp where no value needs it.** Terms are clamped at exp(-87) so that 2**n
+  stays a float32 exponent; a row whose min is within 86 of its max (the row pass finds
+  the min alongside the max) takes a loop without the clamp, one operation fewer.
 
 The loops also sum in float32 over blocks of 256 values and add each block's 16 lane
 sums into float64 lanes (one horizontal sum per row, not per block), prefetch a later
@@ -67,6 +72,12 @@ _TBL_LN2 = float(_LN2_F) / 16  # exact: a power-of-two division of the float32 l
 _TBL_C2 = float(np.float32(0.50001617))
 _TBL_C3 = float(np.float32(0.16666786))
 _TBL_SHIFT = 19
+# float32(2**(j/16)) = 2**(j/16) / (1 + delta_j), |delta_j| <= 0.8 * 2**-24: a second table
+# puts delta_j back, so that the table's rounding does not reach the terms.
+_TABLE_DELTA_BITS = [
+    int(np.float32(2.0 ** (j / 16) / float(np.float32(2.0 ** (j / 16))) - 1.0).view(np.int32))
+    for j in range(16)
+]
 
 
 def _splat(vty: ir.VectorType, value) -> ir.Constant:
@@ -176,38 +187,50 @@ def _unless_empty(builder: ir.IRBuilder, left, carried, tail):
     return out
 
 
+def _min(builder: ir.IRBuilder, a, b):
+    """a < b ? a : b (``vminps a, b``): a NaN ``a`` gives ``b``."""
+    return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+
 @intrinsic
-def row_max(typingctx, row):
-    """The largest value of a 1-D float32 array, NaN ignored (-inf if there is none)."""
+def row_range(typingctx, row):
+    """(largest, smallest) value of a 1-D float32 array, NaN ignored ((-inf, inf) if
+    there is none). The min is nearly free: the pass waits on memory, not on its compares."""
     if not _is_f32_row(row):
         return None
+    sig = types.UniTuple(types.float32, 2)(row)
 
     def codegen(context, builder, sig, args):
         xs = _Row(context, builder, sig.args[0], args[0])
-        ninf = _splat(_VF, -math.inf)
 
         def step(at, accs, masks=None):
-            out = []
-            for u, acc in enumerate(accs):
+            out = list(accs)
+            for u in range(_UNROLL):
                 off = builder.add(at, ir.Constant(at.type, u * _LANES))
-                v = xs.load(off) if masks is None else xs.masked_load(off, masks[u], -math.inf)
-                out.append(_max(builder, v, acc))
+                # NaN past the end: both compares ignore it.
+                v = xs.load(off) if masks is None else xs.masked_load(off, masks[u], math.nan)
+                out[u] = _max(builder, v, accs[u])
+                out[_UNROLL + u] = _min(builder, v, accs[_UNROLL + u])
             return out
 
         const = lambda v: ir.Constant(xs.size.type, v)  # noqa: E731
         steps = builder.sdiv(xs.size, const(_STEP))
+        inits = [_splat(_VF, -math.inf)] * _UNROLL + [_splat(_VF, math.inf)] * _UNROLL
         accs = _counted_loop(
-            builder, steps, [ninf] * _UNROLL, lambda i, a: step(builder.mul(i, const(_STEP)), a)
+            builder, steps, inits, lambda i, a: step(builder.mul(i, const(_STEP)), a)
         )
         start = builder.mul(steps, const(_STEP))
         left = builder.sub(xs.size, start)
         accs = _unless_empty(
             builder, left, accs, lambda a: step(start, a, _tail_masks(builder, left))
         )
-        m = _max(builder, _max(builder, accs[0], accs[1]), _max(builder, accs[2], accs[3]))
-        return _horizontal(builder, m, lambda a, b: _max(builder, a, b))
+        out = []
+        for op, part in ((_max, accs[:_UNROLL]), (_min, accs[_UNROLL:])):
+            v = op(builder, op(builder, part[0], part[1]), op(builder, part[2], part[3]))
+            out.append(_horizontal(builder, v, lambda a, b, op=op: op(builder, a, b)))
+        return context.make_tuple(builder, sig.return_type, out)
 
-    return types.float32(row), codegen
+    return sig, codegen
 
 
 def _is_f32_row(ty) -> bool:
@@ -220,13 +243,14 @@ def _is_f32_row(ty) -> bool:
 
 
 class _ExpTerms:
-    """Adds exp(v - m) of a vector to a sum, each term clamped at exp(-87) (a term of a
-    sum whose largest term is 1)."""
+    """Adds exp(v - m) of a vector to a sum whose largest term is 1; each term clamped at
+    exp(-87) with ``clamp``, else every v must be >= m - 86."""
 
-    def __init__(self, builder: ir.IRBuilder, m, table: bool) -> None:
+    def __init__(self, builder: ir.IRBuilder, m, table: bool, clamp: bool) -> None:
         self.b = builder
         self.m = _broadcast(builder, m, _VF)
         self.table = table
+        self.clamp = clamp
         fnty = ir.FunctionType(_VF, [_VF, _VF, _VF])
         self._fma = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.v16f32")
         if table:
@@ -240,24 +264,28 @@ class _ExpTerms:
     def add_to(self, acc, v, mask=None):
         """acc + exp(v - m), lane by lane; lanes off in ``mask`` add 0."""
         b = self.b
-        # max(floor, d), not max(d, floor): a NaN d stays NaN, so NaN reaches the sum.
-        d = _max(b, _splat(_VF, _EXP_FLOOR), b.fsub(v, self.m))
+        d = b.fsub(v, self.m)
+        if self.clamp:
+            # max(floor, d), not max(d, floor): a NaN d stays NaN, so NaN reaches the sum.
+            d = _max(b, _splat(_VF, _EXP_FLOOR), d)
         rnd = _splat(_VF, float(_ROUND_F))
         if self.table:
             t = self.fma(d, _splat(_VF, _TBL_SCALE), rnd)
             k = b.fsub(t, rnd)
             y = self.fma(k, _splat(_VF, -_TBL_LN2), d)
-            p = self.fma(y, _splat(_VF, _TBL_C3), _splat(_VF, _TBL_C2))
-            p = self.fma(y, p, _splat(_VF, 1.0))
-            p = self.fma(y, p, _splat(_VF, 1.0))
+            q = self.fma(y, _splat(_VF, _TBL_C3), _splat(_VF, _TBL_C2))
+            q = self.fma(y, q, _splat(_VF, 1.0))  # exp(y) = 1 + y q
             tb = b.bitcast(t, _VI)
-            # vpermd reads the low 4 bits of each index: the entry of k mod 16.
+            # vpermd reads the low 4 bits of each index: the entries of k mod 16.
             frac = b.call(self._perm, [ir.Constant(_VI, _TABLE_BITS), tb])
-            exp2k = b.shl(tb, _splat(_VI, _TBL_SHIFT))
+            delta = b.call(self._perm, [ir.Constant(_VI, _TABLE_DELTA_BITS), tb])
+            w = self.fma(y, q, b.bitcast(delta, _VF))
+            scale = b.bitcast(b.add(frac, b.shl(tb, _splat(_VI, _TBL_SHIFT))), _VF)
+            # scale * (1 + delta + y q) as scale + scale * w: nothing near 1 is rounded.
+            e = self.fma(scale, w, scale)
             if mask is not None:
-                p = b.select(mask, p, _splat(_VF, 0.0))
-            # The scaling multiply and the sum's add in one FMA.
-            return self.fma(b.bitcast(b.add(frac, exp2k), _VF), p, acc)
+                e = b.select(mask, e, _splat(_VF, 0.0))
+            return b.fadd(acc, e)
         # The portable path: 2**n * exp(y), |y| <= ln2/2, by _cpu_bits's degree-6
         # polynomial, 2**n added to the exponent bits.
         t = self.fma(d, _splat(_VF, float(np.float32(_LOG2E))), rnd)
@@ -271,11 +299,11 @@ class _ExpTerms:
         return b.fadd(acc, e if mask is None else b.select(mask, e, _splat(_VF, 0.0)))
 
 
-def _exp_sum_codegen(table: bool):
+def _exp_sum_codegen(table: bool, clamp: bool):
     def codegen(context, builder, sig, args):
         xs = _Row(context, builder, sig.args[0], args[0])
         ahead = _Row(context, builder, sig.args[1], args[1])
-        term = _ExpTerms(builder, args[2], table)
+        term = _ExpTerms(builder, args[2], table, clamp)
         zero = _splat(_VF, 0.0)
         lo = ir.Constant(ir.VectorType(_I32, 8), list(range(8)))
         hi = ir.Constant(ir.VectorType(_I32, 8), list(range(8, 16)))
@@ -354,21 +382,43 @@ def _exp_sum_signature(row, ahead, m):
     return None
 
 
-@intrinsic
-def exp_sum(typingctx, row, ahead, m):
+def _exp_sum(name: str, table: bool | None, clamp: bool, doc: str):
+    """An exp-sum intrinsic; ``table=None``: the table where ``_has_table``, else not."""
+
+    def typer(typingctx, row, ahead, m):
+        sig = _exp_sum_signature(row, ahead, m)
+        if sig is None:
+            return None
+
+        def codegen(context, builder, sig, args):
+            use = _has_table(context) if table is None else table
+            return _exp_sum_codegen(use, clamp)(context, builder, sig, args)
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+exp_sum = _exp_sum(
+    "exp_sum",
+    None,
+    True,
     """Sum of exp(row - m) in float64, for a float32 row whose largest value is the finite
     ``m``; NaN if the row holds NaN. Prefetches ``ahead`` (a later row of the same length).
-    Uses the table on AVX-512 machines, the degree-6 polynomial elsewhere."""
-    sig = _exp_sum_signature(row, ahead, m)
-
-    def codegen(context, builder, sig, args):
-        return _exp_sum_codegen(_has_table(context))(context, builder, sig, args)
-
-    return (sig, codegen) if sig is not None else None
-
-
-@intrinsic
-def exp_sum_portable(typingctx, row, ahead, m):
-    """``exp_sum`` by the degree-6 polynomial on any machine (what non-AVX-512 ones run)."""
-    sig = _exp_sum_signature(row, ahead, m)
-    return (sig, _exp_sum_codegen(False)) if sig is not None else None
+    The table on AVX-512 machines, the degree-6 polynomial elsewhere.""",
+)
+exp_sum_near = _exp_sum(
+    "exp_sum_near",
+    None,
+    False,
+    """``exp_sum`` for a row with no value under m - 86: no clamp at the exp floor
+    (one operation fewer per 16 values).""",
+)
+exp_sum_portable = _exp_sum(
+    "exp_sum_portable", False, True, "``exp_sum`` by the degree-6 polynomial on any machine."
+)
+exp_sum_near_portable = _exp_sum(
+    "exp_sum_near_portable", False, False, "``exp_sum_near`` by the degree-6 polynomial."
+)

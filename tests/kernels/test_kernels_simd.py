@@ -28,8 +28,12 @@ def rng():
 
 
 @njit
+def _row_range(x):
+    return _cpu_simd.row_range(x)
+
+
 def _row_max(x):
-    return _cpu_simd.row_max(x)
+    return _row_range(x)[0]
 
 
 @njit
@@ -40,6 +44,20 @@ def _sum_table(x, ahead, m):
 @njit
 def _sum_portable(x, ahead, m):
     return _cpu_simd.exp_sum_portable(x, ahead, m)
+
+
+@njit
+def _sum_near(x, ahead, m):
+    return _cpu_simd.exp_sum_near(x, ahead, m)
+
+
+@njit
+def _sum_near_portable(x, ahead, m):
+    return _cpu_simd.exp_sum_near_portable(x, ahead, m)
+
+
+CLAMPED = [_sum_table, _sum_portable]
+ALL_SUMS = CLAMPED + [_sum_near, _sum_near_portable]  # near: no value under m - 86
 
 
 @njit
@@ -57,28 +75,31 @@ def _has_table() -> bool:
 
 
 @pytest.mark.parametrize("n", LENGTHS)
-def test_row_max_ignores_nan_over_every_tail(rng, n):
+def test_row_range_ignores_nan_over_every_tail(rng, n):
     x = rng.standard_normal(n).astype(np.float32)
-    assert _row_max(x) == (x.max() if n else -np.inf)
+    assert _row_range(x) == ((x.max(), x.min()) if n else (-np.inf, np.inf))
     if n:
         x[rng.integers(n)] = 50.0  # the max in any lane, the tail included
-        assert _row_max(x) == 50.0
+        x[rng.integers(n)] = -50.0
+        assert _row_range(x) == (x.max(), x.min())
         x[rng.integers(n, size=max(1, n // 3))] = np.nan
-        assert _row_max(x) == np.nanmax(np.where(np.isnan(x), -np.inf, x))
-        assert _row_max(np.full(n, np.nan, np.float32)) == -np.inf
+        rest = x[~np.isnan(x)]
+        assert _row_range(x) == ((rest.max(), rest.min()) if rest.size else (-np.inf, np.inf))
+        assert _row_range(np.full(n, np.nan, np.float32)) == (-np.inf, np.inf)
 
 
 @pytest.mark.parametrize("n", LENGTHS)
 def test_exp_sum_both_variants_match_float64(rng, n):
-    x = (rng.standard_normal(n) * 8).astype(np.float32)
+    x = (rng.standard_normal(n) * 8).astype(np.float32)  # within 86 of the max
     if n == 0:
-        assert _sum_table(x, x, np.float32(0)) == 0.0 == _sum_portable(x, x, np.float32(0))
+        assert all(f(x, x, np.float32(0)) == 0.0 for f in ALL_SUMS)
         return
     m = x.max()
     want = np.exp(x.astype(np.float64) - m).sum()
     # Each term within about an ulp, the block sums in float32: a few 1e-8 of the sum.
-    for got in (_sum_table(x, x, m), _sum_portable(x, x, m)):
-        assert abs(got - want) <= 1e-7 * want, (n, got, want)
+    for f in ALL_SUMS:
+        got = f(x, x, m)
+        assert abs(got - want) <= 1e-7 * want, (f.__name__, n, got, want)
 
 
 @pytest.mark.parametrize("n", [1, 64, 65, 300, 1000])
@@ -88,14 +109,14 @@ def test_exp_sum_is_nan_with_a_nan_anywhere(rng, n):
         x = base.copy()
         x[at] = np.nan
         m = np.float32(np.nanmax(x)) if n > 1 else np.float32(0)
-        assert np.isnan(_sum_table(x, x, m)) and np.isnan(_sum_portable(x, x, m)), at
+        assert all(np.isnan(f(x, x, m)) for f in ALL_SUMS), at
 
 
 def test_exp_sum_terms_below_the_floor_and_minus_inf():
     x = np.full(300, -np.inf, np.float32)
     x[0] = 0.0
     x[1:50] = -1000.0
-    for f in (_sum_table, _sum_portable):
+    for f in CLAMPED:
         got = f(x, x, np.float32(0))
         assert 1.0 <= got <= 1.0 + 1e-30  # exp(-87) per term at most
     x[299] = np.float32(-1.0)  # in the masked tail
@@ -197,5 +218,15 @@ def test_masked_lanes_add_nothing_whatever_the_max():
         for n in (1, 17, 65, 100):
             x = np.full((1, n), np.float32(m))
             assert kg.logsumexp(x)[0] == np.float32(np.log(n) + np.float64(np.float32(m)))
-            for f in (_sum_table, _sum_portable):
+            for f in ALL_SUMS:
                 assert f(x[0], x[0], x[0, 0]) == n, (m, n)
+
+
+def test_rows_on_either_side_of_the_clamp_free_range():
+    # Rows within 86 of their max take the loop without the clamp; the others clamp.
+    for low in (-85.9, -86.0, -86.1, -87.2, -88.0, -89.0, -150.0, -300.0):
+        for n in (2, 70, 300):
+            x = np.zeros((1, n), np.float32)
+            x[0, 1:] = np.float32(low)
+            want = np.log1p((n - 1) * np.exp(np.float64(np.float32(low))))
+            assert abs(kg.logsumexp(x)[0] - want) <= 2.0**-24 + 1e-7 * want, (low, n)
