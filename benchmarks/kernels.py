@@ -10,8 +10,12 @@ Times are medians of repeated runs after a warm-up; the first call's time (JIT c
 included, or a cache load on the CPU when the numba cache is warm) is shown apart.
 "GB/s" counts the fewest bytes the kernel must move (inputs read once, outputs written
 once) and "% of copy" compares it with a copy measured in the same run: device-to-device
-on the GPU; on the CPU a 256 MiB copy on one thread (np.copyto) and on all numba
-threads (a prange copy), the kernel compared with the one matching NUMBA_NUM_THREADS.
+on the GPU; on the CPU a 256 MiB copy on one thread (np.copyto) or on all numba threads
+(a prange copy), matching NUMBA_NUM_THREADS, timed in turns with the kernel (copy,
+kernel, copy, kernel, ...) so that a shared machine's drift moves both alike. The
+kernel is timed twice on the CPU: back to back ("ours ms", "% of copy": a 32 MiB input
+partly stays in a 32 MiB L3) and right after the 256 MiB copy ("cold"), where its
+input comes from memory as the copy's does.
 softmax, logsumexp and layer_norm pass a reused ``out=`` (no first-touch page faults).
 ``--device gpu`` also prints the host overhead per call (tiny input, calls back to back).
 """
@@ -270,23 +274,43 @@ def rel_err(xp, ours, peer) -> str:
     return f"{np.linalg.norm(o[fin] - p[fin]) / denom:.1e}"
 
 
-def cpu_copy_bandwidth(timer: Timer) -> tuple[float, float]:
-    """(one thread, all numba threads) copy GB/s (read + write) of a 256 MiB array."""
-    import numba
+class CpuCopy:
+    """A 256 MiB copy (read + write) on one thread (np.copyto) or on all numba threads (a
+    prange copy): the CPU's "% of copy" reference."""
 
-    @numba.njit(parallel=True)
-    def pcopy(src, dst, nchunks):
-        n = src.size
-        step = (n + nchunks - 1) // nchunks
-        for c in numba.prange(nchunks):
-            dst[c * step : min(n, (c + 1) * step)] = src[c * step : min(n, (c + 1) * step)]
+    def __init__(self) -> None:
+        import numba
 
-    src = np.random.default_rng(1).standard_normal(1 << 26, dtype=np.float32)
-    dst = np.empty_like(src)
-    one = timer.median(np.copyto, (dst, src), 15)
-    nt = numba.get_num_threads()
-    alln = timer.median(pcopy, (src, dst, nt), 15)
-    return 2 * src.nbytes / one / 1e9, 2 * src.nbytes / alln / 1e9
+        @numba.njit(parallel=True)
+        def pcopy(src, dst, nchunks):
+            n = src.size
+            step = (n + nchunks - 1) // nchunks
+            for c in numba.prange(nchunks):
+                dst[c * step : min(n, (c + 1) * step)] = src[c * step : min(n, (c + 1) * step)]
+
+        self.src = np.random.default_rng(1).standard_normal(1 << 26, dtype=np.float32)
+        self.dst = np.empty_like(self.src)
+        self.threads = numba.get_num_threads()
+        self._pcopy = pcopy
+
+    def one(self) -> None:
+        np.copyto(self.dst, self.src)
+
+    def all(self) -> None:
+        self._pcopy(self.src, self.dst, self.threads)
+
+    def gbs(self, seconds: float) -> float:
+        return 2 * self.src.nbytes / seconds / 1e9
+
+
+def interleaved(timer: Timer, fn, args, other, repeat: int) -> tuple[float, float]:
+    """Medians of ``other()`` and then ``fn(*args)``, timed in turns after a warm-up."""
+    fn(*args)
+    a, b = [], []
+    for _ in range(repeat):
+        b.append(timer.once(other, ()))
+        a.append(timer.once(fn, args))
+    return statistics.median(a), statistics.median(b)
 
 
 def host_overhead(timer: Timer) -> None:
@@ -346,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         import numba
 
         xp = np
-        one, alln = cpu_copy_bandwidth(timer)
+        copy = CpuCopy()
         nt = numba.get_num_threads()
-        copy_gbs = one if nt == 1 else alln
+        one = copy.gbs(timer.median(copy.one, (), 15))
+        alln = copy.gbs(timer.median(copy.all, (), 15))
         print(
             f"cpu: {os.cpu_count()} cores, numba threads {nt}; copy (read + write) "
             f"1 thread {one:.1f} GB/s, {nt} threads {alln:.1f} GB/s; load {os.getloadavg()}"
@@ -356,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     only = set(filter(None, a.only.split(",")))
     cols = ["kernel", "size", "first call s", "ours ms", "peer ms", "speedup"]
-    cols += ["GB/s", "% of copy"]
+    cols += ["GB/s", "% of copy"] + ([] if gpu else ["cold ms", "cold % of copy", "copy GB/s"])
     cols.append("check vs peer")
     table = []
     print(" | ".join(cols), flush=True)
@@ -367,11 +392,18 @@ def main(argv: list[str] | None = None) -> int:
             args = make(rng)
             first = timer.once(ours, args)
             t_ours = timer.median(ours, args, a.repeat)
+            if not gpu:  # the copy in turns with the kernel: this row's copy figure
+                run_copy = copy.one if nt == 1 else copy.all
+                t_cold, t_copy = interleaved(timer, ours, args, run_copy, a.repeat)
+                copy_gbs = copy.gbs(t_copy)
             t_peer = timer.median(peer, args, max(3, a.repeat // 2))
             row = [name, size, f"{first:.2f}", f"{t_ours * 1e3:.2f}", f"{t_peer * 1e3:.2f}"]
             row.append(f"{t_peer / t_ours:.2f}x")
             gbs = nbytes / t_ours / 1e9
             row += [f"{gbs:.1f}", f"{100 * gbs / copy_gbs:.0f}%"]
+            if not gpu:
+                cold = nbytes / t_cold / 1e9
+                row += [f"{t_cold * 1e3:.2f}", f"{100 * cold / copy_gbs:.0f}%", f"{copy_gbs:.1f}"]
             row.append(rel_err(xp, ours(*args), peer(*args)))
             del args
         except Exception as e:  # one failing kernel must not hide the others' numbers
