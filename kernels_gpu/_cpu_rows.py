@@ -71,6 +71,15 @@ _LINE = 64
 _PREFETCH_ROWS = 2
 
 
+# Rows whose values all lie within this of their max need no clamp at the exp floor (-87).
+_NEAR = np.float32(-86.0)
+
+
+def _simd_rows(x) -> bool:
+    """Whether an array takes the float32 SIMD loops of ``_cpu_simd`` (typing time)."""
+    return x.dtype == types.float32 and x.layout == "C"
+
+
 @njit(inline="always", cache=True)
 def _row_blocks(rows):
     return min(rows, _ROW_BLOCKS)
@@ -107,6 +116,45 @@ def _softmax_row(x, r, out):
         orow[c] *= inv
 
 
+@njit(inline="always", cache=True, fastmath=_FM)
+def _softmax_rows_simd(x, r0, r1, out):
+    """float32 rows r0..r1-1: ``_cpu_simd``'s row pass and exp-and-store loop, then the
+    scale pass; rows with no finite max (+inf; empty, -inf or NaN only) by the scalar
+    row's rules."""
+    for r in range(r0, r1):
+        xr = x[r]
+        orow = out[r]
+        m, low = _cpu_simd.row_range(xr)
+        if not abs(m) < np.inf:
+            _softmax_row(x, r, out)
+            continue
+        # A NaN anywhere in the row makes s NaN, and with it the whole row.
+        if low - m >= _NEAR:
+            s = _cpu_simd.exp_store_near(xr, orow, m)
+        else:
+            s = _cpu_simd.exp_store(xr, orow, m)
+        inv = np.float32(1.0 / s)
+        for c in range(orow.size):
+            orow[c] *= inv
+
+
+@njit(inline="always", cache=True, fastmath=_FM)
+def _softmax_rows_scalar(x, r0, r1, out):
+    for r in range(r0, r1):
+        _softmax_row(x, r, out)
+
+
+def _softmax_rows(x, r0, r1, out):
+    """Rows r0..r1-1 of softmax: the SIMD loops for float32, the scalar ones otherwise."""
+
+
+@overload(_softmax_rows, inline="always")
+def _softmax_rows_impl(x, r0, r1, out):
+    if _simd_rows(x) and _simd_rows(out):
+        return lambda x, r0, r1, out: _softmax_rows_simd(x, r0, r1, out)
+    return lambda x, r0, r1, out: _softmax_rows_scalar(x, r0, r1, out)
+
+
 @njit(parallel=True, cache=True, fastmath=_FM)
 def softmax(x, out):
     """Rows of a 2-D array. Max pass, then exp-and-sum pass, then scale pass.
@@ -118,8 +166,7 @@ def softmax(x, out):
     rows = x.shape[0]
     nb = _row_blocks(rows)
     for b in prange(nb):
-        for r in range(b * rows // nb, (b + 1) * rows // nb):
-            _softmax_row(x, r, out)
+        _softmax_rows(x, b * rows // nb, (b + 1) * rows // nb, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -156,8 +203,6 @@ def _logsumexp_row(x, r, out):
 
 # Marks, in logsumexp's row sums, a float32 row with no finite max.
 _NO_FINITE_MAX = -1.0
-# Rows whose values all lie within this of their max need no clamp at the exp floor (-87).
-_NEAR = np.float32(-86.0)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -201,10 +246,6 @@ def _logsumexp_rows(x, r0, r1, out, sums):
 
 def _logsumexp_sums(x):
     """The row sums buffer of ``_logsumexp_rows_simd`` (empty for the scalar loops)."""
-
-
-def _simd_rows(x) -> bool:
-    return x.dtype == types.float32 and x.layout == "C"
 
 
 @overload(_logsumexp_rows, inline="always")

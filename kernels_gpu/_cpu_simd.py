@@ -158,6 +158,17 @@ class _Row:
         ptr = b.gep(self.data, [at], source_etype=_F32)
         return b.call(fn, [ptr, ir.Constant(_I32, 4), mask, _splat(_VF, fill)])
 
+    def store(self, at, v):
+        ptr = self.builder.gep(self.data, [at], source_etype=_F32)
+        self.builder.store(v, self.builder.bitcast(ptr, _VF.as_pointer()), align=4)
+
+    def masked_store(self, at, v, mask):
+        b = self.builder
+        fnty = ir.FunctionType(ir.VoidType(), [_VF, self.data.type, _I32, _VB])
+        fn = cgutils.get_or_insert_function(b.module, fnty, "llvm.masked.store.v16f32.p0")
+        ptr = b.gep(self.data, [at], source_etype=_F32)
+        b.call(fn, [v, ptr, ir.Constant(_I32, 4), mask])
+
     def prefetch(self, at):
         b = self.builder
         fnty = ir.FunctionType(ir.VoidType(), [self.data.type, _I32, _I32, _I32])
@@ -247,14 +258,17 @@ def _is_f32_row(ty) -> bool:
 
 
 class _ExpTerms:
-    """Adds exp(v - m) of a vector to a sum whose largest term is 1; each term clamped at
-    exp(-87) with ``clamp``, else every v must be >= m - 86."""
+    """exp(v - m) of vectors, m the row's max: for a sum whose largest term is 1
+    (logsumexp: ln 2 in one constant, terms clamped at exp(-87) with ``clamp``) or, with
+    ``exact``, as values of their own (softmax: ln 2 in two constants, exp(d) = 0 for
+    d < -87 with ``clamp``). Without ``clamp`` every v must be >= m - 86."""
 
-    def __init__(self, builder: ir.IRBuilder, m, table: bool, clamp: bool) -> None:
+    def __init__(self, builder: ir.IRBuilder, m, table: bool, clamp: bool, exact: bool) -> None:
         self.b = builder
         self.m = _broadcast(builder, m, _VF)
         self.table = table
         self.clamp = clamp
+        self.exact = exact
         fnty = ir.FunctionType(_VF, [_VF, _VF, _VF])
         self._fma = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.v16f32")
         if table:
@@ -265,18 +279,26 @@ class _ExpTerms:
     def fma(self, a, b, c):
         return self.b.call(self._fma, [a, b, c])
 
-    def add_to(self, acc, v, mask=None):
-        """acc + exp(v - m), lane by lane; lanes off in ``mask`` add 0."""
+    def _reduce(self, k, d, ln2):
+        """d - k * ln2: one FMA, or two with ``exact`` (ln 2 as hi + lo; the FMA keeps
+        k * hi exact, so hi needs no trailing zeros)."""
+        hi = float(np.float32(ln2))
+        y = self.fma(k, _splat(_VF, -hi), d)
+        if self.exact:
+            y = self.fma(k, _splat(_VF, -float(np.float32(ln2 - hi))), y)
+        return y
+
+    def exp(self, v):
         b = self.b
+        floor = _splat(_VF, _EXP_FLOOR)
         d = b.fsub(v, self.m)
-        if self.clamp:
+        if self.clamp and not self.exact:
             # max(floor, d), not max(d, floor): a NaN d stays NaN, so NaN reaches the sum.
-            d = _max(b, _splat(_VF, _EXP_FLOOR), d)
+            d = _max(b, floor, d)
         rnd = _splat(_VF, float(_ROUND_F))
         if self.table:
             t = self.fma(d, _splat(_VF, _TBL_SCALE), rnd)
-            k = b.fsub(t, rnd)
-            y = self.fma(k, _splat(_VF, -_TBL_LN2), d)
+            y = self._reduce(b.fsub(t, rnd), d, _LN2 / 16 if self.exact else _TBL_LN2)
             q = self.fma(y, _splat(_VF, _TBL_C3), _splat(_VF, _TBL_C2))
             q = self.fma(y, q, _splat(_VF, 1.0))  # exp(y) = 1 + y q
             tb = b.bitcast(t, _VI)
@@ -287,27 +309,35 @@ class _ExpTerms:
             scale = b.bitcast(b.add(frac, b.shl(tb, _splat(_VI, _TBL_SHIFT))), _VF)
             # scale * (1 + delta + y q) as scale + scale * w: nothing near 1 is rounded.
             e = self.fma(scale, w, scale)
-            if mask is not None:
-                e = b.select(mask, e, _splat(_VF, 0.0))
-            return b.fadd(acc, e)
-        # The portable path: 2**n * exp(y), |y| <= ln2/2, by _cpu_bits's degree-6
-        # polynomial, 2**n added to the exponent bits.
-        t = self.fma(d, _splat(_VF, float(np.float32(_LOG2E))), rnd)
-        n = b.fsub(t, rnd)
-        y = self.fma(n, _splat(_VF, -float(_LN2_F)), d)
-        p = _splat(_VF, float(_EXP_C6))
-        for c in (_EXP_C5, _EXP_C4, _EXP_C3, _EXP_C2, 1.0, 1.0):
-            p = self.fma(p, y, _splat(_VF, float(c)))
-        exp2n = b.shl(b.bitcast(t, _VI), _splat(_VI, 23))
-        e = b.bitcast(b.add(b.bitcast(p, _VI), exp2n), _VF)
-        return b.fadd(acc, e if mask is None else b.select(mask, e, _splat(_VF, 0.0)))
+        else:
+            # The portable path: 2**n * exp(y), |y| <= ln2/2, by _cpu_bits's degree-6
+            # polynomial, 2**n added to the exponent bits.
+            t = self.fma(d, _splat(_VF, float(np.float32(_LOG2E))), rnd)
+            y = self._reduce(b.fsub(t, rnd), d, _LN2 if self.exact else float(_LN2_F))
+            p = _splat(_VF, float(_EXP_C6))
+            for c in (_EXP_C5, _EXP_C4, _EXP_C3, _EXP_C2, 1.0, 1.0):
+                p = self.fma(p, y, _splat(_VF, float(c)))
+            exp2n = b.shl(b.bitcast(t, _VI), _splat(_VI, 23))
+            e = b.bitcast(b.add(b.bitcast(p, _VI), exp2n), _VF)
+        if self.clamp and self.exact:
+            # An ordered compare: NaN is not below the floor, so it stays.
+            e = b.select(b.fcmp_ordered("<", d, floor), _splat(_VF, 0.0), e)
+        return e
+
+    def add_to(self, acc, v, mask=None):
+        """acc + exp(v - m), lane by lane; lanes off in ``mask`` add 0."""
+        e = self.exp(v)
+        return self.b.fadd(acc, e if mask is None else self.b.select(mask, e, _splat(_VF, 0.0)))
 
 
-def _exp_sum_codegen(table: bool, clamp: bool):
+def _exp_sum_codegen(table: bool, clamp: bool, store: bool):
+    """The loops of the exp sums: the second row is prefetched, or with ``store`` it is
+    the output, written exp(row - m) (softmax before its scaling)."""
+
     def codegen(context, builder, sig, args):
         xs = _Row(context, builder, sig.args[0], args[0])
-        ahead = _Row(context, builder, sig.args[1], args[1])
-        term = _ExpTerms(builder, args[2], table, clamp)
+        other = _Row(context, builder, sig.args[1], args[1])
+        term = _ExpTerms(builder, args[2], table, clamp, exact=store)
         zero = _splat(_VF, 0.0)
         lo = ir.Constant(ir.VectorType(_I32, 8), list(range(8)))
         hi = ir.Constant(ir.VectorType(_I32, 8), list(range(8, 16)))
@@ -317,11 +347,20 @@ def _exp_sum_codegen(table: bool, clamp: bool):
             out = []
             for u, acc in enumerate(accs):
                 off = builder.add(at, const(u * _LANES))
-                if masks is None:
-                    ahead.prefetch(off)
+                if store:
+                    if masks is None:
+                        e = term.exp(xs.load(off))
+                        other.store(off, e)
+                    else:
+                        # -inf past the end: exp of it is finite (or 0) whatever m is.
+                        e = term.exp(xs.masked_load(off, masks[u], -math.inf))
+                        other.masked_store(off, e, masks[u])
+                        e = builder.select(masks[u], e, zero)
+                    out.append(builder.fadd(acc, e))
+                elif masks is None:
+                    other.prefetch(off)
                     out.append(term.add_to(acc, xs.load(off)))
                 else:
-                    # -inf past the end: exp of it is the floor, finite whatever m is.
                     v = xs.masked_load(off, masks[u], -math.inf)
                     out.append(term.add_to(acc, v, masks[u]))
             return out
@@ -386,17 +425,17 @@ def _exp_sum_signature(row, ahead, m):
     return None
 
 
-def _exp_sum(name: str, table: bool | None, clamp: bool, doc: str):
+def _exp_sum(name: str, table: bool | None, clamp: bool, doc: str, store: bool = False):
     """An exp-sum intrinsic; ``table=None``: the table where ``_has_table``, else not."""
 
-    def typer(typingctx, row, ahead, m):
-        sig = _exp_sum_signature(row, ahead, m)
+    def typer(typingctx, row, other, m):
+        sig = _exp_sum_signature(row, other, m)
         if sig is None:
             return None
 
         def codegen(context, builder, sig, args):
             use = _has_table(context) if table is None else table
-            return _exp_sum_codegen(use, clamp)(context, builder, sig, args)
+            return _exp_sum_codegen(use, clamp, store)(context, builder, sig, args)
 
         return sig, codegen
 
@@ -425,4 +464,17 @@ exp_sum_portable = _exp_sum(
 )
 exp_sum_near_portable = _exp_sum(
     "exp_sum_near_portable", False, False, "``exp_sum_near`` by the degree-6 polynomial."
+)
+_STORE_DOC = """Writes out[i] = exp(row[i] - m) (0 for row[i] < m - 87; within 0.6 ulp) and returns
+    their sum in float64, for a float32 row whose largest value is the finite ``m``; NaN
+    (written and returned) if the row holds NaN. ``out``: a float32 row of the same length."""
+exp_store = _exp_sum("exp_store", None, True, _STORE_DOC, store=True)
+exp_store_near = _exp_sum(
+    "exp_store_near", None, False, "``exp_store`` for a row with no value under m - 86.", True
+)
+exp_store_portable = _exp_sum(
+    "exp_store_portable", False, True, "``exp_store`` by the degree-6 polynomial.", True
+)
+exp_store_near_portable = _exp_sum(
+    "exp_store_near_portable", False, False, "``exp_store_near`` by the polynomial.", True
 )

@@ -230,3 +230,71 @@ def test_rows_on_either_side_of_the_clamp_free_range():
             x[0, 1:] = np.float32(low)
             want = np.log1p((n - 1) * np.exp(np.float64(np.float32(low))))
             assert abs(kg.logsumexp(x)[0] - want) <= 2.0**-24 + 1e-7 * want, (low, n)
+
+
+@njit
+def _store_table(x, out, m):
+    return _cpu_simd.exp_store(x, out, m)
+
+
+@njit
+def _store_near(x, out, m):
+    return _cpu_simd.exp_store_near(x, out, m)
+
+
+@njit
+def _store_portable(x, out, m):
+    return _cpu_simd.exp_store_portable(x, out, m)
+
+
+@njit
+def _store_near_portable(x, out, m):
+    return _cpu_simd.exp_store_near_portable(x, out, m)
+
+
+STORES = [_store_table, _store_near, _store_portable, _store_near_portable]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_exp_store_writes_each_value_and_nothing_past_the_row(rng, n):
+    x = (rng.standard_normal(n) * 8).astype(np.float32)  # within 86 of the max
+    m = x.max() if n else np.float32(0)
+    want = np.exp((x - m).astype(np.float64))  # x - m rounds in float32, as in the loops
+    ulp = np.spacing(want.astype(np.float32)).astype(np.float64)
+    for f in STORES:
+        buf = np.full(n + 80, 7.0, np.float32)  # the row, then a guard the loop must not touch
+        s = f(x, buf[:n], m)
+        got = buf[:n].astype(np.float64)
+        assert np.all(np.abs(got - want) <= ulp), (f.__name__, n)  # each within an ulp
+        assert abs(s - want.sum()) <= 1e-7 * max(want.sum(), 1.0), (f.__name__, n)
+        assert np.all(buf[n:] == 7.0), f.__name__
+
+
+def test_exp_store_zero_below_the_floor_and_nan_everywhere():
+    x = np.array([0.0, -86.9, -87.5, -200.0, -np.inf] * 14, np.float32)  # 70: a tail too
+    for f in (_store_table, _store_portable):  # the clamped loops
+        out = np.empty_like(x)
+        s = f(x, out, np.float32(0))
+        assert np.all(out[2::5] == 0) and np.all(out[3::5] == 0) and np.all(out[4::5] == 0)
+        assert np.all(out[1::5] > 0) and np.all(out[::5] == 1.0)
+        assert abs(s - 14 * (1 + np.exp(-86.9))) < 1e-12
+        x2 = x.copy()
+        x2[67] = np.nan  # in the masked tail
+        out = np.empty_like(x2)
+        assert np.isnan(f(x2, out, np.float32(0))) and np.isnan(out[67])
+
+
+def test_softmax_float32_rows_of_every_length(rng):
+    for n in LENGTHS[1:]:
+        x = (rng.standard_normal((8, n)) * 20 - 3).astype(np.float32)
+        x[1, n // 2] = np.nan
+        x[2, n - 1] = np.inf
+        x[3] = -np.inf
+        x[5, 0] = -np.nan
+        x[6, :] = np.float32(-1e30)  # every other value far below the exp floor
+        x[6, n // 3] = 5.0
+        got = kg.softmax(x)
+        ref.close(got, ref.softmax(x), np.float32)
+        assert np.isnan(got[[1, 2, 3, 5]]).all()
+        assert got[6, n // 3] == 1.0 and np.count_nonzero(got[6]) == 1
+        np.testing.assert_allclose(got[[0, 4, 7]].sum(axis=1), 1.0, rtol=1e-6)
