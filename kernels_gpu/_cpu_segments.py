@@ -9,9 +9,10 @@ C-contiguous, floats are float32/float64, offsets are checked.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from . import _math
+from . import _cpu_simd, _math
 from ._cpu_bits import _FM, _elem, _key, _unkey
 
 _jit = njit(inline="always", cache=True)
@@ -85,33 +86,48 @@ def segment_reduce(values, offsets, op, out):
             out[s] = np.min(seg) if op == 2 else np.max(seg)
 
 
+@njit(inline="always", cache=True)
+def _extreme_by_keys(seg, is_max):
+    """max or min of a non-empty segment as integer max/min of order-preserving keys (see
+    ``_cpu_rows._row_max``): NaN propagates."""
+    hi = lo = _key(seg[0])
+    for j in range(seg.size):
+        k = _key(seg[j])
+        hi = max(hi, k)
+        lo = min(lo, k)
+    if hi > _key(_elem(seg, np.inf)) or lo < _key(_elem(seg, -np.inf)):
+        return np.nan
+    return _unkey(hi if is_max else lo, seg[0])
+
+
+def _extreme(seg, is_max):
+    """max or min of a non-empty segment, NaN if it holds NaN."""
+
+
+@overload(_extreme, inline="always")
+def _extreme_impl(seg, is_max):
+    if seg.dtype == types.float32 and seg.layout == "C":
+        # The explicit SIMD loops: vmaxps/vminps and a NaN compare per 16 values.
+        def simd(seg, is_max):
+            return _cpu_simd.segment_max(seg) if is_max else _cpu_simd.segment_min(seg)
+
+        return simd
+    return lambda seg, is_max: _extreme_by_keys(seg, is_max)
+
+
 @njit(parallel=True, cache=True)
 def segment_minmax(values, offsets, is_max, nblocks, out):
-    """min or max of each segment of float values as integer max/min of order-preserving
-    keys (see ``_row_max``): NaN propagates, empty -> NaN. The NaN-aware float max does
-    not vectorise and NumPy's ``reduceat`` pays a call per segment; this loop does
-    neither. prange over ``nblocks`` contiguous blocks of segments (1: serial)."""
+    """min or max of each segment of float values: NaN propagates, empty -> NaN. The
+    NaN-aware float max does not vectorise and NumPy's ``reduceat`` pays a call per
+    segment; these loops do neither. prange over ``nblocks`` contiguous blocks of segments
+    (1: serial)."""
     n = values.size
     nseg = offsets.size - 1
-    kinf = _key(_elem(values, np.inf))
-    kninf = _key(_elem(values, -np.inf))
     for blk in prange(nblocks):
         for s in range(blk * nseg // nblocks, (blk + 1) * nseg // nblocks):
             a = min(max(offsets[s], 0), n)
             b = min(max(offsets[s + 1], a), n)
-            if b == a:
-                out[s] = np.nan
-                continue
-            seg = values[a:b]
-            hi = lo = _key(seg[0])
-            for j in range(seg.size):
-                k = _key(seg[j])
-                hi = max(hi, k)
-                lo = min(lo, k)
-            if hi > kinf or lo < kninf:
-                out[s] = np.nan
-            else:
-                out[s] = _unkey(hi if is_max else lo, seg[0])
+            out[s] = np.nan if b == a else _extreme(values[a:b], is_max)
 
 
 @njit(inline="always", cache=True)

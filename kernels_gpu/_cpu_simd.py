@@ -1,4 +1,6 @@
-"""logsumexp's float32 row loops written as explicit SIMD in LLVM vector IR.
+"""float32 row loops written as explicit SIMD in LLVM vector IR: the row pass and exp
+loops of softmax and logsumexp (``row_range``, ``exp_store``, ``exp_sum``) and the
+segment max/min of ``segment_reduce`` (``segment_max``, ``segment_min``).
 
 numba vectorises a scalar loop through LLVM's loop vectoriser, which left logsumexp at
 about 55% of copy bandwidth on one thread. What it cannot do is done here by hand, as
@@ -7,7 +9,8 @@ numba intrinsics that emit loops over ``<16 x float>``:
 - **A float max that ignores NaN.** Without fast-math "nnan" the vectoriser will not
   turn a float max into ``vmaxps`` (``_cpu_rows._row_max`` takes integer keys instead,
   five operations per 16 values). Here it is one compare-and-select per vector, and the
-  row's min comes with it; NaN is caught later, because it reaches the exp sum.
+  row's min comes with it; NaN is caught later, because it reaches the exp sum (or, for
+  segments, by one unordered compare per vector).
 - **exp from a table held in a register.** 2**(k/16) for k mod 16 comes from a 16-entry
   table by one ``vpermd``; the rest, exp(y) for |y| <= ln2/32, needs a degree-3
   polynomial instead of degree 6: 6 FMAs per 16 values instead of 8, and the FMA units
@@ -207,30 +210,35 @@ def _min(builder: ir.IRBuilder, a, b):
     return builder.select(builder.fcmp_ordered("<", a, b), a, b)
 
 
-@intrinsic
-def row_range(typingctx, row):
-    """(largest, smallest) value of a 1-D float32 array, NaN ignored ((-inf, inf) if
-    there is none). The min is nearly free: the pass waits on memory, not on its compares."""
-    if not _is_f32_row(row):
-        return None
-    sig = types.UniTuple(types.float32, 2)(row)
+def _extremes_codegen(want_max: bool, want_min: bool, nan_wins: bool):
+    """The loop of ``row_range`` and ``segment_max``/``segment_min``: the extremes of a
+    float32 row, NaN ignored, or with ``nan_wins`` NaN if the row holds one."""
 
     def codegen(context, builder, sig, args):
         xs = _Row(context, builder, sig.args[0], args[0])
+        ops = ([_max] if want_max else []) + ([_min] if want_min else [])
+        starts = ([-math.inf] if want_max else []) + ([math.inf] if want_min else [])
+        no_nan = ir.Constant(_VB, [0] * _LANES)
 
         def step(at, accs, masks=None):
             out = list(accs)
             for u in range(_UNROLL):
                 off = builder.add(at, ir.Constant(at.type, u * _LANES))
-                # NaN past the end: both compares ignore it.
+                # NaN past the end: the compares ignore it (and the NaN watch is masked).
                 v = xs.load(off) if masks is None else xs.masked_load(off, masks[u], math.nan)
-                out[u] = _max(builder, v, accs[u])
-                out[_UNROLL + u] = _min(builder, v, accs[_UNROLL + u])
+                for i, op in enumerate(ops):
+                    out[i * _UNROLL + u] = op(builder, v, accs[i * _UNROLL + u])
+                if nan_wins:
+                    nan = builder.fcmp_unordered("uno", v, v)
+                    if masks is not None:
+                        nan = builder.and_(nan, masks[u])
+                    out[-1] = builder.or_(out[-1], nan)
             return out
 
         const = lambda v: ir.Constant(xs.size.type, v)  # noqa: E731
+        inits = [_splat(_VF, s0) for s0 in starts for _ in range(_UNROLL)]
+        inits += [no_nan] if nan_wins else []
         steps = builder.sdiv(xs.size, const(_STEP))
-        inits = [_splat(_VF, -math.inf)] * _UNROLL + [_splat(_VF, math.inf)] * _UNROLL
         accs = _counted_loop(
             builder, steps, inits, lambda i, a: step(builder.mul(i, const(_STEP)), a)
         )
@@ -240,12 +248,46 @@ def row_range(typingctx, row):
             builder, left, accs, lambda a: step(start, a, _tail_masks(builder, left))
         )
         out = []
-        for op, part in ((_max, accs[:_UNROLL]), (_min, accs[_UNROLL:])):
+        for i, op in enumerate(ops):
+            part = accs[i * _UNROLL : (i + 1) * _UNROLL]
             v = op(builder, op(builder, part[0], part[1]), op(builder, part[2], part[3]))
             out.append(_horizontal(builder, v, lambda a, b, op=op: op(builder, a, b)))
+        if nan_wins:
+            seen = _horizontal(builder, accs[-1], builder.or_)
+            out = [builder.select(seen, ir.Constant(_F32, math.nan), v) for v in out]
+        if len(out) == 1:
+            return out[0]
         return context.make_tuple(builder, sig.return_type, out)
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def row_range(typingctx, row):
+    """(largest, smallest) value of a 1-D float32 array, NaN ignored ((-inf, inf) if
+    there is none). The min is nearly free: the pass waits on memory, not on its compares."""
+    if not _is_f32_row(row):
+        return None
+    return types.UniTuple(types.float32, 2)(row), _extremes_codegen(True, True, False)
+
+
+@intrinsic
+def segment_max(typingctx, row):
+    """The largest value of a 1-D float32 array; NaN if it holds NaN; -inf if empty.
+
+    One compare-and-select and one NaN compare per 16 values, where the integer keys of
+    ``_cpu_segments.segment_minmax`` take five operations."""
+    if not _is_f32_row(row):
+        return None
+    return types.float32(row), _extremes_codegen(True, False, True)
+
+
+@intrinsic
+def segment_min(typingctx, row):
+    """The smallest value of a 1-D float32 array; NaN if it holds NaN; inf if empty."""
+    if not _is_f32_row(row):
+        return None
+    return types.float32(row), _extremes_codegen(False, True, True)
 
 
 def _is_f32_row(ty) -> bool:

@@ -298,3 +298,42 @@ def test_softmax_float32_rows_of_every_length(rng):
         assert np.isnan(got[[1, 2, 3, 5]]).all()
         assert got[6, n // 3] == 1.0 and np.count_nonzero(got[6]) == 1
         np.testing.assert_allclose(got[[0, 4, 7]].sum(axis=1), 1.0, rtol=1e-6)
+
+
+@njit
+def _seg_max(x):
+    return _cpu_simd.segment_max(x)
+
+
+@njit
+def _seg_min(x):
+    return _cpu_simd.segment_min(x)
+
+
+@pytest.mark.parametrize("n", LENGTHS[1:])
+def test_segment_extremes_propagate_nan_and_ignore_what_follows(rng, n):
+    buf = rng.standard_normal(n + 70).astype(np.float32)
+    buf[n:] = np.nan  # right after the segment: the masked tail must not see it
+    seg = buf[:n]
+    assert _seg_max(seg) == seg.max() and _seg_min(seg) == seg.min()
+    if n > 1:
+        seg[n - 1] = np.inf
+        seg[0] = -np.inf
+        assert _seg_max(seg) == np.inf and _seg_min(seg) == -np.inf
+    for at in {0, n // 2, n - 1}:
+        s = seg.copy()
+        s[at] = np.nan
+        assert np.isnan(_seg_max(s)) and np.isnan(_seg_min(s)), at
+
+
+def test_segment_reduce_float32_max_min_over_segments_of_every_length(rng):
+    lens = np.array(LENGTHS * 3)
+    off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    v = rng.standard_normal(int(off[-1])).astype(np.float32)
+    v[off[5] + 3] = np.nan  # one segment with NaN
+    for op, ufunc in (("max", np.maximum), ("min", np.minimum)):
+        got = kg.segment_reduce(v, off, op)
+        nonempty = lens > 0
+        want = np.full(lens.size, np.nan, np.float32)
+        want[nonempty] = ufunc.reduceat(v, off[:-1][nonempty])
+        np.testing.assert_array_equal(got, want)
