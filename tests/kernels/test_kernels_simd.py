@@ -27,35 +27,35 @@ def rng():
     return np.random.default_rng(20261)  # seeded: a failure reproduces
 
 
-@njit
-def _row_range(x):
-    return _cpu_simd.row_range(x)
+def _one(intrinsic):
+    """A jitted caller of a one-argument intrinsic (intrinsics run inside jitted code)."""
+
+    def call(x):
+        return intrinsic(x)
+
+    call.__name__ = call.__qualname__ = intrinsic._name
+    return njit(call)
+
+
+def _three(intrinsic):
+    def call(x, other, m):
+        return intrinsic(x, other, m)
+
+    call.__name__ = call.__qualname__ = intrinsic._name
+    return njit(call)
+
+
+_row_range = _one(_cpu_simd.row_range)
 
 
 def _row_max(x):
     return _row_range(x)[0]
 
 
-@njit
-def _sum_table(x, ahead, m):
-    return _cpu_simd.exp_sum(x, ahead, m)
-
-
-@njit
-def _sum_portable(x, ahead, m):
-    return _cpu_simd.exp_sum_portable(x, ahead, m)
-
-
-@njit
-def _sum_near(x, ahead, m):
-    return _cpu_simd.exp_sum_near(x, ahead, m)
-
-
-@njit
-def _sum_near_portable(x, ahead, m):
-    return _cpu_simd.exp_sum_near_portable(x, ahead, m)
-
-
+_sum_table = _three(_cpu_simd.exp_sum)
+_sum_portable = _three(_cpu_simd.exp_sum_portable)
+_sum_near = _three(_cpu_simd.exp_sum_near)
+_sum_near_portable = _three(_cpu_simd.exp_sum_near_portable)
 CLAMPED = [_sum_table, _sum_portable]
 ALL_SUMS = CLAMPED + [_sum_near, _sum_near_portable]  # near: no value under m - 86
 
@@ -138,16 +138,23 @@ def test_log_pos_matches_numpy():
     assert np.isnan(_logs(np.array([np.nan]))[0])
 
 
+def _rows_with_specials(rng, n):
+    """9 float32 rows of n values: plain (0, 7, 8), one NaN (1), +inf last (2), all -inf
+    (3), all NaN (4), a negative NaN first (5), one value far above all others (6)."""
+    x = (rng.standard_normal((9, n)) * 20 - 3).astype(np.float32)
+    x[1, n // 2] = np.nan
+    x[2, n - 1] = np.inf
+    x[3] = -np.inf
+    x[4] = np.nan
+    x[5, 0] = -np.nan
+    x[6, :] = np.float32(-1e30)  # every other term far below the exp floor
+    x[6, n // 3] = 5.0
+    return x
+
+
 def test_logsumexp_float32_rows_of_every_length(rng):
     for n in LENGTHS[1:]:
-        x = (rng.standard_normal((9, n)) * 20 - 3).astype(np.float32)
-        x[1, n // 2] = np.nan
-        x[2, n - 1] = np.inf
-        x[3] = -np.inf
-        x[4] = np.nan
-        x[5, 0] = -np.nan
-        x[6, :] = np.float32(-1e30)  # every other term far below the exp floor
-        x[6, n // 3] = 5.0
+        x = _rows_with_specials(rng, n)
         got = kg.logsumexp(x)
         ref.close(got, ref.logsumexp(x), np.float32)
         assert np.isnan(got[[1, 4, 5]]).all() and got[3] == -np.inf
@@ -232,26 +239,10 @@ def test_rows_on_either_side_of_the_clamp_free_range():
             assert abs(kg.logsumexp(x)[0] - want) <= 2.0**-24 + 1e-7 * want, (low, n)
 
 
-@njit
-def _store_table(x, out, m):
-    return _cpu_simd.exp_store(x, out, m)
-
-
-@njit
-def _store_near(x, out, m):
-    return _cpu_simd.exp_store_near(x, out, m)
-
-
-@njit
-def _store_portable(x, out, m):
-    return _cpu_simd.exp_store_portable(x, out, m)
-
-
-@njit
-def _store_near_portable(x, out, m):
-    return _cpu_simd.exp_store_near_portable(x, out, m)
-
-
+_store_table = _three(_cpu_simd.exp_store)
+_store_near = _three(_cpu_simd.exp_store_near)
+_store_portable = _three(_cpu_simd.exp_store_portable)
+_store_near_portable = _three(_cpu_simd.exp_store_near_portable)
 STORES = [_store_table, _store_near, _store_portable, _store_near_portable]
 
 
@@ -286,28 +277,16 @@ def test_exp_store_zero_below_the_floor_and_nan_everywhere():
 
 def test_softmax_float32_rows_of_every_length(rng):
     for n in LENGTHS[1:]:
-        x = (rng.standard_normal((8, n)) * 20 - 3).astype(np.float32)
-        x[1, n // 2] = np.nan
-        x[2, n - 1] = np.inf
-        x[3] = -np.inf
-        x[5, 0] = -np.nan
-        x[6, :] = np.float32(-1e30)  # every other value far below the exp floor
-        x[6, n // 3] = 5.0
+        x = _rows_with_specials(rng, n)
         got = kg.softmax(x)
         ref.close(got, ref.softmax(x), np.float32)
-        assert np.isnan(got[[1, 2, 3, 5]]).all()
+        assert np.isnan(got[[1, 2, 3, 4, 5]]).all()
         assert got[6, n // 3] == 1.0 and np.count_nonzero(got[6]) == 1
-        np.testing.assert_allclose(got[[0, 4, 7]].sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(got[[0, 7, 8]].sum(axis=1), 1.0, rtol=1e-6)
 
 
-@njit
-def _seg_max(x):
-    return _cpu_simd.segment_max(x)
-
-
-@njit
-def _seg_min(x):
-    return _cpu_simd.segment_min(x)
+_seg_max = _one(_cpu_simd.segment_max)
+_seg_min = _one(_cpu_simd.segment_min)
 
 
 @pytest.mark.parametrize("n", LENGTHS[1:])
