@@ -275,6 +275,9 @@ def _exp_sum_codegen(table: bool, clamp: bool, store: bool):
                     other.prefetch(off)
                     out.append(term.add_to(acc, xs.load(off)))
                 else:
+                    # The tail's lines too (a prefetch past the row's end never faults):
+                    # without them rows of 1000 values ran 1.6x slower than rows of 1024.
+                    other.prefetch(off)
                     v = xs.masked_load(off, masks[u], -math.inf)
                     out.append(term.add_to(acc, v, masks[u]))
             return out
