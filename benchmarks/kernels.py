@@ -299,6 +299,10 @@ class CpuCopy:
     def all(self) -> None:
         self._pcopy(self.src, self.dst, self.threads)
 
+    def matching(self) -> None:
+        """The copy matching NUMBA_NUM_THREADS: ``one`` on one thread, else ``all``."""
+        (self.one if self.threads == 1 else self.all)()
+
     def gbs(self, seconds: float) -> float:
         return 2 * self.src.nbytes / seconds / 1e9
 
@@ -393,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             first = timer.once(ours, args)
             t_ours = timer.median(ours, args, a.repeat)
             if not gpu:  # the copy in turns with the kernel: this row's copy figure
-                run_copy = copy.one if nt == 1 else copy.all
-                t_cold, t_copy = interleaved(timer, ours, args, run_copy, a.repeat)
+                t_cold, t_copy = interleaved(timer, ours, args, copy.matching, a.repeat)
                 copy_gbs = copy.gbs(t_copy)
             t_peer = timer.median(peer, args, max(3, a.repeat // 2))
             row = [name, size, f"{first:.2f}", f"{t_ours * 1e3:.2f}", f"{t_peer * 1e3:.2f}"]

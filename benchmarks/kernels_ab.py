@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kernels import CpuCopy  # noqa: E402  (benchmarks/ is this script's folder)
+
 import kernels_gpu as new  # noqa: E402
 
 
@@ -39,25 +41,6 @@ def import_old(checkout: Path, into: Path):
     shutil.copytree(src, into / "kernels_gpu_old", ignore=shutil.ignore_patterns("__pycache__"))
     sys.path.insert(0, str(into))
     return importlib.import_module("kernels_gpu_old")
-
-
-def make_copy():
-    """(copy(), bytes moved): the "% of copy" reference for this thread count."""
-    import numba
-
-    @numba.njit(parallel=True)
-    def pcopy(src, dst, nchunks):
-        n = src.size
-        step = (n + nchunks - 1) // nchunks
-        for c in numba.prange(nchunks):
-            dst[c * step : min(n, (c + 1) * step)] = src[c * step : min(n, (c + 1) * step)]
-
-    src = np.random.default_rng(1).standard_normal(1 << 26, dtype=np.float32)
-    dst = np.empty_like(src)
-    threads = numba.get_num_threads()
-    if threads == 1:
-        return (lambda: np.copyto(dst, src)), 2 * src.nbytes
-    return (lambda: pcopy(src, dst, threads)), 2 * src.nbytes
 
 
 def cases(rng):
@@ -96,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(filter(None, a.only.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         old = import_old(a.old.resolve(), Path(tmp))
-        copy, copy_bytes = make_copy()
+        reference = CpuCopy()
+        copy = reference.matching
         copy()
         print(f"numba threads {numba.get_num_threads()}; old: {a.old}; rounds {a.rounds}")
         cols = ["kernel", "old warm ms", "new warm ms", "old cold ms", "new cold ms"]
@@ -124,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 copy()
                 copies.append(time.perf_counter() - t0)
             med = {key: statistics.median(v) for key, v in t.items()}
-            copy_gbs = copy_bytes / statistics.median(copies) / 1e9
+            copy_gbs = reference.gbs(statistics.median(copies))
             row = [name] + [f"{med[key] * 1e3:.3f}" for key in sorted(med, key=_order)]
             row.append(f"{med[('new', 'warm')] / med[('old', 'warm')]:.2f}")
             for k in versions:
