@@ -248,6 +248,23 @@ def _unkey_impl(k, like):
     return lambda k, like: _bits_f64(k ^ ((k >> 63) & 0x7FFFFFFFFFFFFFFF))
 
 
+@njit(inline="always", cache=True)
+def _key_extremes(row):
+    """(max, min, saw_nan) of a non-empty 1-D array, by integer max/min of ``_key``s.
+
+    A float max with NaN rules is a select chain LLVM cannot vectorise; integer max and
+    min are. A NaN key lies above +inf's (positive NaN) or below -inf's (negative NaN),
+    so the two extremes reveal it. max and min are float64 (``_unkey``).
+    """
+    hi = lo = _key(row[0])
+    for c in range(row.size):
+        k = _key(row[c])
+        hi = max(hi, k)
+        lo = min(lo, k)
+    bad = hi > _key(_elem(row, np.inf)) or lo < _key(_elem(row, -np.inf))
+    return _unkey(hi, row[0]), _unkey(lo, row[0]), bad
+
+
 # llvm.prefetch locality: 3 keeps the line in every cache level (prefetcht0).
 _PREFETCH_LOCALITY = 3
 

@@ -15,7 +15,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from . import _cpu_simd, _math
-from ._cpu_bits import _FM, _elem, _exp_neg, _key, _log_pos, _prefetch, _unkey
+from ._cpu_bits import _FM, _elem, _exp_neg, _key_extremes, _log_pos, _prefetch
 
 _jit = njit(inline="always", cache=True)
 _better = _jit(_math.better)
@@ -31,21 +31,12 @@ _TILE_K = 2048
 
 @njit(inline="always", cache=True)
 def _row_max(x, r):
-    """(max, saw_nan) of one row, as integer max/min of order-preserving keys.
-
-    A float max with NaN rules is a select chain LLVM cannot vectorise (it was the
-    slowest pass of softmax); integer max and min are. A NaN key lies above +inf's
-    (positive NaN) or below -inf's (negative NaN), so the two extremes reveal it.
-    """
+    """(max, saw_nan) of one row, by ``_key_extremes`` (integer keys: they vectorise; a
+    float max with NaN rules was the slowest pass of softmax)."""
     if x.shape[1] == 0:
         return -np.inf, False
-    hi = lo = _key(x[r, 0])
-    for c in range(x.shape[1]):
-        k = _key(x[r, c])
-        hi = max(hi, k)
-        lo = min(lo, k)
-    bad = hi > _key(_elem(x, np.inf)) or lo < _key(_elem(x, -np.inf))
-    return _unkey(hi, x[r, 0]), bad
+    hi, _, bad = _key_extremes(x[r])
+    return hi, bad
 
 
 # Row kernels run their prange over at most this many contiguous blocks of rows: many

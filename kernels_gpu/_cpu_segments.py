@@ -13,7 +13,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from . import _cpu_simd, _math
-from ._cpu_bits import _FM, _elem, _key, _unkey
+from ._cpu_bits import _FM, _key_extremes
 
 _jit = njit(inline="always", cache=True)
 _bin_index = _jit(_math.bin_index)
@@ -88,16 +88,11 @@ def segment_reduce(values, offsets, op, out):
 
 @njit(inline="always", cache=True)
 def _extreme_by_keys(seg, is_max):
-    """max or min of a non-empty segment as integer max/min of order-preserving keys (see
-    ``_cpu_rows._row_max``): NaN propagates."""
-    hi = lo = _key(seg[0])
-    for j in range(seg.size):
-        k = _key(seg[j])
-        hi = max(hi, k)
-        lo = min(lo, k)
-    if hi > _key(_elem(seg, np.inf)) or lo < _key(_elem(seg, -np.inf)):
+    """max or min of a non-empty segment by ``_key_extremes``: NaN propagates."""
+    hi, lo, bad = _key_extremes(seg)
+    if bad:
         return np.nan
-    return _unkey(hi if is_max else lo, seg[0])
+    return hi if is_max else lo
 
 
 def _extreme(seg, is_max):
