@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -78,8 +79,9 @@ def axis_of(axis: Any, ndim: int) -> int:
 
 def rows_host(x: np.ndarray, axis: int) -> np.ndarray:
     """C-contiguous (rows, cols) with ``axis`` last; a copy only when needed."""
-    moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-    return moved.reshape(int(np.prod(moved.shape[:-1])), moved.shape[-1])
+    moved = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
+    moved = np.ascontiguousarray(moved)
+    return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
 
 
 def rows_device(xv: Any, axis: int) -> Any:
@@ -169,12 +171,16 @@ def host_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | 
     shape and dtype (reusing it saves the page faults of a fresh output each call)."""
     if out is None:
         return None
-    want = f"a writeable NumPy array of shape {tuple(shape)} and dtype {np.dtype(dtype)}"
     if not isinstance(out, np.ndarray) or not out.flags.writeable:
-        raise field_error("out", type(out).__name__, want)
-    if tuple(out.shape) != tuple(shape) or out.dtype != np.dtype(dtype):
-        raise field_error("out", f"shape {out.shape} dtype {out.dtype}", want)
+        raise field_error("out", type(out).__name__, _host_out_wanted(shape, dtype))
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        got = f"shape {out.shape} dtype {out.dtype}"
+        raise field_error("out", got, _host_out_wanted(shape, dtype))
     return out
+
+
+def _host_out_wanted(shape: tuple[int, ...], dtype: np.dtype) -> str:
+    return f"a writeable NumPy array of shape {tuple(shape)} and dtype {np.dtype(dtype)}"
 
 
 def device_out(dev: Device, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:

@@ -41,6 +41,8 @@ def _root(obj: Any) -> str:
 
 def device_kind(obj: Any) -> str | None:
     """Name of the GPU library holding ``obj``, or None when it lives on the host."""
+    if type(obj) is np.ndarray:  # the common case first: the host path is microseconds
+        return None
     if getattr(obj, "__cuda_ndarray__", False):  # numba device array, simulator's too
         return "numba"
     root = _root(obj)
@@ -68,6 +70,8 @@ def device_kind(obj: Any) -> str | None:
 
 def to_host(obj: Any, field: str) -> np.ndarray:
     """A NumPy view of a host array; a GPU array here is a mixed call, refused."""
+    if type(obj) is np.ndarray:
+        return obj
     if device_kind(obj) is not None:
         raise AiinfraError(
             f"{field}: got a GPU array while the main input is on the host; "

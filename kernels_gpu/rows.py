@@ -18,6 +18,7 @@ Common rules
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ def _host_rows_out(out: np.ndarray | None, shape: tuple[int, ...], ax: int, dt: 
     needed (another axis, or a strided ``out``): the result is then copied into it."""
     if out is None or ax != len(shape) - 1 or not out.flags.c_contiguous:
         return None
-    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    rows = math.prod(shape[:-1])
     return out.reshape(rows, shape[-1] if shape else 1)
 
 
@@ -87,8 +88,10 @@ def _lse(x: Any, axis: Any, stream: Any, log: bool, out: Any = None) -> Any:
             _cpu_rows.softmax(x2, res)
         if direct is not None:
             return user
-        moved = np.moveaxis(xa, ax, -1).shape
-        result = np.moveaxis(res.reshape(moved), -1, ax)
+        if ax == xa.ndim - 1:
+            result = res.reshape(xa.shape)
+        else:
+            result = np.moveaxis(res.reshape(np.moveaxis(xa, ax, -1).shape), -1, ax)
         if user is not None:
             user[...] = result
             return user

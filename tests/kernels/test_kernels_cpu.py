@@ -257,6 +257,24 @@ def test_out_is_written_in_place_and_returned(rng, dtype):
     ref.close(strided, ref.layer_norm(x), dtype)
 
 
+def test_host_rows_are_views_of_c_contiguous_input_and_results_keep_the_axis(rng):
+    from kernels_gpu import _checks as ck
+
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    rows = ck.rows_host(x, 2)
+    assert rows.shape == (12, 5) and np.shares_memory(rows, x)  # no copy on the fast path
+    assert ck.rows_host(x[0, 0], 0).shape == (1, 5)
+    moved = ck.rows_host(x, 1)  # another axis: a C-contiguous copy, that axis last
+    assert moved.shape == (15, 4) and not np.shares_memory(moved, x)
+    assert np.array_equal(moved, np.moveaxis(x, 1, -1).reshape(15, 4))
+    for axis in (0, 1, 2, -1):
+        got = kg.softmax(x, axis=axis)
+        assert got.shape == x.shape
+        ref.close(got, ref.softmax(x, axis=axis), np.float32)
+        ref.close(kg.logsumexp(x, axis=axis), ref.logsumexp(x, axis=axis), np.float32)
+    assert kg.softmax(x[:, ::2], axis=-1).shape == (3, 2, 5)  # strided: copied first
+
+
 def test_out_refused_with_a_one_line_error(rng):
     x = rng.standard_normal((4, 5))
     for bad in (np.empty((5, 4)), np.empty((4, 5), np.float32), [0.0] * 20):
