@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
@@ -44,6 +45,13 @@ def _row_max(x, r):
 # iteration per row cost about 10% of softmax's time on one thread. (A count from
 # numba.get_num_threads() inside the kernel would stop numba from caching it.)
 _ROW_BLOCKS = 256
+
+
+def _one_thread() -> bool:
+    """Whether numba runs on one thread here: the row kernels then take their serial
+    twin. A parallel region on one thread cost logsumexp 8192x1024 float32 0.08-0.17 ms
+    of 1.7-1.85 (benchmarks/logsumexp_floor.py: 65-67% of copy against 72-74%)."""
+    return numba.get_num_threads() == 1
 
 
 # The exp terms of softmax/logsumexp are summed in the input precision over blocks of this
@@ -147,17 +155,26 @@ def _softmax_rows_impl(x, r0, r1, out):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def softmax(x, out):
+def _softmax_parallel(x, out):
+    rows = x.shape[0]
+    nb = _row_blocks(rows)
+    for b in prange(nb):
+        _softmax_rows(x, b * rows // nb, (b + 1) * rows // nb, out)
+
+
+@njit(cache=True, fastmath=_FM)
+def _softmax_serial(x, out):
+    _softmax_rows(x, 0, x.shape[0], out)
+
+
+def softmax(x: np.ndarray, out: np.ndarray) -> None:
     """Rows of a 2-D array. Max pass, then exp-and-sum pass, then scale pass.
 
     The row is read from memory once; the later passes hit the cache. On the CPU this
     beats the online max/sum of the GPU kernel, which pays two exp per element.
     A row with NaN or +inf, or with only -inf (0/0), becomes NaN.
     """
-    rows = x.shape[0]
-    nb = _row_blocks(rows)
-    for b in prange(nb):
-        _softmax_rows(x, b * rows // nb, (b + 1) * rows // nb, out)
+    (_softmax_serial if _one_thread() else _softmax_parallel)(x, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -254,13 +271,22 @@ def _logsumexp_sums_impl(x):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def logsumexp(x, out):
-    """Rows of a 2-D array: NaN -> NaN, +inf -> +inf, only -inf or empty -> -inf."""
+def _logsumexp_parallel(x, out):
     rows = x.shape[0]
     nb = _row_blocks(rows)
     sums = _logsumexp_sums(x)
     for b in prange(nb):
         _logsumexp_rows(x, b * rows // nb, (b + 1) * rows // nb, out, sums)
+
+
+@njit(cache=True, fastmath=_FM)
+def _logsumexp_serial(x, out):
+    _logsumexp_rows(x, 0, x.shape[0], out, _logsumexp_sums(x))
+
+
+def logsumexp(x: np.ndarray, out: np.ndarray) -> None:
+    """Rows of a 2-D array: NaN -> NaN, +inf -> +inf, only -inf or empty -> -inf."""
+    (_logsumexp_serial if _one_thread() else _logsumexp_parallel)(x, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -297,17 +323,29 @@ def _layer_norm_row(x, r, gamma, beta, eps, out):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def layer_norm(x, gamma, beta, eps, out):
-    """Rows of a 2-D array; biased variance; gamma/beta of size 0 mean 1 and 0.
-
-    Mean then squared deviations over the cached row: the same statistics as Welford
-    (both stable), but vectorisable on the CPU.
-    """
+def _layer_norm_parallel(x, gamma, beta, eps, out):
     rows = x.shape[0]
     nb = _row_blocks(rows)
     for b in prange(nb):
         for r in range(b * rows // nb, (b + 1) * rows // nb):
             _layer_norm_row(x, r, gamma, beta, eps, out)
+
+
+@njit(cache=True, fastmath=_FM)
+def _layer_norm_serial(x, gamma, beta, eps, out):
+    for r in range(x.shape[0]):
+        _layer_norm_row(x, r, gamma, beta, eps, out)
+
+
+def layer_norm(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, out: np.ndarray
+) -> None:
+    """Rows of a 2-D array; biased variance; gamma/beta of size 0 mean 1 and 0.
+
+    Mean then squared deviations over the cached row: the same statistics as Welford
+    (both stable), but vectorisable on the CPU.
+    """
+    (_layer_norm_serial if _one_thread() else _layer_norm_parallel)(x, gamma, beta, eps, out)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)

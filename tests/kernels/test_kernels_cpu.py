@@ -300,3 +300,41 @@ def test_segment_minmax_in_parallel_chunks(rng, monkeypatch, op, dtype):
     want = ref.segment_reduce(v, off, op)
     np.testing.assert_array_equal(got, want.astype(got.dtype))
     assert np.isnan(got[lens == 0]).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_serial_twins_match_the_parallel_kernels(rng, dtype):
+    # One numba thread takes the serial twins (no parallel region): same rows, same bits.
+    from kernels_gpu import _cpu_rows
+
+    x = (rng.standard_normal((67, 300)) * 10).astype(dtype)
+    x[3, 4], x[5] = np.nan, -np.inf
+    g = rng.standard_normal(300).astype(dtype)
+    for serial, parallel, args in (
+        (_cpu_rows._softmax_serial, _cpu_rows._softmax_parallel, (x,)),
+        (_cpu_rows._logsumexp_serial, _cpu_rows._logsumexp_parallel, (x,)),
+        (_cpu_rows._layer_norm_serial, _cpu_rows._layer_norm_parallel, (x, g, g, 1e-5)),
+    ):
+        shape = x.shape[:1] if serial is _cpu_rows._logsumexp_serial else x.shape
+        a, b = np.empty(shape, dtype), np.empty(shape, dtype)
+        serial(*args, a)
+        parallel(*args, b)
+        assert np.array_equal(a, b, equal_nan=True), serial.__name__
+
+
+def test_one_numba_thread_takes_the_serial_twins(rng):
+    import numba
+
+    from kernels_gpu import _cpu_rows
+
+    x = rng.standard_normal((8, 40)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _cpu_rows._one_thread()
+        ref.close(kg.softmax(x), ref.softmax(x), np.float32)
+        ref.close(kg.logsumexp(x), ref.logsumexp(x), np.float32)
+        ref.close(kg.layer_norm(x), ref.layer_norm(x), np.float32)
+    finally:
+        numba.set_num_threads(before)
+    assert _cpu_rows._one_thread() == (before == 1)
