@@ -372,11 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import os
 
-        import numba
-
         xp = np
         copy = CpuCopy()
-        nt = numba.get_num_threads()
+        nt = copy.threads
         one = copy.gbs(timer.median(copy.one, (), 15))
         alln = copy.gbs(timer.median(copy.all, (), 15))
         print(

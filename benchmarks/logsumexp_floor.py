@@ -9,7 +9,8 @@ serially: "memory" reads the 32 MiB input row after row, "L1" reads 4 rows over 
 (the same count of rows). The row pass is the max and min; the exp pass the clamp-free exp
 sum. If "both passes, memory" is as fast as "both passes, L1", the memory time is hidden
 and the kernel is bound by its arithmetic: its "% of copy" cannot pass the L1 figure's.
-"the kernel's row loop, serial" is the kernel's own loop without its prange. The copy is
+"the kernel's row loop, serial" is ``_cpu_rows._logsumexp_serial``, which one numba thread
+takes: the kernel without its prange. The copy is
 ``kernels.py``'s (256 MiB, np.copyto on one thread, a prange copy on more: read + write).
 Minimum over ``--rounds`` (the parts alternate in each round), in ms per 8192 rows.
 """
@@ -62,11 +63,6 @@ def both_passes(x, n):
     return s
 
 
-@numba.njit(fastmath=_cpu_rows._FM)
-def kernel_serial(x, out, sums):
-    _cpu_rows._logsumexp_rows_simd(x, 0, x.shape[0], out, sums)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=20)
@@ -74,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     big = rng.standard_normal((ROWS, COLS), dtype=np.float32)
     small = np.ascontiguousarray(big[:4])
-    out, sums = np.empty(ROWS, np.float32), np.empty(ROWS)
+    out = np.empty(ROWS, np.float32)
     copy = CpuCopy()
     parts = {
         "row pass, memory": lambda: row_pass(big, ROWS),
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "exp pass, L1": lambda: exp_pass(small, ROWS),
         "both passes, memory": lambda: both_passes(big, ROWS),
         "both passes, L1": lambda: both_passes(small, ROWS),
-        "the kernel's row loop, serial": lambda: kernel_serial(big, out, sums),
+        "the kernel's row loop, serial": lambda: _cpu_rows._logsumexp_serial(big, out),
         "kg.logsumexp (out=)": lambda: kg.logsumexp(big, out=out),
         "copy": copy.matching,
     }
