@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from . import _cpu_simd, _math
+from . import _cpu_simd, _cpu_threads, _math
 from ._cpu_bits import _FM, _elem, _exp_neg, _key_extremes, _log_pos, _prefetch
 
 _jit = njit(inline="always", cache=True)
@@ -47,11 +46,15 @@ def _row_max(x, r):
 _ROW_BLOCKS = 256
 
 
-def _one_thread() -> bool:
-    """Whether numba runs on one thread here: the row kernels then take their serial
-    twin. A parallel region on one thread cost logsumexp 8192x1024 float32 0.08-0.17 ms
-    of 1.7-1.85 (benchmarks/logsumexp_floor.py: 65-67% of copy against 72-74%)."""
-    return numba.get_num_threads() == 1
+# A row's fixed cost (its max, sum and log or scaling set-up), in values, for
+# ``_cpu_threads.serial``: softmax on 64x32 took as long as on 16x256.
+_ROW_WORK = 128
+
+
+def _serial(x) -> bool:
+    """Whether rows of ``x`` go to the serial twin: on one numba thread (a parallel region
+    there cost logsumexp 8192x1024 float32 0.08-0.17 ms of 1.7-1.85) or for small work."""
+    return _cpu_threads.serial(x.size + _ROW_WORK * x.shape[0])
 
 
 # The exp terms of softmax/logsumexp are summed in the input precision over blocks of this
@@ -174,7 +177,7 @@ def softmax(x: np.ndarray, out: np.ndarray) -> None:
     beats the online max/sum of the GPU kernel, which pays two exp per element.
     A row with NaN or +inf, or with only -inf (0/0), becomes NaN.
     """
-    (_softmax_serial if _one_thread() else _softmax_parallel)(x, out)
+    (_softmax_serial if _serial(x) else _softmax_parallel)(x, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -286,7 +289,7 @@ def _logsumexp_serial(x, out):
 
 def logsumexp(x: np.ndarray, out: np.ndarray) -> None:
     """Rows of a 2-D array: NaN -> NaN, +inf -> +inf, only -inf or empty -> -inf."""
-    (_logsumexp_serial if _one_thread() else _logsumexp_parallel)(x, out)
+    (_logsumexp_serial if _serial(x) else _logsumexp_parallel)(x, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)
@@ -345,7 +348,7 @@ def layer_norm(
     Mean then squared deviations over the cached row: the same statistics as Welford
     (both stable), but vectorisable on the CPU.
     """
-    (_layer_norm_serial if _one_thread() else _layer_norm_parallel)(x, gamma, beta, eps, out)
+    (_layer_norm_serial if _serial(x) else _layer_norm_parallel)(x, gamma, beta, eps, out)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)

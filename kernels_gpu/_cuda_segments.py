@@ -23,7 +23,8 @@ SHARED_BINS = 2048  # bins privatised per block; more bins go straight to global
 MINHASH_CHUNK = 256  # token hashes staged in shared memory per round
 
 _dev = cuda.jit(device=True)
-_bin_index = _dev(_math.bin_index)
+_bin_guess = _dev(_math.bin_guess)
+_bin_fix = _dev(_math.bin_fix)
 _fmix64 = _dev(_math.fmix64)
 _perm_hash = _dev(_math.perm_hash)
 
@@ -52,7 +53,9 @@ def histogram_kernel(weighted: bool, shared: bool):
 
     @cuda.jit(device=True)
     def count(v, j, weights, edges, lo, hi, norm, nbins, sm, out):
-        b = _bin_index(v, lo, hi, norm, nbins, edges)
+        b = _bin_guess(v, lo, hi, norm, nbins)
+        if b >= 0:
+            b = _bin_fix(v, b, nbins, edges[b], edges[b + 1])
         if b >= 0:  # one call per case, so no branch mixes the value types
             if weighted:
                 if shared:

@@ -174,15 +174,14 @@ def _minmax_host(v: np.ndarray, o: np.ndarray, code: int, out: np.ndarray) -> No
     """
     import numba
 
+    if v.dtype in (np.float32, np.float64) and out.dtype == v.dtype:
+        # Float input: the numba twin (float32: explicit SIMD loops; float64: integer
+        # max/min of order-preserving keys) beats reduceat on one thread too.
+        _cpu_segments.segment_minmax(v, o, code == 3, out)
+        return
     nseg = o.size - 1
     threads = numba.get_num_threads()
     serial = threads < 2 or int(o[-1] - o[0]) < PARALLEL_MIN
-    if v.dtype in (np.float32, np.float64) and out.dtype == v.dtype:
-        # Float input: the numba twin (float32: explicit SIMD loops; float64: integer
-        # max/min of order-preserving keys) beats reduceat on one thread too; 256 blocks
-        # of segments on all numba threads.
-        _cpu_segments.segment_minmax(v, o, code == 3, 1 if serial else min(nseg, 256), out)
-        return
     ufunc = np.minimum if code == 2 else np.maximum
     if serial:
         _reduceat_chunk(ufunc, v, o, out, 0, nseg)

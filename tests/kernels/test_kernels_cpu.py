@@ -322,19 +322,78 @@ def test_serial_twins_match_the_parallel_kernels(rng, dtype):
         assert np.array_equal(a, b, equal_nan=True), serial.__name__
 
 
-def test_one_numba_thread_takes_the_serial_twins(rng):
+def test_one_numba_thread_or_small_work_takes_the_serial_twins(rng):
     import numba
 
-    from kernels_gpu import _cpu_rows
+    from kernels_gpu import _cpu_rows, _cpu_segments, _cpu_threads
 
-    x = rng.standard_normal((8, 40)).astype(np.float32)
+    small = rng.standard_normal((4, 256)).astype(np.float32)
+    big = rng.standard_normal((64, 1024)).astype(np.float32)
+    big_offsets = np.arange(0, big.size + 1, 64)
     before = numba.get_num_threads()
+    # Small work: serial on any number of threads; more: parallel unless on one thread.
+    assert _cpu_rows._serial(small)
+    assert _cpu_rows._serial(big) == (before == 1)
+    assert _cpu_segments._serial(big.size, big_offsets) == (before == 1)
+    assert _cpu_threads.serial(_cpu_threads.SERIAL_WORK)
+    assert _cpu_threads.serial(_cpu_threads.SERIAL_WORK + 1) == (before == 1)
     try:
         numba.set_num_threads(1)
-        assert _cpu_rows._one_thread()
-        ref.close(kg.softmax(x), ref.softmax(x), np.float32)
-        ref.close(kg.logsumexp(x), ref.logsumexp(x), np.float32)
-        ref.close(kg.layer_norm(x), ref.layer_norm(x), np.float32)
+        assert _cpu_rows._serial(big) and _cpu_segments._serial(big.size, big_offsets)
+        ref.close(kg.softmax(big), ref.softmax(big), np.float32)
+        ref.close(kg.logsumexp(big), ref.logsumexp(big), np.float32)
+        ref.close(kg.layer_norm(big), ref.layer_norm(big), np.float32)
+        flat = big.ravel()
+        ref.close(
+            kg.segment_reduce(flat, big_offsets),
+            ref.segment_reduce(flat, big_offsets, "sum"),
+            np.float32,
+        )
     finally:
         numba.set_num_threads(before)
-    assert _cpu_rows._one_thread() == (before == 1)
+    assert _cpu_rows._serial(big) == (before == 1)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_segment_serial_twins_match_the_parallel_kernels(rng, dtype):
+    # Small work takes the serial twins (no parallel region): same segments, same bits.
+    from kernels_gpu import _cpu_segments as cs
+
+    lens = rng.integers(0, 40, 301)
+    lens[[3, 50, 300]] = 0
+    lens[[7, 9, 11]] = 5
+    off = np.concatenate([[2], 2 + np.cumsum(lens)]).astype(np.int64)
+    v = (rng.standard_normal(int(off[-1]) + 5) * 10).astype(dtype)
+    v[off[7]], v[off[9] + 1], v[off[11]] = np.nan, np.inf, -np.inf
+    nseg = off.size - 1
+
+    def both(serial, parallel, args, shape, fill=0.0, blocks=()):
+        a, b = np.full(shape, fill, dtype), np.full(shape, fill, dtype)
+        serial(*args, a)
+        parallel(*args, *blocks, b)
+        assert np.array_equal(a, b, equal_nan=True), serial
+        return a
+
+    for op in (0, 1):  # sum, mean (min and max: segment_minmax)
+        ser, par = cs._segment_reduce_serial, cs._segment_reduce_parallel
+        got = both(ser, par, (v, off, op), nseg)
+        assert np.isnan(got[7]) and (got[3] == 0 if op == 0 else np.isnan(got[3]))
+    for is_max in (False, True):
+        ser, par = cs._segment_minmax_serial, cs._segment_minmax_parallel
+        got = both(ser, par, (v, off, is_max), nseg, blocks=(64,))
+        assert np.isnan(got[[3, 7, 50, 300]]).all()
+    got = both(cs._ewma_serial, cs._ewma_parallel, (v, off, 0.25), v.size, fill=7.0)
+    assert (got[:2] == 7.0).all() and (got[off[-1] :] == 7.0).all()  # outside every segment
+
+    edges = np.linspace(-30.0, 30.0, 17)
+    w = rng.random(v.size)
+    for weights, bins in ((np.empty(0), np.int64), (w, np.float64)):
+        a, b = np.zeros(16, bins), np.zeros(16, bins)
+        cs._histogram_serial(v, weights, edges, -30.0, 30.0, a)
+        cs._histogram_parallel(v, weights, edges, -30.0, 30.0, 8, b)
+        np.testing.assert_allclose(a, b, rtol=1e-12)  # weights: the merge adds in another order
+        want = np.histogram(
+            v[np.isfinite(v)], edges, weights=None if bins is np.int64 else w[np.isfinite(v)]
+        )[0]
+        np.testing.assert_allclose(a, want, rtol=1e-12)
+    assert cs._minmax_serial(v) == cs._minmax_parallel(v) == (np.nanmin(v), np.nanmax(v))
