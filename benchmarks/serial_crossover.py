@@ -56,18 +56,12 @@ def rows(rng) -> None:
             x = rng.standard_normal((nrows, cols), dtype=np.float32)
             out, out1, g = np.empty_like(x), np.empty(nrows, np.float32), np.ones(cols, np.float32)
             size, takes = f"{nrows}x{cols}", R._serial(x)
-            report(
-                "softmax",
-                size,
-                (R._softmax_serial, (x, out)),
-                (R._softmax_parallel, (x, out)),
-                takes,
-            )
-            lse = (x, out1)
+            sm, lse, ln = (x, out), (x, out1), (x, g, g, 1e-5, out)
+            takes_sm = R._serial(x, R._SOFTMAX_ROW)
+            report("softmax", size, (R._softmax_serial, sm), (R._softmax_parallel, sm), takes_sm)
             report(
                 "logsumexp", size, (R._logsumexp_serial, lse), (R._logsumexp_parallel, lse), takes
             )
-            ln = (x, g, g, 1e-5, out)
             report(
                 "layer_norm", size, (R._layer_norm_serial, ln), (R._layer_norm_parallel, ln), takes
             )

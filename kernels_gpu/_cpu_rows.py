@@ -46,15 +46,17 @@ def _row_max(x, r):
 _ROW_BLOCKS = 256
 
 
-# A row's fixed cost (its max, sum and log or scaling set-up), in values, for
-# ``_cpu_threads.serial``: softmax on 64x32 took as long as on 16x256.
-_ROW_WORK = 128
+# A row's fixed cost (its max, sum and log, or its scaling), in values, for
+# ``_cpu_threads.serial``: softmax on 64x32 took as long as on 16x256, logsumexp and
+# layer_norm about half that (benchmarks/serial_crossover.py).
+_SOFTMAX_ROW = 128
+_ROW = 64
 
 
-def _serial(x) -> bool:
+def _serial(x, row_work: int = _ROW) -> bool:
     """Whether rows of ``x`` go to the serial twin: on one numba thread (a parallel region
     there cost logsumexp 8192x1024 float32 0.08-0.17 ms of 1.7-1.85) or for small work."""
-    return _cpu_threads.serial(x.size + _ROW_WORK * x.shape[0])
+    return _cpu_threads.serial(x.size + row_work * x.shape[0])
 
 
 # The exp terms of softmax/logsumexp are summed in the input precision over blocks of this
@@ -177,7 +179,7 @@ def softmax(x: np.ndarray, out: np.ndarray) -> None:
     beats the online max/sum of the GPU kernel, which pays two exp per element.
     A row with NaN or +inf, or with only -inf (0/0), becomes NaN.
     """
-    (_softmax_serial if _serial(x) else _softmax_parallel)(x, out)
+    (_softmax_serial if _serial(x, _SOFTMAX_ROW) else _softmax_parallel)(x, out)
 
 
 @njit(inline="always", cache=True, fastmath=_FM)

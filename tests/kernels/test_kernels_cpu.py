@@ -188,6 +188,9 @@ def test_jax_cpu_arrays_come_back_as_jax(rng):
         (lambda: kg.histogram(np.array([1.0, np.inf]), 4), "range"),
         (lambda: kg.histogram(np.ones(3), 4, weights=np.ones(2)), "weights"),
         (lambda: kg.segment_reduce(np.ones(5), [0, 3, 2], "sum"), "offsets"),
+        # long offsets: a decrease in the vectorised loop's last values, and in its first
+        (lambda: kg.segment_reduce(np.ones(2000), np.r_[np.arange(1001), 999], "sum"), "offsets"),
+        (lambda: kg.segment_reduce(np.ones(2000), np.r_[5, np.arange(1001)], "sum"), "offsets"),
         (lambda: kg.segment_reduce(np.ones(5), [0, 6], "sum"), "offsets"),
         (lambda: kg.segment_reduce(np.ones(5), [], "sum"), "offsets"),
         (lambda: kg.segment_reduce(np.ones(5), [0.0, 5.0], "sum"), "offsets"),
