@@ -67,7 +67,9 @@ def _exp_le0(d):
     p = p * y + 1.0
     p = p * y + 1.0
     scale = _bits_f64((_f64_bits(r) + 1023) << 52)
-    return p * scale if t >= -1022.0 else 0.0
+    # 0 below the floor (and for NaN) by a mask: see _exp_le0_f32.
+    keep = -np.int64(t >= -1022.0)
+    return _bits_f64(_f64_bits(p * scale) & keep)
 
 
 _SQRT2 = 1.4142135623730951
@@ -167,8 +169,12 @@ def _exp_le0_f32(d):
     y = y - n * _LN2_LO_F
     p = _exp_poly_f32(y)
     # p lies in [0.70, 1.42], so for n >= -125 the sum of exponents stays normal.
-    e = _bits_f32(_f32_bits(p) + (_f32_bits(r) << np.int32(23)))
-    return e if n >= np.float32(-125.0) else np.float32(0.0)
+    e = _f32_bits(p) + (_f32_bits(r) << np.int32(23))
+    # 0 below the floor (and for NaN) by a mask, not a conditional expression: inlined
+    # into the row loops, the conditional's phi node made numba warn at every compile
+    # ("NumbaIRAssumptionWarning: variable ... is not in scope").
+    keep = -np.int32(n >= np.float32(-125.0))
+    return _bits_f32(e & keep)
 
 
 def _exp_in_precision(f32):

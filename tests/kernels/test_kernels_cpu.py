@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import kernels_reference as ref
 import numpy as np
 import pytest
@@ -400,3 +405,35 @@ def test_segment_serial_twins_match_the_parallel_kernels(rng, dtype):
         )[0]
         np.testing.assert_allclose(a, want, rtol=1e-12)
     assert cs._minmax_serial(v) == cs._minmax_parallel(v) == (np.nanmin(v), np.nanmax(v))
+
+
+_FIRST_COMPILE = """
+import warnings
+import numpy as np
+from numba.core.errors import NumbaWarning
+import kernels_gpu as kg
+with warnings.catch_warnings(record=True) as got:
+    warnings.simplefilter("always")
+    for dt in (np.float32, np.float64):
+        x = np.ones((2, 8), dt)
+        kg.softmax(x)
+        kg.logsumexp(x)
+print("numba warnings:", [str(w.message)[:200] for w in got if issubclass(w.category, NumbaWarning)])
+"""
+
+
+def test_a_first_compile_shows_the_user_no_numba_warnings(tmp_path):
+    # A user's first call compiles the twins. The inlined exp's conditional expression
+    # made numba print six "NumbaIRAssumptionWarning ... please report" blocks there.
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # nothing cached: compile all
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_COMPILE],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "numba warnings: []" in done.stdout, done.stdout[-2000:]
