@@ -75,26 +75,18 @@ def segments(rng) -> None:
             o = np.linspace(0, n, nseg + 1).astype(np.int64)
             out, oe = np.empty(nseg, np.float32), np.empty(n, np.float32)
             size = f"{n}/{seglen}"
-            red = (v, o, 0, out)
-            takes = S.segment_reduce_serial(v, o)
-            report(
-                "segment sum",
-                size,
-                (S._segment_reduce_serial, red),
-                (S._segment_reduce_parallel, red),
-                takes,
+            red, mm, ew = (v, o, 0, out), (v, o, True, out), (v, o, 0.3, oe)
+            mmb = (v, o, True, min(nseg, 256), out)  # the parallel twin's blocks too
+            twins = (
+                ("segment sum", S._segment_reduce_serial, red, S._segment_reduce_parallel, red),
+                ("segment max", S._segment_minmax_serial, mm, S._segment_minmax_parallel, mmb),
+                ("ewma", S._ewma_serial, ew, S._ewma_parallel, ew),
             )
-            ser, par = (v, o, True, out), (v, o, True, min(nseg, 256), out)
-            takes = S.segment_minmax_serial(v, o)
-            report(
-                "segment max",
-                size,
-                (S._segment_minmax_serial, ser),
-                (S._segment_minmax_parallel, par),
-                takes,
-            )
-            ew = (v, o, 0.3, oe)
-            report("ewma", size, (S._ewma_serial, ew), (S._ewma_parallel, ew), S.ewma_serial(v, o))
+            takes = [
+                f(v, o) for f in (S.segment_reduce_serial, S.segment_minmax_serial, S.ewma_serial)
+            ]
+            for (name, ser, ser_args, par, par_args), serial in zip(twins, takes):
+                report(name, size, (ser, ser_args), (par, par_args), serial)
     chunks = 4 * numba.get_num_threads()
     for n in (256, 1024, 4096, 16384, 65536, 262144, 1 << 20):
         v = rng.standard_normal(n).astype(np.float32)

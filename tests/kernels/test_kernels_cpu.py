@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import kernels_reference as ref
 import numpy as np
 import pytest
+from fresh_python import run_python
 
 import kernels_gpu as kg
 from aiinfra_magics.errors import AiinfraError
@@ -425,15 +421,5 @@ print("numba warnings:", [str(w.message)[:200] for w in got if issubclass(w.cate
 def test_a_first_compile_shows_the_user_no_numba_warnings(tmp_path):
     # A user's first call compiles the twins. The inlined exp's conditional expression
     # made numba print six "NumbaIRAssumptionWarning ... please report" blocks there.
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # nothing cached: compile all
-    done = subprocess.run(
-        [sys.executable, "-c", _FIRST_COMPILE],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python(_FIRST_COMPILE, tmp_path)  # an empty cache: everything compiles
     assert "numba warnings: []" in done.stdout, done.stdout[-2000:]

@@ -5,13 +5,12 @@ infinities, the batched log, and the choice of variant on a machine without AVX-
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import kernels_reference as ref
 import numpy as np
 import pytest
+from fresh_python import run_python
 from numba import njit
 
 import kernels_gpu as kg
@@ -198,23 +197,13 @@ print("portable ok")
 def test_a_machine_without_avx512_gets_the_portable_loop(tmp_path):
     # numba builds for NUMBA_CPU_NAME/NUMBA_CPU_FEATURES: as for a Haswell (AVX2, no
     # AVX-512). Emitting the AVX-512 permute there would fail in LLVM's code generator.
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ)
-    env.update(
+    done = run_python(
+        _WITHOUT_AVX512,
+        tmp_path,
         NUMBA_CPU_NAME="haswell",
         NUMBA_CPU_FEATURES="+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,"
         "+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave",
-        NUMBA_CACHE_DIR=str(tmp_path),
     )
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_AVX512],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     assert "portable ok" in done.stdout
 
 
