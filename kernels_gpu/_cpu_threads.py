@@ -13,9 +13,9 @@ import numba
 
 # Work, in values, at or under which the serial twin is faster on two threads. Each kernel
 # counts its values plus a fixed cost per row or segment, as values (see its caller).
-# Measured on cpu-2c, 2 threads (benchmarks/RESULTS.md, "serial under a work size"): a
-# parallel region costs 2-4 us; serial was 1.15-2.4x faster at 4096 values (16x256,
-# 4x1024, 1x4096), parallel 1.2-1.4x faster at 16384.
+# Measured on cpu-2c, 2 threads (benchmarks/serial_crossover.py; RESULTS.md, "serial under
+# a work size"): a parallel region costs 2-6 us, and serial won up to 4-8K values in one
+# run, up to 16-65K in another; this is about where serial won in both.
 SERIAL_WORK = 6144
 
 

@@ -27,7 +27,8 @@ def bin_guess(v, lo, hi, norm, nbins):
     edges (rounding can land one bin off), right edge inclusive. NaN is dropped
     because ``NaN >= lo`` is False. The caller reads the two edges for ``bin_fix``
     itself: an array passed to a helper costs the numba CPU twin a reference-count
-    increment and decrement per value, which made its histogram 2-5x slower.
+    increment and decrement per value (its serial loop took 15.6 ms on 2**20 values
+    against 2.7 with the edges read in the loop).
     """
     if not (v >= lo and v <= hi):
         return -1
