@@ -60,6 +60,8 @@ def scheduler_identities(addresses: list[str], timeout: float = 5.0) -> dict[str
 
     Listing many clusters then costs about one round trip, not one per cluster.
     """
+    if not addresses:  # before importing distributed: an empty listing must not pay for it
+        return {}
     from distributed.core import rpc
 
     async def one(address: str) -> Any:
@@ -72,8 +74,6 @@ def scheduler_identities(addresses: list[str], timeout: float = 5.0) -> dict[str
     async def every() -> list[Any]:
         return await asyncio.gather(*(one(a) for a in addresses))
 
-    if not addresses:
-        return {}
     return dict(zip(addresses, _run(every, timeout + 1.0)))
 
 
@@ -97,6 +97,8 @@ def observe_many(
 
     A scheduler without the cost plugin answers None for it (and logs a warning).
     """
+    if not addresses:  # before importing distributed: an empty listing must not pay for it
+        return {}
     from distributed.core import rpc
 
     async def one(address: str) -> tuple[Any, Any]:
@@ -113,8 +115,6 @@ def observe_many(
     async def every() -> list[Any]:
         return await asyncio.gather(*(one(a) for a in addresses))
 
-    if not addresses:
-        return {}
     return dict(zip(addresses, _run(every, timeout * 2 + 1.0)))
 
 

@@ -8,6 +8,8 @@ are removed in one pass. Counted, not timed (timings are in benchmarks/lab.py).
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -86,3 +88,22 @@ def test_dead_records_are_probed_once_each_and_removed_in_one_pass(aiinfra_home,
     assert registry.names() == []
     assert sorted(counted["probe"]) == sorted(addresses)  # no second probe under the lock
     assert counted["identity"] == []
+
+
+#: What an empty listing must not load: the core lists records, it does not need Dask for none.
+HEAVY = ("distributed", "dask", "tornado", "papermill", "nbformat", "jsonschema", "pyarrow")
+
+
+def test_an_empty_registry_lists_without_importing_dask(aiinfra_home):
+    # A fresh process: this test process has long imported everything.
+    code = (
+        "import sys\n"
+        "from aiinfra_magics.clusters.manager import ClusterManager\n"
+        "listed = ClusterManager().list_clusters()\n"
+        "assert listed.to_dict() == [], listed\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
