@@ -22,7 +22,7 @@ from ..clusters.info import dashboard_html, proxied_dashboard
 from ..clusters.manager import ClusterManager, connect_address
 from ..clusters.spec import COMMON_FIELDS, ClusterSpec
 from ..errors import InputError
-from .words import Context, add_subcommands
+from .words import Context, WordsParser, add_subcommands
 
 COMMON_HELP = {
     "workers": "number of workers",
@@ -35,18 +35,14 @@ COMMON_HELP = {
 }
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    cluster = subparsers.add_parser("cluster", help="start and control Dask clusters")
+def add_cluster(cluster: WordsParser) -> None:
+    """Fill ``cluster``: one action per core call; ``start``'s backend flags come late."""
     actions = add_subcommands(cluster, "action")
 
     p = actions.add_parser("start", help="start a cluster (or attach to a scheduler)")
-    p.add_argument("name", nargs="?", help="registry name (default: the backend's name)")
-    p.add_argument("--backend", default="auto", help=f"auto | {' | '.join(backend_names())}")
-    for key, text in COMMON_HELP.items():
-        p.add_argument(_flag(key), dest=key, help=text)
-    p.add_argument("--client-var", default="client", help="magic: variable to bind the Client to")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    add_backend_options(p, loadable_backends())
+    # Backend plugins are found through entry points and their modules imported: only
+    # `cluster start` pays for that, not `cluster list`.
+    p.defer(_add_start_options)
     p.set_defaults(run=_start)
 
     p = actions.add_parser("list", help="list registered clusters")
@@ -90,6 +86,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = actions.add_parser("dashboard", help="the cluster's Dask dashboard link")
     p.add_argument("name")
     p.set_defaults(run=_dashboard)
+
+
+def _add_start_options(p: WordsParser) -> None:
+    p.add_argument("name", nargs="?", help="registry name (default: the backend's name)")
+    p.add_argument("--backend", default="auto", help=f"auto | {' | '.join(backend_names())}")
+    for key, text in COMMON_HELP.items():
+        p.add_argument(_flag(key), dest=key, help=text)
+    p.add_argument("--client-var", default="client", help="magic: variable to bind the Client to")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_backend_options(p, loadable_backends())
 
 
 def _flag(name: str) -> str:

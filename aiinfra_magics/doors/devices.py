@@ -15,12 +15,10 @@ def run_devices(args: argparse.Namespace, ctx: Context) -> Any:
     return devices.probe()
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "devices",
-        help="GPUs (with MIG slices), TPUs, CPU and memory of this machine",
-        description="Show this machine's GPUs, TPUs, CPU and memory. "
-        "GPUs are read through NVML without creating a CUDA context.",
+def add_devices(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Show this machine's GPUs, TPUs, CPU and memory. "
+        "GPUs are read through NVML without creating a CUDA context."
     )
     parser.add_argument("--json", action="store_true", help="the inventory as JSON")
     parser.set_defaults(run=run_devices)

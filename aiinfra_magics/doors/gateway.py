@@ -47,10 +47,7 @@ class Table:
         return f"<table class='aiinfra-table'><tr>{head}</tr>{body}</table>"
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "gateway", help="register Dask Gateways (their clusters are listed)"
-    )
+def add_gateway(parser: argparse.ArgumentParser) -> None:
     actions = add_subcommands(parser, "action")
 
     p = actions.add_parser("add", help="register a gateway under a name")

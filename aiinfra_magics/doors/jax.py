@@ -76,12 +76,10 @@ def run_spmd(args: argparse.Namespace, ctx: Context) -> Any:
     return None if all(v is None for v in values) else values
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    jax = subparsers.add_parser(
-        "jax",
-        help="configure JAX before its backend starts; binds `jax` and `mesh`",
-        description="Apply JAX settings before the backend starts, start it, and bind `jax` "
-        "and `mesh` in the notebook. Repeating the same settings shows the session.",
+def add_jax(jax: argparse.ArgumentParser) -> None:
+    jax.description = (
+        "Apply JAX settings before the backend starts, start it, and bind `jax` "
+        "and `mesh` in the notebook. Repeating the same settings shows the session."
     )
     jax.add_argument("--platform", metavar="cpu|gpu|tpu", help="backend (default: JAX's choice)")
     jax.add_argument("--devices", metavar="0,1", help="GPU indices JAX may use")
@@ -100,11 +98,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     jax.add_argument("--json", action="store_true", help="(CLI) print the session as JSON")
     jax.set_defaults(run=run_jax)
 
-    spmd = subparsers.add_parser(
-        "spmd",
-        help="run a cell as one multi-process JAX program on a cluster's workers",
-        description="Run the cell (or FILE) on every worker of a Dask cluster as one "
-        "multi-process JAX program; returns the last expression of each process, by process id.",
+
+def add_spmd(spmd: argparse.ArgumentParser) -> None:
+    spmd.description = (
+        "Run the cell (or FILE) on every worker of a Dask cluster as one "
+        "multi-process JAX program; returns the last expression of each process, by process id."
     )
     where = spmd.add_mutually_exclusive_group()
     where.add_argument("--cluster", metavar="NAME", help="a cluster from `cluster list`")

@@ -79,10 +79,7 @@ def _params(
     )
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    pipeline = subparsers.add_parser(
-        "pipeline", help="run notebooks as a cached, parallel pipeline"
-    )
+def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     actions = add_subcommands(pipeline, "action")
 
     run = actions.add_parser("run", help="run the pipeline (skipping unchanged steps)")
@@ -142,7 +139,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--output", metavar="PATH", help="default: runs/<run_id>/report.html")
     report.set_defaults(run=_report)
 
-    prom = subparsers.add_parser("promote", help="add this notebook to pipeline.yaml as a step")
+
+def add_promote(prom: argparse.ArgumentParser) -> None:
     prom.add_argument(
         "--pipeline", metavar="FILE", help="default: pipeline.yaml beside the notebook"
     )

@@ -1,9 +1,15 @@
 """The words shared by the ``%aiinfra`` magic and the ``aiinfra`` CLI.
 
 One argparse tree serves both doors, so an option means the same thing
-everywhere. Each feature module contributes its sub-commands through
-``add_commands(subparsers)``; the list below is the only place that knows them
-all (papermill-style: a registry that new modules extend).
+everywhere. :data:`COMMANDS` is the only place that knows every top-level word
+(papermill-style: a registry that new modules extend); each entry names the
+function that fills that word's parser.
+
+A parser is filled only when the parse reaches it (:meth:`WordsParser.defer`):
+``aiinfra --help`` imports no feature module, ``aiinfra cluster list`` imports
+the cluster words but not the backends that only ``cluster start`` needs, and
+``pipeline run --help`` never imports papermill. Each of those imports cost
+seconds on a loaded 2-core machine (issue 24).
 """
 
 from __future__ import annotations
@@ -17,14 +23,35 @@ from typing import Any
 
 from ..errors import InputError
 
-# Modules that define sub-commands; each exposes add_commands(subparsers).
-COMMAND_MODULES: list[str] = [
-    "aiinfra_magics.doors.clusters",
-    "aiinfra_magics.doors.pipelines",
-    "aiinfra_magics.doors.devices",
-    "aiinfra_magics.doors.jax",
-    "aiinfra_magics.doors.gateway",
-]
+#: Top-level word -> ("module:function" that fills its parser, one-line help), in the
+#: order ``-h`` lists them. The function takes the word's WordsParser.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cluster": ("aiinfra_magics.doors.clusters:add_cluster", "start and control Dask clusters"),
+    "pipeline": (
+        "aiinfra_magics.doors.pipelines:add_pipeline",
+        "run notebooks as a cached, parallel pipeline",
+    ),
+    "promote": (
+        "aiinfra_magics.doors.pipelines:add_promote",
+        "add this notebook to pipeline.yaml as a step",
+    ),
+    "devices": (
+        "aiinfra_magics.doors.devices:add_devices",
+        "GPUs (with MIG slices), TPUs, CPU and memory of this machine",
+    ),
+    "jax": (
+        "aiinfra_magics.doors.jax:add_jax",
+        "configure JAX before its backend starts; binds `jax` and `mesh`",
+    ),
+    "spmd": (
+        "aiinfra_magics.doors.jax:add_spmd",
+        "run a cell as one multi-process JAX program on a cluster's workers",
+    ),
+    "gateway": (
+        "aiinfra_magics.doors.gateway:add_gateway",
+        "register Dask Gateways (their clusters are listed)",
+    ),
+}
 
 
 class UsageShown(Exception):
@@ -36,7 +63,35 @@ class UsageShown(Exception):
 
 
 class WordsParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of calling ``sys.exit``."""
+    """An ArgumentParser that raises instead of calling ``sys.exit`` and fills itself late."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[WordsParser], None]] = []
+
+    def defer(self, fill: Callable[[WordsParser], None]) -> None:
+        """Run ``fill(self)`` just before this parser first parses or shows help.
+
+        argparse hands the rest of the line to a sub-parser through its
+        ``parse_known_args``, so only the branch the user typed is ever filled.
+        """
+        self._deferred.append(fill)
+
+    def _fill(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._fill()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._fill()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._fill()
+        return super().format_usage()
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"{self.prog}: {message}")
@@ -66,6 +121,14 @@ class Context:
     shell: Any = None  # the IPython shell (magic only)
 
 
+def _filler(target: str) -> Callable[[WordsParser], None]:
+    def fill(parser: WordsParser) -> None:
+        module, _, function = target.partition(":")
+        getattr(importlib.import_module(module), function)(parser)
+
+    return fill
+
+
 def build_parser(prog: str = "aiinfra") -> WordsParser:
     parser = WordsParser(
         prog=prog,
@@ -73,8 +136,8 @@ def build_parser(prog: str = "aiinfra") -> WordsParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=WordsParser)
     subparsers.required = True
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_commands(subparsers)
+    for word, (target, text) in COMMANDS.items():
+        subparsers.add_parser(word, help=text).defer(_filler(target))
     return parser
 
 

@@ -1,10 +1,15 @@
 """Parameters as papermill reads them, and the names and file names they give nodes.
 
-``-p`` values are typed by papermill's own CLI function (``_resolve_type``: ``None``,
+``-p`` values are typed by papermill's CLI rules (its ``_resolve_type``: ``None``,
 ``True``, ``010`` -> 10, ``1e3`` -> 1000.0, anything else a string), ``-r`` keeps the
-raw string, ``-y`` and ``-f`` are YAML read with papermill's loader (no dates: a
-date stays the string the user wrote). Later sources win, in papermill's order:
+raw string, ``-y`` and ``-f`` are YAML read as papermill's loader reads them (no dates:
+a date stays the string the user wrote). Later sources win, in papermill's order:
 ``-f``, ``-y``, ``-p``, ``-r``.
+
+The two rules are restated here rather than imported: ``import papermill`` pulls
+nbformat, jsonschema and rfc3987_syntax (1.6 s and more at every CLI start, issue 24),
+and neither rule needs them. tests/pipelines/test_params_parity.py holds both to
+papermill's own functions.
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from papermill.cli import _resolve_type
-from papermill.iorw import NoDatesSafeLoader
 
 from ..errors import AiinfraError, field_error
 
@@ -27,6 +30,30 @@ KEY = re.compile(r"(?:(?P<step>[^.=]+)\.)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)")
 SAFE_FILE = re.compile(r"[A-Za-z0-9._,=+\[\]-]+")
 PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
 MAX_FILE = 120
+
+
+def typed_value(text: str) -> Any:
+    """A ``-p`` value as papermill's CLI types it (``papermill.cli._resolve_type``)."""
+    if text in _WORDS:
+        return _WORDS[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+_WORDS: dict[str, Any] = {"True": True, "False": False, "None": None}
+
+
+class NoDatesSafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without the timestamp rule, as ``papermill.iorw``'s loader."""
+
+    yaml_implicit_resolvers = {
+        first: [rule for rule in rules if rule[0] != "tag:yaml.org,2002:timestamp"]
+        for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 class StrictLoader(NoDatesSafeLoader):
@@ -101,7 +128,7 @@ def _pairs(where: str, items: list[str] | None, typed: bool) -> list[Override]:
         if not sep or not key:
             raise field_error(where, item, "KEY=VALUE or STEP.KEY=VALUE")
         step, name = _split(where, item, key)
-        out.append((step, name, _resolve_type(text) if typed else text))
+        out.append((step, name, typed_value(text) if typed else text))
     return out
 
 
@@ -131,9 +158,7 @@ def collect(
     out: list[Override] = []
     for path in files or []:
         try:
-            from papermill.iorw import papermill_io
-
-            text = papermill_io.read(path, [".json", ".yaml", ".yml"])
+            text = _read_parameters_file(path)
         except Exception as exc:
             raise field_error("-f", path, f"a readable YAML file ({type(exc).__name__})") from None
         try:
@@ -153,6 +178,15 @@ def collect(
     return out
 
 
+def _read_parameters_file(path: str) -> str:
+    """A ``-f`` file: local paths read directly, URLs through papermill's I/O registry."""
+    if "://" not in path:
+        return Path(path).expanduser().read_text()
+    from papermill.iorw import papermill_io  # s3://, gs://, http(s)://...: papermill's handlers
+
+    return papermill_io.read(path, [".json", ".yaml", ".yml"])
+
+
 def value_text(value: Any) -> str:
     """How a grid value appears in a node name; distinct values never print alike.
 
@@ -160,7 +194,7 @@ def value_text(value: Any) -> str:
     or that holds punctuation is quoted, so ``i=1`` and ``i="1"`` are two nodes.
     """
     if isinstance(value, str):
-        reads_back = _resolve_type(value) == value and yaml.safe_load(value) == value
+        reads_back = typed_value(value) == value and yaml.safe_load(value) == value
         if PLAIN_VALUE.fullmatch(value) and reads_back:
             return value
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
