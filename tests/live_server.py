@@ -22,7 +22,7 @@ def free_port() -> int:
 class LiveServer:
     """A real ``jupyter server`` process with the extension enabled (for sync clients)."""
 
-    def __init__(self, tmp: Any, base_url: str = "/") -> None:
+    def __init__(self, tmp: Any, base_url: str = "/", python_flags: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.token = "aiinfra-test-token"
         self.base_url = base_url
@@ -36,7 +36,7 @@ class LiveServer:
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+                sys.executable, *python_flags, "-m", "jupyter_server", "--no-browser", "--allow-root",
                 f"--port={self.port}", "--ip=127.0.0.1", f"--ServerApp.base_url={base_url}",
                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
                 "--ServerApp.jpserver_extensions=aiinfra_magics=True",

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import InputError, OperationError
+from ..startup import defer_slow_imports
 from .words import Context, UsageShown, run_words
 
 
@@ -25,6 +26,7 @@ def _show(result: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    defer_slow_imports()  # this process runs papermill only if a step really runs
     # stdout holds results only (JSON with --json); notes and outcomes go to stderr.
     ctx = Context(door="cli", show=_show, done=lambda text: print(text, file=sys.stderr))
     try:

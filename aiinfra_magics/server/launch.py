@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import AiinfraException, InputError
 from ..paths import atomic_write_text
+from ..startup import defer_slow_imports
 
 
 class _Announce:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m aiinfra_magics.server.launch JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
+    defer_slow_imports()  # this process is the pipeline runner: papermill and nbformat
     try:
         run = run_job(job)
     except KeyboardInterrupt as exc:  # SIGINT (cancel) or SIGTERM: every step is recorded
