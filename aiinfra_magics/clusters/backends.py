@@ -173,6 +173,10 @@ class ClusterBackend(ABC):
         """Extra live state for ``cluster status`` (e.g. batch jobs); any process may ask."""
         return {}
 
+    def live_details_many(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``live_details`` of each record, in order; a batch backend asks its queue once."""
+        return [self.live_details(r) for r in records]
+
     def describe(self) -> dict[str, Any]:
         """JSON for ``GET aiinfra/api/backends`` and the sidebar's start dialog."""
         reason = self.unavailable()

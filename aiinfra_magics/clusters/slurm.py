@@ -36,7 +36,7 @@ from typing import Any
 from ..checks import as_duration
 from ..errors import InputError, field_error
 from .backends import ClusterBackend, Launched, Option
-from .slurm_queue import jobs_file, queue_state, read_jobs, summarise
+from .slurm_queue import jobs_file, queue_states, read_jobs, summarise
 from .slurm_submit import AiinfraSLURMCluster, jobqueue, submit_check
 from .spec import ClusterSpec
 
@@ -316,18 +316,24 @@ class SlurmBackend(ClusterBackend):
 
     def live_details(self, record: dict[str, Any]) -> dict[str, Any]:
         """The cluster's SLURM jobs (any process may ask): state, reason, time left, node."""
-        data = read_jobs(jobs_file(record["name"]))
+        return self.live_details_many([record])[0]
+
+    def live_details_many(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each cluster's jobs, from one squeue call for all of them (a listing re-runs often)."""
+        files = [read_jobs(jobs_file(r["name"])) for r in records]
         try:
-            jobs = queue_state(data["job_ids"])
+            found = queue_states([j for data in files for j in data["job_ids"]])
             problem = None
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
-            jobs, problem = [], f"squeue failed: {exc}"
-        details: dict[str, Any] = {"jobs": jobs, "queue": summarise(jobs)}
-        if data["errors"]:
-            details["submit_errors"] = [e["error"] for e in data["errors"]]
-        if problem:
-            details["queue"] = problem
-        return details
+            found, problem = {}, f"squeue failed: {exc}"
+        listed = []
+        for data in files:
+            jobs = [found[j] for j in dict.fromkeys(data["job_ids"]) if j in found]
+            details: dict[str, Any] = {"jobs": jobs, "queue": problem or summarise(jobs)}
+            if data["errors"]:
+                details["submit_errors"] = [e["error"] for e in data["errors"]]
+            listed.append(details)
+        return listed
 
 
 def _dashboard(cluster: Any) -> str | None:

@@ -11,6 +11,7 @@ while the JSON layout changes with every data_parser version.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -93,26 +94,66 @@ def parse_squeue(output: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def queue_state(job_ids: list[str], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """What squeue says about ``job_ids`` (pending/running, and recent failures)."""
-    if not job_ids:
-        return []
-    proc = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT],
+#: Job ids per squeue call: a few thousand keep the argument far under Linux's 128 KiB limit
+#: on one argv string (MAX_ARG_STRLEN), while 200 clusters' worth of ids still take a few calls.
+IDS_PER_CALL = 2000
+#: squeue's words when it is asked about one job id it no longer knows (SLURM 22.05: exit 1).
+UNKNOWN_JOB = "invalid job id specified"
+_WANTED_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", *SHOWN_FINISHED}
+
+
+def _squeue(args: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, *args],
         capture_output=True,
         text=True,
         timeout=SQUEUE_TIMEOUT_S,
         env=env,
     )
+
+
+def _failed(proc: subprocess.CompletedProcess) -> RuntimeError:
+    return RuntimeError(sbatch_error(proc.stderr) or f"squeue exited {proc.returncode}")
+
+
+def _ask(ids: list[str], env: dict[str, str] | None) -> list[dict[str, Any]]:
+    """squeue's rows for ``ids`` (one call; this user's jobs only), forgotten ids left out.
+
+    ``-u`` (our own uid: every id here was submitted by this user) lets slurmctld filter
+    by user before it answers; ``-j`` then keeps only ``ids``. Asked about a single id it
+    no longer knows, squeue fails with "Invalid job id specified"; that id is simply gone.
+    Some releases fail the same way when only some of several ids are unknown: then this
+    user's jobs are asked for and filtered here, so the known ids are not lost.
+    """
+    me = ["-u", str(os.getuid())]
+    proc = _squeue([*me, "-j", ",".join(ids)], env)
+    if proc.returncode != 0 and UNKNOWN_JOB in proc.stderr.lower():
+        if len(ids) == 1:
+            return []
+        proc = _squeue(me, env)
     if proc.returncode != 0:
-        raise RuntimeError(sbatch_error(proc.stderr) or f"squeue exited {proc.returncode}")
-    wanted = set(job_ids)
-    return [
-        job
-        for job in parse_squeue(proc.stdout)
-        if job["job_id"] in wanted and (job["state"] in ("PENDING", "RUNNING", "CONFIGURING",
-                                                          "COMPLETING") or job["state"] in SHOWN_FINISHED)
-    ]  # fmt: skip
+        raise _failed(proc)
+    return parse_squeue(proc.stdout)
+
+
+def queue_states(
+    job_ids: list[str], env: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What squeue says about ``job_ids`` (pending/running, and recent failures), by job id.
+
+    Never the whole queue: only these ids, in as few squeue calls as the argument length
+    allows (one for every SLURM cluster of a listing, at any real size). Ids squeue no
+    longer knows are left out.
+    """
+    ids = sorted(set(job_ids), key=int)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), IDS_PER_CALL):
+        chunk = ids[start : start + IDS_PER_CALL]
+        wanted = set(chunk)
+        for job in _ask(chunk, env):
+            if job["job_id"] in wanted and job["state"] in _WANTED_STATES:
+                found[job["job_id"]] = job
+    return found
 
 
 def summarise(jobs: list[dict[str, Any]]) -> str:
