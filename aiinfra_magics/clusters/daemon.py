@@ -21,6 +21,8 @@ import psutil
 
 from ..errors import InputError
 from . import host
+from .backends import get_backend
+from .manager import ClusterManager
 from .registry import Registry
 from .spec import ClusterSpec
 
@@ -44,20 +46,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--registry", default=None, help="registry directory (default: AIINFRA_HOME)"
     )
+    parser.add_argument(
+        "--check", action="store_true", help="run the backend's checks first (the parent did not)"
+    )
     args = parser.parse_args(argv)
 
     registry = Registry(Path(args.registry) if args.registry else None)
     try:
         spec = ClusterSpec.from_options(json.loads(args.spec))
+        if args.check:
+            get_backend(spec.backend).check(spec)
         launched, record = host.host(spec, args.owner_kind, registry)
     except InputError as exc:
         reply = {"ok": False, "usage": True, "error": str(exc), "field": exc.field}
         print(json.dumps(reply), flush=True)
         return 2
-    except Exception as exc:
-        print(json.dumps({"ok": False, "usage": False, "error": str(exc)}), flush=True)
+    except Exception as exc:  # OperationError keeps its field (e.g. sbatch refused --partition)
+        field = getattr(exc, "field", None)
+        print(
+            json.dumps({"ok": False, "usage": False, "error": str(exc), "field": field}), flush=True
+        )
         return 1
-    print(json.dumps({"ok": True, "record": record, "notes": launched.notes}), flush=True)
+    # The cluster as shown, observed here where distributed is loaded: the parent (a CLI)
+    # then prints it without importing distributed for one identity call (~0.5-1 s).
+    try:
+        shown = ClusterManager(registry)._info(record).to_dict()
+    except Exception:  # the parent observes it itself
+        shown = None
+    reply = {"ok": True, "record": record, "info": shown, "notes": launched.notes}
+    print(json.dumps(reply, default=str), flush=True)
     _detach_output(str(registry.root / f"{spec.name}.log"))
 
     stop = threading.Event()

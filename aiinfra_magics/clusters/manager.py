@@ -59,12 +59,16 @@ class ClusterManager:
 
     # -- starting ---------------------------------------------------------------------------
 
-    def prepare(self, spec: ClusterSpec) -> tuple[ClusterSpec, list[str]]:
-        """Resolve ``auto``, pick a free name and run the backend's checks; nothing starts yet."""
+    def prepare(self, spec: ClusterSpec, check: bool = True) -> tuple[ClusterSpec, list[str]]:
+        """Resolve ``auto``, pick a free name and run the backend's checks; nothing starts yet.
+
+        ``check=False`` leaves the backend's checks to the caller (a cluster daemon runs them).
+        """
         spec, note = resolve_backend(spec)
         if spec.name is None:
             spec = spec.with_changes(name=self.registry.free_name(spec.backend))
-        get_backend(spec.backend).check(spec)
+        if check:
+            get_backend(spec.backend).check(spec)
         return spec, [note] if note else []
 
     def start(self, spec: ClusterSpec, owner_kind: str = "kernel") -> Started:
@@ -83,12 +87,16 @@ class ClusterManager:
         self, spec: ClusterSpec, owner_kind: str = "cli", owner_pid: int | None = None
     ) -> Started:
         """Start a cluster in a daemon process that outlives the caller (unless ``owner_pid`` dies)."""
-        spec, notes = self.prepare(spec)
-        if not get_backend(spec.backend).manages_workers:  # nothing to host: register it
+        # The backend's checks run in the daemon, which imports the backend's libraries anyway
+        # (dask-jobqueue and distributed for slurm, ~1 s): here they would be paid twice.
+        spec, notes = self.prepare(spec, check=False)
+        backend = get_backend(spec.backend)
+        if not backend.manages_workers:  # nothing to host: register it
+            backend.check(spec)
             launched, record = host.host(spec, owner_kind, self.registry)
             return Started(self._info(record), [*notes, *launched.notes])
         cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon", json.dumps(spec.to_dict())]
-        cmd += ["--owner-kind", owner_kind, "--registry", str(self.registry.root)]
+        cmd += ["--owner-kind", owner_kind, "--registry", str(self.registry.root), "--check"]
         if owner_pid is not None:
             cmd += ["--owner-pid", str(owner_pid)]
         proc = subprocess.Popen(
@@ -113,8 +121,9 @@ class ClusterManager:
         if not reply["ok"]:
             if reply.get("usage"):
                 raise InputError(reply["error"], field=reply.get("field"))
-            raise OperationError(reply["error"])
-        return Started(self._info(reply["record"]), [*notes, *reply.get("notes", [])])
+            raise OperationError(reply["error"], field=reply.get("field"))
+        shown = ClusterInfo(reply["info"]) if reply.get("info") else self._info(reply["record"])
+        return Started(shown, [*notes, *reply.get("notes", [])])
 
     # -- finding ----------------------------------------------------------------------------
 
@@ -169,14 +178,17 @@ class ClusterManager:
         wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
         seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
 
-        def listed(r: dict[str, Any]) -> ClusterInfo:
+        others = [i for i, r in enumerate(records) if r not in own]
+        details = dict(zip(others, _live_details_many([records[i] for i in others])))
+
+        def listed(i: int, r: dict[str, Any]) -> ClusterInfo:
             if r in own:
                 return self._info(r)
             data = cluster_to_dict(r, *seen.get(asked(r) or "", (None, None)))
-            data.update(_live_details(r))  # a batch backend's jobs, as `status` shows them
+            data.update(details[i])  # a batch backend's jobs, as `status` shows them
             return ClusterInfo(data)
 
-        infos = [listed(r) for r in records]
+        infos = [listed(i, r) for i, r in enumerate(records)]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
         ]
@@ -421,6 +433,22 @@ def _live_details(record: dict[str, Any]) -> dict[str, Any]:
         return get_backend(record.get("backend") or "").live_details(record)
     except Exception as exc:  # a broken plugin must not hide the cluster
         return {"details_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _live_details_many(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``_live_details`` of each record, in order, one call per backend (one squeue for all
+    SLURM clusters of a listing, however many there are)."""
+    by_backend: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_backend.setdefault(r.get("backend") or "", []).append(i)
+    found: dict[int, dict[str, Any]] = {}
+    for name, indices in by_backend.items():
+        try:
+            listed = get_backend(name).live_details_many([records[i] for i in indices])
+        except Exception as exc:  # a broken plugin must not hide the clusters
+            listed = [{"details_error": f"{type(exc).__name__}: {exc}"}] * len(indices)
+        found.update(zip(indices, listed))
+    return [found[i] for i in range(len(records))]
 
 
 def status(name: str) -> ClusterInfo:
