@@ -13,7 +13,9 @@ from typing import Any
 
 import papermill
 from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_hook
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
@@ -63,9 +65,19 @@ class PrestartedEngine(NBClientEngine):
         )
         client.owns_km = not keep_kernel
         try:
+            # nbclient would connect with jupyter_client's wait_for_ready (0.2-0.4 s of
+            # fixed waits, see kernel_pool.wait_ready); a client it finds connected is used.
+            if km is not None:
+                client.kc = km.client()
+                client.kc.start_channels()
+                run_sync(kernel_pool.wait_ready)(client.kc, start_timeout)
+                client.kc.allow_stdin = False  # as nbclient's own client setup
+                run_sync(run_hook)(client.on_notebook_start, notebook=client.nb)
             return client.execute()
         finally:
-            if keep_kernel and client.kc is not None:
+            # nbclient drops a client it cleaned up (an owned kernel): what is left is
+            # ours to close (a kept kernel's, or one whose connection never got ready).
+            if client.kc is not None:
                 client.kc.stop_channels()
 
 
