@@ -48,17 +48,51 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
 
 def _drain(client: Client) -> None:
     try:
-        from .execute import drain_kernels
-
-        client.run(drain_kernels)
+        client.run(_drain_worker)
     except Exception:  # a worker gone at the end must not hide the run's result
         pass
 
 
-def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
+# The functions the runner sends to workers live here, not in ``execute``: pickled by
+# reference, they would make the runner import papermill (1.6-4 s with jsonschema's
+# rfc3987_syntax) only to name them, before a step on another machine could start.
+
+
+def _drain_worker() -> int:
+    """On every worker at the end of a pipeline: stop the kernels kept warm or reused."""
+    from . import kernel_pool, reuse
+
+    return kernel_pool.drain() + reuse.drain()
+
+
+def _stop_run(topic: str) -> int:
+    """On every worker when a run is interrupted: kill its steps' kernels."""
+    from . import kernel_pool
+
+    return kernel_pool.stop_run(topic)
+
+
+def _run_node(task: dict[str, Any]) -> dict[str, Any]:
+    """The Dask task of one node (``execute.run_node``)."""
+    from .execute import run_node
+
+    return run_node(task)
+
+
+async def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
+    """On every worker before the first step: start a kernel, and load papermill meanwhile.
+
+    The kernel starts in its own process while this worker imports ``execute``
+    (papermill, nbformat, jsonschema) on a helper thread, so the first step waits for
+    the longer of the two rather than their sum; the worker's event loop stays free.
+    """
+    import asyncio
+    import importlib
+
     from . import kernel_pool
 
     kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
+    await asyncio.to_thread(importlib.import_module, f"{__package__}.execute")
 
 
 def _runner_identity() -> dict[str, Any]:

@@ -192,14 +192,15 @@ def _parameters(task: dict[str, Any]) -> dict[str, Any]:
 def _start(task: dict[str, Any], address: str) -> tuple[Any, dict[str, Any]]:
     """The step's kernel, warm or reused when possible, and what to record about it."""
     kernel, cwd = task["kernel"], task["cwd"]
+    also = task.get("prestarted")  # the runner's kernels, when this worker is in its process
     if task.get("kernel_reuse"):
-        km, reused = reuse.take(kernel, cwd, owner=address)
+        km, reused = reuse.take(kernel, cwd, owner=address, also=also)
         return km, {
             "kernel_id": km.aiinfra_id,
             "kernel_uses": km.aiinfra_uses,
             "kernel_warm": reused or km.aiinfra_warm,
         }
-    km = kernel_pool.acquire(kernel, cwd, owner=address)
+    km = kernel_pool.acquire(kernel, cwd, owner=address, also=also)
     # Start the kernels for this worker's next steps while this one runs.
     kernel_pool.warm(kernel, cwd, int(task.get("warm", 0)), owner=address)
     return km, {"kernel_warm": km.aiinfra_warm}  # started ahead of time, while earlier steps ran

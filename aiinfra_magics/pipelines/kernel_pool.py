@@ -257,12 +257,23 @@ def shutdown(km: AsyncKernelManager) -> None:
             pass
 
 
-def acquire(kernel_name: str, cwd: str, owner: str = "") -> AsyncKernelManager:
-    """A ready kernel: a warm one started earlier if there is one, else a new one."""
+def acquire(
+    kernel_name: str, cwd: str, owner: str = "", also: str | None = None
+) -> AsyncKernelManager:
+    """A ready kernel: a warm one started earlier if there is one, else a new one.
+
+    ``also`` names a second owner whose warm kernels may be taken when ``owner`` has
+    none: the runner's own, started in this process before its cluster was up (an
+    embedded cluster's workers are threads of the runner's process).
+    """
     while True:
         with _lock:
-            queue = _pool.get((owner, kernel_name, cwd)) or []
-            future = queue.pop(0) if queue else None
+            future = None
+            for key in (owner, also) if also else (owner,):
+                queue = _pool.get((key, kernel_name, cwd)) or []
+                if queue:
+                    future = queue.pop(0)
+                    break
         if future is None:
             km = start_kernel(kernel_name, cwd)
             km.aiinfra_warm = False  # type: ignore[attr-defined]
@@ -285,11 +296,11 @@ def warm(kernel_name: str, cwd: str, count: int, owner: str = "") -> None:
             queue.append(_starter.submit(start_kernel, kernel_name, cwd))
 
 
-def drain() -> int:
-    """Shut down every warm kernel of this process; returns how many."""
+def drain(owner: str | None = None) -> int:
+    """Shut down the warm kernels of ``owner`` (every owner's: None); returns how many."""
     with _lock:
-        futures = [f for queue in _pool.values() for f in queue]
-        _pool.clear()
+        keys = [k for k in _pool if owner is None or k[0] == owner]
+        futures = [f for k in keys for f in _pool.pop(k)]
     for future in futures:
         try:
             shutdown(future.result(timeout=90))

@@ -103,8 +103,14 @@ def reset(km: AsyncKernelManager, cwd: str) -> dict[str, Any]:
     return result
 
 
-def take(kernel_name: str, cwd: str, owner: str) -> tuple[AsyncKernelManager, bool]:
-    """A kernel ready for a step in ``cwd``: an idle reused one (True) or a new one (False)."""
+def take(
+    kernel_name: str, cwd: str, owner: str, also: str | None = None
+) -> tuple[AsyncKernelManager, bool]:
+    """A kernel ready for a step in ``cwd``: an idle reused one (True) or a new one (False).
+
+    A new one may be a warm kernel of ``owner`` or of ``also`` (``kernel_pool.acquire``):
+    never used, so sharing it crosses nothing.
+    """
     while True:
         with _lock:
             queue = _idle.get((owner, kernel_name)) or []
@@ -118,7 +124,7 @@ def take(kernel_name: str, cwd: str, owner: str) -> tuple[AsyncKernelManager, bo
             km.aiinfra_uses += 1  # type: ignore[attr-defined]
             return km, True
         kernel_pool.shutdown(km)
-    km = kernel_pool.acquire(kernel_name, cwd, owner=owner)
+    km = kernel_pool.acquire(kernel_name, cwd, owner=owner, also=also)
     state = reset(km, cwd)  # the snapshot every later reset returns to
     if not state["clean"]:
         kernel_pool.shutdown(km)

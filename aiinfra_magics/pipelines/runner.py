@@ -7,6 +7,7 @@ against the cache, then submitted; independent nodes run in parallel.
 
 from __future__ import annotations
 
+import importlib
 import queue
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AiinfraError
 from . import cache, kinds
-from .connect import _drain, _prewarm, _runner_identity, open_client
+from .connect import _drain, _prewarm, _run_node, _runner_identity, _stop_run, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
@@ -100,7 +101,10 @@ def run_pipeline(
         def connect() -> Any:
             return open_client(cluster, workers)
 
-    return _Run(spec, nodes, selected, force, progress, connect, params, only, overrides).go()
+    run = _Run(spec, nodes, selected, force, progress, connect, params, only, overrides)
+    if client is None and not cluster:
+        run.embedded_workers = workers  # a temporary cluster in this process: see _open
+    return run.go()
 
 
 class _Run:
@@ -154,6 +158,10 @@ class _Run:
         self.unsubmitted = set(selected)
         self.warm_outstanding = 0
         self.wake = threading.Event()
+        # Set for a temporary cluster whose workers are threads of this process: kernels
+        # started here before the cluster (under this run's own pool name) serve them.
+        self.embedded_workers: int | None = None
+        self.pool = f"runner-{self.topic}"
 
     def _blank(self, node: Node) -> dict[str, Any]:
         return {
@@ -168,27 +176,46 @@ class _Run:
         }
 
     # -- the loop ---------------------------------------------------------------------------
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            client, info = self.stack.enter_context(self.connect())
-            workers = client.scheduler_info(n_workers=-1)["workers"]
-            check_resources({n: self.nodes[n] for n in self.selected}, workers)
-            if not info["embedded"]:  # workers elsewhere (SLURM nodes) must share the folder
-                from .placement import check_shared_folder
+    def _open(self, first: str) -> Client:
+        """The run's client, connected on the first submission (``first``)."""
+        if self._client is not None:
+            return self._client
+        kernels = {self.nodes[n].step.kernel for n in self.selected}
+        more = len(kernels) == 1 and len(self.unsubmitted) > 0
+        if self.embedded_workers:
+            # Before the cluster: the kernels start in their own processes while this one
+            # imports papermill and distributed and starts the cluster (about a kernel
+            # start each on this 2-core VM), so the first step waits for the longest of
+            # them instead of their sum. A kernel per worker when more steps wait.
+            from . import kernel_pool
 
-                check_shared_folder(client, self.folder, self.run.run_dir)
-            self.run.data["cluster"] = {**info, "workers": len(workers)}
-            client.subscribe_topic(self.topic, self.events.put)
-            self.stack.callback(client.unsubscribe_topic, self.topic)
-            self.stack.callback(_drain, client)
-            kernels = {self.nodes[n].step.kernel for n in self.selected}
-            if len(kernels) == 1 and len(self.unsubmitted) > 1:
-                # Every worker starts a kernel while the first tasks are scheduled.
-                client.run(_prewarm, kernels.pop(), str(self.folder))
-                self.warm_outstanding = len(workers)
-            self._client = client
-        return self._client
+            step = self.nodes[first].step
+            count = min(self.embedded_workers, 1 + len(self.unsubmitted)) if more else 1
+            self.stack.callback(kernel_pool.drain, self.pool)
+            kernel_pool.warm(step.kernel, self._cwd(step), count, owner=self.pool)
+            self.warm_outstanding = count
+            importlib.import_module(f"{__package__}.execute")  # the workers are threads here
+        client, info = self.stack.enter_context(self.connect())
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        check_resources({n: self.nodes[n] for n in self.selected}, workers)
+        if not info["embedded"]:  # workers elsewhere (SLURM nodes) must share the folder
+            from .placement import check_shared_folder
+
+            check_shared_folder(client, self.folder, self.run.run_dir)
+        self.run.data["cluster"] = {**info, "workers": len(workers)}
+        client.subscribe_topic(self.topic, self.events.put)
+        self.stack.callback(client.unsubscribe_topic, self.topic)
+        self.stack.callback(_drain, client)
+        if more and not self.embedded_workers:
+            # Every worker starts a kernel (and loads papermill) while the first tasks are
+            # scheduled.
+            client.run(_prewarm, kernels.pop(), str(self.folder))
+            self.warm_outstanding = len(workers)
+        self._client = client
+        return client
+
+    def _cwd(self, step: Any) -> str:
+        return str(self.folder / step.cwd) if step.cwd else str(self.folder)
 
     def go(self) -> RunRecord:
         with terminate_raises():
@@ -210,10 +237,8 @@ class _Run:
             for future in self.running:
                 future.cancel()
             if self._client is not None and self.running:
-                from .execute import stop_run
-
                 try:  # cancelling a running task does not stop its kernel: kill those
-                    self._client.run(stop_run, self.topic)
+                    self._client.run(_stop_run, self.topic)
                 except Exception:
                     pass
             if isinstance(exc, KeyboardInterrupt):
@@ -297,9 +322,7 @@ class _Run:
         step = self.run.steps[name]
         attempt = step["attempts"] + 1
         self.unsubmitted.discard(name)
-        client = self.client  # opens the cluster on the first submission
-        from .execute import run_node
-
+        client = self._open(name)  # opens the cluster on the first submission
         # Warm kernels: this task most likely takes one; ask its worker for a replacement
         # only while more nodes wait than warm kernels are already on their way.
         self.warm_outstanding = max(0, self.warm_outstanding - 1)
@@ -316,7 +339,7 @@ class _Run:
             "name": name,
             "notebook": str(self.folder / st.notebook),
             "output": output,
-            "cwd": str(self.folder / st.cwd) if st.cwd else str(self.folder),
+            "cwd": self._cwd(st),
             "kernel": st.kernel,
             "timeout": st.timeout,
             "memory": st.memory,
@@ -337,8 +360,10 @@ class _Run:
             "attempt": attempt,
             "warm": warm,
         }
+        if self.embedded_workers:
+            task["prestarted"] = self.pool
         future = client.submit(
-            run_node,
+            _run_node,
             task,
             key=f"aiinfra-{name}-{self.run.run_id}-{attempt}",
             pure=False,
