@@ -35,7 +35,11 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
         n_workers=workers,
         threads_per_worker=1,
         processes=False,
-        dashboard_address=":0",  # never fight over 8787 with a user's own cluster
+        # No dashboard: nothing links to a cluster that lives for one run, and building
+        # it imports bokeh (0.6 s of the first step's wait on the 2-core VM). The
+        # scheduler's plain HTTP routes still start: on loopback, on a free port.
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         silence_logs=logging.ERROR,
     )
     try:
