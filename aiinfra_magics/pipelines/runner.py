@@ -189,17 +189,16 @@ class _Run:
         kernels = {self.nodes[n].step.kernel for n in self.selected}
         more = len(kernels) == 1 and len(self.unsubmitted) > 0
         if self.embedded_workers:
-            # Before the cluster: the kernels start in their own processes while this one
-            # imports papermill and distributed and starts the cluster (about a kernel
-            # start each on this 2-core VM), so the first step waits for the longest of
-            # them instead of their sum. A kernel per worker when more steps wait.
+            # Before the cluster: the first step's kernel starts in its own process while
+            # this one imports papermill and distributed and starts the cluster (about a
+            # kernel start each on this 2-core VM), so the first step waits for the longer
+            # of the two instead of their sum. Only one kernel: a second starting beside
+            # it took the CPU those imports need (first step 1.1 s in, 0.8 s with one).
             from . import kernel_pool
 
             step = self.nodes[first].step
-            count = min(self.embedded_workers, 1 + len(self.unsubmitted)) if more else 1
             self.stack.callback(kernel_pool.drain, self.pool)
-            kernel_pool.warm(step.kernel, self._cwd(step), count, owner=self.pool)
-            self.warm_outstanding = count
+            kernel_pool.warm(step.kernel, self._cwd(step), 1, owner=self.pool)
             importlib.import_module(f"{__package__}.execute")  # the workers are threads here
         client, info = self.stack.enter_context(self.connect())
         workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -212,7 +211,15 @@ class _Run:
         client.subscribe_topic(self.topic, self.events.put)
         self.stack.callback(client.unsubscribe_topic, self.topic)
         self.stack.callback(_drain, client)
-        if more and not self.embedded_workers:
+        if self.embedded_workers:
+            # Now a kernel per worker when more steps wait (the first one is on its way).
+            from . import kernel_pool
+
+            step = self.nodes[first].step
+            count = min(len(workers), 1 + len(self.unsubmitted)) if more else 1
+            kernel_pool.warm(step.kernel, self._cwd(step), count, owner=self.pool)
+            self.warm_outstanding = count
+        elif more:
             # Every worker starts a kernel (and loads papermill) while the first tasks are
             # scheduled.
             client.run(_prewarm, kernels.pop(), str(self.folder))
