@@ -54,9 +54,13 @@ test-frontend: install
 # coverage's `patch = ["subprocess"]` (pyproject.toml) measures every Python child process.
 # pytest-cov has already combined the children's files into the data file at the end of the
 # session: `combine --append` adds any stragglers (plain `combine` replaced it, reporting 0%).
+# Most tests wait on processes (kernels, schedulers, servers, SLURM daemons), so three
+# pytest-xdist workers keep two cores busy. --dist loadfile keeps a file's tests on one
+# worker: module-scoped fixtures (the papermill parity runs, a live server) start once.
+PYTEST_WORKERS ?= 3
 test-python: install system-packages
 	rm -rf .coverage-data
-	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider --durations=25 --cov --cov-report= tests
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --cov --cov-report= tests
 	$(PY) -m coverage combine --append -q
 	$(PY) tests/coverage_by_package.py
 
