@@ -3,6 +3,7 @@ per-worker chores around it: pre-warming kernels, draining them at the end."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,11 +19,20 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
     if cluster:
         from ..clusters import manager
 
-        client = manager.connect(cluster)
+        clusters = manager.ClusterManager()
+        # Workers aiinfra started are its own processes (startup.defer_slow_imports may
+        # run there); an external scheduler's are someone else's.
+        ours = (clusters.record(cluster).get("owner") or {}).get("kind") != "external"
+        client = clusters.connect(cluster)
         try:
             yield (
                 client,
-                {"name": cluster, "scheduler": client.scheduler.address, "embedded": False},
+                {
+                    "name": cluster,
+                    "scheduler": client.scheduler.address,
+                    "embedded": False,
+                    "ours": ours,
+                },
             )
         finally:
             client.close()
@@ -76,14 +86,25 @@ def _stop_run(topic: str) -> int:
     return kernel_pool.stop_run(topic)
 
 
+def _load_execute(defer: bool) -> None:
+    """Import ``execute`` (papermill) on a worker; ``defer``: in a worker aiinfra started,
+    first put off rfc3987_syntax's grammars as the CLI does (1.3-4 s, see startup.py)."""
+    if defer:
+        from ..startup import defer_slow_imports
+
+        defer_slow_imports()
+    importlib.import_module(f"{__package__}.execute")
+
+
 def _run_node(task: dict[str, Any]) -> dict[str, Any]:
     """The Dask task of one node (``execute.run_node``)."""
+    _load_execute(bool(task.get("defer_imports")))
     from .execute import run_node
 
     return run_node(task)
 
 
-async def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
+async def _prewarm(kernel: str, cwd: str, defer: bool = False, dask_worker: Any = None) -> None:
     """On every worker before the first step: start a kernel, and load papermill meanwhile.
 
     The kernel starts in its own process while this worker imports ``execute``
@@ -91,12 +112,11 @@ async def _prewarm(kernel: str, cwd: str, dask_worker: Any = None) -> None:
     the longer of the two rather than their sum; the worker's event loop stays free.
     """
     import asyncio
-    import importlib
 
     from . import kernel_pool
 
     kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
-    await asyncio.to_thread(importlib.import_module, f"{__package__}.execute")
+    await asyncio.to_thread(_load_execute, defer)
 
 
 def _runner_identity() -> dict[str, Any]:

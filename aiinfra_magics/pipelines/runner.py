@@ -167,6 +167,7 @@ class _Run:
         self.embedded_workers: int | None = None
         self.pool = f"runner-{self.topic}"
         self._saved_at = 0.0  # time.monotonic() of the last save of run.json
+        self._defer_imports = False  # see connect._load_execute
         self._unsaved = False
 
     def _blank(self, node: Node) -> dict[str, Any]:
@@ -222,8 +223,9 @@ class _Run:
         elif more:
             # Every worker starts a kernel (and loads papermill) while the first tasks are
             # scheduled.
-            client.run(_prewarm, kernels.pop(), str(self.folder))
+            client.run(_prewarm, kernels.pop(), str(self.folder), bool(info.get("ours")))
             self.warm_outstanding = len(workers)
+        self._defer_imports = bool(info.get("ours"))
         self._client = client
         return client
 
@@ -386,6 +388,8 @@ class _Run:
         }
         if self.embedded_workers:
             task["prestarted"] = self.pool
+        if self._defer_imports:
+            task["defer_imports"] = True
         future = client.submit(
             _run_node,
             task,
