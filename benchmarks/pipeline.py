@@ -3,7 +3,8 @@
     python benchmarks/pipeline.py               # one round of each, then the cached re-run
     python benchmarks/pipeline.py --repeat 3    # alternated rounds, medians
     python benchmarks/pipeline.py --work 0.5    # seconds of CPU work per middle step
-    python benchmarks/pipeline.py --overhead    # overhead vs critical path; 100 steps +/- reuse
+    python benchmarks/pipeline.py --overhead    # issue 24 aim 3: cached re-run, overhead,
+                                                # 100 trivial steps with kernel reuse
 
 The same 8 notebooks (prepare -> six independent steps -> join) run, in the same run of
 this script, as:
@@ -203,17 +204,53 @@ def critical_path(run: dict) -> float:
     return max(finish(n) for n in steps)
 
 
+def scheduled_path(run: dict) -> float:
+    """The same step durations list-scheduled on the run's workers with zero overhead.
+
+    The critical path assumes every ready step runs at once; with 6 independent steps on
+    2 workers they cannot, so wall time minus the critical path also counts the queue
+    that any scheduler would have. This is the makespan of a greedy scheduler (the step
+    that became ready first goes to the worker free first) without any cost of its own.
+    """
+    steps = run["steps"]
+    workers = max(1, int((run.get("cluster") or {}).get("workers") or 1))
+    free = [0.0] * workers
+    finish: dict[str, float] = {}
+    pending = set(steps)
+    while pending:
+        ready = [n for n in pending if all(u in finish for u in steps[n].get("upstream", []))]
+        at = {n: max((finish[u] for u in steps[n].get("upstream", [])), default=0.0) for n in ready}
+        name = min(ready, key=lambda n: (at[n], n))
+        slot = min(range(workers), key=lambda i: free[i])
+        begin = max(at[name], free[slot])
+        finish[name] = free[slot] = begin + (steps[name].get("duration") or 0.0)
+        pending.remove(name)
+    return max(finish.values())
+
+
+def latest_run(folder: Path) -> dict:
+    return json.loads(sorted((folder / "runs").glob("*/run.json"))[-1].read_text())
+
+
 def overhead_case(folder: Path, extra: list[str]) -> dict[str, float]:
+    """One forced run as a CLI process; run.json's own clock starts after the CLI's imports,
+    so the process's wall time and launch time are kept too (what a user waits for)."""
+    launched = time.time()
     wall = run_aiinfra_args(folder, ["--force", *extra])
-    run = json.loads(sorted((folder / "runs").glob("*/run.json"))[-1].read_text())
-    path = critical_path(run)
+    run = latest_run(folder)
+    path, scheduled = critical_path(run), scheduled_path(run)
     first = min(s["start"] for s in run["steps"].values() if s.get("start"))
     return {
         "cli": wall,
         "run": run["duration"],
         "path": path,
-        "overhead": run["duration"] - path,
-        "first_step_at": first - run["start"],
+        "scheduled": scheduled,
+        "overhead": wall - path,
+        "sched_overhead": wall - scheduled,
+        "run_overhead": run["duration"] - path,
+        "run_sched_overhead": run["duration"] - scheduled,
+        "first_step_at": first - launched,
+        "run_first_step_at": first - run["start"],
     }
 
 
@@ -221,6 +258,30 @@ def run_aiinfra_args(folder: Path, extra: list[str]) -> float:
     return timed(
         [sys.executable, "-m", "aiinfra_magics", "pipeline", "run", "pipeline.yaml", *extra], folder
     )
+
+
+def kernel_start(folder: Path) -> float:
+    """One cold kernel start as a step's worker does it (launch until it answers)."""
+    from aiinfra_magics.pipelines import kernel_pool
+
+    begin = time.perf_counter()
+    km = kernel_pool.start_kernel("python3", str(folder))
+    took = time.perf_counter() - begin
+    kernel_pool.shutdown(km)
+    return took
+
+
+def plain_kernel_start(folder: Path) -> float:
+    """One cold kernel start as jupyter_client does it (``wait_for_ready`` included)."""
+    from jupyter_client.manager import start_new_kernel
+
+    begin = time.perf_counter()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder), **quiet)
+    took = time.perf_counter() - begin
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    return took
 
 
 def build_trivial(folder: Path, n: int, reuse: bool) -> None:
@@ -243,50 +304,114 @@ def build_trivial(folder: Path, n: int, reuse: bool) -> None:
     (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def overhead(args: argparse.Namespace) -> None:
+    """Issue 24 aim 3: cached re-run, overhead on both clusters, 100 trivial steps."""
     base = Path(tempfile.mkdtemp(prefix="aiinfra-bench-"))
     os.environ.setdefault("AIINFRA_HOME", str(base / "home"))
+    load_before = os.getloadavg()
     rows: dict[str, list[dict[str, float]]] = {"embedded": [], "cluster": []}
     trivial: dict[str, list[float]] = {"fresh": [], "reuse": []}
+    trivial_cli: dict[str, list[float]] = {"fresh": [], "reuse": []}
+    full: list[float] = []
+    cached: list[float] = []
+    starts: list[float] = []
+    plain_starts: list[float] = []
     name = "bench-pipeline"
     start = [sys.executable, "-m", "aiinfra_magics", "cluster", "start", name]
     timed([*start, "--backend", "local", "--workers", "2", "--threads", "1"], ROOT)
     try:
-        for case in ("embedded", "cluster"):
+        for case in ("embedded", "cluster", "cached"):
             build(base / case, args.work)
         for reuse in ("fresh", "reuse"):
             build_trivial(base / reuse, args.steps, reuse == "reuse")
         for i in range(args.repeat):
+            starts.append(kernel_start(base))
+            plain_starts.append(plain_kernel_start(base))
             rows["embedded"].append(overhead_case(base / "embedded", []))
             rows["cluster"].append(overhead_case(base / "cluster", ["--cluster", name]))
+            # A full run, then the same command with nothing changed: whole CLI processes.
+            full.append(run_aiinfra_args(base / "cached", ["--force"]))
+            cached.append(run_aiinfra_args(base / "cached", []))
+            statuses = {s["status"] for s in latest_run(base / "cached")["steps"].values()}
+            assert statuses == {"cached"}, statuses
             for reuse in ("fresh", "reuse") if i % 2 == 0 else ("reuse", "fresh"):
-                overhead_case(base / reuse, [])  # the row below reads its run.json
-                run = json.loads(sorted((base / reuse / "runs").glob("*/run.json"))[-1].read_text())
-                trivial[reuse].append(run["duration"])
+                if reuse == "fresh" and args.steps > 20 and not args.fresh:
+                    continue
+                trivial_cli[reuse].append(run_aiinfra_args(base / reuse, ["--force"]))
+                trivial[reuse].append(latest_run(base / reuse)["duration"])
             print(f"round {i + 1} done", file=sys.stderr)
     finally:
         subprocess.run([sys.executable, "-m", "aiinfra_magics", "cluster", "stop", name], cwd=ROOT)
         shutil.rmtree(base, ignore_errors=True)
+    load_after = os.getloadavg()
+    med = statistics.median
+    kernel = med(starts)
     print(
-        f"overhead = run wall time - critical path of step durations; median of {args.repeat}, {os.cpu_count()} cores"
+        f"median of {args.repeat}, {os.cpu_count()} cores; load average (1/5/15 min) "
+        f"{'/'.join(f'{x:.1f}' for x in load_before)} before, "
+        f"{'/'.join(f'{x:.1f}' for x in load_after)} after"
     )
     print(
-        "| case | run (run.json) | CLI process | critical path | overhead | first step starts at |"
+        f"one kernel start (launch until it answers): {kernel:.2f} s as a step's worker starts "
+        f"one, {med(plain_starts):.2f} s with jupyter_client's start_new_kernel; the aim below "
+        "uses the first (the stricter)"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    ratio = med(cached) / med(full)
+    print(
+        f"cached re-run (CLI process) {med(cached):.2f} s = {100 * ratio:.1f}% of a full run "
+        f"({med(full):.2f} s); aim < 5%: {met(ratio < 0.05)}"
+    )
+    print(
+        "overhead = wall time of the CLI process - critical path of step durations; 'scheduled' "
+        "= the same durations list-scheduled on the run's workers at no cost (6 independent "
+        "steps on 2 workers queue under any scheduler); first step = seconds from launching the "
+        "CLI. In brackets the same from run.json's own clock, which starts after the CLI's "
+        "imports."
+    )
+    print(
+        "| case | CLI process (run.json) | critical path | scheduled | overhead | "
+        "overhead vs scheduled | first step starts at |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    limit = kernel + 0.5
+    verdicts = []
     for case, label in (
         ("embedded", "8 notebooks, temporary local cluster"),
         ("cluster", "8 notebooks, `--cluster NAME`"),
     ):
-        med = {k: statistics.median(r[k] for r in rows[case]) for k in rows[case][0]}
+        m = {k: med(r[k] for r in rows[case]) for k in rows[case][0]}
         print(
-            f"| {label} | {med['run']:.2f} s | {med['cli']:.2f} s | {med['path']:.2f} s | "
-            f"{med['overhead']:.2f} s | {med['first_step_at']:.2f} s |"
+            f"| {label} | {m['cli']:.2f} s ({m['run']:.2f} s) | {m['path']:.2f} s | "
+            f"{m['scheduled']:.2f} s | {m['overhead']:.2f} s ({m['run_overhead']:.2f} s) | "
+            f"{m['sched_overhead']:.2f} s ({m['run_sched_overhead']:.2f} s) | "
+            f"{m['first_step_at']:.2f} s ({m['run_first_step_at']:.2f} s) |"
         )
-    fresh, reuse = (statistics.median(trivial[k]) for k in ("fresh", "reuse"))
-    print(f"| {args.steps} trivial steps, fresh kernel each | {fresh:.2f} s | | | | |")
+        verdicts.append(
+            f"{case}: vs scheduled {m['sched_overhead']:.2f} s "
+            f"({met(m['sched_overhead'] <= limit)}), first step {m['first_step_at']:.2f} s in "
+            f"({met(m['first_step_at'] <= limit)}), vs critical path {m['overhead']:.2f} s "
+            f"({met(m['overhead'] <= limit)})"
+        )
+    print(f"aim: overhead <= one kernel start + 0.5 s = {limit:.2f} s (whole CLI process)")
+    for line in verdicts:
+        print(f"  {line}")
+    if trivial["fresh"]:
+        print(
+            f"| {args.steps} trivial steps, fresh kernel each | {med(trivial_cli['fresh']):.2f} s "
+            f"({med(trivial['fresh']):.2f} s) | | | | | |"
+        )
+    reuse_cli = med(trivial_cli["reuse"])
     print(
-        f"| {args.steps} trivial steps, `kernel_reuse: true` | {reuse:.2f} s ({fresh / reuse:.2f}x faster) | | | | |"
+        f"| {args.steps} trivial steps, `kernel_reuse: true` | {reuse_cli:.2f} s "
+        f"({med(trivial['reuse']):.2f} s) | | | | | |"
+    )
+    print(
+        f"{args.steps} trivial steps with kernel_reuse, whole CLI process: {reuse_cli:.2f} s; "
+        f"aim < 15 s: {met(reuse_cli < 15)}"
     )
 
 
@@ -298,6 +423,11 @@ def main() -> None:
     parser.add_argument("--work", type=float, default=0.3, help="CPU seconds per middle step")
     parser.add_argument("--overhead", action="store_true", help="overhead and kernel reuse only")
     parser.add_argument("--steps", type=int, default=100, help="--overhead: trivial steps")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="--overhead: also the trivial steps with a fresh kernel each (skipped above 20 steps)",
+    )
     args = parser.parse_args()
     if args.overhead:
         overhead(args)
