@@ -146,7 +146,7 @@ def add_promote(prom: argparse.ArgumentParser) -> None:
     )
     prom.add_argument("--name", metavar="STEP", help="default: the notebook's name")
     prom.add_argument("--after", metavar="A,B", help="steps this one runs after")
-    _params(prom, "a parameter of this step (repeat); values are read as YAML")
+    _params(prom, "a parameter of this step (repeat), typed as papermill's -p types it")
     prom.add_argument(
         "--product",
         dest="products",

@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import yaml
 
 from ..errors import AiinfraError, field_error
-from .params import Override, check_inside, collect, value_text
+from .params import Override, check_inside, collect, typed_value, value_text
 from .spec import PARAM_NAME, RESERVED_PARAMS, PipelineSpec, StepSpec, _common
 
 
@@ -64,7 +63,9 @@ def expand(spec: PipelineSpec) -> dict[str, Node]:
 
 
 def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]]:
-    """``-p lr=0.5`` / ``-p train.lr=0.5`` -> (step or None, key, value parsed as YAML)."""
+    """``-p lr=0.5`` / ``-p train.lr=0.5`` -> (step or None, key, value typed as papermill's
+    ``-p`` types it): ``promote -p`` and ``pipeline run -p`` read ``010`` as 10, ``1e3`` as
+    1000.0 and ``None`` as None alike (they once differed: YAML read 010 as 8)."""
     out = []
     for item in items or []:
         key, sep, text = item.partition("=")
@@ -73,11 +74,7 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str | None, str, Any]
         step, _, param = key.rpartition(".")
         if not PARAM_NAME.fullmatch(param):
             raise field_error("-p", item, "a Python identifier as KEY")
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            value = text
-        out.append((step or None, param, value))
+        out.append((step or None, param, typed_value(text)))
     return out
 
 

@@ -154,3 +154,15 @@ def test_promote_outside_a_session_needs_the_notebook(tmp_path, monkeypatch):
     assert current_notebook({}) is None
     with pytest.raises(AiinfraError, match="--notebook"):
         promote()
+
+
+def test_promote_types_p_values_as_pipeline_run_does(tmp_path):
+    """One rule for -p in every door (issue 25 item 8): papermill's, not YAML's."""
+    from aiinfra_magics.pipelines.params import collect
+
+    nb_path = plain_notebook(tmp_path / "typed.ipynb", "a = 0\nb = 0\nc = 0\nd = 0\ne = 0", "")
+    texts = ["a=010", "b=1e3", "c=None", "d=2024-01-02", "e=yes"]
+    promote("--notebook", str(nb_path), *[w for t in texts for w in ("-p", t)])
+    params = PipelineSpec.from_file(tmp_path / "pipeline.yaml").steps["typed"].params
+    assert params == {"a": 10, "b": 1000.0, "c": None, "d": "2024-01-02", "e": "yes"}
+    assert params == {key: value for _, key, value in collect(texts)}
