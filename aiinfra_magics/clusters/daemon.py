@@ -1,7 +1,9 @@
 """A detached process that owns one cluster (``aiinfra cluster start`` from a shell).
 
 The parent (CLI or jupyter server) validates the spec first, then starts
-``python -m aiinfra_magics.clusters.daemon SPEC_JSON`` in a new session. The
+``python -m aiinfra_magics.clusters.daemon`` in a new session and writes the spec
+as JSON to its stdin: never in argv, which every local user can read in ``ps`` and
+``/proc/PID/cmdline`` (a ``--job-script-prologue`` may export an API key). The
 daemon starts the cluster, prints one JSON line on stdout (the record, or the
 error) and then only writes to its log file. It lives until the cluster is
 stopped, it gets SIGTERM/SIGINT, or ``--owner-pid`` dies.
@@ -40,7 +42,6 @@ def _detach_output(log_path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiinfra-cluster-daemon")
-    parser.add_argument("spec", help="ClusterSpec as JSON (backend resolved, name set)")
     parser.add_argument("--owner-kind", default="cli")
     parser.add_argument("--owner-pid", type=int, default=None)
     parser.add_argument(
@@ -51,9 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    # The spec (ClusterSpec as JSON, backend resolved, name set) comes on stdin: argv is
+    # world-readable. stdin is then pointed at /dev/null, as a detached process's should be.
+    text = sys.stdin.read()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     registry = Registry(Path(args.registry) if args.registry else None)
     try:
-        spec = ClusterSpec.from_options(json.loads(args.spec))
+        spec = ClusterSpec.from_options(json.loads(text))
         if args.check:
             get_backend(spec.backend).check(spec)
         launched, record = host.host(spec, args.owner_kind, registry)

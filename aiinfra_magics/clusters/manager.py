@@ -95,13 +95,15 @@ class ClusterManager:
             backend.check(spec)
             launched, record = host.host(spec, owner_kind, self.registry)
             return Started(self._info(record), [*notes, *launched.notes])
-        cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon", json.dumps(spec.to_dict())]
+        # The spec goes through a pipe, not argv: argv is world-readable (ps, /proc/PID/cmdline)
+        # and a spec can hold secrets (a prologue exporting an API key, gateway options).
+        cmd = [sys.executable, "-m", "aiinfra_magics.clusters.daemon"]
         cmd += ["--owner-kind", owner_kind, "--registry", str(self.registry.root), "--check"]
         if owner_pid is not None:
             cmd += ["--owner-pid", str(owner_pid)]
         proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # detached: no signal from our terminal reaches it
@@ -109,6 +111,11 @@ class ClusterManager:
             text=True,
         )
         try:
+            try:
+                proc.stdin.write(json.dumps(spec.to_dict()))
+                proc.stdin.close()
+            except BrokenPipeError:  # it died before reading: reported below as an exit
+                pass
             line = _read_first_line(proc, DAEMON_START_TIMEOUT_S)
         finally:
             proc.stdout.close()

@@ -29,3 +29,46 @@ def test_a_refused_job_script_is_one_clear_line_and_leaves_nothing(slurm, aiinfr
     assert "nope" in lines[0]
     assert slurm.job_ids() == []
     assert not list((aiinfra_home / "clusters").glob("*.json"))
+
+
+def test_a_secret_in_an_option_is_not_in_the_daemons_command_line(slurm, aiinfra_home):
+    """Issue 25 item 2: argv is world-readable (ps, /proc/PID/cmdline); the spec goes by pipe."""
+    import json
+
+    secret = "wandb-key-5f3c9e1d7a"
+    prologue = f"export WANDB_API_KEY={secret}"
+    started = subprocess.run(
+        [*CLI, "cluster", "start", "sec", *FLAGS, "--job-script-prologue", prologue, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert started.returncode == 0, started.stderr
+    daemon_pid = json.loads(started.stdout)["owner"]["pid"]
+    try:
+        with open(f"/proc/{daemon_pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().decode()
+        assert "aiinfra_magics.clusters.daemon" in cmdline
+        assert secret not in cmdline
+        # and the cluster works, the prologue reaching its job's worker
+        scaled = subprocess.run(
+            [*CLI, "cluster", "scale", "sec", "1", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert scaled.returncode == 0, scaled.stderr
+        assert json.loads(scaled.stdout)["workers"] == 1
+        from aiinfra_magics.clusters import manager
+
+        client = manager.connect("sec")
+        try:
+            seen = client.run(lambda: __import__("os").environ.get("WANDB_API_KEY"))
+        finally:
+            client.close()
+        assert list(seen.values()) == [secret]
+    finally:
+        stopped = subprocess.run(
+            [*CLI, "cluster", "stop", "sec"], capture_output=True, text=True, timeout=180
+        )
+        assert stopped.returncode == 0, stopped.stderr
