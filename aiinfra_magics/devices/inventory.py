@@ -18,7 +18,6 @@ import html
 import os
 import platform
 import socket
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,12 +109,10 @@ def _jax_tpus() -> list[dict[str, Any]]:
     Starting a backend here would fix JAX's settings before the user's
     ``%aiinfra jax`` could apply them, so an unstarted JAX is left alone.
     """
-    if "jax" not in sys.modules:
-        return []
-    try:
-        from jax._src import xla_bridge
+    from ..jax.started import backend_started
 
-        if not xla_bridge.backends_are_initialized():
+    try:
+        if not backend_started():
             return []
         import jax
 

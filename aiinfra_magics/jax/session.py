@@ -17,13 +17,13 @@ import dataclasses
 import html
 import importlib.util
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import devices as hw
 from ..errors import AiinfraError, OperationError
 from .spec import BACKEND_FIELDS, GPU_ONLY_FIELDS, JaxSessionSpec, Mesh, format_mesh, mesh_size
+from .started import backend_started
 
 ENV_PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 ENV_MEM_FRACTION = "XLA_CLIENT_MEM_FRACTION"
@@ -35,15 +35,6 @@ _DEFAULT_AXIS = "data"
 
 # The XLA_* environment as it was when the backend started: what jaxlib read.
 _env_at_start: dict[str, str | None] | None = None
-
-
-def backend_started() -> bool:
-    """True once JAX has started a backend in this process (never starts one)."""
-    if "jax" not in sys.modules:
-        return False
-    from jax._src import xla_bridge
-
-    return xla_bridge.backends_are_initialized()
 
 
 def _gpu_plugin_installed() -> bool:
