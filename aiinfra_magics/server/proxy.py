@@ -19,6 +19,7 @@ upstream says about cookies or CORS comes back.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -52,6 +53,15 @@ SKIP_QUERY = {"token", "_xsrf"}
 SANDBOX = "sandbox allow-scripts allow-popups"
 TIMEOUT_S = 30.0
 PATH_SAFE = "/%:@!$&()*+,;=-._~"
+# The capability in a dashboard path, as the log must not show it (anyone who reads
+# the log could open the dashboard until it expires, as with a token in a query).
+CAPABILITY_IN_PATH = re.compile(r"/~[^/?#]*")
+SCRUBBED = "/~[secret]"
+
+
+def scrub_capability(uri: str) -> str:
+    """``uri`` with any dashboard capability replaced, as Jupyter scrubs ``?token=``."""
+    return CAPABILITY_IN_PATH.sub(SCRUBBED, uri)
 
 
 def upstream_query(query: str) -> str:
@@ -98,6 +108,25 @@ class DashboardProxyHandler(JupyterHandler, websocket.WebSocketHandler):
 
     def set_cors_headers(self) -> None:
         """No CORS grant on proxied content, even for token-authenticated requests."""
+
+    def _request_summary(self) -> str:
+        # Tornado's warning line for an HTTPError ("403 GET /.../~cap/... (ip)").
+        return scrub_capability(super()._request_summary())
+
+    def _log(self) -> None:
+        # Jupyter's access log writes request.uri and, on 4xx, the Referer (the
+        # dashboard page's own capability URL): scrub both for the log line only.
+        request = self.request
+        uri, referer = request.uri, request.headers.get("Referer")
+        request.uri = scrub_capability(uri or "")
+        if referer is not None:
+            request.headers["Referer"] = scrub_capability(referer)
+        try:
+            super()._log()
+        finally:
+            request.uri = uri
+            if referer is not None:
+                request.headers["Referer"] = referer
 
     async def _target(self, name: str, path: str) -> str:
         check_name(name)

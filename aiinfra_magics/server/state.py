@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import importlib
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .base import RequestError
 from .sampler import GpuSampler
 
 # The inventory probes NVML, PCI and /proc and changes rarely; the cluster list
@@ -31,6 +33,14 @@ TARGET_TTL_S = 3.0
 # How long a dashboard link handed to the browser stays usable (a lab tab that
 # stays open longer is reopened from the panel, which hands out a fresh one).
 CAPABILITY_TTL_S = 12 * 3600
+# A capability's expiry is a Unix time in hex (8-9 digits for centuries); a longer
+# one is not ours, and turning thousands of digits into decimal text raises (a 500).
+MAX_EXPIRY_HEX = 16
+SIGNATURE_HEX = 40
+# Cluster starts in flight at once through this server. Each start is a daemon
+# process and a thread that waits for it; without a bound, one client's burst of
+# starts holds every daemon and thread (issue 25: 50 starts, 51 daemons, 4.5 GB).
+MAX_CLUSTER_STARTS = 4
 
 
 class Cached:
@@ -83,10 +93,31 @@ def optional_module(name: str) -> tuple[Any, str | None]:
         return None, f"{name} is not available in this installation ({exc})"
 
 
+class StartsBusy(RequestError):
+    """Refused: ``limit`` cluster starts are already in flight (HTTP 429)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            429,
+            f"cluster start: {limit} starts already in progress on this server; "
+            f"allowed: at most {limit} at once (max_cluster_starts); retry when one finishes",
+        )
+        self.limit = limit
+
+
 class ServerState:
-    def __init__(self, sampler_interval: float = 1.0) -> None:
+    def __init__(
+        self, sampler_interval: float = 1.0, max_cluster_starts: int = MAX_CLUSTER_STARTS
+    ) -> None:
         # A few threads: core calls block on schedulers and processes, not on CPU.
+        # Reads, stops and scales share this pool; starts, which wait seconds to minutes
+        # on a daemon, have their own, so a read never queues behind them.
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="aiinfra-core")
+        self.max_cluster_starts = max(1, int(max_cluster_starts))
+        self.start_executor = ThreadPoolExecutor(
+            max_workers=self.max_cluster_starts, thread_name_prefix="aiinfra-start"
+        )
+        self.starts_in_flight = 0  # only touched on the event loop: no lock
         self.sampler = GpuSampler(interval=sampler_interval)
         self.started_clusters: set[str] = set()
         self.owner_pid = os.getpid()
@@ -115,6 +146,22 @@ class ServerState:
         launch = launch_pipeline(self.home() / "pipelines", path, cluster, params, force, only)
         self.launches[launch["launch"]] = launch
         return launch
+
+    async def start_cluster(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a cluster start on the start pool, or raise StartsBusy when it is full.
+
+        Counted on the event loop, so the check and the increment cannot interleave.
+        """
+        if self.starts_in_flight >= self.max_cluster_starts:
+            raise StartsBusy(self.max_cluster_starts)
+        self.starts_in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.start_executor, functools.partial(fn, *args, **kwargs)
+            )
+        finally:
+            self.starts_in_flight -= 1
 
     def dashboard_target(self, name: str) -> str:
         """``scheme://host:port`` of a registered cluster's dashboard (blocking; run in a thread).
@@ -162,6 +209,8 @@ class ServerState:
 
     def dashboard_capability_ok(self, name: str, capability: str) -> bool:
         expires_hex, _, signature = capability.partition(".")
+        if len(expires_hex) > MAX_EXPIRY_HEX or len(signature) != SIGNATURE_HEX:
+            return False
         try:
             expires = int(expires_hex, 16)
         except ValueError:
@@ -172,7 +221,7 @@ class ServerState:
 
     def _sign(self, name: str, expires: int) -> str:
         message = f"dashboard\n{name}\n{expires}".encode()
-        return hmac.new(self._capability_key, message, hashlib.sha256).hexdigest()[:40]
+        return hmac.new(self._capability_key, message, hashlib.sha256).hexdigest()[:SIGNATURE_HEX]
 
     def forget_target(self, name: str) -> None:
         with self._lock:
@@ -189,6 +238,7 @@ class ServerState:
                 launch["process"].kill()
         self.sampler.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.start_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _same_host(a: str | None, b: str | None) -> bool:

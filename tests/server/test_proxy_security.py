@@ -8,7 +8,9 @@ cluster's dashboard the way an ``address`` cluster is (an external record).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from typing import Any
 
 import pytest
 import tornado.httpclient
@@ -16,6 +18,7 @@ import tornado.web
 import tornado.websocket
 
 from aiinfra_magics.clusters.registry import Registry, this_process
+from aiinfra_magics.server.state import CAPABILITY_TTL_S
 
 SECRET_COOKIE = "_xsrf=2|secret-xsrf; username-127-0-0-1=secret-session"
 
@@ -220,3 +223,105 @@ def test_only_an_issued_capability_opens_a_dashboard_without_credentials(
         assert err.value.code == 403
 
     run(go())
+
+
+def _state(jp_serverapp) -> Any:
+    return jp_serverapp.web_app.settings["aiinfra_state"]
+
+
+def test_the_capability_url_forwards_none_of_the_users_credentials(
+    run, dashboard_fetch, http_server_client, jp_serverapp, upstream
+):
+    """A real iframe sends the Jupyter cookies (and XSRF, Referer) with the capability URL too."""
+    _register("leaky", upstream)
+    token = jp_serverapp.identity_provider.token
+
+    async def go():
+        redirect, _ = await dashboard_fetch("aiinfra", "dashboard", "leaky", "page")
+        _Seen.requests.clear()
+        response = await http_server_client.fetch(
+            redirect.headers["Location"],
+            raise_error=False,
+            follow_redirects=False,
+            headers={
+                "Authorization": f"token {token}", "Cookie": SECRET_COOKIE,
+                "X-XSRFToken": "secret-xsrf", "Referer": f"http://x/lab?token={token}",
+            },
+        )  # fmt: skip
+        assert response.code == 200, response.code
+        (seen,) = _Seen.requests
+        sent = {k.lower(): v for k, v in seen["headers"].items()}
+        for header in ("cookie", "authorization", "x-xsrftoken", "referer"):
+            assert header not in sent, (header, sent[header])
+        assert token not in repr(seen) and "secret" not in repr(seen)
+
+    run(go())
+
+
+def test_a_correctly_signed_capability_that_expired_is_refused(
+    run, http_server_client, jp_base_url, jp_serverapp, upstream
+):
+    _register("old", upstream)
+    state = _state(jp_serverapp)
+    now = time.time()
+    fresh = state.dashboard_capability("old", now=now)
+    # Signed by the server's own key, issued long enough ago that it has expired.
+    expired = state.dashboard_capability("old", now=now - CAPABILITY_TTL_S - 60)
+    assert expired.split(".")[1] == state._sign("old", int(expired.split(".")[0], 16))
+
+    async def go():
+        base = f"{jp_base_url}aiinfra/dashboard/old/~"
+        ok = await http_server_client.fetch(f"{base}{fresh}/page", raise_error=False)
+        assert ok.code == 200  # the same route and signing with a live expiry works
+        response = await http_server_client.fetch(f"{base}{expired}/page", raise_error=False)
+        assert response.code == 403, response.code
+        assert [r["path"] for r in _Seen.requests] == ["page"]
+
+    run(go())
+
+
+def test_a_huge_expiry_is_a_403_and_capabilities_stay_out_of_the_log(
+    run, dashboard_fetch, http_server_client, jp_base_url, jp_serverapp, upstream
+):
+    _register("logged", upstream)
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    collect = Collect(level=logging.DEBUG)
+    loggers = [
+        logging.getLogger(n)
+        for n in ("", "tornado.access", "tornado.general", "tornado.application")
+    ] + [jp_serverapp.log]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(collect)
+        logger.setLevel(logging.DEBUG)
+
+    async def go():
+        huge = f"{jp_base_url}aiinfra/dashboard/logged/~{'1' * 4000}.ab/status"
+        response = await http_server_client.fetch(huge, raise_error=False)
+        assert response.code == 403, response.code  # not a 500 from int -> str of 4000 digits
+        redirect, _ = await dashboard_fetch("aiinfra", "dashboard", "logged", "page")
+        location = redirect.headers["Location"]
+        capability = location.split("/~")[1].split("/")[0]
+        # A 4xx through a live capability: its page asked for a path the upstream lacks.
+        other = await http_server_client.fetch(
+            location.replace("/~" + capability, "/~" + capability[:-1] + "0"),
+            raise_error=False,
+            headers={"Referer": f"http://127.0.0.1{location}"},
+        )
+        assert other.code == 403
+        return capability
+
+    try:
+        capability = run(go())
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(collect)
+            logger.setLevel(level)
+    text = "\n".join(records)
+    assert "/~[secret]" in text, text[-2000:]
+    assert capability not in text and capability[:-1] not in text and "1" * 100 not in text
