@@ -64,6 +64,26 @@ def as_str(field: str, value: Any) -> str:
     return value
 
 
+#: C0/C1 control characters and DEL: a newline in a value that reaches a job script or a
+#: command line would start a shell line of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+LINE_ALLOWED = "one line of printable characters (no newline or control character)"
+
+
+def as_line(field: str, value: Any, allowed: str = LINE_ALLOWED) -> str:
+    """A string without newlines or control characters (it reaches a script or argv)."""
+    if not isinstance(value, str) or _CONTROL.search(value):
+        raise field_error(field, value, allowed)
+    return value
+
+
+def as_word(field: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
+    """One word (the whole of ``pattern``): a value spliced into a job script or command line."""
+    if not matches(pattern, value):
+        raise field_error(field, value, allowed)
+    return value
+
+
 def as_number(field: str, value: Any) -> float:
     try:
         number = float(value) if not isinstance(value, bool) else math.nan

@@ -28,12 +28,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from typing import Any
 
-from ..checks import as_duration
+from ..checks import as_duration, as_line, as_word
 from ..errors import InputError, field_error
 from .backends import ClusterBackend, Launched, Option
 from .slurm_queue import jobs_file, queue_states, read_jobs, summarise
@@ -46,6 +47,17 @@ GPU_REQUESTS = ("gres", "gpus")
 PER_UNIT_MEMORY = ("--mem-per-gpu", "--mem-per-cpu")
 _WALLTIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 WALLTIME_ALLOWED = "a SLURM time like 30, 45:00, 2:00:00 or 1-12:00:00 (D-HH:MM:SS)"
+# Every text option reaches the job script or the worker's command line; each has a shape
+# (full match), so a newline can never start a shell line of its own (issue 25).
+_PARTITION = re.compile(r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*")
+PARTITION_ALLOWED = "a SLURM partition name (letters, digits, '_', '.', '-'; several joined by ',')"
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.@-]+")
+ACCOUNT_ALLOWED = "a SLURM account name (letters, digits, '_', '.', '@', '-')"
+_INTERFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+INTERFACE_ALLOWED = "a network interface name like ib0 or eth0 (up to 15 letters, digits, '_.:@-')"
+_DIRECTIVE = re.compile(r"-[^\x00-\x1f\x7f-\x9f]+")
+DIRECTIVE_ALLOWED = "an sbatch option like --qos=long: one line starting with '-'"
+PYTHON_ALLOWED = "the path of a python executable on the compute nodes (one line)"
 
 
 def walltime_seconds(value: str) -> int:
@@ -70,14 +82,38 @@ def walltime_seconds(value: str) -> int:
 
 
 def check_walltime(value: str) -> str:
+    as_line("walltime", value, WALLTIME_ALLOWED)
     walltime_seconds(value)
-    return value
+    return value.strip()
 
 
 def check_lifetime(value: str) -> str:
-    if value.strip().lower() != "off":
+    value = as_line("lifetime", value, "a duration like 90s, 30m, 2h, or off").strip()
+    if value.lower() != "off":
         as_duration("lifetime", value)
-    return value
+    return value.lower() if value.lower() == "off" else value
+
+
+def check_partition(value: str, field: str = "partition") -> str:
+    return as_word(field, value, _PARTITION, PARTITION_ALLOWED)
+
+
+def check_account(value: str, field: str = "account") -> str:
+    return as_word(field, value, _ACCOUNT, ACCOUNT_ALLOWED)
+
+
+def check_interface(value: str, field: str = "interface") -> str:
+    return as_word(field, value, _INTERFACE, INTERFACE_ALLOWED)
+
+
+def check_job_extra(values: tuple[str, ...], field: str = "job-extra") -> tuple[str, ...]:
+    return tuple(as_word(field, v, _DIRECTIVE, DIRECTIVE_ALLOWED) for v in values)
+
+
+def check_python(value: str) -> str:
+    if not value.strip():
+        raise field_error("python", value, PYTHON_ALLOWED)
+    return as_line("python", value, PYTHON_ALLOWED)
 
 
 def default_lifetime(walltime_s: float) -> tuple[float, float]:
@@ -107,8 +143,16 @@ def _positive(field: str):
 
 
 SLURM_OPTIONS = (
-    Option("partition", "SLURM partition (#SBATCH -p); default: jobqueue.slurm.queue"),
-    Option("account", "account to charge (#SBATCH -A); default: jobqueue.slurm.account"),
+    Option(
+        "partition",
+        "SLURM partition (#SBATCH -p); default: jobqueue.slurm.queue",
+        check=check_partition,
+    ),
+    Option(
+        "account",
+        "account to charge (#SBATCH -A); default: jobqueue.slurm.account",
+        check=check_account,
+    ),
     Option(
         "walltime",
         "time limit of each job, e.g. 2:00:00; default: jobqueue.slurm.walltime",
@@ -134,13 +178,23 @@ SLURM_OPTIONS = (
         "default: jobqueue.slurm.gpu-request or gres",
         choices=GPU_REQUESTS,
     ),
-    Option("job_extra", "extra #SBATCH directives, e.g. --qos=long (repeatable)", "list"),
+    Option(
+        "job_extra",
+        "extra #SBATCH directives, e.g. --qos=long (repeatable)",
+        "list",
+        check=check_job_extra,
+    ),
     Option(
         "job_script_prologue",
-        "shell lines run before the worker, e.g. 'module load cuda' (repeatable)",
+        "shell lines run as written before the worker, e.g. 'module load cuda' (repeatable); "
+        "the one option that is shell code on purpose: every other one is checked for shape",
         "list",
     ),
-    Option("interface", "network interface workers and scheduler use, e.g. ib0 (lo in tests)"),
+    Option(
+        "interface",
+        "network interface workers and scheduler use, e.g. ib0 (lo in tests)",
+        check=check_interface,
+    ),
     Option(
         "lifetime",
         "workers retire after this long (staggered), so none is killed by the walltime; "
@@ -148,7 +202,11 @@ SLURM_OPTIONS = (
         check=check_lifetime,
         metavar="DURATION|off",
     ),
-    Option("python", "python executable on the compute nodes; default: this one"),
+    Option(
+        "python",
+        "python executable on the compute nodes (a path, quoted in the script); default: this one",
+        check=check_python,
+    ),
     Option("dry_run", "print the job script and start nothing", "boolean", default=False),
 )
 
@@ -226,7 +284,12 @@ class SlurmBackend(ClusterBackend):
         gpus = spec.option("gpus_per_job") or 0
         processes = spec.option("processes") or gpus or config("processes") or 1
         walltime = spec.option("walltime") or config("walltime")
-        extra = [*(config("job-extra-directives") or []), *(spec.option("job_extra") or ())]
+        extra = [
+            *check_job_extra(
+                tuple(config("job-extra-directives") or []), "jobqueue.slurm.job-extra-directives"
+            ),
+            *(spec.option("job_extra") or ()),
+        ]
         prologue = [
             *(config("job-script-prologue") or []),
             *(spec.option("job_script_prologue") or ()),
@@ -257,19 +320,38 @@ class SlurmBackend(ClusterBackend):
         log_directory = config("log-directory") or str(
             jobs_file(spec.name or "unnamed").parent / f"{spec.name}-logs"
         )
+        queue = spec.option("partition") or config("queue")
+        account = spec.option("account") or config("account")
+        interface = spec.option("interface") or config("interface")
+        # A site's config is checked as the flags are (it reaches the same script), and named.
+        if queue and not spec.option("partition"):
+            check_partition(queue, "jobqueue.slurm.queue")
+        if account and not spec.option("account"):
+            check_account(account, "jobqueue.slurm.account")
+        if interface and not spec.option("interface"):
+            check_interface(interface, "jobqueue.slurm.interface")
+        if walltime and not spec.option("walltime"):
+            as_line("jobqueue.slurm.walltime", walltime, WALLTIME_ALLOWED)
+        as_line("jobqueue.slurm.log-directory", log_directory, "a folder path (one line)")
+        if spec.option("python"):  # a path: one word in `PYTHON -m distributed.cli.dask_worker`
+            python = shlex.quote(spec.option("python"))
+        elif config("python"):  # the site's command, as dask-jobqueue reads it: one line
+            python = as_line("jobqueue.slurm.python", config("python"), PYTHON_ALLOWED)
+        else:
+            python = shlex.quote(sys.executable)
         kwargs: dict[str, Any] = {
             "cores": cores,
             "memory": memory,
             "processes": processes,
-            "queue": spec.option("partition") or config("queue"),
-            "account": spec.option("account") or config("account"),
+            "queue": queue,
+            "account": account,
             "walltime": walltime,
             "job_name": f"aiinfra-{spec.name}",
             "job_extra_directives": extra,
             "job_directives_skip": skip,
             "job_script_prologue": prologue,
-            "interface": spec.option("interface") or config("interface"),
-            "python": spec.option("python") or config("python") or sys.executable,
+            "interface": interface,
+            "python": python,
             "death_timeout": death_timeout,
             "log_directory": log_directory,
             "scheduler_options": scheduler_options,

@@ -174,3 +174,57 @@ def test_dask_jobqueue_import_keeps_sigint_and_works_from_a_thread():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "interrupt ok"
+
+
+# Issue 25 item 3: a newline in a text option would be a shell line of its own in the script.
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"partition": "gpu\ntouch /tmp/owned"}, "partition"),
+        ({"partition": "gpu;id"}, "partition"),
+        ({"account": "lab42\rid"}, "account"),
+        ({"job_extra": ["--qos=long\nrm -rf ~/important"]}, "job-extra"),
+        ({"job_extra": ["qos=long"]}, "job-extra"),
+        ({"python": "/usr/bin/python3\nrm -rf ~/important"}, "python"),
+        ({"interface": "lo\nid"}, "interface"),
+        ({"interface": "lo id"}, "interface"),
+        ({"walltime": "01:00:00\nid"}, "walltime"),
+        ({"lifetime": "30m\nid"}, "lifetime"),
+    ],
+)
+def test_text_options_with_newlines_or_shell_are_one_line_errors(changes, field):
+    with pytest.raises(InputError, match=f"^{field}: got .*; allowed: ") as caught:
+        spec(**changes)
+    assert "\n" not in str(caught.value)
+
+
+def test_python_is_one_quoted_word_in_the_worker_command():
+    text = script(python="/opt/my env/bin/python")
+    assert "'/opt/my env/bin/python' -m distributed.cli.dask_worker" in text
+
+
+def test_site_config_values_are_checked_too_and_named():
+    with dask.config.set({"jobqueue.slurm.queue": "batch\ntouch /tmp/owned"}):
+        with pytest.raises(InputError, match=r"^jobqueue\.slurm\.queue: "):
+            script()
+
+
+def test_the_prologue_stays_the_one_shell_hook_and_says_so():
+    text = script(job_script_prologue=["module load cuda", "export A=1"])
+    assert "module load cuda\nexport A=1\n" in text
+    help_text = SlurmBackend.option("job_script_prologue").help
+    assert "shell" in help_text and "on purpose" in help_text
+
+
+def test_cli_dry_run_refuses_a_newline_in_partition(aiinfra_home):
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "aiinfra_magics", "cluster", "start", "hpc", "--backend",
+            "slurm", "--cores", "2", "--memory", "4GB", "--partition", "gpu\ntouch /tmp/owned",
+            "--dry-run"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "partition: got 'gpu\\ntouch /tmp/owned'" in lines[0], lines
