@@ -13,13 +13,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..checks import as_name
+from ..checks import as_name, matches
 from ..errors import InputError, NotFoundError, OperationError, field_error
 from ..paths import aiinfra_home, atomic_write_json
 
 AUTH_CHOICES = ("simple", "jupyterhub", "kerberos")
-URL_PATTERN = re.compile(r"^https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.~/%-]*)?$")
-PROXY_PATTERN = re.compile(r"^(gateway://|tls://)?[A-Za-z0-9_.\-\[\]]+:\d{1,5}$")
+# Whole-string patterns (checks.matches: fullmatch), as `$` alone accepts a trailing newline.
+URL_PATTERN = re.compile(r"https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.~/%-]*)?")
+PROXY_PATTERN = re.compile(r"(gateway://|tls://)?[A-Za-z0-9_.\-\[\]]+:\d{1,5}")
 
 
 def store_path() -> Path:
@@ -27,7 +28,7 @@ def store_path() -> Path:
 
 
 def check_address(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not URL_PATTERN.match(value):
+    if not matches(URL_PATTERN, value):
         raise field_error(
             field, value, "an http(s) URL like https://hub.example.org/services/dask-gateway"
         )
@@ -35,7 +36,7 @@ def check_address(field: str, value: Any) -> str:
 
 
 def check_proxy(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not PROXY_PATTERN.match(value):
+    if not matches(PROXY_PATTERN, value):
         raise field_error(field, value, "gateway://HOST:PORT (or HOST:PORT)")
     return value if value.startswith(("gateway://", "tls://")) else f"gateway://{value}"
 

@@ -73,6 +73,16 @@ def test_bad_input_is_one_line_naming_the_field(aiinfra_home):
             "x y",
         ): "proxy-address: got 'x y'",
         ("gateway", "remove", "nope"): "name: no gateway named 'nope'",
+        # issue 25 item 7: `$` in re.match accepted a trailing newline
+        ("gateway", "add", "gw1", "http://host/gw\n"): "url: got 'http://host/gw\\n'",
+        (
+            "gateway",
+            "add",
+            "gw1",
+            "http://127.0.0.1:1",
+            "--proxy-address",
+            "127.0.0.1:8786\n",
+        ): "proxy-address: got '127.0.0.1:8786\\n'",
     }
     for argv, message in cases.items():
         done = aiinfra(*argv)
