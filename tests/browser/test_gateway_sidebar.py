@@ -15,7 +15,7 @@ import sys
 import pytest
 from chromium import browser_page
 from gateway_server import forget, gateway, gateway_server  # noqa: F401 - fixtures
-from test_sidebar import playwright_sync, pytestmark  # noqa: F401
+from test_sidebar import pytestmark  # noqa: F401
 from waiting import wait_for
 
 LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)

@@ -22,7 +22,6 @@ from waiting import wait_for
 LABEXTENSION = Path(__file__).resolve().parents[2] / "aiinfra_magics" / "labextension"
 LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed"),
     pytest.mark.skipif(not (LABEXTENSION / "package.json").exists(), reason="labextension not built"),

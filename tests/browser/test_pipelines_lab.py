@@ -31,7 +31,6 @@ LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
 TOKEN = "aiinfra-pipelines-test"
 BASE_URL = "/user/pipelines-test/"
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
     pytest.mark.skipif(

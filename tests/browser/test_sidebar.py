@@ -26,7 +26,6 @@ LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
 TOKEN = "aiinfra-browser-test"
 BASE_URL = "/user/browser-test/"
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
     pytest.mark.skipif(

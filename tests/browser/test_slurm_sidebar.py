@@ -14,7 +14,7 @@ from chromium import browser_page
 from slurm_fixture import slurm, slurm_cluster, wait_for  # noqa: F401 - fixtures
 
 # The lab fixture, Chromium's flags and the same skips (no Chromium, no built labextension).
-from test_sidebar import TOKEN, lab, playwright_sync, pytestmark  # noqa: F401
+from test_sidebar import TOKEN, lab, pytestmark  # noqa: F401
 
 FLAGS = {"cores": 1, "memory": "1GB", "walltime": "00:10:00", "interface": "lo"}
 

@@ -141,7 +141,8 @@ def test_pairwise_topk_k_equals_n_and_zero_vectors(rng):
 
 
 def test_ewma_large_matches_reference_and_pandas(rng):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # a dependency (through dask[dataframe]): missing means a broken install
+
     lens = rng.integers(0, 300, 500)
     off = np.concatenate([[0], np.cumsum(lens)])
     v = rng.standard_normal(off[-1])

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dask
 import dask.array as da
+import dask.dataframe as dd
+import distributed
 import numpy as np
+import pandas as pd
 import pytest
 
 import kernels_gpu as kg
 import kernels_gpu.dask as kd
 from aiinfra_magics.errors import AiinfraError
-
-dd = pytest.importorskip("dask.dataframe")
-pd = pytest.importorskip("pandas")
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")

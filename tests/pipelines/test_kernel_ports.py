@@ -65,7 +65,8 @@ def test_a_ledger_that_holds_every_port_is_an_error_not_a_hang(private_tmp, monk
 
 
 def test_progress_title_shows_the_pipeline_name_as_text(tmp_path):
-    pytest.importorskip("ipywidgets")
+    import ipywidgets  # noqa: F401 - a dependency: missing means a broken install
+
     shown = []
     run = types.SimpleNamespace(
         data={"pipeline": "<img src=x onerror=alert(1)>"},
