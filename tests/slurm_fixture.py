@@ -7,8 +7,9 @@ and stops each daemon by its pid, so nothing is left running. ``slurm`` (per tes
 points SLURM_CONF at it and cancels the test's leftover jobs afterwards.
 
 Tests are skipped, with the reason, only when the SLURM or munge binaries are
-missing (``make test`` installs them through apt). Settings that a root container
-needs are those of ``shared/recipes/slurm-up.sh`` (see shared/FACTS.md).
+missing (``make test`` installs them through apt). A root container with no systemd
+needs SlurmUser=root, proctrack/linuxproc, task/none, no accounting, a munge socket
+folder with o+x, and RealMemory at least dask-jobqueue's ``--mem`` (slurm 22.05).
 """
 
 from __future__ import annotations

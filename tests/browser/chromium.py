@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags that work in this container (shared/FACTS.md): no sandbox as root, no GPU.
+# Flags that work in a root container: no sandbox as root, no GPU, no calls home
+# (this machine's closed network refuses them, many at a time).
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
