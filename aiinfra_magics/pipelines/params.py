@@ -60,8 +60,22 @@ class StrictLoader(NoDatesSafeLoader):
     """papermill's YAML loader (dates stay strings) that refuses duplicate keys.
 
     PyYAML keeps the last of two equal keys silently: a step written twice would
-    vanish without a word.
+    vanish without a word. It also refuses aliases that expand past a bound
+    (``_check_expansion``), measured on the composed nodes before anything is built.
     """
+
+    _aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+        return super().compose_node(parent, index)
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if self._aliases:  # without aliases a document is no larger than its text
+            _check_expansion(node)
+        return node
 
 
 def _no_duplicates(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -84,8 +98,58 @@ def _no_duplicates(loader: StrictLoader, node: yaml.MappingNode, deep: bool = Fa
 
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
+# An alias reuses a node, so a few hundred bytes of nested aliases stand for
+# billions of values once anything walks them (JSON for the lab, the runner's
+# copies): issue 25 saw 464 bytes become 39 MB. Far above any real spec.
+MAX_EXPANDED_VALUES = 100_000
+MAX_EXPANDED_CHARS = 10_000_000
+ALIASES_ALLOWED = (
+    f"aliases (*name) that expand to at most {MAX_EXPANDED_VALUES} values and "
+    f"{MAX_EXPANDED_CHARS} characters in all, none inside its own anchor"
+)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose aliases expand past the bounds, or into themselves."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, characters), expanded
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> tuple[int, int]:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise AiinfraError(
+                f"line {node.start_mark.line + 1}: an alias inside its own anchor; "
+                f"allowed: {ALIASES_ALLOWED}",
+                field="yaml",
+            )
+        if isinstance(node, yaml.ScalarNode):
+            total = (1, len(node.value))
+        else:
+            open_nodes.add(key)
+            values, chars = 1, 0
+            for child in node.value:  # nodes (sequence) or (key, value) pairs (mapping)
+                for part in child if isinstance(child, tuple) else (child,):
+                    v, c = size(part)
+                    values, chars = values + v, chars + c
+                    if values > MAX_EXPANDED_VALUES or chars > MAX_EXPANDED_CHARS:
+                        raise AiinfraError(
+                            f"line {node.start_mark.line + 1}: aliases expand to more than "
+                            f"{MAX_EXPANDED_VALUES} values or {MAX_EXPANDED_CHARS} characters; "
+                            f"allowed: {ALIASES_ALLOWED}",
+                            field="yaml",
+                        )
+            open_nodes.discard(key)
+            total = (values, chars)
+        sizes[key] = total
+        return total
+
+    size(root)
+
 
 def load_yaml(text: str) -> Any:
+    """YAML as papermill reads it, refusing duplicate keys and alias bombs (AiinfraError)."""
     return yaml.load(text, Loader=StrictLoader)
 
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from tornado import web
 
@@ -158,7 +159,7 @@ class PipelineRunsHandler(AiinfraHandler):
         if not path.is_file():
             raise NotFoundError(f"pipeline: no file {pipeline!r}", field="pipeline")
         # 400 with step and field, before anything starts: the spec, params and only.
-        await self.call(_check_run, path, params, only)
+        await self.call(_check_run, _root(self), path, params, only)
         launch = await self.call(self.state.launch_pipeline, path, cluster, params, force, only)
         self.reply(_launch_view(launch), status=202)
 
@@ -176,13 +177,14 @@ def _only(value: Any) -> list[str] | None:
     return value
 
 
-def _check_run(path: Path, params: dict[str, Any], only: list[str] | None) -> None:
+def _check_run(root: Path, path: Path, params: dict[str, Any], only: list[str] | None) -> None:
     """What the runner would refuse, refused now with a 400 instead of a failed launch."""
     from ..pipelines.dag import apply_overrides, expand, select
     from ..pipelines.params import collect
     from ..pipelines.spec import PipelineSpec
 
     spec = PipelineSpec.from_file(path)
+    check_spec_paths(root, spec)
     try:
         spec = apply_overrides(spec, overrides=collect(typed=params))
     except AiinfraError as exc:  # the runner's words name -p; this door's field is params
@@ -192,6 +194,45 @@ def _check_run(path: Path, params: dict[str, Any], only: list[str] | None) -> No
         select(expand(spec), only, False)
     except AiinfraError as exc:
         raise AiinfraError(str(exc).replace("--only:", "only:", 1), field="only") from None
+
+
+# fsspec schemes that are the local disk under another name: held like plain folders.
+LOCAL_SCHEMES = ("file", "local")
+
+
+def check_spec_paths(root: Path, spec: Any) -> None:
+    """Paths a spec file names stay inside the server's root once links are resolved.
+
+    The spec's own checks refuse ``..`` and absolute paths, but a run through the
+    server must also not follow a link out of the root, nor write its notebooks
+    there through ``output``. A URL ``output`` is papermill's to write and stays
+    allowed, unless it is the local disk by another name (``file://``).
+    """
+    from ..pipelines.outputs import is_url
+
+    def held(field: str, value: str, target: Path, what: str) -> None:
+        if not _within(root, target):
+            raise AiinfraError(
+                f"{field}: got {value!r}, which resolves outside the server's root directory; "
+                f"allowed: {what} inside the server's root directory",
+                field=field,
+            )
+
+    output = spec.output
+    if output:
+        scheme, _, rest = output.partition("://")
+        if not is_url(output):
+            held("output", output, spec.folder / output, "a folder (or a URL papermill writes)")
+        elif scheme.lower() in LOCAL_SCHEMES:
+            local = urlsplit(output).path if scheme.lower() == "file" else rest
+            held("output", output, Path(unquote(local)), "a file:// folder (or a remote URL)")
+    else:  # executed notebooks go to runs/<run_id>/ next to the spec
+        held("output", "runs/", spec.folder / "runs", "a runs/ folder")
+    for step in spec.steps.values():
+        where = f"steps.{step.name}"
+        held(f"{where}.notebook", step.notebook, spec.folder / step.notebook, "a notebook")
+        if step.cwd:
+            held(f"{where}.cwd", step.cwd, spec.folder / step.cwd, "a folder")
 
 
 def _params(params: Any) -> dict[str, Any]:
