@@ -21,8 +21,10 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
 
         clusters = manager.ClusterManager()
         # Workers aiinfra started are its own processes (startup.defer_slow_imports may
-        # run there); an external scheduler's are someone else's.
-        ours = (clusters.record(cluster).get("owner") or {}).get("kind") != "external"
+        # run there); an external scheduler's, or a record that names no owner (one found
+        # on a gateway), are someone else's.
+        kind = (clusters.record(cluster).get("owner") or {}).get("kind")
+        ours = kind is not None and kind != "external"
         client = clusters.connect(cluster)
         try:
             yield (

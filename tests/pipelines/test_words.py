@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -140,7 +142,19 @@ def test_run_on_a_registered_cluster_by_name(tmp_path, notebook, pipeline_file):
             ["pipeline", "run", str(path), "--cluster", "pipes"],
             Context(door="cli", say=lambda _: None),
         )
+        client = manager.connect("pipes")
+        try:  # what the worker holds in place of rfc3987_syntax after running the step
+            held = client.run(
+                lambda: getattr(sys.modules.get("rfc3987_syntax"), "__aiinfra_deferred__", False)
+            )
+        finally:
+            client.close()
     finally:
         manager.stop("pipes")
     assert run.status == "ok" and run.data["cluster"]["name"] == "pipes"
     assert run.data["cluster"]["embedded"] is False and (tmp_path / "a.txt").read_text() == "x"
+    # A cluster aiinfra started runs its own workers: they load papermill as the CLI does,
+    # without compiling rfc3987_syntax's grammars (startup.defer_slow_imports).
+    assert run.data["cluster"]["ours"] is True
+    if importlib.util.find_spec("rfc3987_syntax") is not None:
+        assert list(held.values()) == [True]
