@@ -26,6 +26,7 @@ import psutil
 from ..checks import NAME_PATTERN, as_name, matches
 from ..errors import AiinfraError
 from ..paths import aiinfra_home, atomic_write_json, private_dir
+from . import history
 from .rpc import tcp_reachable
 
 HOSTNAME = socket.gethostname()
@@ -244,7 +245,12 @@ class Registry:
         return [r for r, ok in zip(records, alive) if ok]
 
     def remove_dead(self, dead: list[dict[str, Any]]) -> list[str]:
-        """Remove records judged dead, unless rewritten since (then judged again)."""
+        """Remove records judged dead, unless rewritten since (then judged again).
+
+        A cluster that had started (it has an address) and whose owner died without
+        recording it (``kill -9``, a crash, the node rebooted) gets its ``lost`` line in
+        ``cluster history`` here: the owner that would have written it is gone.
+        """
         dropped = []
         if not dead:
             return dropped
@@ -254,7 +260,17 @@ class Registry:
                 if again is not None and (again == record or not record_alive(again)):
                     self.remove(record["name"])
                     dropped.append(record["name"])
+                    # Only when its owner is known dead: a scheduler that stops answering while
+                    # its owner lives is being stopped, and the owner writes that line itself.
+                    if again.get("scheduler_address") and owner_alive(again.get("owner")) is False:
+                        self._record_lost(again)
         return dropped
+
+    def _record_lost(self, record: dict[str, Any]) -> None:
+        try:  # the history sits beside the registry folder, in the aiinfra home
+            history.append_history(history.entry(record, "lost", None), self.root.parent)
+        except OSError:  # pruning goes on; a missing history line is not worth failing a list
+            pass
 
     def prune(self) -> list[str]:
         """Drop records whose cluster no longer answers; return their names."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -305,3 +306,28 @@ def test_kernel_shutdown_and_restart_close_the_cluster():
     assert [i.name for i in manager.list_clusters()] == []
     kc.stop_channels()
     km.shutdown_kernel(now=False)
+
+
+def test_a_daemon_killed_with_sigkill_is_lost_in_history(aiinfra_home):
+    """Issue 25 item 7: the owner that would write the history line is gone; the prune writes it."""
+    started = json.loads(
+        aiinfra(
+            "cluster", "start", "doomed", "--backend", "local", "--workers", "1", "--json"
+        ).stdout
+    )
+    daemon = psutil.Process(started["owner"]["pid"])
+    # its local workers are its children: kill them with it, as a crashed node would lose them
+    family = [daemon, *daemon.children(recursive=True)]
+    for proc in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    assert wait_gone([p.pid for p in family], 60) == []
+    assert json.loads(aiinfra("cluster", "list", "--json").stdout) == []  # pruned here
+    ended = json.loads(aiinfra("cluster", "history", "--json").stdout)
+    lost = [e for e in ended if e["name"] == "doomed"]
+    assert len(lost) == 1 and lost[0]["reason"] == "lost", ended
+    assert lost[0]["scheduler_address"] == started["scheduler_address"]
+    # a second listing does not write it again
+    aiinfra("cluster", "list", "--json")
+    again = json.loads(aiinfra("cluster", "history", "--json").stdout)
+    assert [e["reason"] for e in again if e["name"] == "doomed"] == ["lost"]
