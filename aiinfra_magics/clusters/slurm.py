@@ -368,10 +368,16 @@ class SlurmBackend(ClusterBackend):
         from dask_jobqueue.slurm import SLURMJob
 
         kwargs = _job_kwargs(self.launch_kwargs(spec, death_timeout=60))
-        os.makedirs(kwargs["log_directory"], mode=0o700, exist_ok=True)  # before jobqueue's 0777
-        return SLURMJob(
-            "tcp://<scheduler>:8786", name=f"aiinfra-{spec.name}-0", **kwargs
-        ).job_script()
+        # SLURMJob creates the log folder (0777); ours is 0700, and gone again after a
+        # preview or a check: only a cluster that starts keeps one.
+        created = _make_log_folder(kwargs["log_directory"])
+        try:
+            return SLURMJob(
+                "tcp://<scheduler>:8786", name=f"aiinfra-{spec.name}-0", **kwargs
+            ).job_script()
+        finally:
+            if created:
+                _remove_if_empty(kwargs["log_directory"])
 
     def dry_run(self, spec: ClusterSpec) -> str | None:
         return self.job_script(spec) if spec.option("dry_run") else None
@@ -380,13 +386,18 @@ class SlurmBackend(ClusterBackend):
         kwargs = self.launch_kwargs(spec, death_timeout=death_timeout)
         path = jobs_file(spec.name)
         path.unlink(missing_ok=True)  # a previous cluster of this name
-        os.makedirs(kwargs["log_directory"], mode=0o700, exist_ok=True)
+        created = _make_log_folder(kwargs["log_directory"])
         from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
 
         # The cost plugin from the first job on (the scheduler is in this process, as for
         # local clusters); distributed's own idle check stops it, the watcher cancels the jobs.
         kwargs["scheduler_options"] = {**kwargs["scheduler_options"], **scheduler_kwargs()}
-        cluster = AiinfraSLURMCluster(jobs_path=str(path), **kwargs)
+        try:
+            cluster = AiinfraSLURMCluster(jobs_path=str(path), **kwargs)
+        except BaseException:
+            if created:  # a start that failed leaves no empty folder behind
+                _remove_if_empty(kwargs["log_directory"])
+            raise
         cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         notes = [
             f"jobs named {kwargs['job_name']} in partition {kwargs['queue'] or '(default)'}, "
@@ -416,6 +427,20 @@ class SlurmBackend(ClusterBackend):
                 details["submit_errors"] = [e["error"] for e in data["errors"]]
             listed.append(details)
         return listed
+
+
+def _make_log_folder(path: str) -> bool:
+    """Create the job log folder (0700, before dask-jobqueue's 0777); True if it was not there."""
+    existed = os.path.isdir(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return not existed
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)  # only an empty folder: a job's logs are never removed here
+    except OSError:
+        pass
 
 
 def _dashboard(cluster: Any) -> str | None:

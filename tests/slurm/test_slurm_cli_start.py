@@ -29,6 +29,8 @@ def test_a_refused_job_script_is_one_clear_line_and_leaves_nothing(slurm, aiinfr
     assert "nope" in lines[0]
     assert slurm.job_ids() == []
     assert not list((aiinfra_home / "clusters").glob("*.json"))
+    # issue 25 item 7: nor an empty job log folder
+    assert not list(aiinfra_home.glob("clusters/slurm/bad-logs")), "log folder left behind"
 
 
 def test_a_secret_in_an_option_is_not_in_the_daemons_command_line(slurm, aiinfra_home):

@@ -142,6 +142,8 @@ def test_cli_dry_run_prints_the_job_script_and_starts_nothing(aiinfra_home):
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH -p gpu" in proc.stdout and "#SBATCH --cpus-per-task=2" in proc.stdout
     assert not list((aiinfra_home / "clusters").glob("*.json"))
+    # issue 25 item 7: no empty job log folder is left by a preview
+    assert not list(aiinfra_home.glob("clusters/slurm/hpc-logs")), "log folder left behind"
 
 
 def test_dask_jobqueue_import_keeps_sigint_and_works_from_a_thread():
