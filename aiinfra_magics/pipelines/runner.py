@@ -194,7 +194,7 @@ class _Run:
             # this one imports papermill and distributed and starts the cluster (about a
             # kernel start each on this 2-core VM), so the first step waits for the longer
             # of the two instead of their sum. Only one kernel: a second starting beside
-            # it took the CPU those imports need (first step 1.1 s in, 0.8 s with one).
+            # it took the CPU those imports need (first step 0.92 s in, 0.71 s with one).
             from . import kernel_pool
 
             step = self.nodes[first].step
