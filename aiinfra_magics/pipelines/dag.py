@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from ..errors import AiinfraError, field_error
 from .params import Override, check_inside, collect, typed_value, value_text
 from .spec import PARAM_NAME, RESERVED_PARAMS, PipelineSpec, StepSpec, _common
