@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float
+from traitlets import Float, Int
 
 from .handlers import api_handlers
 from .proxy import proxy_handlers
-from .state import ServerState
+from .state import MAX_CLUSTER_STARTS, ServerState
 
 
 class AiinfraServerApp(ExtensionApp):
@@ -21,8 +21,16 @@ class AiinfraServerApp(ExtensionApp):
         1.0, config=True, help="Seconds between GPU samples while clients are asking."
     )
 
+    max_cluster_starts = Int(
+        MAX_CLUSTER_STARTS,
+        config=True,
+        help="Cluster starts in flight at once through this server; more are refused (429).",
+    )
+
     def initialize_settings(self) -> None:
-        self.state = ServerState(sampler_interval=self.sampler_interval)
+        self.state = ServerState(
+            sampler_interval=self.sampler_interval, max_cluster_starts=self.max_cluster_starts
+        )
         self.settings["aiinfra_state"] = self.state
 
     def initialize_handlers(self) -> None:

@@ -41,6 +41,8 @@ SIGNATURE_HEX = 40
 # process and a thread that waits for it; without a bound, one client's burst of
 # starts holds every daemon and thread (issue 25: 50 starts, 51 daemons, 4.5 GB).
 MAX_CLUSTER_STARTS = 4
+# Threads for everything but starts (reads, stops, scales, cache refreshes).
+CORE_THREADS = 8
 
 
 class Cached:
@@ -112,7 +114,9 @@ class ServerState:
         # A few threads: core calls block on schedulers and processes, not on CPU.
         # Reads, stops and scales share this pool; starts, which wait seconds to minutes
         # on a daemon, have their own, so a read never queues behind them.
-        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="aiinfra-core")
+        self.executor = ThreadPoolExecutor(
+            max_workers=CORE_THREADS, thread_name_prefix="aiinfra-core"
+        )
         self.max_cluster_starts = max(1, int(max_cluster_starts))
         self.start_executor = ThreadPoolExecutor(
             max_workers=self.max_cluster_starts, thread_name_prefix="aiinfra-start"
