@@ -48,6 +48,9 @@ class Hosted:
     closed: threading.Event
     record: dict[str, Any]
     registry: Registry
+    #: What ``cluster.adapt()`` returned (distributed's Adaptive): its public ``stop()`` ends
+    #: adaptivity on a scale, leaving the cluster's own state (and its widget) intact.
+    adaptive: Any = None
 
 
 _HOSTED: dict[str, Hosted] = {}
@@ -94,11 +97,12 @@ def host(
         raise OperationError(
             f"cluster {spec.name!r} failed to start: {type(exc).__name__}: {exc}"
         ) from exc
+    adaptive = None
     try:
         if launched.cluster is not None:
             _install_control(spec.name, launched)
             if spec.adapt is not None:
-                launched.cluster.adapt(minimum=spec.adapt[0], maximum=spec.adapt[1])
+                adaptive = launched.cluster.adapt(minimum=spec.adapt[0], maximum=spec.adapt[1])
         record.update(
             status="running",
             scheduler_address=launched.scheduler_address,
@@ -108,7 +112,9 @@ def host(
         registry.write(record)
         if launched.cluster is not None:  # external schedulers outlive us: not ours to close
             with _LOCK:
-                _HOSTED[spec.name] = Hosted(spec, launched, threading.Event(), record, registry)
+                _HOSTED[spec.name] = Hosted(
+                    spec, launched, threading.Event(), record, registry, adaptive
+                )
             _keeper.ensure_running()
             idle.watcher.ensure_running()  # notices a cluster that stops itself (idle timeout)
     except BaseException:
@@ -153,16 +159,18 @@ def apply(name: str, action: str, **kwargs: Any) -> None:
 def scale(name: str, n: int) -> None:
     entry = _HOSTED[name]
     cluster = entry.launched.cluster
-    with contextlib.suppress(AttributeError):
-        cluster._adaptive.stop()  # an explicit size ends adaptivity, as in Dask
-        del cluster._adaptive
+    # An explicit size ends adaptivity, as distributed's own widget does: through the
+    # Adaptive's public stop() (its callback goes; the cluster then reports "Manual").
+    if entry.adaptive is not None and callable(getattr(entry.adaptive, "stop", None)):
+        entry.adaptive.stop(reason="scaled to a fixed size")
+    entry.adaptive = None
     cluster.scale(n)
     _remember(entry, f"scaled to {n} workers", adapt=None)
 
 
 def adapt(name: str, minimum: int, maximum: int) -> None:
     entry = _HOSTED[name]
-    entry.launched.cluster.adapt(minimum=minimum, maximum=maximum)
+    entry.adaptive = entry.launched.cluster.adapt(minimum=minimum, maximum=maximum)
     _remember(
         entry, f"adapting between {minimum} and {maximum} workers", adapt=f"{minimum}:{maximum}"
     )

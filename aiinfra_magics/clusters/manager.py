@@ -28,6 +28,8 @@ from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
 IDENTITY_TIMEOUT_S = 3.0
+#: How long ``cluster scale`` waits for the workers it asked for (then says how many came).
+SCALE_WAIT_S = 60.0
 
 
 @dataclass
@@ -279,20 +281,41 @@ class ClusterManager:
             # validated(): the backend's rules and the common caps (--max-workers)
             spec.with_changes(workers=n or None, adapt=None).validated()
         note = self._control(record, "scale", n=n)
+        # The reply from the record as it is now: the scale ended adaptivity (adapt: none).
+        record = self._reread(record)
         info = self._wait_for_workers(record, min(n, cap_of(note) or n))
         if note:
-            info.data["notes"] = [note]
+            info.data["notes"] = [note, *info.data.get("notes", [])]
         return info
 
+    def _reread(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The registry's record of the same cluster after a change; the old one if gone."""
+        try:
+            return self.registry.load(record["name"]) or record
+        except DamagedRecord:  # rewritten within seconds by its owner; the reply can wait
+            return record
+
     def _wait_for_workers(
-        self, record: dict[str, Any], n: int, timeout: float = 60.0
+        self, record: dict[str, Any], n: int, timeout: float = SCALE_WAIT_S
     ) -> ClusterInfo:
+        """The cluster once ``n`` workers joined; after ``timeout``, as it is, saying so."""
         deadline = time.monotonic() + timeout
         while True:
             info = self._info(record)
-            if info.workers == n or info.status != "running" or time.monotonic() > deadline:
+            if info.workers == n or info.status != "running":
                 return info
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.1)
+        # Not silently the wrong count: how many came, and (batch backends) why not the rest.
+        note = f"{info.workers} of {n} workers joined within {timeout:g}s"
+        queue = info.data.get("queue")
+        if queue:
+            note += f"; jobs: {queue}"
+        else:
+            note += "; the rest may still come (see cluster status)"
+        info.data["notes"] = [*info.data.get("notes", []), note]
+        return info
 
     def adapt(self, name: str, minimum: int, maximum: int) -> ClusterInfo:
         """Scale between ``minimum`` and ``maximum`` workers with the load."""

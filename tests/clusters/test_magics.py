@@ -135,3 +135,24 @@ def test_connect_and_dashboard(ip):
     assert ip.user_ns["second"].submit(len, "abc").result() == 3
     link = ip.run_line_magic("aiinfra", "cluster dashboard dash")
     assert "http://" in link.data and "/status" in link.data
+
+
+def test_scale_after_adapt_ends_adaptivity_and_says_so(ip, aiinfra_home):
+    """Issue 25 items 9 and 10: through distributed's public Adaptive.stop(); the reply is
+    built from the record after the change."""
+    from aiinfra_magics.clusters import host
+
+    ip.run_line_magic(
+        "aiinfra", "cluster start rv2 --backend local --workers 1 --threads 1 --memory 1GB"
+    )
+    assert ip.run_line_magic("aiinfra", "cluster adapt rv2 1 2").adapt == "1:2"
+    cluster = host.hosted("rv2").launched.cluster
+    assert "Adaptive" in cluster._scaling_status()
+
+    scaled = ip.run_line_magic("aiinfra", "cluster scale rv2 1")
+    assert scaled.adapt is None and scaled.workers == 1
+    assert ip.run_line_magic("aiinfra", "cluster status rv2").adapt is None
+    # distributed's own widget (what a notebook shows for the cluster) still works
+    cluster._ipython_display_()
+    assert "Manual" in cluster._scaling_status()
+    assert "rv2" in cluster._repr_html_() or "LocalCluster" in cluster._repr_html_()

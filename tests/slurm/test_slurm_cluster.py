@@ -96,7 +96,10 @@ def test_pending_job_shows_its_reason(slurm):
     )
     manager.start(spec)
     try:
-        manager.scale("big", 2)  # returns once it stops waiting; one worker can come
+        scaled = manager.scale("big", 2)  # returns once it stops waiting; one worker can come
+        # issue 25 item 10: not silently the wrong count: how many joined, and the queue
+        notes = scaled.to_dict().get("notes") or []
+        assert any(" of 2 workers joined within " in n and "; jobs: " in n for n in notes), notes
         wait_for(
             lambda: states(manager.status("big")) == [("PENDING", "Resources"), ("RUNNING", None)],
             90,
