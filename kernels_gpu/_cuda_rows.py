@@ -10,9 +10,9 @@ loads its ``k`` elements of the row at once (``k`` and the block size are compil
 constants, so the loads are independent and in flight together and the values stay in
 registers), and the row is then reduced and written from registers: one read of the
 row from memory. Registers are capped at 64 so two blocks share a multiprocessor.
-Their block reductions use warp shuffles on a GPU and a shared-memory tree under the
-simulator, which cannot run shuffles. Longer rows take the streaming kernels (online
-max/sum per thread, merged by a shared-memory tree).
+Their block reductions use warp shuffles, on a GPU and under the simulator alike (which
+gets them from ``_cuda_simwarp``), so the tests run the code the GPU runs. Longer rows
+take the streaming kernels (online max/sum per thread, merged by a shared-memory tree).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from . import _math
+from . import _cuda_simwarp, _math
 from ._dispatch import numba_cuda
 
 cuda = numba_cuda()
@@ -30,7 +30,8 @@ cuda = numba_cuda()
 MAX_TPB = 256  # shared-memory arrays are sized for this many threads per block
 REG_TPB = 1024  # most threads per block of the register kernels
 REG_MAX_K = 16  # most row elements one thread keeps in registers
-SIMULATED = "simulator" in cuda.jit.__module__  # the simulator runs no warp shuffles
+# The simulator runs no warp intrinsics of its own; install() supplies them there.
+SIMULATED = _cuda_simwarp.install(cuda)
 _FULL = 0xFFFFFFFF
 
 _dev = cuda.jit(device=True)
@@ -120,26 +121,11 @@ def _block_shfl(v, sm, tid, nt, is_max, ident):
     return v
 
 
-def _block_tree(v, sm, tid, nt, is_max, ident):
-    """The same result with a shared-memory tree only (the simulator's path)."""
-    sm[tid] = v
-    cuda.syncthreads()
-    step = nt // 2
-    while step > 0:
-        if tid < step:
-            sm[tid] = _nan_max_d(sm[tid], sm[tid + step]) if is_max else sm[tid] + sm[tid + step]
-        cuda.syncthreads()
-        step //= 2
-    v = sm[0]
-    cuda.syncthreads()
-    return v
-
-
 _nan_max_d = _dev(_nan_max)
 _warp_sum_d = _dev(_warp_sum)
 _warp_max_d = _dev(_warp_max)
-_block = _dev(_block_tree if SIMULATED else _block_shfl)
-RED_SM = REG_TPB if SIMULATED else 32  # shared slots a block reduction needs
+_block = _dev(_block_shfl)
+RED_SM = REG_TPB // 32  # shared slots a block reduction needs: one per warp
 # Cap registers so at least 1024 threads (two blocks of 512) share a multiprocessor:
 # uncapped, the float32 softmax took 71 (one block of 512, 16 KB of loads in flight per
 # multiprocessor, ~1.3 TB/s on an H100). The simulator's jit takes no such option.

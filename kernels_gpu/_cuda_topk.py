@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _math
-from ._cuda_rows import MAX_TPB, SIMULATED
+from ._cuda_rows import MAX_TPB
 from ._dispatch import numba_cuda
 
 cuda = numba_cuda()
@@ -27,7 +27,7 @@ QB = 8  # queries per block in the multi-query layout (the kernel spells out 8)
 MULTI_MAX_K = 32
 MULTI_MAX_D = 256
 MULTI = True  # use the multi-query layout when k and d allow it
-WARP = True  # on a real GPU, the warp-per-key layout (_cuda_topk_warp) when k and d allow
+WARP = True  # the warp-per-key layout (_cuda_topk_warp) when k and d allow
 
 _dev = cuda.jit(device=True)
 _better = _dev(_math.better)
@@ -39,7 +39,7 @@ def use_multi(k: int, d: int) -> bool:
 
 
 def use_warp(k: int, d: int) -> bool:
-    return WARP and not SIMULATED and k <= MULTI_MAX_K and d <= MULTI_MAX_D
+    return WARP and k <= MULTI_MAX_K and d <= MULTI_MAX_D
 
 
 @functools.cache

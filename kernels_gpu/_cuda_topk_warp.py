@@ -6,9 +6,8 @@ the L1 cache. Here the 32 lanes of a warp read one key row together (coalesced) 
 multiply it against QB queries held in registers (lane ``l`` keeps features
 ``l, l + 32, ...``); warp shuffles add the lane partials, and lane ``qi`` keeps the k-list
 of query ``qi``. The warps of a block stride the keys; at the end each query's k best
-are picked from the warps' lists in k rounds. Shuffles do not run on the CUDA
-simulator, so this layout is used only on a real device (the tests cover the others
-there and this one on the GPU).
+are picked from the warps' lists in k rounds. The simulator runs the same shuffles
+through ``_cuda_simwarp``, so the tests cover this layout there too.
 """
 
 from __future__ import annotations

@@ -148,12 +148,10 @@ def test_segment_reduce_nan_propagates():
 
 @pytest.fixture(params=["warp", "multi", "single"])
 def layout(request, monkeypatch):
-    """The GPU top-k layouts: a warp per key (real GPU only: it shuffles), QB queries
-    per block, and one query per block."""
-    from kernels_gpu import _cuda_rows, _cuda_topk
+    """The GPU top-k layouts: a warp per key (its shuffles run on the simulator too),
+    QB queries per block, and one query per block."""
+    from kernels_gpu import _cuda_topk
 
-    if request.param == "warp" and _cuda_rows.SIMULATED:
-        pytest.skip("warp shuffles do not run on the CUDA simulator")
     monkeypatch.setattr(_cuda_topk, "WARP", request.param == "warp")
     monkeypatch.setattr(_cuda_topk, "MULTI", request.param == "multi")
     return request.param
