@@ -229,15 +229,20 @@ def stop_slurm(cluster: SlurmCluster) -> list[str]:
     return left
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """The session's one-node SLURM (skipped only when the binaries are missing)."""
+def skip_without_slurm() -> None:
+    """Skip the calling test, saying why, where the SLURM or munge binaries are missing."""
     missing = _missing_binaries()
     if missing:
         pytest.skip(
             f"SLURM not installed (missing {', '.join(missing)}); "
             "`make test` installs slurm-wlm and munge through apt"
         )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The session's one-node SLURM (skipped only when the binaries are missing)."""
+    skip_without_slurm()
     # Not pytest's tmp dir: that is 0700 and munged insists on o+x above its socket.
     prefix = Path(tempfile.mkdtemp(prefix="aiinfra-slurm-", dir="/tmp"))
     cluster = start_slurm(prefix)

@@ -1,4 +1,4 @@
-"""REST handlers: devices, clusters, pipeline runs, GPU metrics (see shared/DESIGN.md).
+"""REST handlers: devices, clusters, pipeline runs, GPU metrics (routes in ``api_handlers``).
 
 Each verb reads its input, calls one core function and writes JSON; the field
 names are the CLI's option names, so a body is the same dict a ClusterSpec is

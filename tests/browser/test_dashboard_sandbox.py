@@ -33,7 +33,6 @@ BASE_URL = "/user/sandbox-test/"
 # The lab's dashboard iframe (extension/src/index.ts).
 LAB_IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups"
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"
 )

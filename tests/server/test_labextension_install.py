@@ -12,7 +12,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT = REPO / "aiinfra_magics" / "labextension"
-tomllib = pytest.importorskip("tomllib")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10, which we support, has no tomllib; tomli is the same parser
+    import tomli as tomllib
 
 
 def test_the_wheel_carries_the_labextension_once():

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import psutil
-from slurm_fixture import start_slurm, stop_slurm, wait_for
+from slurm_fixture import skip_without_slurm, start_slurm, stop_slurm, wait_for
 
 
 def test_a_batch_job_runs_and_leaves_the_queue(slurm, tmp_path):
@@ -19,11 +19,14 @@ def test_a_batch_job_runs_and_leaves_the_queue(slurm, tmp_path):
 
 
 def test_stop_leaves_no_daemon_running():
+    skip_without_slurm()  # this test starts its own SLURM, without the session fixture
     prefix = Path(tempfile.mkdtemp(prefix="aiinfra-slurm-", dir="/tmp"))
-    cluster = start_slurm(prefix)
-    pids = dict(cluster.pids)
-    assert set(pids) == {"munged", "slurmctld", "slurmd"}
-    assert all(psutil.pid_exists(pid) for pid in pids.values())
-    assert stop_slurm(cluster) == []
-    assert not [pid for pid in pids.values() if psutil.pid_exists(pid)]
-    shutil.rmtree(prefix)
+    try:
+        cluster = start_slurm(prefix)
+        pids = dict(cluster.pids)
+        assert set(pids) == {"munged", "slurmctld", "slurmd"}
+        assert all(psutil.pid_exists(pid) for pid in pids.values())
+        assert stop_slurm(cluster) == []
+        assert not [pid for pid in pids.values() if psutil.pid_exists(pid)]
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
