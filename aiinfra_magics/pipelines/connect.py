@@ -62,9 +62,9 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
         local.close()
 
 
-def _drain(client: Client) -> None:
+def _drain(client: Client, topic: str) -> None:
     try:
-        client.run(_drain_worker)
+        client.run(_drain_worker, topic)
     except Exception:  # a worker gone at the end must not hide the run's result
         pass
 
@@ -74,11 +74,14 @@ def _drain(client: Client) -> None:
 # rfc3987_syntax) only to name them, before a step on another machine could start.
 
 
-def _drain_worker() -> int:
-    """On every worker at the end of a pipeline: stop the kernels kept warm or reused."""
+def _drain_worker(topic: str) -> int:
+    """On every worker at the end of a run: stop the kernels kept warm or reused for it.
+
+    Only that run's: another run on the same (registered) cluster keeps its own.
+    """
     from . import kernel_pool, reuse
 
-    return kernel_pool.drain() + reuse.drain()
+    return kernel_pool.drain(run=topic) + reuse.drain(topic)
 
 
 def _stop_run(topic: str) -> int:
@@ -106,7 +109,9 @@ def _run_node(task: dict[str, Any]) -> dict[str, Any]:
     return run_node(task)
 
 
-async def _prewarm(kernel: str, cwd: str, defer: bool = False, dask_worker: Any = None) -> None:
+async def _prewarm(
+    kernel: str, cwd: str, defer: bool = False, topic: str = "", dask_worker: Any = None
+) -> None:
     """On every worker before the first step: start a kernel, and load papermill meanwhile.
 
     The kernel starts in its own process while this worker imports ``execute``
@@ -117,7 +122,8 @@ async def _prewarm(kernel: str, cwd: str, defer: bool = False, dask_worker: Any 
 
     from . import kernel_pool
 
-    kernel_pool.warm(kernel, cwd, 1, owner=dask_worker.address if dask_worker else "")
+    owner = dask_worker.address if dask_worker else ""
+    kernel_pool.warm(kernel, cwd, 1, owner=owner, run=topic)
     await asyncio.to_thread(_load_execute, defer)
 
 

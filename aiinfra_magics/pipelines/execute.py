@@ -193,16 +193,17 @@ def _start(task: dict[str, Any], address: str) -> tuple[Any, dict[str, Any]]:
     """The step's kernel, warm or reused when possible, and what to record about it."""
     kernel, cwd = task["kernel"], task["cwd"]
     also = task.get("prestarted")  # the runner's kernels, when this worker is in its process
+    run = task.get("topic") or ""  # kernels, warm or reused, never serve another run
     if task.get("kernel_reuse"):
-        km, reused = reuse.take(kernel, cwd, owner=address, also=also)
+        km, reused = reuse.take(kernel, cwd, owner=address, also=also, run=run)
         return km, {
             "kernel_id": km.aiinfra_id,
             "kernel_uses": km.aiinfra_uses,
             "kernel_warm": reused or km.aiinfra_warm,
         }
-    km = kernel_pool.acquire(kernel, cwd, owner=address, also=also)
+    km = kernel_pool.acquire(kernel, cwd, owner=address, also=also, run=run)
     # Start the kernels for this worker's next steps while this one runs.
-    kernel_pool.warm(kernel, cwd, int(task.get("warm", 0)), owner=address)
+    kernel_pool.warm(kernel, cwd, int(task.get("warm", 0)), owner=address, run=run)
     return km, {"kernel_warm": km.aiinfra_warm}  # started ahead of time, while earlier steps ran
 
 
@@ -304,7 +305,7 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         watchdog.stop()
         kernel_pool.mark_busy(topic or "", km, False)
         if keep and not retire and watchdog.reason is None:
-            why = reuse.give_back(km, task["kernel"], task["cwd"], owner=address)
+            why = reuse.give_back(km, task["kernel"], task["cwd"], owner=address, run=topic or "")
             if why:
                 result["kernel_retired"] = why
         else:
@@ -323,6 +324,7 @@ def stop_run(topic: str) -> int:
     return kernel_pool.stop_run(topic)
 
 
-def drain_kernels() -> int:
-    """Run on every worker at the end of a pipeline: stop the kernels kept warm or reused."""
-    return kernel_pool.drain() + reuse.drain()
+def drain_kernels(topic: str | None = None) -> int:
+    """Run on every worker at the end of a pipeline: stop the kernels kept warm or reused
+    for that run (``topic``; every run's: None)."""
+    return kernel_pool.drain(run=topic) + reuse.drain(topic)

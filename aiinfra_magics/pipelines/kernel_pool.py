@@ -33,9 +33,10 @@ T = TypeVar("T")
 PORT_HOLD_S = 60.0  # a kernel binds its ports well within this after launch
 
 _lock = threading.Lock()
-# Keyed by (owner, kernel name, cwd); the owner is the Dask worker, so workers that
-# share a process (threads) each keep their own warm kernels.
-_pool: dict[tuple[str, str, str], list[Future]] = {}
+# Keyed by (run, owner, kernel name, cwd); the owner is the Dask worker, so workers that
+# share a process (threads) each keep their own warm kernels, and the run, so one run's
+# drain never stops the kernels another run (on the same registered cluster) waits for.
+_pool: dict[tuple[str, str, str, str], list[Future]] = {}
 _starter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aiinfra-kernel-start")
 
 
@@ -265,19 +266,20 @@ def shutdown(km: AsyncKernelManager) -> None:
 
 
 def acquire(
-    kernel_name: str, cwd: str, owner: str = "", also: str | None = None
+    kernel_name: str, cwd: str, owner: str = "", also: str | None = None, run: str = ""
 ) -> AsyncKernelManager:
     """A ready kernel: a warm one started earlier if there is one, else a new one.
 
     ``also`` names a second owner whose warm kernels may be taken when ``owner`` has
     none: the runner's own, started in this process before its cluster was up (an
-    embedded cluster's workers are threads of the runner's process).
+    embedded cluster's workers are threads of the runner's process). Only kernels
+    warmed for ``run`` are taken.
     """
     while True:
         with _lock:
             future = None
             for key in (owner, also) if also else (owner,):
-                queue = _pool.get((key, kernel_name, cwd)) or []
+                queue = _pool.get((run, key, kernel_name, cwd)) or []
                 if queue:
                     future = queue.pop(0)
                     break
@@ -295,18 +297,20 @@ def acquire(
         shutdown(km)
 
 
-def warm(kernel_name: str, cwd: str, count: int, owner: str = "") -> None:
-    """Keep ``count`` kernels starting or ready for the next steps of ``owner``."""
+def warm(kernel_name: str, cwd: str, count: int, owner: str = "", run: str = "") -> None:
+    """Keep ``count`` kernels starting or ready for the next steps of ``run`` on ``owner``."""
     with _lock:
-        queue = _pool.setdefault((owner, kernel_name, cwd), [])
+        queue = _pool.setdefault((run, owner, kernel_name, cwd), [])
         while len(queue) < count:
             queue.append(_starter.submit(start_kernel, kernel_name, cwd))
 
 
-def drain(owner: str | None = None) -> int:
-    """Shut down the warm kernels of ``owner`` (every owner's: None); returns how many."""
+def drain(owner: str | None = None, run: str | None = None) -> int:
+    """Shut down the warm kernels of ``owner`` and ``run`` (None: any); returns how many."""
     with _lock:
-        keys = [k for k in _pool if owner is None or k[0] == owner]
+        keys = [
+            k for k in _pool if (owner is None or k[1] == owner) and (run is None or k[0] == run)
+        ]
         futures = [f for k in keys for f in _pool.pop(k)]
     for future in futures:
         try:

@@ -198,8 +198,8 @@ class _Run:
             from . import kernel_pool
 
             step = self.nodes[first].step
-            self.stack.callback(kernel_pool.drain, self.pool)
-            kernel_pool.warm(step.kernel, self._cwd(step), 1, owner=self.pool)
+            self.stack.callback(kernel_pool.drain, self.pool, self.topic)
+            kernel_pool.warm(step.kernel, self._cwd(step), 1, owner=self.pool, run=self.topic)
             importlib.import_module(f"{__package__}.execute")  # the workers are threads here
         client, info = self.stack.enter_context(self.connect())
         workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -211,19 +211,21 @@ class _Run:
         self.run.data["cluster"] = {**info, "workers": len(workers)}
         client.subscribe_topic(self.topic, self.events.put)
         self.stack.callback(client.unsubscribe_topic, self.topic)
-        self.stack.callback(_drain, client)
+        self.stack.callback(_drain, client, self.topic)
         if self.embedded_workers:
             # Now a kernel per worker when more steps wait (the first one is on its way).
             from . import kernel_pool
 
             step = self.nodes[first].step
             count = min(len(workers), 1 + len(self.unsubmitted)) if more else 1
-            kernel_pool.warm(step.kernel, self._cwd(step), count, owner=self.pool)
+            kernel_pool.warm(step.kernel, self._cwd(step), count, owner=self.pool, run=self.topic)
             self.warm_outstanding = count
         elif more:
             # Every worker starts a kernel (and loads papermill) while the first tasks are
             # scheduled.
-            client.run(_prewarm, kernels.pop(), str(self.folder), bool(info.get("ours")))
+            client.run(
+                _prewarm, kernels.pop(), str(self.folder), bool(info.get("ours")), self.topic
+            )
             self.warm_outstanding = len(workers)
         self._defer_imports = bool(info.get("ours"))
         self._client = client
