@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..checks import as_bool, as_int, as_number, as_size, as_str, as_str_list
 from ..errors import AiinfraError, field_error
+from . import spec as _spec
 
 if TYPE_CHECKING:
     from distributed.deploy import Cluster
@@ -259,29 +260,8 @@ def auto_options() -> tuple[Option, ...]:
     return tuple(seen.values())
 
 
-def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
-    """Turn ``auto`` into a concrete backend and say which and why."""
-    if spec.backend != "auto":
-        return spec, None
-    from ..devices.nvml import gpu_probe
-    from .cuda import dask_cuda_importable
-
-    probe = gpu_probe()
-    if probe.count > 0 and dask_cuda_importable():
-        note = f"auto: using cuda ({probe.count} GPU(s) seen by NVML, dask-cuda importable)"
-        return spec.with_changes(backend="cuda"), note
-    if probe.count > 0:
-        why = (
-            f"{probe.count} GPU(s) seen but dask-cuda is not installed (pip install 'aiinfra[gpu]')"
-        )
-    else:
-        why = f"no GPU: {probe.reason}"
-    local_names = {o.name for o in backend_class("local").options}
-    gpu_only = [k for k in spec.options if k not in local_names]
-    if gpu_only:
-        option = gpu_only[0].replace("_", "-")
-        raise AiinfraError(
-            f"{option}: needs the cuda backend, which is unavailable here ({why})",
-            field=gpu_only[0],
-        )
-    return spec.with_changes(backend="local").validated(), f"auto: using local ({why})"
+# spec.py is a leaf: it checks a spec's backend and options against this registry, handed
+# to it here (the package's __init__ imports this module first), instead of importing it.
+_spec.use_backends(
+    names=backend_names, get=backend_class, auto_options=auto_options, loadable=loadable_backends
+)

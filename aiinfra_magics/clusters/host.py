@@ -116,7 +116,7 @@ def host(
                     spec, launched, threading.Event(), record, registry, adaptive
                 )
             _keeper.ensure_running()
-            idle.watcher.ensure_running()  # notices a cluster that stops itself (idle timeout)
+            _watcher.ensure_running()  # notices a cluster that stops itself (idle timeout)
     except BaseException:
         _close_launched(launched)
         registry.remove(spec.name)
@@ -247,6 +247,20 @@ def _close_launched(launched: Launched) -> None:
         launched.cluster.close(timeout=20)
     except Exception:  # closing must go on for the others; log for the curious
         logger.warning("closing cluster at %s failed", launched.scheduler_address, exc_info=True)
+
+
+# Watches this process's clusters; told how to list, find and close them.
+_watcher = idle.Watcher(hosted_names, hosted, close)
+
+
+def gpus_held_here() -> list[str]:
+    """GPU ids held by cuda clusters owned by this process (for JAX's device split)."""
+    held: list[str] = []
+    for name in hosted_names():
+        entry = hosted(name)
+        if entry is not None:
+            held.extend(entry.launched.gpus)
+    return held
 
 
 def close_all() -> None:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import history
@@ -70,9 +71,21 @@ def record_end(record: dict[str, Any], reason: str, report: dict[str, Any] | Non
 
 
 class Watcher:
-    """One thread per process: polls owned clusters and closes those that ended by themselves."""
+    """One thread per process: polls owned clusters and closes those that ended by themselves.
 
-    def __init__(self) -> None:
+    The host that owns the clusters hands in how to list, find and close them, so this
+    module never imports the host (which imports it).
+    """
+
+    def __init__(
+        self,
+        hosted_names: Callable[[], list[str]],
+        hosted: Callable[[str], Any],
+        close: Callable[..., Any],
+    ) -> None:
+        self._hosted_names = hosted_names
+        self._hosted = hosted
+        self._close = close
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -83,16 +96,14 @@ class Watcher:
                 self._thread.start()
 
     def _run(self) -> None:
-        from . import host
-
         while True:
             with self._lock:  # exit and restart decided under one lock: no cluster goes unwatched
-                names = host.hosted_names()
+                names = self._hosted_names()
                 if not names:
                     self._thread = None
                     return
             for name in names:
-                entry = host.hosted(name)
+                entry = self._hosted(name)
                 if entry is None or entry.launched.cluster is None:
                     continue
                 try:
@@ -113,12 +124,9 @@ class Watcher:
                 # Its own thread: cleaning up after a vanished scheduler can take distributed
                 # 20 s, and the other clusters need watching meanwhile.
                 threading.Thread(
-                    target=host.close,
+                    target=self._close,
                     args=(name,),
                     kwargs={"reason": reason, "ended_at": when},
                     name=f"aiinfra-close-{name}",
                 ).start()
             time.sleep(WATCH_INTERVAL_S)
-
-
-watcher = Watcher()

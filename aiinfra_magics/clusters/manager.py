@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AiinfraException, InputError, NotFoundError, OperationError
+from ..errors import AiinfraError, AiinfraException, InputError, NotFoundError, OperationError
 from . import gateway_store, host
-from .backends import ClusterBackend, get_backend, resolve_backend
+from .backends import ClusterBackend, backend_class, get_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict
 from .registry import DamagedRecord, Registry, record_alive
 from .rpc import CONTROL_OP, observe_many, scheduler_call
@@ -148,7 +148,7 @@ class ClusterManager:
         if record is None or not record_alive(record):
             if record is not None:
                 self.registry.prune()
-            found = gateway_store.find(name) if gateway_store.entries() else None
+            found = _gateway_discovery().find(name) if gateway_store.entries() else None
             if found is not None:  # on a registered gateway, started elsewhere
                 return found
             known = [r["name"] for r in self.registry.records()]
@@ -207,7 +207,7 @@ class ClusterManager:
                 for r in records
                 if r.get("backend") == "gateway"
             }
-            found, notes = gateway_store.discover(ours)
+            found, notes = _gateway_discovery().discover(ours)
             infos += [self._info(r) for r in found]
             problems += notes
         return ClusterList(infos, problems)
@@ -227,7 +227,7 @@ class ClusterManager:
         if record.get("backend") == "gateway":  # through the gateway's TLS proxy
             from .gateway import where
 
-            return gateway_store.connect_client(*where(record))
+            return _gateway_discovery().connect_client(*where(record))
         return connect_address(record["scheduler_address"], name, timeout)
 
     # -- controlling ------------------------------------------------------------------------
@@ -428,16 +428,6 @@ def connect_address(address: str, name: str, timeout: str = "10s") -> Any:
         raise OperationError(f"cluster {name!r}: cannot connect to {address} ({exc})") from None
 
 
-def gpus_held_here() -> list[str]:
-    """GPU ids held by cuda clusters owned by this process (for JAX's device split)."""
-    held: list[str] = []
-    for name in host.hosted_names():
-        entry = host.hosted(name)
-        if entry is not None:
-            held.extend(entry.launched.gpus)
-    return held
-
-
 def stop_all_owned() -> None:
     host.close_all()
 
@@ -483,6 +473,42 @@ def _live_details_many(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def status(name: str) -> ClusterInfo:
     return ClusterManager().status(name)
+
+
+def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
+    """Turn ``auto`` into a concrete backend and say which and why (the manager decides:
+    it needs the GPU probe and the cuda backend, which the registry must not import)."""
+    if spec.backend != "auto":
+        return spec, None
+    from ..devices.nvml import gpu_probe
+    from .cuda import dask_cuda_importable
+
+    probe = gpu_probe()
+    if probe.count > 0 and dask_cuda_importable():
+        note = f"auto: using cuda ({probe.count} GPU(s) seen by NVML, dask-cuda importable)"
+        return spec.with_changes(backend="cuda"), note
+    if probe.count > 0:
+        why = (
+            f"{probe.count} GPU(s) seen but dask-cuda is not installed (pip install 'aiinfra[gpu]')"
+        )
+    else:
+        why = f"no GPU: {probe.reason}"
+    local_names = {o.name for o in backend_class("local").options}
+    gpu_only = [k for k in spec.options if k not in local_names]
+    if gpu_only:
+        option = gpu_only[0].replace("_", "-")
+        raise AiinfraError(
+            f"{option}: needs the cuda backend, which is unavailable here ({why})",
+            field=gpu_only[0],
+        )
+    return spec.with_changes(backend="local").validated(), f"auto: using local ({why})"
+
+
+def _gateway_discovery() -> Any:
+    """Imported on use: only a listing with registered gateways needs the gateway client."""
+    from . import gateway_discovery
+
+    return gateway_discovery
 
 
 def scale(name: str, n: int) -> ClusterInfo:

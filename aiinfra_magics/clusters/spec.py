@@ -11,9 +11,9 @@ registry records) the spec is one flat dict whose keys are the option names
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from ..checks import as_duration, as_int, as_name, as_number, as_size, as_str
@@ -93,8 +93,7 @@ class ClusterSpec:
         Raises:
             InputError: naming the field.
         """
-        from .backends import backend_class, backend_names  # late: backends import this module
-
+        backend_class, backend_names = _registry().get, _registry().names
         if self.name is not None:
             as_name("name", self.name)
         if self.backend != "auto" and self.backend not in backend_names():
@@ -146,10 +145,8 @@ class ClusterSpec:
         """A backend option's value, or its declared default, or ``default``."""
         if name in self.options:
             return self.options[name]
-        from .backends import backend_class
-
         if self.backend != "auto":
-            declared = backend_class(self.backend).option(name)
+            declared = _registry().get(self.backend).option(name)
             if declared is not None and declared.default is not None:
                 return declared.default
         return default
@@ -166,20 +163,40 @@ class ClusterSpec:
         return replace(self, **changes)
 
 
-def _declared_options(backend: str) -> tuple:
-    from .backends import auto_options, backend_class, backend_names
+def use_backends(
+    names: Callable[[], list[str]],
+    get: Callable[[str], Any],
+    auto_options: Callable[[], tuple],
+    loadable: Callable[[], list[Any]],
+) -> None:
+    """Hand this module the backend registry it checks specs against (backends.py does).
 
+    Specs are checked against the backends' declared options, and the backends build
+    specs: the registry is handed in, so this module imports no other of the package.
+    """
+    _REGISTRY.update(names=names, get=get, auto_options=auto_options, loadable=loadable)
+
+
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+
+
+def _registry() -> SimpleNamespace:
+    if not _REGISTRY:  # the package's __init__ imports backends, which hands it in
+        raise RuntimeError("aiinfra_magics.clusters.backends was not imported")
+    return SimpleNamespace(**_REGISTRY)
+
+
+def _declared_options(backend: str) -> tuple:
+    registry = _registry()
     if backend == "auto":
-        return auto_options()
-    if backend not in backend_names():
-        raise field_error("backend", backend, " | ".join(["auto", *backend_names()]))
-    return backend_class(backend).options
+        return registry.auto_options()
+    if backend not in registry.names():
+        raise field_error("backend", backend, " | ".join(["auto", *registry.names()]))
+    return registry.get(backend).options
 
 
 def _backends_declaring(name: str) -> list[str]:
-    from .backends import loadable_backends
-
-    return [b.name for b in loadable_backends() if b.option(name) is not None]
+    return [b.name for b in _registry().loadable() if b.option(name) is not None]
 
 
 def check_adapt(lo: int, hi: int) -> tuple[int, int]:

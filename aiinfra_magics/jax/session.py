@@ -55,9 +55,9 @@ def _gpu_plugin_installed() -> bool:
 def _held_gpu_indices(gpus: list[dict[str, Any]]) -> set[int]:
     """Indices of GPUs held by Dask-CUDA clusters this process started."""
     try:
-        from ..clusters import manager
+        from ..clusters import host
 
-        held = manager.gpus_held_here()
+        held = host.gpus_held_here()
     except (ImportError, AttributeError):
         return set()
     out = set()

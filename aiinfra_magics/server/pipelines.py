@@ -24,40 +24,19 @@ from tornado import web
 from ..checks import as_name
 from ..errors import AiinfraError, NotFoundError, OperationError
 from ..paths import atomic_write_json, private_dir
-from .base import AiinfraHandler, RequestError
-from .state import optional_module
+from .base import AiinfraHandler
+from .paths import inside as _inside
+from .paths import relative as _relative
+from .paths import server_root as _root
+from .paths import within as _within
 
 RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
-MAX_PATH = 4096  # PATH_MAX
-MAX_NAME = 255  # NAME_MAX: a longer component is ENAMETOOLONG, not a missing file
 MAX_PARAM = 64 * 1024  # characters of one parameter value (the job file stays small)
 # KEY, or STEP.KEY: step names as the spec allows them, keys Python identifiers (ASCII).
 PARAM_KEY = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]*\.)?[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _root(handler: AiinfraHandler) -> Path:
-    return Path(handler.settings.get("server_root_dir") or os.getcwd()).resolve()
-
-
-def _inside(root: Path, relative: str) -> Path:
-    allowed = "a path inside the server's root directory"
-    if (
-        "\0" in relative
-        or len(relative) > MAX_PATH
-        or any(len(part.encode()) > MAX_NAME for part in relative.split("/"))
-    ):
-        shown = relative if len(relative) <= 60 else relative[:60] + "..."
-        raise AiinfraError(f"pipeline: got {shown!r}; allowed: {allowed}", field="pipeline")
-    path = (root / relative.lstrip("/")).resolve()
-    if path != root and root not in path.parents:
-        raise AiinfraError(
-            f"pipeline: got {relative!r}; allowed: a path inside the server's root directory",
-            field="pipeline",
-        )
-    return path
 
 
 def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
@@ -71,19 +50,6 @@ def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
         if depth >= SCAN_DEPTH:
             dirnames[:] = []
     return sorted(f for f in found if f.is_dir() and _within(root, f))
-
-
-def _within(root: Path, path: Path) -> bool:
-    """Is ``path``, links resolved, below ``root``? (A ``runs`` link may point anywhere.)"""
-    resolved = path.resolve()
-    return resolved == root or root in resolved.parents
-
-
-def _relative(root: Path, path: Path) -> str | None:
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return None  # outside the server's root: the lab cannot open it
 
 
 def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
@@ -116,10 +82,6 @@ def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
 class PipelineRunsHandler(AiinfraHandler):
     @web.authenticated
     async def get(self) -> None:
-        module, reason = optional_module("aiinfra_magics.pipelines")
-        if module is None:
-            self.reply({"available": False, "reason": reason, "runs": [], "launches": []})
-            return
         launches = self.state.launches
         runs = await self.call(_read_runs, _root(self), [Path(x["dir"]) for x in launches.values()])
         self.reply(
@@ -132,9 +94,6 @@ class PipelineRunsHandler(AiinfraHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        spec_module, reason = optional_module("aiinfra_magics.pipelines.spec")
-        if spec_module is None:
-            raise RequestError(501, f"pipelines: {reason}", "pipeline")
         body = self.json_body()
         for key in body:
             if key not in RUN_FIELDS:

@@ -22,9 +22,10 @@ from typing import Any
 from tornado import web
 
 from ..errors import AiinfraError, NotFoundError, OperationError, field_error
-from .base import AiinfraHandler, RequestError
-from .pipelines import _inside, _relative, _root
-from .state import optional_module
+from .base import AiinfraHandler
+from .paths import inside as _inside
+from .paths import relative as _relative
+from .paths import server_root as _root
 
 PROMOTE_FIELDS = ("notebook", "pipeline", "name", "after", "params")
 CANCEL_GRACE_S = 20.0  # the runner needs a moment to stop kernels and write run.json
@@ -92,8 +93,6 @@ def describe_spec(root: Path, path: Path) -> dict[str, Any]:
 class PipelineSpecHandler(AiinfraHandler):
     @web.authenticated
     async def get(self) -> None:
-        if optional_module("aiinfra_magics.pipelines.spec")[0] is None:
-            raise RequestError(501, "pipelines: not available in this installation", "path")
         relative = self.get_query_argument("path", None)
         root = _root(self)
         path = inside(root, relative, "path")

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import hashlib
 import hmac
-import importlib
 import ipaddress
 import os
 import secrets
@@ -85,14 +84,6 @@ class Cached:
         if self._value is None:
             return await asyncio.shield(self._refresh)
         return self._value
-
-
-def optional_module(name: str) -> tuple[Any, str | None]:
-    """Import a core module that may not be installed yet; (module, None) or (None, reason)."""
-    try:
-        return importlib.import_module(name), None
-    except ImportError as exc:
-        return None, f"{name} is not available in this installation ({exc})"
 
 
 class StartsBusy(RequestError):
@@ -260,9 +251,8 @@ def _loopback(host: str) -> bool:
 
 
 def _inventory() -> dict[str, Any]:
-    devices, reason = optional_module("aiinfra_magics.devices")
-    if devices is None:
-        return {"available": False, "reason": reason, "gpus": [], "tpus": []}
+    from .. import devices
+
     return {"available": True, **devices.inventory()}
 
 

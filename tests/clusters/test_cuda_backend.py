@@ -135,9 +135,9 @@ def test_cuda_cluster_on_real_gpu(ip):
         pynvml.nvmlShutdown()
     assert len({bus(b) for b in used.values()}) == len(used) == info.workers
     assert {bus(b) for b in used.values()} == here
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters import host
 
-    assert manager.gpus_held_here() == info.gpus
+    assert host.gpus_held_here() == info.gpus
     import cupy
 
     assert client.submit(lambda: float(cupy.arange(1000).sum())).result() == 499500.0
