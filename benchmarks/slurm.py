@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SPEC = dict(cores=1, memory="1GB", walltime="00:10:00", interface="lo")
 
@@ -111,18 +112,24 @@ def report(
     print(f"[{what}] ratio ours/raw: {o / r:.2f} (aim <= 1.10)", flush=True)
 
 
-def magic(repeat: int, slurm) -> None:
-    """In one process: the magic with --workers 2 against SLURMCluster(n_workers=2)."""
-    from aiinfra_magics.clusters.slurm_submit import jobqueue
-
-    SLURMCluster = jobqueue().SLURMCluster  # noqa: N806 - a class
+def _in_process() -> tuple[Any, Any, Any, str, str]:
+    """What both in-process cases use: dask-jobqueue's class, Client, a shell with the
+    magic loaded, a log folder and the magic's flags for SPEC."""
     from distributed import Client
     from IPython.core.interactiveshell import InteractiveShell
+
+    from aiinfra_magics.clusters.slurm_submit import jobqueue
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "aiinfra_magics")
     logs = tempfile.mkdtemp(prefix="aiinfra-bench-logs-")
     flags = " ".join(f"--{k} {v}" for k, v in SPEC.items())
+    return jobqueue().SLURMCluster, Client, shell, logs, flags
+
+
+def magic(repeat: int, slurm) -> None:
+    """In one process: the magic with --workers 2 against SLURMCluster(n_workers=2)."""
+    SLURMCluster, Client, shell, logs, flags = _in_process()  # noqa: N806 - a class
 
     def raw() -> float:
         t0 = time.perf_counter()
@@ -222,16 +229,7 @@ def cli(repeat: int, slurm) -> None:
 
 
 def run(repeat: int, slurm) -> None:
-    from aiinfra_magics.clusters.slurm_submit import jobqueue
-
-    SLURMCluster = jobqueue().SLURMCluster  # noqa: N806 - a class
-    from distributed import Client
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "aiinfra_magics")
-    logs = tempfile.mkdtemp(prefix="aiinfra-bench-logs-")
-    flags = " ".join(f"--{k} {v}" for k, v in SPEC.items())
+    SLURMCluster, Client, shell, logs, flags = _in_process()  # noqa: N806 - a class
 
     def drained() -> None:
         if slurm is not None:
