@@ -53,6 +53,8 @@ class Option:
     type: str = "string"
     default: Any = None
     choices: tuple[str, ...] | None = None
+    # Old spellings still accepted, as what they became (a record written before a rename).
+    aliases: dict[str, str] | None = None
     check: Callable[[Any], Any] | None = None
     metavar: str | None = None
 
@@ -68,6 +70,8 @@ class Option:
         """Convert a value from a command line or a JSON body, then run ``check``."""
         field_name = self.name.replace("_", "-")
         converted = _CONVERTERS[self.type](field_name, value)
+        if self.aliases and isinstance(converted, str):
+            converted = self.aliases.get(converted, converted)
         if self.choices is not None and converted not in self.choices:
             raise field_error(field_name, value, " | ".join(self.choices))
         return self.check(converted) if self.check is not None else converted

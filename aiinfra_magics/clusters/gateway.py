@@ -24,7 +24,7 @@ from .gateway_client import (
     options_table,
     scheduler_reports,
 )
-from .gateway_store import AUTH_CHOICES, check_address, check_proxy
+from .gateway_store import AUTH_ALIASES, AUTH_CHOICES, check_address, check_proxy
 from .spec import ClusterSpec
 
 # --- the backend ----------------------------------------------------------------------------
@@ -54,9 +54,11 @@ class GatewayBackend(ClusterBackend):
         ),
         Option(
             "gateway_auth",
-            "simple (user/password from dask config gateway.auth.kwargs), jupyterhub "
-            "(JUPYTERHUB_API_TOKEN) or kerberos (default: gateway.auth.type)",
+            "basic (user/password from dask config gateway.auth.kwargs), jupyterhub "
+            "(JUPYTERHUB_API_TOKEN) or kerberos, as dask-gateway names them "
+            "(default: gateway.auth.type)",
             choices=AUTH_CHOICES,
+            aliases=AUTH_ALIASES,
         ),
         Option(
             "option",

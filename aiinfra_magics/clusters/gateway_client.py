@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..errors import AiinfraError, OperationError, field_error
 from . import history
-from .gateway_store import AUTH_CHOICES
+from .gateway_store import AUTH_ALIASES, AUTH_CHOICES
 from .rpc import observe
 
 # dask-gateway's warning when a request passes the gateway's per-cluster limit.
@@ -49,10 +49,11 @@ def make_auth(kind: str | None) -> Any:
 
     if kind is None:
         return get_auth()  # dask config's gateway.auth.type, as the plain client does
+    kind = AUTH_ALIASES.get(kind, kind)
     if kind not in AUTH_CHOICES:
         raise field_error("gateway-auth", kind, " | ".join(AUTH_CHOICES))
     kwargs = dict(dask.config.get("gateway.auth.kwargs", None) or {})
-    if kind == "simple":
+    if kind == "basic":
         return BasicAuth(username=kwargs.get("username"), password=kwargs.get("password"))
     if kind == "jupyterhub":
         token = os.environ.get("JUPYTERHUB_API_TOKEN")
@@ -81,8 +82,8 @@ def defaults() -> dict[str, Any]:
     return {
         "gateway_address": dask.config.get("gateway.address", None),
         "proxy_address": dask.config.get("gateway.proxy-address", None),
-        "gateway_auth": {"basic": "simple"}.get(kind, kind)
-        if kind in (*AUTH_CHOICES, "basic")
+        "gateway_auth": AUTH_ALIASES.get(kind, kind)
+        if kind in (*AUTH_CHOICES, *AUTH_ALIASES)
         else None,
     }
 

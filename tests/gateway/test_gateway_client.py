@@ -51,7 +51,7 @@ def test_auth_needs_what_it_needs(monkeypatch):
         gwb.make_auth("jupyterhub")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "abc")
     assert gwb.make_auth("jupyterhub").api_token == "abc"
-    with pytest.raises(AiinfraError, match="gateway-auth: got 'ldap'; allowed: simple"):
+    with pytest.raises(AiinfraError, match="gateway-auth: got 'ldap'; allowed: basic"):
         gwb.make_auth("ldap")
 
 
