@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -102,7 +103,28 @@ def _load_execute(defer: bool) -> None:
 
 
 def _run_node(task: dict[str, Any]) -> dict[str, Any]:
-    """The Dask task of one node (``execute.run_node``)."""
+    """The Dask task of one node (``execute.run_node``), after the shared-folder check."""
+    shared = task.get("shared_check")
+    if shared:  # before papermill loads: a worker that cannot see the folder ends the run
+        from . import kinds
+        from .placement import look, not_shared
+
+        seen = look(shared["folder"], shared["marker"], shared["token"])
+        if seen["problem"]:
+            from distributed import get_worker
+
+            address = get_worker().address
+            now = time.time()
+            return {
+                **{k: v for k, v in seen.items() if k != "problem" and v},
+                "name": task["name"],
+                "worker": address,
+                "status": "failed",
+                "kind": kinds.NOT_SHARED,
+                "error": not_shared(address, seen, shared["folder"]),
+                "start": now,
+                "end": now,
+            }
     _load_execute(bool(task.get("defer_imports")))
     from .execute import run_node
 

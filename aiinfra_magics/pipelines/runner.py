@@ -18,7 +18,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AiinfraError
+from ..errors import AiinfraError, OperationError
 from . import cache, kinds
 from .connect import _drain, _prewarm, _run_node, _runner_identity, _stop_run, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
@@ -32,7 +32,6 @@ from .spec import PipelineSpec
 if TYPE_CHECKING:  # distributed is imported only when a step must run: cached runs start fast
     from distributed import Client, Future
 
-BACKOFF_S = 0.5  # first retry delay; doubles with each attempt
 # run.json is rewritten whole (indented JSON, pure-Python encoding) on every change: a
 # 100-step grid spent seconds of the runner's CPU on it, taken from the worker threads
 # of an embedded cluster. Changes closer together than this are saved together.
@@ -169,6 +168,8 @@ class _Run:
         self._saved_at = 0.0  # time.monotonic() of the last save of run.json
         self._defer_imports = False  # see connect._load_execute
         self._unsaved = False
+        self._resources_unchecked = False  # no worker yet when the cluster was opened
+        self.shared: Any = None  # placement.SharedCheck on a cluster of other processes
 
     def _blank(self, node: Node) -> dict[str, Any]:
         return {
@@ -203,11 +204,19 @@ class _Run:
             importlib.import_module(f"{__package__}.execute")  # the workers are threads here
         client, info = self.stack.enter_context(self.connect())
         workers = client.scheduler_info(n_workers=-1)["workers"]
-        check_resources({n: self.nodes[n] for n in self.selected}, workers)
+        if workers:
+            check_resources({n: self.nodes[n] for n in self.selected}, workers)
+        else:
+            # An adaptive cluster at 0 workers: the steps' tasks bring workers up (Dask
+            # scales for tasks no worker can run yet), so refusing now would refuse every
+            # resource. The first workers to join are checked instead (_wait).
+            self._resources_unchecked = True
         if not info["embedded"]:  # workers elsewhere (SLURM nodes) must share the folder
-            from .placement import check_shared_folder
+            from .placement import SharedCheck
 
-            check_shared_folder(client, self.folder, self.run.run_dir)
+            self.shared = SharedCheck(self.folder, self.run.run_dir)
+            self.stack.callback(self.shared.close)
+            self.shared.check_now(client)
         self.run.data["cluster"] = {**info, "workers": len(workers)}
         client.subscribe_topic(self.topic, self.events.put)
         self.stack.callback(client.unsubscribe_topic, self.topic)
@@ -388,6 +397,8 @@ class _Run:
             "attempt": attempt,
             "warm": warm,
         }
+        if self.shared is not None:  # the worker reads the marker before the step runs
+            task["shared_check"] = self.shared.task_field()
         if self.embedded_workers:
             task["prestarted"] = self.pool
         if self._defer_imports:
@@ -406,6 +417,11 @@ class _Run:
 
     def _wait(self, sorter: TopologicalSorter) -> None:
         self._save(soon=True)
+        if self._resources_unchecked and self._client is not None:
+            workers = self._client.scheduler_info(n_workers=-1)["workers"]
+            if workers:  # the first workers of an adaptive cluster: what do they offer?
+                self._resources_unchecked = False
+                check_resources({n: self.nodes[n] for n in self.selected}, workers)
         now = time.time()
         for due, name in sorted(self.delayed):
             if due <= now:
@@ -481,7 +497,11 @@ class _Run:
                 )
             self._set(name, status="ok", error=None, kind=None, **timing)
             return True
-        retry = result.get("kind") in kinds.INFRA and step["attempts"] <= node.step.retries
+        if result.get("kind") == kinds.NOT_SHARED:  # a worker cannot see the folder: stop
+            self.broken.add(name)
+            self._set(name, status="failed", error=result["error"], kind=kinds.NOT_SHARED, **timing)
+            raise OperationError(result["error"], field="cluster")
+        retry = kinds.retried(result.get("kind"), step["attempts"], node.step.retries)
         failure = {
             "error": result.get("error"),
             "kind": result.get("kind"),
@@ -489,7 +509,7 @@ class _Run:
         }
         step.setdefault("failures", []).append(failure)
         if retry:
-            delay = BACKOFF_S * 2 ** (step["attempts"] - 1)
+            delay = kinds.backoff(step["attempts"])
             self.delayed.append((time.time() + delay, name))
             self._set(
                 name,

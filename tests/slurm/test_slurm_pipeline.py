@@ -151,3 +151,40 @@ def test_a_worker_that_cannot_see_the_folder_is_one_clear_error(slurm, tmp_path)
         assert not (path.parent / "data").exists()  # no step ran
     finally:
         manager.stop("blind")
+
+
+@pytest.mark.skipif(
+    not _can_hide_folders(), reason="needs mount namespaces (unshare -m) to hide a folder"
+)
+def test_a_worker_that_joins_after_the_start_is_checked_too(slurm, tmp_path):
+    """Issue 25 item 11: ``--adapt 0:1`` has no worker when the run starts, so nothing can be
+    checked up front; the job adaptive scaling submits must still be checked before its step."""
+    path = three_steps(tmp_path / "pipe")
+    wrapper = tmp_path / "python-elsewhere"  # as above: a node-local folder of the same name
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "exec unshare -m --propagation private sh -c "
+        f'\'mount -t tmpfs none "$0" && exec "$@"\' {path.parent} {sys.executable} "$@"\n'
+    )
+    wrapper.chmod(0o700)
+    manager = ClusterManager()
+    manager.start(slurm_spec("late", adapt="0:1", python=str(wrapper)))
+    try:
+        assert manager.status("late").workers == 0 and not manager.status("late").jobs
+        proc = subprocess.run(
+            [*CLI, "pipeline", "run", str(path), "--cluster", "late"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        manager.stop("late")
+    assert proc.returncode == 1, proc.stderr
+    *_, line = proc.stderr.strip().splitlines()
+    assert line.startswith("aiinfra: failed: cluster: worker tcp://127.0.0.1:"), line
+    assert f"cannot see the pipeline folder {path.parent}" in line
+    run = RunRecord.load(path.parent)
+    assert run.data["cluster"]["workers"] == 0  # nobody to check when the run began
+    step = run.steps["prepare"]
+    assert step["kind"] == "folder-not-shared" and step["error"] in line
+    assert f"SLURM job {step['slurm_job_id']})" in line  # the job that joined later

@@ -1,0 +1,92 @@
+"""A registered adaptive cluster at 0 workers (issue 25 item 11): steps wait for workers.
+
+The workers' resources come from dask's own config (``distributed.worker.resources``, here
+through its environment variable), as a site would give them; the cluster daemon inherits it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiinfra_magics.clusters import manager
+from aiinfra_magics.clusters.spec import ClusterSpec
+from aiinfra_magics.pipelines.runner import run_pipeline
+
+STEP = (
+    "import json, os\n"
+    "os.makedirs('out', exist_ok=True)\n"
+    "json.dump(os.getpid(), open('out/done.json', 'w'))"
+)
+
+
+def until(condition, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_step_asking_a_resource_waits_for_the_workers_adaptive_scaling_brings(
+    tmp_path, notebook, pipeline_file, monkeypatch
+):
+    # Dask lower-cases config keys from the environment: the resource is "slot".
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
+    notebook(tmp_path / "step.ipynb", "upstream = {}\nproduct = []", STEP)
+    path = pipeline_file(
+        tmp_path,
+        {
+            "name": "elastic",
+            "steps": {
+                "step": {
+                    "notebook": "step.ipynb",
+                    "resources": {"slot": 1},
+                    "products": ["out/done.json"],
+                }
+            },
+        },
+    )
+    spec = {"name": "elastic", "backend": "local", "adapt": "0:2", "threads": 1}
+    manager.start_detached(ClusterSpec.from_options(spec))
+    try:
+        # LocalCluster starts its default workers; adaptivity then retires them all.
+        until(lambda: manager.status("elastic").workers == 0, "the cluster to adapt to 0")
+        run = run_pipeline(path, cluster="elastic")
+    finally:
+        manager.stop("elastic")
+    assert run.data["cluster"]["workers"] == 0  # no worker when the run opened the cluster
+    assert run.status == "ok", run.summary()
+    assert run.steps["step"]["status"] == "ok" and run.steps["step"]["attempts"] == 1
+    assert (tmp_path / "out" / "done.json").exists()
+
+
+def test_a_resource_the_first_workers_do_not_offer_is_one_error(
+    tmp_path, notebook, pipeline_file, monkeypatch
+):
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
+    notebook(tmp_path / "step.ipynb", "upstream = {}\nproduct = []", STEP)
+    path = pipeline_file(
+        tmp_path,
+        {
+            "name": "elastic",
+            "steps": {
+                "plain": {"notebook": "step.ipynb", "products": ["out/done.json"]},
+                "big": {"notebook": "step.ipynb", "after": ["plain"], "resources": {"GPU": 1}},
+            },
+        },
+    )
+    spec = {"name": "elastic2", "backend": "local", "adapt": "0:2", "threads": 1}
+    manager.start_detached(ClusterSpec.from_options(spec))
+    try:
+        until(lambda: manager.status("elastic2").workers == 0, "the cluster to adapt to 0")
+        try:
+            run_pipeline(path, cluster="elastic2")
+        except Exception as exc:  # noqa: BLE001 - the error itself is what is asserted
+            error = exc
+        else:
+            error = None
+    finally:
+        manager.stop("elastic2")
+    assert error is not None and getattr(error, "field", None) == "steps.big.resources"
+    assert str(error) == (
+        "steps.big.resources: got GPU=1; allowed: what a worker of this cluster offers (slot=1)"
+    )
