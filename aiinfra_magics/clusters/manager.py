@@ -485,7 +485,7 @@ def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
 
     probe = gpu_probe()
     if probe.count > 0 and dask_cuda_importable():
-        note = f"auto: using cuda ({probe.count} GPU(s) seen by NVML, dask-cuda importable)"
+        note = f"auto: {probe.count} NVIDIA GPU(s) found, starting a cuda cluster"
         return spec.with_changes(backend="cuda"), note
     if probe.count > 0:
         why = (
@@ -501,7 +501,16 @@ def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
             f"{option}: needs the cuda backend, which is unavailable here ({why})",
             field=gpu_only[0],
         )
-    return spec.with_changes(backend="local").validated(), f"auto: using local ({why})"
+    # Calm and plain: a CPU machine is no fault; `aiinfra devices` keeps the probe's reason.
+    calm = (
+        "no NVIDIA GPU found"
+        if probe.count == 0
+        else f"{probe.count} GPU(s) found but dask-cuda is not installed (pip install 'aiinfra[gpu]')"
+    )
+    return (
+        spec.with_changes(backend="local").validated(),
+        f"auto: {calm}, starting a local CPU cluster",
+    )
 
 
 def _gateway_discovery() -> Any:

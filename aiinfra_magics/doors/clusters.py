@@ -168,8 +168,7 @@ def _start(args: argparse.Namespace, ctx: Context) -> Any:
                 field="client_var",
             )
         started = manager.start(spec, owner_kind="kernel")
-        for note in started.notes:
-            ctx.say(note)
+        _notes(started.notes, ctx)
         name = started.info.name
         ctx.namespace[args.client_var] = (
             manager.connect(name)  # through the gateway's TLS proxy
@@ -179,13 +178,19 @@ def _start(args: argparse.Namespace, ctx: Context) -> Any:
         ctx.done(f"cluster {name!r} running; Client bound to `{args.client_var}`")
     else:
         started = manager.start_detached(spec, owner_kind="cli")
-        for note in started.notes:
-            ctx.say(note)
+        _notes(started.notes, ctx)
         name = started.info.name
         ctx.done(
             f"cluster {name!r} running in the background; stop it with: aiinfra cluster stop {name}"
         )
     return _out(started.info, args)
+
+
+def _notes(notes: list[str], ctx: Context) -> None:
+    """Which backend ``auto`` chose is news, not a warning: once, on stdout with the outcome.
+    Anything else (a real warning) stays on stderr."""
+    for note in notes:
+        (ctx.done if note.startswith("auto:") else ctx.say)(note)
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> Any:

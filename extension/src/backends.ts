@@ -174,24 +174,30 @@ export function parseValue(option: IOption, raw: string | boolean | undefined): 
 /**
  * The POST body of `aiinfra/api/clusters`: a flat object keyed by option
  * names (`{"name": "a", "backend": "cuda", "workers": 2, "gpus": "0,1"}`).
- * Empty inputs are left out; `auto` is left out too (the server's default).
+ * Empty inputs are left out (the server's defaults apply); the backend is
+ * always sent, `auto` too, so an untouched form starts a cluster from the
+ * defaults it shows (an empty body is refused as a mistake).
+ * An error names its field (`field`), for the form to show it there.
  */
 export function formToBody(
   backends: readonly IBackend[],
   form: IStartForm
-): { body?: Record<string, unknown>; error?: string } {
+): { body?: Record<string, unknown>; error?: string; field?: string } {
   const backend = backendChoices(backends).find(b => b.name === form.backend);
   if (!backend) {
     const names = backendChoices(backends).map(b => b.name);
-    return { error: `backend: got ${JSON.stringify(form.backend)}; allowed: ${names.join(' | ')}` };
+    return {
+      error: `backend: got ${JSON.stringify(form.backend)}; allowed: ${names.join(' | ')}`,
+      field: 'backend'
+    };
   }
   if (!backend.usable) {
-    return { error: `backend: ${backend.name} is not usable here: ${backend.reason ?? 'no reason given'}` };
+    return {
+      error: `backend: ${backend.name} is not usable here: ${backend.reason ?? 'no reason given'}`,
+      field: 'backend'
+    };
   }
-  const body: Record<string, unknown> = {};
-  if (backend.name !== AUTO) {
-    body.backend = backend.name;
-  }
+  const body: Record<string, unknown> = { backend: backend.name };
   for (const field of fieldsFor(backends, backend.name)) {
     if (field.disabled) {
       continue;
@@ -199,7 +205,7 @@ export function formToBody(
     // An untouched input keeps its start value (a checkbox its default).
     const parsed = parseValue(field.option, form.values[field.option.name] ?? initialValue(field.option));
     if (parsed.error) {
-      return { error: parsed.error };
+      return { error: parsed.error, field: field.option.name };
     }
     if (parsed.value !== undefined) {
       body[field.option.name] = parsed.value;
@@ -209,14 +215,17 @@ export function formToBody(
 }
 
 /** The PATCH body that makes a cluster adaptive: `{"adapt": "MIN:MAX"}`. */
-export function adaptBody(minimum: string, maximum: string): { body?: { adapt: string }; error?: string } {
+export function adaptBody(
+  minimum: string,
+  maximum: string
+): { body?: { adapt: string }; error?: string; field?: string } {
   const low = minimum.trim();
   const high = maximum.trim();
   if (!/^\d+$/.test(low) || !/^\d+$/.test(high)) {
-    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN:MAX, integers >= 0` };
+    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN:MAX, integers >= 0`, field: 'adapt' };
   }
   if (Number(low) > Number(high)) {
-    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN <= MAX` };
+    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN <= MAX`, field: 'adapt' };
   }
   return { body: { adapt: `${Number(low)}:${Number(high)}` } };
 }

@@ -10,6 +10,8 @@
 import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
 
+import { IFailure, IForm } from './formdialog';
+
 import {
   backendChoices,
   fieldLabel,
@@ -22,14 +24,60 @@ import {
   IStartForm
 } from './backends';
 
+/**
+ * A dialog body that shows a rejected value's message under its field (or
+ * above the fields when no field shown here is named), keeping what was typed.
+ */
+export abstract class FormWidget<T> extends ReactWidget implements IForm<T> {
+  abstract getValue(): T;
+
+  setError(failure: IFailure | null): void {
+    this.error = failure;
+    this.update();
+  }
+
+  /** The message under the field, when the error names one of `names`. */
+  protected fieldError(...names: string[]): JSX.Element | null {
+    const e = this.error;
+    if (!e || e.field === null || !names.includes(e.field)) {
+      return null;
+    }
+    return (
+      <div className="aiinfra-field-error" role="alert" data-error-for={e.field}>
+        {e.message}
+      </div>
+    );
+  }
+
+  /** The message of an error about no field in `shown` (the form as a whole). */
+  protected formError(shown: string[]): JSX.Element | null {
+    const e = this.error;
+    if (!e || (e.field !== null && shown.includes(e.field))) {
+      return null;
+    }
+    return (
+      <div className="aiinfra-field-error aiinfra-form-error" role="alert" data-error-for={e.field ?? ''}>
+        {e.message}
+      </div>
+    );
+  }
+
+  protected error: IFailure | null = null;
+}
+
 /** The start-cluster form; its value is what `formToBody` turns into the POST body. */
-export class StartClusterForm extends ReactWidget {
+export class StartClusterForm extends FormWidget<IStartForm> {
   constructor(options: StartClusterForm.IOptions) {
     super();
     this._backends = options.backends;
     this._error = options.error ?? null;
     this._backend = initialBackend(options.backends, options.defaultBackend);
     this.addClass('aiinfra-start-form');
+  }
+
+  /** The server names some fields by their CLI flag (`idle-timeout`): the form by option name. */
+  setError(failure: IFailure | null): void {
+    super.setError(failure && { ...failure, field: failure.field?.replace(/-/g, '_') ?? null });
   }
 
   /** The chosen backend and the raw inputs of the fields it shows. */
@@ -40,10 +88,13 @@ export class StartClusterForm extends ReactWidget {
   render(): JSX.Element {
     const fields = fieldsFor(this._backends, this._backend);
     const chosen = backendChoices(this._backends).find(b => b.name === this._backend);
+    const shown = ['backend', ...fields.map(f => f.option.name)];
+    const under = (f: IField) => this.fieldError(f.option.name);
     return (
       <div className="aiinfra-start-body">
         {this._error && <div className="aiinfra-error">Backends not listed: {this._error}</div>}
-        {Private.renderField(fields[0], this._values, this._set)}
+        {this.formError(shown)}
+        {Private.renderField(fields[0], this._values, this._set, under(fields[0]))}
         <div className="aiinfra-option" data-option="backend">
           <label className="aiinfra-field">
             <span>Backend</span>
@@ -66,17 +117,18 @@ export class StartClusterForm extends ReactWidget {
             ))}
           </select>
           </label>
+          {this.fieldError('backend')}
         </div>
         {chosen && <div className="aiinfra-help aiinfra-backend-description">{chosen.description}</div>}
         {fields
           .slice(1)
           .filter(f => f.common)
-          .map(f => Private.renderField(f, this._values, this._set))}
+          .map(f => Private.renderField(f, this._values, this._set, under(f)))}
         <div className="aiinfra-backend-options" data-backend={this._backend}>
           {fields
             .slice(1)
             .filter(f => !f.common)
-            .map(f => Private.renderField(f, this._values, this._set))}
+            .map(f => Private.renderField(f, this._values, this._set, under(f)))}
         </div>
       </div>
     );
@@ -110,7 +162,7 @@ export namespace StartClusterForm {
 }
 
 /** Minimum and maximum workers of an adaptive cluster. */
-export class AdaptForm extends ReactWidget {
+export class AdaptForm extends FormWidget<AdaptForm.IValue> {
   constructor(options: AdaptForm.IOptions) {
     super();
     this._value = { minimum: options.minimum, maximum: options.maximum };
@@ -126,9 +178,11 @@ export class AdaptForm extends ReactWidget {
       this._value = { ...this._value, [key]: e.target.value };
       this.update();
     };
+    const shown = ['adapt', 'minimum', 'maximum'];
     return (
       <div>
         <div className="aiinfra-help">Dask adds and removes workers with the load, between these.</div>
+        {this.formError(shown)}
         {(['minimum', 'maximum'] as const).map(key => (
           <label className="aiinfra-field" data-option={key} key={key}>
             <span>{key === 'minimum' ? 'Minimum' : 'Maximum'}</span>
@@ -141,6 +195,7 @@ export class AdaptForm extends ReactWidget {
             />
           </label>
         ))}
+        {this.fieldError(...shown)}
       </div>
     );
   }
@@ -156,11 +211,50 @@ export namespace AdaptForm {
   export type IOptions = IValue;
 }
 
+/** How many workers a cluster should have. */
+export class ScaleForm extends FormWidget<string> {
+  constructor(workers: number) {
+    super();
+    this._workers = String(workers);
+    this.addClass('aiinfra-scale-form');
+  }
+
+  getValue(): string {
+    return this._workers;
+  }
+
+  render(): JSX.Element {
+    return (
+      <div>
+        {this.formError(['workers'])}
+        <label className="aiinfra-field" data-option="workers">
+          <span>Workers</span>
+          <input
+            className="jp-mod-styled"
+            name="workers"
+            inputMode="numeric"
+            value={this._workers}
+            aria-invalid={this.error?.field === 'workers'}
+            onChange={e => {
+              this._workers = e.target.value;
+              this.update();
+            }}
+          />
+        </label>
+        {this.fieldError('workers')}
+      </div>
+    );
+  }
+
+  private _workers: string;
+}
+
 namespace Private {
   export function renderField(
     field: IField,
     values: FormValues,
-    set: (name: string, value: string | boolean) => void
+    set: (name: string, value: string | boolean) => void,
+    error: JSX.Element | null = null
   ): JSX.Element {
     const { option, disabled } = field;
     const name = option.name;
@@ -225,11 +319,17 @@ namespace Private {
       );
     }
     return (
-      <div className="aiinfra-option" data-option={name} data-type={option.type} key={name}>
+      <div
+        className={`aiinfra-option${error ? ' aiinfra-mod-invalid' : ''}`}
+        data-option={name}
+        data-type={option.type}
+        key={name}
+      >
         <label className="aiinfra-field" title={option.help}>
           <span>{fieldLabel(option)}</span>
           {input}
         </label>
+        {error}
         {option.help && <div className="aiinfra-help">{option.help}</div>}
       </div>
     );

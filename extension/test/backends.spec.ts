@@ -79,8 +79,9 @@ describe('start body', () => {
     expect(formToBody(usableCuda, form)).toEqual({ body: { name: 'a', backend: 'cuda', workers: 2, gpus: '0,1' } });
   });
 
-  it('leaves auto and empty inputs out so the server defaults apply', () => {
-    expect(formToBody(BACKENDS, { backend: 'auto', values: {} })).toEqual({ body: {} });
+  it('sends the backend, auto too, and leaves empty inputs out so the server defaults apply', () => {
+    // An untouched form sends the backend it shows, auto too: never an empty body (issue 29 item 1).
+    expect(formToBody(BACKENDS, { backend: 'auto', values: {} })).toEqual({ body: { backend: 'auto' } });
   });
 
   it('drops what the chosen backend does not take', () => {

@@ -90,7 +90,7 @@ describe('start dialog made from GET backends', () => {
     expect(Array.from(form.node.querySelectorAll<HTMLElement>('option[data-backend]')).map(o => o.dataset.backend)).toEqual([
       'auto'
     ]);
-    expect(formToBody([], form.getValue())).toEqual({ body: {} });
+    expect(formToBody([], form.getValue())).toEqual({ body: { backend: 'auto' } });
   });
 });
 

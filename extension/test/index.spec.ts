@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import plugin, { CommandIDs } from '../src/index';
 import { AiinfraPanel } from '../src/panel';
-import { $, accept, dialog, waitFor } from './dom';
+import { $, accept, dialog, type, waitFor } from './dom';
 import { cluster, FakeServer } from './fakeserver';
 
 /** What activate touches of the application: a real command registry, a recording shell. */
@@ -90,7 +90,8 @@ describe('plugin activation', () => {
     await accept();
     const input = (await waitFor(() => $('.jp-Dialog input'), 'the workers input')) as HTMLInputElement;
     expect(input.value).toBe('1');
-    input.value = '2';
+    type(input, '2');
+    await waitFor(() => input.value === '2', 'typing');
     await accept();
     await done;
     expect(server.changes).toEqual([{ method: 'PATCH', path: 'clusters/only', body: { workers: 2 } }]);

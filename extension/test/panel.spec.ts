@@ -103,12 +103,13 @@ describe('sidebar', () => {
     const body = await dialog('input[name="minimum"]');
     type(body.querySelector('input[name="minimum"]')!, '5');
     await waitFor(() => (body.querySelector('input[name="minimum"]') as HTMLInputElement).value === '5', 'typing');
-    await accept(); // bounds 5:1
-    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined); // showErrorMessage logs too
-    const error = await dialog();
+    $('.jp-Dialog button.jp-mod-accept')!.click(); // bounds 5:1
+    // The form stays open, the typed value kept, the error under the fields (issue 29 item 2).
+    const error = await waitFor(() => $('.jp-Dialog .aiinfra-field-error'), 'the error under the field');
     expect(error.textContent).toContain('adapt: got "5:1"; allowed: MIN <= MAX');
-    await cancel(); // its only button: Close
-    warn.mockRestore();
+    expect((body.querySelector('input[name="minimum"]') as HTMLInputElement).value).toBe('5');
+    expect(document.querySelectorAll('.jp-Dialog').length).toBe(1);
+    await cancel();
     expect(server.changes).toEqual([]);
   });
 

@@ -99,8 +99,9 @@ def test_display_has_the_fields(ip):
 
 def test_auto_backend_says_why_and_client_var(ip, capsys):
     info = ip.run_line_magic("aiinfra", "cluster start --workers 1 --client-var c2")
-    err = capsys.readouterr().err
-    assert "auto: using local (no GPU" in err
+    out, err = capsys.readouterr()
+    assert "auto: no NVIDIA GPU found, starting a local CPU cluster" in out
+    assert out.count("auto:") == 1 and "auto:" not in err and "NVML" not in out
     assert info.backend == "local" and info.name == "local"
     assert ip.user_ns["c2"].submit(sum, [1, 2]).result() == 3
     # a second unnamed start gets a fresh name, never an "in use" error

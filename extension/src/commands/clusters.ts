@@ -7,12 +7,13 @@
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { CommandRegistry } from '@lumino/commands';
 
 import { adaptBody, adaptBounds, formToBody } from '../backends';
-import { AdaptForm, StartClusterForm } from '../dialog';
+import { AdaptForm, ScaleForm, StartClusterForm } from '../dialog';
+import { FormError, showFormDialog } from '../formdialog';
 import { connectCode, ICluster, PanelModel } from '../model';
 import { clusterName, reportFailure } from './common';
 
@@ -45,28 +46,33 @@ export namespace ClusterCommands {
       label: 'aiinfra: Start Dask Cluster…',
       execute: async () => {
         const backends = await model.loadBackends();
-        const result = await showDialog({
+        // The form stays open until the server started the cluster; a rejected
+        // value is shown under its field, with everything typed kept.
+        const started = await showFormDialog({
           title: 'Start a Dask cluster',
           body: new StartClusterForm({
             backends,
             defaultBackend: options.defaultBackend(),
             error: model.backends.error
           }),
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start' })]
+          accept: 'Start',
+          submit: async value => {
+            const { body, error, field } = formToBody(backends, value);
+            if (error || !body) {
+              throw new FormError(error ?? 'invalid form', field ?? null);
+            }
+            const name = String(body.name ?? 'new cluster');
+            model.setBusy(name, 'starting');
+            try {
+              await model.request<ICluster>(['clusters'], 'POST', body);
+            } finally {
+              model.setBusy(name, null);
+            }
+          }
         });
-        if (!result.button.accept || !result.value) {
-          return;
+        if (started) {
+          await model.refreshNow();
         }
-        const { body, error } = formToBody(backends, result.value);
-        if (error || !body) {
-          await showErrorMessage('Cannot start the cluster', error ?? 'invalid form');
-          return;
-        }
-        const name = String(body.name ?? 'new cluster');
-        model.setBusy(name, 'starting');
-        await reportFailure('Cannot start the cluster', () => model.request<ICluster>(['clusters'], 'POST', body));
-        model.setBusy(name, null);
-        await model.refreshNow();
       }
     });
 
@@ -77,14 +83,18 @@ export namespace ClusterCommands {
         if (!name) {
           return;
         }
-        const answer = await InputDialog.getNumber({
+        await showFormDialog({
           title: `Workers for ${name}`,
-          value: model.cluster(name)?.workers ?? 2
+          body: new ScaleForm(model.cluster(name)?.workers ?? 2),
+          accept: 'Scale',
+          submit: async raw => {
+            const text = raw.trim();
+            if (!/^\d+$/.test(text)) {
+              throw new FormError(`workers: got ${JSON.stringify(text)}; allowed: an integer >= 0`, 'workers');
+            }
+            await Private.change(model, name, 'scaling', { workers: Number(text) });
+          }
         });
-        if (!answer.button.accept || answer.value === null) {
-          return;
-        }
-        await Private.change(model, name, 'scaling', { workers: answer.value });
       }
     });
 
@@ -97,20 +107,18 @@ export namespace ClusterCommands {
           return;
         }
         const cluster = model.cluster(name);
-        const result = await showDialog({
+        await showFormDialog({
           title: `Adapt ${name}`,
           body: new AdaptForm(adaptBounds(cluster?.adapt ?? null, cluster?.workers ?? 1)),
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Adapt' })]
+          accept: 'Adapt',
+          submit: async value => {
+            const { body, error, field } = adaptBody(value.minimum, value.maximum);
+            if (error || !body) {
+              throw new FormError(error ?? 'invalid bounds', field ?? 'adapt');
+            }
+            await Private.change(model, name, 'adapting', body);
+          }
         });
-        if (!result.button.accept || !result.value) {
-          return;
-        }
-        const { body, error } = adaptBody(result.value.minimum, result.value.maximum);
-        if (error || !body) {
-          await showErrorMessage(`Cannot adapt ${name}`, error ?? 'invalid bounds');
-          return;
-        }
-        await Private.change(model, name, 'adapting', body);
       }
     });
 
@@ -159,11 +167,17 @@ export namespace ClusterCommands {
 }
 
 namespace Private {
-  /** PATCH a cluster (scale or adapt), showing what is being done on its card meanwhile. */
+  /**
+   * PATCH a cluster (scale or adapt), showing what is being done on its card
+   * meanwhile; a failure is thrown for the form to show beside its field.
+   */
   export async function change(model: PanelModel, name: string, what: string, body: object): Promise<void> {
     model.setBusy(name, what);
-    await reportFailure(`Cannot change ${name}`, () => model.request(['clusters', name], 'PATCH', body));
-    model.setBusy(name, null);
+    try {
+      await model.request(['clusters', name], 'PATCH', body);
+    } finally {
+      model.setBusy(name, null);
+    }
     await model.refreshNow();
   }
 }

@@ -21,6 +21,7 @@ import { openReadOnly } from '../pipelines/readonly';
 import { RunsModel } from '../pipelines/runs';
 import { RunsView } from '../pipelines/runview';
 import { fetchSpec, formToRunBody, ISpec } from '../pipelines/spec';
+import { FormError, showFormDialog } from '../formdialog';
 import { reportFailure } from './common';
 
 export namespace PipelineCommands {
@@ -105,21 +106,18 @@ export namespace PipelineCommands {
           .request<{ clusters: ICluster[] }>(['clusters'])
           .then(data => data.clusters.map(c => c.name))
           .catch(() => [] as string[]);
-        const result = await showDialog({
+        await showFormDialog({
           title: `Run ${spec.name}`,
           body: new RunPipelineForm({ spec, clusters }),
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Run' })]
+          accept: 'Run',
+          submit: async value => {
+            const { body, error, field } = formToRunBody(spec, value);
+            if (!body) {
+              throw new FormError(error ?? 'invalid form', field ?? null);
+            }
+            await runsView().content.model.start({ ...body });
+          }
         });
-        if (!result.button.accept || !result.value) {
-          return;
-        }
-        const { body, error } = formToRunBody(spec, result.value);
-        if (!body) {
-          await showErrorMessage(`Cannot run ${path}`, error ?? 'invalid form');
-          return;
-        }
-        const runs = runsView().content.model;
-        await reportFailure(`Cannot run ${path}`, () => runs.start({ ...body }));
         void model.poll.refresh();
       }
     });
@@ -258,35 +256,32 @@ namespace Private {
     const pipeline = folder ? `${folder}/pipeline.yaml` : 'pipeline.yaml';
     const form = new PromoteForm({ pipeline, name: stem(notebook) });
     void existingSteps(model, pipeline).then(steps => form.setSteps(steps));
-    const result = await showDialog({
+    const promoted: { done?: { step: string; pipeline: string; notes: string[] } } = {};
+    // The form stays open until promote succeeded; a rejected value is shown under its field.
+    await showFormDialog({
       title: `Add ${notebook.split('/').pop()} to a pipeline`,
       body: form,
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Add' })]
+      accept: 'Add',
+      submit: async value => {
+        const { params, error } = parseParamLines(value.params);
+        if (!params) {
+          throw new FormError(error ?? 'invalid params', 'params');
+        }
+        // Promote may tag a parameters cell in the file: save first so nothing typed is lost.
+        if (panel.context.model.dirty && !panel.context.model.readOnly) {
+          await panel.context.save();
+        }
+        promoted.done = await model.request(['pipelines', 'promote'], 'POST', {
+          notebook,
+          pipeline: value.pipeline || undefined,
+          name: value.name || undefined,
+          after: value.after,
+          params
+        });
+      }
     });
-    if (!result.button.accept || !result.value) {
-      return;
-    }
-    const value = result.value;
-    const { params, error } = parseParamLines(value.params);
-    if (!params) {
-      await showErrorMessage('Cannot add to the pipeline', error ?? 'invalid params');
-      return;
-    }
-    // Promote may tag a parameters cell in the file: save first so nothing typed is lost.
-    if (panel.context.model.dirty && !panel.context.model.readOnly) {
-      await panel.context.save();
-    }
-    let done: { step: string; pipeline: string; notes: string[] };
-    try {
-      done = await model.request(['pipelines', 'promote'], 'POST', {
-        notebook,
-        pipeline: value.pipeline || undefined,
-        name: value.name || undefined,
-        after: value.after,
-        params
-      });
-    } catch (error) {
-      await showErrorMessage('Cannot add to the pipeline', (error as Error).message);
+    const done = promoted.done;
+    if (!done) {
       return;
     }
     const { step, notes } = done;

@@ -7,13 +7,14 @@
  * `.aiinfra-param[data-step=STEP][data-param=KEY]`.
  */
 
-import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
+
+import { FormWidget } from '../dialog';
 
 import { IParamField, IRunForm, ISpec, onlyChoices, paramFields } from './spec';
 
 /** The run dialog; its value is what `formToRunBody` turns into the POST body. */
-export class RunPipelineForm extends ReactWidget {
+export class RunPipelineForm extends FormWidget<IRunForm> {
   constructor(options: RunPipelineForm.IOptions) {
     super();
     this._spec = options.spec;
@@ -30,8 +31,10 @@ export class RunPipelineForm extends ReactWidget {
     const fields = paramFields(this._spec);
     const steps = this._spec.steps.map(s => s.name);
     const form = this._form;
+    const shown = ['cluster', 'only', 'force', ...fields.map(f => f.key)];
     return (
       <div className="aiinfra-run-body">
+        {this.formError(shown)}
         <div className="aiinfra-help">
           {this._spec.path}: {steps.length} step{steps.length === 1 ? '' : 's'} ({steps.join(', ')}),{' '}
           {this._spec.nodes.length} node{this._spec.nodes.length === 1 ? '' : 's'}
@@ -42,7 +45,12 @@ export class RunPipelineForm extends ReactWidget {
           return own.length ? (
             <fieldset className="aiinfra-param-step" data-step={step} key={step}>
               <legend>{step}</legend>
-              {own.map(f => Private.field(f, form.values[f.key], this._setValue))}
+              {own.map(f => (
+                <React.Fragment key={f.key}>
+                  {Private.field(f, form.values[f.key], this._setValue)}
+                  {this.fieldError(f.key)}
+                </React.Fragment>
+              ))}
             </fieldset>
           ) : null;
         })}
@@ -62,6 +70,7 @@ export class RunPipelineForm extends ReactWidget {
             ))}
           </select>
         </label>
+        {this.fieldError('cluster')}
         <label className="aiinfra-field" data-option="only">
           <span>Only</span>
           <select
@@ -78,6 +87,7 @@ export class RunPipelineForm extends ReactWidget {
             ))}
           </select>
         </label>
+        {this.fieldError('only')}
         <label className="aiinfra-field aiinfra-check" data-option="force">
           <span>Force</span>
           <input
@@ -88,6 +98,7 @@ export class RunPipelineForm extends ReactWidget {
           />
           <span className="aiinfra-help">run every selected step, ignoring the cache</span>
         </label>
+        {this.fieldError('force')}
       </div>
     );
   }
@@ -118,7 +129,7 @@ export namespace RunPipelineForm {
 }
 
 /** "Add to pipeline": which pipeline, the step's name, what it runs after, its params. */
-export class PromoteForm extends ReactWidget {
+export class PromoteForm extends FormWidget<PromoteForm.IValue> {
   constructor(options: PromoteForm.IOptions) {
     super();
     this._value = {
@@ -150,6 +161,7 @@ export class PromoteForm extends ReactWidget {
     };
     return (
       <div className="aiinfra-promote-body">
+        {this.formError(['pipeline', 'notebook', 'name', 'after', 'params'])}
         <label className="aiinfra-field" data-option="pipeline">
           <span>Pipeline</span>
           <input
@@ -159,10 +171,12 @@ export class PromoteForm extends ReactWidget {
             onChange={e => this._set({ pipeline: e.target.value })}
           />
         </label>
+        {this.fieldError('pipeline', 'notebook')}
         <label className="aiinfra-field" data-option="name">
           <span>Step</span>
           <input className="jp-mod-styled" name="name" value={v.name} onChange={e => this._set({ name: e.target.value })} />
         </label>
+        {this.fieldError('name')}
         <div className="aiinfra-field" data-option="after">
           <span>After</span>
           {this._steps.length === 0 ? (
@@ -185,6 +199,7 @@ export class PromoteForm extends ReactWidget {
             </span>
           )}
         </div>
+        {this.fieldError('after')}
         <label className="aiinfra-field" data-option="params">
           <span>Params</span>
           <textarea
@@ -196,6 +211,7 @@ export class PromoteForm extends ReactWidget {
             onChange={e => this._set({ params: e.target.value })}
           />
         </label>
+        {this.fieldError('params')}
       </div>
     );
   }

@@ -171,7 +171,7 @@ export function onlyChoices(spec: ISpec): string[] {
  * The `POST aiinfra/api/pipelines/runs` body: only the parameters the user
  * changed are sent (typed as in the spec), so an untouched form runs the spec as written.
  */
-export function formToRunBody(spec: ISpec, form: IRunForm): { body?: IRunBody; error?: string } {
+export function formToRunBody(spec: ISpec, form: IRunForm): { body?: IRunBody; error?: string; field?: string } {
   const body: IRunBody = { pipeline: spec.path };
   const params: Record<string, JSONValue> = {};
   for (const field of paramFields(spec)) {
@@ -181,7 +181,7 @@ export function formToRunBody(spec: ISpec, form: IRunForm): { body?: IRunBody; e
     }
     const { value, error } = parseField(field, raw);
     if (error) {
-      return { error };
+      return { error, field: field.key };
     }
     params[field.key] = value as JSONValue;
   }
