@@ -7,7 +7,6 @@ function (``launch_kwargs``) so it is tested on machines without a GPU.
 from __future__ import annotations
 
 import importlib.util
-import os
 from typing import Any
 
 from ..devices.nvml import GpuProbe, gpu_probe
@@ -141,10 +140,6 @@ class CudaBackend(ClusterBackend):
         return Launched(
             cluster.scheduler_address, dashboard_link(cluster), cluster=cluster, gpus=gpus
         )
-
-
-def _set_worker_env(dask_worker: Any = None) -> None:
-    os.environ.update(WORKER_ENV)
 
 
 def _register_worker_env(cluster: Any) -> None:

@@ -55,28 +55,6 @@ def scheduler_identity(address: str, timeout: float = 5.0) -> dict[str, Any]:
     return scheduler_call(address, "identity", timeout=timeout)
 
 
-def scheduler_identities(addresses: list[str], timeout: float = 5.0) -> dict[str, Any]:
-    """``identity`` of each scheduler, all at once in one loop; None for those that did not answer.
-
-    Listing many clusters then costs about one round trip, not one per cluster.
-    """
-    if not addresses:  # before importing distributed: an empty listing must not pay for it
-        return {}
-    from distributed.core import rpc
-
-    async def one(address: str) -> Any:
-        try:
-            async with rpc(address, timeout=timeout) as remote:
-                return await asyncio.wait_for(remote.identity(), timeout)
-        except (OSError, asyncio.TimeoutError, TimeoutError):  # CommClosedError is an OSError
-            return None
-
-    async def every() -> list[Any]:
-        return await asyncio.gather(*(one(a) for a in addresses))
-
-    return dict(zip(addresses, _run(every, timeout + 1.0)))
-
-
 COST_OP = "aiinfra_cost"  # answered by clusters/cost.py's plugin
 
 

@@ -1,4 +1,4 @@
-"""``%aiinfra``: a thin door over the shared words in :mod:`commands`."""
+"""``%aiinfra``: a thin door over the shared words in :mod:`aiinfra_magics.doors.words`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Kernels on a worker: collision-free ports, a warm pool, and a watchdog.
 
-Runs inside Dask worker processes. Every step still gets a fresh kernel: the
-pool only starts the *next* kernel while the current step runs, so start-up
-(most of a small notebook's cost) overlaps with useful work.
+Runs inside Dask worker processes. A step gets a fresh kernel unless it asks for
+``kernel_reuse`` (then a warm kernel of its own run, reset and verified between steps:
+see reuse.py); the pool starts the *next* kernel while the current step runs, so
+start-up (most of a small notebook's cost) overlaps with useful work.
 """
 
 from __future__ import annotations
