@@ -23,8 +23,10 @@ os.environ["AIINFRA_TEST_SESSION"] = SESSION_MARK
 # send. A handled signal is reset to its default in exec'd children, so handle it here.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-# Short worker death timeout so orphan checks finish quickly; tests that measure it set their own.
-os.environ.setdefault("AIINFRA_DEATH_TIMEOUT", "10")
+# A worker death timeout shorter than the default 60 s, so orphan checks finish sooner; tests
+# that measure it set their own. Not shorter: distributed's Nanny also gives a worker process
+# this long to start, and three xdist workers on a loaded 2-core machine took over 10 s.
+os.environ.setdefault("AIINFRA_DEATH_TIMEOUT", "30")
 
 
 def _marked_processes() -> list[psutil.Process]:
@@ -45,7 +47,7 @@ def _marked_processes() -> list[psutil.Process]:
     return found
 
 
-def leftover_processes(grace: float = 20.0) -> list[psutil.Process]:
+def leftover_processes(grace: float = 45.0) -> list[psutil.Process]:
     """Processes of this test session still alive after ``grace`` seconds."""
     deadline = time.monotonic() + grace
     while True:

@@ -56,7 +56,7 @@ def add_gateway(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--proxy-address", dest="proxy_address", help="gateway://HOST:PORT if not the URL's"
     )
-    p.add_argument("--auth", default="simple", help=" | ".join(gateway_store.AUTH_CHOICES))
+    p.add_argument("--auth", default="basic", help=" | ".join(gateway_store.AUTH_CHOICES))
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_add)
 
