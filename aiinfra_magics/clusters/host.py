@@ -226,7 +226,7 @@ def _close_clients(address: str) -> None:
     """Close this process's Clients of a cluster about to go, so they don't retry noisily.
 
     distributed has no public way to list a process's Clients (``default_client`` gives one),
-    so this reads its private registry of them; tests/clusters/test_private_api.py fails,
+    so this reads its private registry of them; tests/clusters/test_distributed_private_api.py fails,
     naming it, on the release that removes it. Without it only the closing stays noisy.
     """
     try:

@@ -3,7 +3,7 @@
 JAX offers no public way to ask: ``jax.devices()`` would start the backend and fix
 its settings before ``%aiinfra jax`` could apply them. ``jax._src.xla_bridge.
 backends_are_initialized`` is the one private name aiinfra uses, in this one place;
-tests/jax/test_private_api.py fails loudly, naming it, on the JAX that removes it.
+tests/jax/test_jax_private_api.py fails loudly, naming it, on the JAX that removes it.
 """
 
 from __future__ import annotations
