@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -31,14 +32,14 @@ async def _next(socket, kind: str, predicate=lambda value: True, timeout: float 
 
 def test_events_need_authentication(run, http_server_client, jp_http_port, jp_base_url):
     with pytest.raises(HTTPClientError) as err:
-        run(websocket_connect(_request(jp_http_port, jp_base_url, {"Authorization": "token no"})))
+        run(_connect(_request(jp_http_port, jp_base_url, {"Authorization": "token no"})))
     assert err.value.code == 403
 
 
 def test_a_registered_cluster_is_pushed_without_asking(
     run, http_server_client, jp_http_port, jp_base_url, jp_auth_header, aiinfra_home
 ):
-    socket = run(websocket_connect(_request(jp_http_port, jp_base_url, jp_auth_header)))
+    socket = run(_connect(_request(jp_http_port, jp_base_url, jp_auth_header)))
     try:
         assert run(_next(socket, "clusters")) == []
         # Another process registers a cluster (here: a record whose owner is this live process).
@@ -52,6 +53,12 @@ def test_a_registered_cluster_is_pushed_without_asking(
         assert run(_next(socket, "clusters", lambda cs: cs == [])) == []
     finally:
         socket.close()
+
+
+async def _connect(request: Any) -> Any:
+    # Made inside the running loop: tornado's client looks up the current loop when it is
+    # created, and an earlier test on this xdist worker may have left the thread none.
+    return await websocket_connect(request)
 
 
 def _me() -> dict:
