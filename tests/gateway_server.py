@@ -128,6 +128,12 @@ class GatewayServer:
         finally:
             forget(gateway)
 
+    def stop_all_clusters(self) -> None:
+        """Stop every cluster the test user has on this gateway (a test's clean-up)."""
+        with self.opened() as gateway:
+            for report in gateway.list_clusters():
+                gateway.stop_cluster(report.name)
+
     def log(self) -> str:
         return (self.directory / "server.log").read_text(errors="replace")
 

@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUTSIDE = ("shared/DESIGN.md", "shared/FACTS.md", "shared/recipes")
+# Built from parts, so this file does not hold the references it looks for.
+OUTSIDE = tuple("shared/" + name for name in ("DESIGN.md", "FACTS.md", "recipes"))
 
 
 def test_no_tracked_file_points_outside_the_repository():
@@ -16,7 +17,7 @@ def test_no_tracked_file_points_outside_the_repository():
     ).stdout.split()
     found = []
     for name in files:
-        if name == "tests/test_stands_alone.py" or name.endswith((".png", ".lock")):
+        if name.endswith((".png", ".lock")):
             continue
         try:
             text = (REPO / name).read_text(errors="ignore")

@@ -123,7 +123,5 @@ def test_plain_client_cluster_is_listed_connected_and_stopped(gateway):
         wait_for(lambda: gw.list_clusters() == [], what="the gateway to drop the cluster")
     finally:
         forget(plain)
-        with gateway.opened() as again:
-            for report in again.list_clusters():
-                again.stop_cluster(report.name)
+        gateway.stop_all_clusters()
         forget(gw)

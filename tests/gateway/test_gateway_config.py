@@ -80,9 +80,7 @@ def test_configured_gateway_is_listed_connected_and_stopped(gateway_server, tmp_
         waiting.wait_for(lambda: gw.list_clusters() == [], 180, "the gateway to drop it")
     finally:
         forget(plain)
-        with gateway_server.opened() as again:
-            for report in again.list_clusters():
-                again.stop_cluster(report.name)
+        gateway_server.stop_all_clusters()
         forget(gw)
 
 

@@ -6,7 +6,11 @@ through its environment variable), as a site would give them; the cluster daemon
 
 from __future__ import annotations
 
-import time
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from waiting import wait_for
 
 from aiinfra_magics.clusters import manager
 from aiinfra_magics.clusters.spec import ClusterSpec
@@ -19,18 +23,25 @@ STEP = (
 )
 
 
-def until(condition, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+@contextlib.contextmanager
+def adapted_to_zero(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A detached local cluster with ``--adapt 0:2`` whose workers offer ``slot=1``, once it
+    has no worker left; stopped afterwards."""
+    # Dask lower-cases config keys from the environment: the resource is "slot".
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
+    spec = {"name": name, "backend": "local", "adapt": "0:2", "threads": 1}
+    manager.start_detached(ClusterSpec.from_options(spec))
+    try:
+        # LocalCluster starts its default workers; adaptivity then retires them all.
+        wait_for(lambda: manager.status(name).workers == 0, 120, "the cluster to adapt to 0")
+        yield name
+    finally:
+        manager.stop(name)
 
 
 def test_a_step_asking_a_resource_waits_for_the_workers_adaptive_scaling_brings(
     tmp_path, notebook, pipeline_file, monkeypatch
 ):
-    # Dask lower-cases config keys from the environment: the resource is "slot".
-    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
     notebook(tmp_path / "step.ipynb", "upstream = {}\nproduct = []", STEP)
     path = pipeline_file(
         tmp_path,
@@ -45,14 +56,8 @@ def test_a_step_asking_a_resource_waits_for_the_workers_adaptive_scaling_brings(
             },
         },
     )
-    spec = {"name": "elastic", "backend": "local", "adapt": "0:2", "threads": 1}
-    manager.start_detached(ClusterSpec.from_options(spec))
-    try:
-        # LocalCluster starts its default workers; adaptivity then retires them all.
-        until(lambda: manager.status("elastic").workers == 0, "the cluster to adapt to 0")
-        run = run_pipeline(path, cluster="elastic")
-    finally:
-        manager.stop("elastic")
+    with adapted_to_zero("elastic", monkeypatch) as cluster:
+        run = run_pipeline(path, cluster=cluster)
     assert run.data["cluster"]["workers"] == 0  # no worker when the run opened the cluster
     assert run.status == "ok", run.summary()
     assert run.steps["step"]["status"] == "ok" and run.steps["step"]["attempts"] == 1
@@ -62,7 +67,6 @@ def test_a_step_asking_a_resource_waits_for_the_workers_adaptive_scaling_brings(
 def test_a_resource_the_first_workers_do_not_offer_is_one_error(
     tmp_path, notebook, pipeline_file, monkeypatch
 ):
-    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
     notebook(tmp_path / "step.ipynb", "upstream = {}\nproduct = []", STEP)
     path = pipeline_file(
         tmp_path,
@@ -74,19 +78,10 @@ def test_a_resource_the_first_workers_do_not_offer_is_one_error(
             },
         },
     )
-    spec = {"name": "elastic2", "backend": "local", "adapt": "0:2", "threads": 1}
-    manager.start_detached(ClusterSpec.from_options(spec))
-    try:
-        until(lambda: manager.status("elastic2").workers == 0, "the cluster to adapt to 0")
-        try:
-            run_pipeline(path, cluster="elastic2")
-        except Exception as exc:  # noqa: BLE001 - the error itself is what is asserted
-            error = exc
-        else:
-            error = None
-    finally:
-        manager.stop("elastic2")
-    assert error is not None and getattr(error, "field", None) == "steps.big.resources"
+    with adapted_to_zero("elastic2", monkeypatch) as cluster, pytest.raises(Exception) as caught:
+        run_pipeline(path, cluster=cluster)
+    error = caught.value
+    assert getattr(error, "field", None) == "steps.big.resources"
     assert str(error) == (
         "steps.big.resources: got GPU=1; allowed: what a worker of this cluster offers (slot=1)"
     )

@@ -1,17 +1,15 @@
 """The retry rule (issue 25 item 15): only infrastructure failures run again, with backoff.
 
 A step killed for outgrowing its memory is not retried, whatever ``retries`` says: the same
-notebook on the same limit would be killed again, holding the worker meanwhile.
+notebook on the same limit would be killed again, holding the worker meanwhile. A real
+out-of-memory step with ``retries: 1`` is run by tests/pipelines/test_run.py.
 """
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from aiinfra_magics.pipelines import kinds
-from aiinfra_magics.pipelines.runner import run_pipeline
 
 
 @pytest.mark.parametrize("kind", [kinds.DEAD_KERNEL, kinds.KERNEL_START, kinds.WORKER_LOST])
@@ -31,31 +29,3 @@ def test_the_step_s_own_failures_are_never_retried(kind):
 
 def test_backoff_doubles_from_half_a_second():
     assert [kinds.backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
-
-
-def test_a_step_out_of_memory_is_not_retried_even_with_retries(tmp_path, notebook, pipeline_file):
-    from distributed import Client, LocalCluster
-
-    notebook(
-        tmp_path / "hog.ipynb",
-        "upstream = {}\nproduct = []",
-        # Grow past the limit, then hold the memory: the watchdog sees it whenever it samples.
-        "import time\nblocks = [b'x' * (50 * 2**20) for _ in range(16)]\ntime.sleep(3600)",
-    )
-    path = pipeline_file(tmp_path, {"steps": {"hog": {"notebook": "hog.ipynb", "retries": 1}}})
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            memory_limit="600MiB",
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as small,
-    ):
-        run = run_pipeline(path, client=small)
-    step = run.steps["hog"]
-    assert step["status"] == "failed" and step["kind"] == kinds.OUT_OF_MEMORY
-    assert "dead kernel: out of memory" in step["error"]
-    assert step["attempts"] == 1 and len(step["failures"]) == 1

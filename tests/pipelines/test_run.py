@@ -305,7 +305,12 @@ def test_timeout_interrupts_and_names_the_cell(client, tmp_path, notebook, pipel
     assert step["attempts"] == 1
 
 
-def test_step_outgrowing_worker_memory_is_a_dead_kernel(tmp_path, notebook, pipeline_file):
+# retries: 1 as well: a step killed for outgrowing its memory is not retried (issue 25 item 15),
+# the same notebook on the same limit would be killed again.
+@pytest.mark.parametrize("retries", [0, 1])
+def test_step_outgrowing_worker_memory_is_a_dead_kernel_and_not_retried(
+    tmp_path, notebook, pipeline_file, retries
+):
     import logging
 
     from distributed import Client, LocalCluster
@@ -316,7 +321,9 @@ def test_step_outgrowing_worker_memory_is_a_dead_kernel(tmp_path, notebook, pipe
         # Grow past the limit, then hold the memory: the watchdog sees it whenever it samples.
         "import time\nblocks = [b'x' * (50 * 2**20) for _ in range(16)]\ntime.sleep(3600)",
     )
-    path = pipeline_file(tmp_path, {"steps": {"hog": {"notebook": "hog.ipynb", "retries": 0}}})
+    path = pipeline_file(
+        tmp_path, {"steps": {"hog": {"notebook": "hog.ipynb", "retries": retries}}}
+    )
     with (
         LocalCluster(
             n_workers=1,
@@ -332,6 +339,7 @@ def test_step_outgrowing_worker_memory_is_a_dead_kernel(tmp_path, notebook, pipe
     step = run.steps["hog"]
     assert step["status"] == "failed" and step["kind"] == execute.OUT_OF_MEMORY
     assert "dead kernel: out of memory" in step["error"] and "limit 600 MiB" in step["error"]
+    assert step["attempts"] == 1 and len(step["failures"]) == 1
 
 
 def test_cache_key_follows_code_and_inputs_not_outputs_or_markdown(

@@ -97,12 +97,12 @@ def test_spec_paths_that_leave_the_root_are_400_naming_the_field(
 def test_paths_that_stay_inside_and_url_outputs_are_allowed(jp_root_dir, outside):
     folder = jp_root_dir / "pipe"
     (folder / "inner").mkdir(parents=True)
-    (jp_root_dir / "shared").mkdir()
+    (jp_root_dir / "common").mkdir()
     (folder / "make.ipynb").write_text(NOTEBOOK)
     (folder / "linked.ipynb").symlink_to(folder / "make.ipynb")  # a link that stays inside
-    (folder / "work").symlink_to(jp_root_dir / "shared")
+    (folder / "work").symlink_to(jp_root_dir / "common")
     steps = "steps:\n  make:\n    notebook: linked.ipynb\n    cwd: work\n"
-    for output in ("../shared/out", "s3://bucket/runs", "memory://runs", f"file://{folder}/out"):
+    for output in ("../common/out", "s3://bucket/runs", "memory://runs", f"file://{folder}/out"):
         _write(jp_root_dir, f"output: {output}\n{steps}")
         check_spec_paths(jp_root_dir.resolve(), PipelineSpec.from_file(folder / "pipeline.yaml"))
 

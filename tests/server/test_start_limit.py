@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from waiting import wait_for
 
 from aiinfra_magics.server.state import CORE_THREADS
 
@@ -73,14 +74,6 @@ def _request(
         return err.code, json.loads(err.read() or b"null")
 
 
-def _wait_for(condition, what: str, deadline_s: float = 300.0) -> None:
-    """Wait on a condition (generous bound: a loaded 2-core machine starts daemons slowly)."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < end, f"never happened: {what}"
-        time.sleep(0.05)
-
-
 def test_starts_beyond_the_bound_are_429_and_reads_answer_while_starts_are_held(
     tmp_path, monkeypatch, live_server_factory
 ):
@@ -104,8 +97,10 @@ def test_starts_beyond_the_bound_are_429_and_reads_answer_while_starts_are_held(
     try:
         held = [pool.submit(start, f"held{i}") for i in range(LIMIT)]
         # Both starts are in flight: each daemon has reached the gate.
-        _wait_for(
+        # A generous bound: a loaded 2-core machine starts daemons slowly.
+        wait_for(
             lambda: len(list(gate.glob("started-*"))) == LIMIT or any(f.done() for f in held),
+            300,
             f"{LIMIT} starts waiting at the gate",
         )
         assert not any(f.done() for f in held), [f.result() for f in held if f.done()]

@@ -118,20 +118,27 @@ def _can_hide_folders() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(
+hides_folders = pytest.mark.skipif(
     not _can_hide_folders(), reason="needs mount namespaces (unshare -m) to hide a folder"
 )
-def test_a_worker_that_cannot_see_the_folder_is_one_clear_error(slurm, tmp_path):
-    path = three_steps(tmp_path / "pipe")
-    # The job's python runs with an empty tmpfs over the pipeline folder: a node-local
-    # folder of the same name, as on a cluster whose nodes do not share that filesystem.
-    wrapper = tmp_path / "python-elsewhere"
+
+
+def python_that_cannot_see(folder: Path, wrapper: Path) -> Path:
+    """A python for the jobs that runs with an empty tmpfs over ``folder``: a node-local
+    folder of the same name, as on a cluster whose nodes do not share that filesystem."""
     wrapper.write_text(
         "#!/bin/sh\n"
         "exec unshare -m --propagation private sh -c "
-        f'\'mount -t tmpfs none "$0" && exec "$@"\' {path.parent} {sys.executable} "$@"\n'
+        f'\'mount -t tmpfs none "$0" && exec "$@"\' {folder} {sys.executable} "$@"\n'
     )
     wrapper.chmod(0o700)
+    return wrapper
+
+
+@hides_folders
+def test_a_worker_that_cannot_see_the_folder_is_one_clear_error(slurm, tmp_path):
+    path = three_steps(tmp_path / "pipe")
+    wrapper = python_that_cannot_see(path.parent, tmp_path / "python-elsewhere")
     manager = ClusterManager()
     manager.start(slurm_spec("blind", workers=1, python=str(wrapper)))
     try:
@@ -153,20 +160,12 @@ def test_a_worker_that_cannot_see_the_folder_is_one_clear_error(slurm, tmp_path)
         manager.stop("blind")
 
 
-@pytest.mark.skipif(
-    not _can_hide_folders(), reason="needs mount namespaces (unshare -m) to hide a folder"
-)
+@hides_folders
 def test_a_worker_that_joins_after_the_start_is_checked_too(slurm, tmp_path):
     """Issue 25 item 11: ``--adapt 0:1`` has no worker when the run starts, so nothing can be
     checked up front; the job adaptive scaling submits must still be checked before its step."""
     path = three_steps(tmp_path / "pipe")
-    wrapper = tmp_path / "python-elsewhere"  # as above: a node-local folder of the same name
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        "exec unshare -m --propagation private sh -c "
-        f'\'mount -t tmpfs none "$0" && exec "$@"\' {path.parent} {sys.executable} "$@"\n'
-    )
-    wrapper.chmod(0o700)
+    wrapper = python_that_cannot_see(path.parent, tmp_path / "python-elsewhere")
     manager = ClusterManager()
     manager.start(slurm_spec("late", adapt="0:1", python=str(wrapper)))
     try:
