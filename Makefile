@@ -29,9 +29,10 @@ demo: install
 
 # System packages the tests use, from apt: Debian's chromium for the sidebar test (the
 # playwright package never downloads a browser) and slurm-wlm + munge for the SLURM backend
-# tests (tests/slurm_fixture.py starts a private one-node SLURM from them).
-SYSTEM_COMMANDS := chromium slurmctld slurmd sbatch munged
-SYSTEM_PACKAGES := chromium slurm-wlm munge
+# tests (tests/slurm_fixture.py starts a private one-node SLURM from them), openssh-server +
+# openssh-client for the SSH backend tests (tests/ssh_fixture.py runs a private sshd).
+SYSTEM_COMMANDS := chromium slurmctld slurmd sbatch munged sshd ssh
+SYSTEM_PACKAGES := chromium slurm-wlm munge openssh-server openssh-client
 system-packages:
 	@missing=; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || PATH=$$PATH:/usr/sbin command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q && \
