@@ -12,9 +12,10 @@ def main() -> int:
     os.environ.setdefault("AIINFRA_HOME", tempfile.mkdtemp(prefix="aiinfra-demo-"))
     import dask.array as da
 
-    from .clusters import manager
+    from .clusters.manager import ClusterManager
     from .clusters.spec import ClusterSpec
 
+    manager = ClusterManager()
     info, notes = manager.start(ClusterSpec.from_options({"name": "demo", "workers": 2}))
     for note in notes:
         print(note)

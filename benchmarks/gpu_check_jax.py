@@ -193,11 +193,12 @@ def check_sharing() -> None:
         return
     code = (
         "import os, tempfile; os.environ.setdefault('AIINFRA_HOME', tempfile.mkdtemp());"
-        "from aiinfra_magics.clusters import manager; from aiinfra_magics.clusters.spec import ClusterSpec;"
+        "from aiinfra_magics.clusters import host; from aiinfra_magics.clusters.manager import ClusterManager;"
+        "from aiinfra_magics.clusters.spec import ClusterSpec; manager = ClusterManager();"
         "from aiinfra_magics.jax.session import start_session; from aiinfra_magics.jax.spec import JaxSessionSpec;"
         "manager.start(ClusterSpec.from_options({'name': 'g', 'backend': 'cuda', 'gpus': '0,'}));"
         "c = manager.connect('g'); env = c.run(lambda: os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE'));"
-        "s = start_session(JaxSessionSpec()); print('held', manager.gpus_held_here(), 'worker env', env);"
+        "s = start_session(JaxSessionSpec()); print('held', host.gpus_held_here(), 'worker env', env);"
         "print(s.to_dict()['settings'], s.notes); c.close(); manager.stop('g')"
     )
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")

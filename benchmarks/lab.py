@@ -161,9 +161,9 @@ def sidebar(trials: int) -> dict:
                 )
             browser.close()
     finally:
-        from aiinfra_magics.clusters import manager
+        from aiinfra_magics.clusters import host
 
-        manager.stop_all_owned()
+        host.close_all()
         proc.terminate()
         proc.wait(timeout=60)
     return rows
@@ -177,12 +177,13 @@ def _cli_list() -> float:
 
 
 def listing(trials: int) -> dict:
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.registry import Registry, this_process
     from aiinfra_magics.clusters.spec import ClusterSpec
 
     os.environ["AIINFRA_HOME"] = tempfile.mkdtemp(prefix="aiinfra-bench-list-")
     registry = Registry()
+    manager = ClusterManager(registry)
     me = {**this_process(), "kind": "kernel"}
 
     def dead() -> None:

@@ -25,9 +25,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="aiinfra-screenshots-"))
     os.environ["AIINFRA_HOME"] = str(tmp / "home")
     lab = Lab(tmp, base_url="/", env={"AIINFRA_HOME": str(tmp / "home")})
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
 
+    manager = ClusterManager()
     manager.start(
         ClusterSpec.from_options({"name": "demo", "backend": "local", "workers": 2, "threads": 1})
     )

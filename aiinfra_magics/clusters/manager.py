@@ -3,8 +3,8 @@
 A :class:`ClusterManager` works over one :class:`Registry` (injectable in tests
 and handlers) and on any registered cluster from any process: clusters this
 process owns are called directly, others through the control handler on their
-scheduler. Module-level functions act on the default registry
-(``$AIINFRA_HOME``) for callers that need no other.
+scheduler. ``ClusterManager()`` works on the default registry (``$AIINFRA_HOME``);
+clusters this process owns are closed by ``host.close_all`` (at exit too).
 """
 
 from __future__ import annotations
@@ -428,25 +428,6 @@ def connect_address(address: str, name: str, timeout: str = "10s") -> Any:
         raise OperationError(f"cluster {name!r}: cannot connect to {address} ({exc})") from None
 
 
-def stop_all_owned() -> None:
-    host.close_all()
-
-
-# The default registry's manager, for callers that need no other (kernels, the CLI).
-def start(spec: ClusterSpec, owner_kind: str = "kernel") -> Started:
-    return ClusterManager().start(spec, owner_kind)
-
-
-def start_detached(
-    spec: ClusterSpec, owner_kind: str = "cli", owner_pid: int | None = None
-) -> Started:
-    return ClusterManager().start_detached(spec, owner_kind, owner_pid)
-
-
-def list_clusters() -> ClusterList:
-    return ClusterManager().list_clusters()
-
-
 def _live_details(record: dict[str, Any]) -> dict[str, Any]:
     """The backend's live extras (a batch queue's jobs); never fails a status call."""
     try:
@@ -469,10 +450,6 @@ def _live_details_many(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             listed = [{"details_error": f"{type(exc).__name__}: {exc}"}] * len(indices)
         found.update(zip(indices, listed))
     return [found[i] for i in range(len(records))]
-
-
-def status(name: str) -> ClusterInfo:
-    return ClusterManager().status(name)
 
 
 def resolve_backend(spec: ClusterSpec) -> tuple[ClusterSpec, str | None]:
@@ -518,27 +495,3 @@ def _gateway_discovery() -> Any:
     from . import gateway_discovery
 
     return gateway_discovery
-
-
-def scale(name: str, n: int) -> ClusterInfo:
-    return ClusterManager().scale(name, n)
-
-
-def adapt(name: str, minimum: int, maximum: int) -> ClusterInfo:
-    return ClusterManager().adapt(name, minimum, maximum)
-
-
-def stop(name: str) -> str:
-    return ClusterManager().stop(name)
-
-
-def stop_all() -> list[str]:
-    return ClusterManager().stop_all()
-
-
-def connect(name: str, timeout: str = "10s") -> Any:
-    return ClusterManager().connect(name, timeout)
-
-
-def dashboard(name: str) -> str:
-    return ClusterManager().dashboard(name)

@@ -78,9 +78,9 @@ class SpmdOptions:
 
 
 def _only_cluster(say: Callable[[str], None]) -> str:
-    from ..clusters import manager
+    from ..clusters.manager import ClusterManager
 
-    names = [info.name for info in manager.list_clusters()]
+    names = [info.name for info in ClusterManager().list_clusters()]
     if len(names) == 1:
         say(f"spmd: using cluster {names[0]!r}")
         return names[0]
@@ -92,9 +92,9 @@ def _only_cluster(say: Callable[[str], None]) -> str:
 def _client(options: SpmdOptions, say: Callable[[str], None]) -> Iterator[Any]:
     """A client for the named cluster, or for a temporary LocalCluster closed afterwards."""
     if options.processes is None:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
 
-        client = manager.connect(options.cluster or _only_cluster(say))
+        client = ClusterManager().connect(options.cluster or _only_cluster(say))
         try:
             yield client
         finally:

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
     """A client on the named registered cluster, or on a temporary local one."""
     if cluster:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
 
-        clusters = manager.ClusterManager()
+        clusters = ClusterManager()
         # Workers aiinfra started are its own processes (startup.defer_slow_imports may
         # run there); an external scheduler's, or a record that names no owner (one found
         # on a gateway), are someone else's.

@@ -39,13 +39,13 @@ class AiinfraServerApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Close the clusters this server started (others belong to kernels or the CLI)."""
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
         from ..errors import AiinfraError, OperationError
 
         loop = asyncio.get_running_loop()
         for name in sorted(self.state.started_clusters):
             try:
-                await loop.run_in_executor(self.state.executor, manager.stop, name)
+                await loop.run_in_executor(self.state.executor, ClusterManager().stop, name)
             except (AiinfraError, OperationError) as exc:  # already gone, or stuck
                 self.log.info("aiinfra: cluster %s: %s", name, exc)
         self.state.started_clusters.clear()

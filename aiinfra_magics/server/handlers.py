@@ -51,7 +51,7 @@ class ClustersHandler(AiinfraHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
         from ..clusters.spec import ClusterSpec
 
         body = self.json_body()
@@ -62,7 +62,10 @@ class ClustersHandler(AiinfraHandler):
         spec = ClusterSpec.from_options(body)  # 400 naming the field
         # Bounded and on its own pool: 429 beyond the bound, reads never wait behind it.
         info, notes = await self.state.start_cluster(
-            manager.start_detached, spec, owner_kind="server", owner_pid=self.state.owner_pid
+            ClusterManager().start_detached,
+            spec,
+            owner_kind="server",
+            owner_pid=self.state.owner_pid,
         )
         self.state.started_clusters.add(info.name)
         self.state.clusters.invalidate()
@@ -73,14 +76,14 @@ class ClustersHandler(AiinfraHandler):
 class ClusterHandler(AiinfraHandler):
     @web.authenticated
     async def get(self, name: str) -> None:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
 
-        info = await self.call(manager.status, name)
+        info = await self.call(ClusterManager().status, name)
         self.reply(info.to_dict())
 
     @web.authenticated
     async def patch(self, name: str) -> None:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
         from ..clusters.spec import parse_adapt
 
         body = self.json_body()
@@ -97,19 +100,19 @@ class ClusterHandler(AiinfraHandler):
             raise RequestError(400, "adapt: give either workers or adapt, not both", "adapt")
         if "workers" in body:
             workers = _workers(body["workers"])
-            info = await self.call(manager.scale, name, workers)
+            info = await self.call(ClusterManager().scale, name, workers)
         else:
             minimum, maximum = parse_adapt(body["adapt"])
-            info = await self.call(manager.adapt, name, minimum, maximum)
+            info = await self.call(ClusterManager().adapt, name, minimum, maximum)
         self.state.clusters.invalidate()
         _kick(self.state)
         self.reply(info.to_dict())
 
     @web.authenticated
     async def delete(self, name: str) -> None:
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
 
-        note = await self.call(manager.stop, name)
+        note = await self.call(ClusterManager().stop, name)
         self.state.started_clusters.discard(name)
         self.state.forget_target(name)
         self.state.clusters.invalidate()

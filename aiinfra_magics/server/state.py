@@ -165,7 +165,7 @@ class ServerState:
         a cluster, never a host. The dashboard must be on its scheduler's own
         host, so a record cannot turn the proxy towards another machine.
         """
-        from ..clusters import manager
+        from ..clusters.manager import ClusterManager
         from ..clusters.registry import Registry
         from ..errors import OperationError
 
@@ -174,7 +174,7 @@ class ServerState:
             cached = self._targets.get(name)
             if cached and now - cached[0] < TARGET_TTL_S:
                 return cached[1]
-        link = manager.dashboard(name)  # NotFoundError for names not in the registry
+        link = ClusterManager().dashboard(name)  # NotFoundError for names not in the registry
         parts = urlsplit(link)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OperationError(f"cluster {name!r}: dashboard link {link!r} is not an http URL")
@@ -257,6 +257,6 @@ def _inventory() -> dict[str, Any]:
 
 
 def _clusters() -> list[dict[str, Any]]:
-    from ..clusters import manager
+    from ..clusters.manager import ClusterManager
 
-    return manager.list_clusters().to_dict()
+    return ClusterManager().list_clusters().to_dict()

@@ -157,7 +157,8 @@ export interface IRuns {
 /** The code a notebook cell needs to use the cluster. */
 export function connectCode(name: string): string {
   return (
-    'from aiinfra_magics.clusters import manager\n' +
+    'from aiinfra_magics.clusters.manager import ClusterManager\n' +
+    'manager = ClusterManager()\n' +
     `client = manager.connect(${JSON.stringify(name)})\n` +
     'client'
   );

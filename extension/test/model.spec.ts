@@ -74,6 +74,10 @@ describe('formatting', () => {
 
   it('writes connect code that names the cluster safely', () => {
     expect(connectCode('c1')).toContain('client = manager.connect("c1")');
+    // The manager is an object (clusters/manager.py keeps no module-level wrappers).
+    expect(connectCode('c1')).toContain(
+      'from aiinfra_magics.clusters.manager import ClusterManager\nmanager = ClusterManager()\n'
+    );
     expect(connectCode('a"b')).toContain('manager.connect("a\\"b")');
   });
 });

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from distributed import Client
 
-from aiinfra_magics.clusters import manager
+from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.registry import Registry
 
 CLI = [sys.executable, "-m", "aiinfra_magics"]
@@ -78,7 +78,8 @@ def test_second_process_lists_connects_and_stops_a_kernel_cluster(ip):
     ip.run_line_magic("aiinfra", "cluster start mine --backend local --workers 1")
     script = textwrap.dedent(
         """
-        from aiinfra_magics.clusters import manager
+        from aiinfra_magics.clusters.manager import ClusterManager
+        manager = ClusterManager()
         names = [i.name for i in manager.list_clusters()]
         client = manager.connect("mine")
         value = client.submit(lambda: 7 * 6).result()
@@ -92,7 +93,7 @@ def test_second_process_lists_connects_and_stops_a_kernel_cluster(ip):
     )
     assert out.returncode == 0, out.stderr
     assert "stopped cluster 'mine'" in out.stdout and "['mine'] 42" in out.stdout
-    assert len(manager.list_clusters()) == 0
+    assert len(ClusterManager().list_clusters()) == 0
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_address_backend_attaches_to_a_running_scheduler(ip, external_scheduler)
     with pytest.raises(UsageError, match="external scheduler .* scale is not available"):
         ip.run_line_magic("aiinfra", "cluster scale remote 3")
     # the record survives the process that registered it, and stop only forgets it
-    assert manager.status("remote").status == "running"
+    assert ClusterManager().status("remote").status == "running"
     ip.user_ns["client"].close()
     ip.run_line_magic("aiinfra", "cluster stop remote")
     with Client(external_scheduler, timeout="5s") as c:
@@ -204,7 +205,7 @@ def test_unreachable_records_are_pruned(aiinfra_home):
             "created": time.time(),
         }
     )
-    assert len(manager.list_clusters()) == 0
+    assert len(ClusterManager().list_clusters()) == 0
     assert registry.names() == []
 
 
@@ -295,7 +296,7 @@ def test_kernel_killed_with_sigkill_leaves_no_orphans():
     # workers notice the lost scheduler, at the latest after death_timeout (20 s here)
     assert wait_gone(worker_pids, 120) == []
     # the registry stays consistent: the dead owner's record is pruned on the next look
-    assert [i.name for i in manager.list_clusters()] == []
+    assert [i.name for i in ClusterManager().list_clusters()] == []
     km.cleanup_resources()
 
 
@@ -303,7 +304,7 @@ def test_kernel_shutdown_and_restart_close_the_cluster():
     km, kc, worker_pids = _kernel_with_cluster()
     km.restart_kernel(now=False)
     assert wait_gone(worker_pids, 120) == []
-    assert [i.name for i in manager.list_clusters()] == []
+    assert [i.name for i in ClusterManager().list_clusters()] == []
     kc.stop_channels()
     km.shutdown_kernel(now=False)
 

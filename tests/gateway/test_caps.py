@@ -16,7 +16,8 @@ import distributed  # noqa: F401 - see test_max_gpu_hours_stops_the_cluster
 import pytest
 
 from aiinfra_magics.clusters import history
-from aiinfra_magics.clusters.manager import ClusterManager, stop_all_owned
+from aiinfra_magics.clusters.host import close_all
+from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 from aiinfra_magics.errors import InputError
 
@@ -64,7 +65,7 @@ def test_max_workers_caps_scale_and_adapt_of_a_running_cluster():
         )
         assert proc.returncode == 2 and "--max-workers 2" in proc.stderr, proc.stderr
     finally:
-        stop_all_owned()
+        close_all()
 
 
 def test_max_gpu_hours_stops_the_cluster():
@@ -85,7 +86,7 @@ def test_max_gpu_hours_stops_the_cluster():
                 what="the cluster to stop at its GPU-hours cap",
             )
         finally:
-            stop_all_owned()
+            close_all()
     assert "--max-gpu-hours 0.0005" in entry["reason"], entry
     assert entry["cost"]["gpu_hours"] >= 0.0005
     assert "gpu-capped" not in manager.registry.names()
@@ -105,7 +106,7 @@ def test_max_gpu_hours_stops_a_gateway_cluster(gateway):
             what="the gateway cluster to stop at its GPU-hours cap",
         )
     finally:
-        stop_all_owned()
+        close_all()
     assert "--max-gpu-hours 0.0005" in entry["reason"], entry
     assert entry["backend"] == "gateway" and entry["cost"]["gpu_hours"] >= 0.0005
     assert "gpu-gw" not in manager.registry.names()

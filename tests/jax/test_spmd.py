@@ -141,10 +141,10 @@ def test_timeout_stops_every_process():
 
 
 def test_cells_on_a_named_cluster_through_the_magic(capsys):
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
 
-    manager.start(
+    ClusterManager().start(
         ClusterSpec.from_options({"name": "spmd", "backend": "local", "workers": 2, "threads": 1})
     )
     try:
@@ -163,7 +163,7 @@ def test_cells_on_a_named_cluster_through_the_magic(capsys):
         with pytest.raises(UsageError, match="cell: syntax error on line 1"):
             shell.run_cell_magic("aiinfra", "spmd --cluster spmd", "def (:")
     finally:
-        manager.stop("spmd")
+        ClusterManager().stop("spmd")
     assert not _children()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from waiting import wait_for
 
-from aiinfra_magics.clusters import manager
+from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 from aiinfra_magics.pipelines.runner import run_pipeline
 
@@ -30,13 +30,15 @@ def adapted_to_zero(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     # Dask lower-cases config keys from the environment: the resource is "slot".
     monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__RESOURCES__SLOT", "1")
     spec = {"name": name, "backend": "local", "adapt": "0:2", "threads": 1}
-    manager.start_detached(ClusterSpec.from_options(spec))
+    ClusterManager().start_detached(ClusterSpec.from_options(spec))
     try:
         # LocalCluster starts its default workers; adaptivity then retires them all.
-        wait_for(lambda: manager.status(name).workers == 0, 120, "the cluster to adapt to 0")
+        wait_for(
+            lambda: ClusterManager().status(name).workers == 0, 120, "the cluster to adapt to 0"
+        )
         yield name
     finally:
-        manager.stop(name)
+        ClusterManager().stop(name)
 
 
 def test_a_step_asking_a_resource_waits_for_the_workers_adaptive_scaling_brings(

@@ -198,7 +198,7 @@ def test_a_kernel_never_crosses_runs_on_a_shared_cluster(tmp_path, notebook, pip
     import sys
     import time
 
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
 
     a, b = tmp_path / "a", tmp_path / "b"
@@ -249,7 +249,7 @@ def test_a_kernel_never_crosses_runs_on_a_shared_cluster(tmp_path, notebook, pip
         },
     )
     # One worker with two threads: both runs' steps land on the same worker (one owner).
-    manager.start_detached(
+    ClusterManager().start_detached(
         ClusterSpec.from_options({"name": "shared", "backend": "local", "workers": 1, "threads": 2})
     )
     try:
@@ -270,7 +270,7 @@ def test_a_kernel_never_crosses_runs_on_a_shared_cluster(tmp_path, notebook, pip
             (a / "b_done").touch()
             _, err = runner_a.communicate(timeout=300)
     finally:
-        manager.stop("shared")
+        ClusterManager().stop("shared")
     assert runner_a.returncode == 0, err.decode()[-2000:]
     assert run_b.status == "ok", run_b.summary()
     read = {

@@ -127,14 +127,14 @@ def test_only_without_upstream_products_is_refused(tmp_path, notebook, pipeline_
 
 
 def test_run_on_a_registered_cluster_by_name(tmp_path, notebook, pipeline_file):
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
 
     notebook(
         tmp_path / "a.ipynb", "upstream = {}\nproduct = []", "open(product[0], 'w').write('x')"
     )
     path = pipeline_file(tmp_path, {"steps": {"a": {"notebook": "a.ipynb", "products": ["a.txt"]}}})
-    manager.start_detached(
+    ClusterManager().start_detached(
         ClusterSpec.from_options({"name": "pipes", "backend": "local", "workers": 1})
     )
     try:
@@ -142,7 +142,7 @@ def test_run_on_a_registered_cluster_by_name(tmp_path, notebook, pipeline_file):
             ["pipeline", "run", str(path), "--cluster", "pipes"],
             Context(door="cli", say=lambda _: None),
         )
-        client = manager.connect("pipes")
+        client = ClusterManager().connect("pipes")
         try:  # what the worker holds in place of rfc3987_syntax after running the step
             held = client.run(
                 lambda: getattr(sys.modules.get("rfc3987_syntax"), "__aiinfra_deferred__", False)
@@ -150,7 +150,7 @@ def test_run_on_a_registered_cluster_by_name(tmp_path, notebook, pipeline_file):
         finally:
             client.close()
     finally:
-        manager.stop("pipes")
+        ClusterManager().stop("pipes")
     assert run.status == "ok" and run.data["cluster"]["name"] == "pipes"
     assert run.data["cluster"]["embedded"] is False and (tmp_path / "a.txt").read_text() == "x"
     # A cluster aiinfra started runs its own workers: they load papermill as the CLI does,

@@ -344,9 +344,9 @@ def test_stop_extension_closes_the_clusters_it_started(run, api, jp_serverapp):
         app = jp_serverapp.extension_manager.extension_apps["aiinfra_magics"]
         (extension,) = app
         await extension.stop_extension()
-        from aiinfra_magics.clusters import manager
+        from aiinfra_magics.clusters.manager import ClusterManager
 
-        assert [c.name for c in manager.list_clusters()] == []
+        assert [c.name for c in ClusterManager().list_clusters()] == []
 
     run(go())
 

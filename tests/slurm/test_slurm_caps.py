@@ -9,7 +9,8 @@ from __future__ import annotations
 from slurm_fixture import wait_for
 
 from aiinfra_magics.clusters import history
-from aiinfra_magics.clusters.manager import ClusterManager, stop_all_owned
+from aiinfra_magics.clusters.host import close_all
+from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 
 
@@ -34,4 +35,4 @@ def test_max_gpu_hours_stops_a_slurm_cluster(slurm):
         assert "gpu-hpc" not in manager.registry.names()
         wait_for(lambda: not slurm.job_ids(), 120, "the queue to empty")
     finally:
-        stop_all_owned()
+        close_all()

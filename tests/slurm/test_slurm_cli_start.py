@@ -67,9 +67,9 @@ def test_a_secret_in_an_option_is_not_in_the_daemons_command_line(slurm, aiinfra
         )
         assert scaled.returncode == 0, scaled.stderr
         assert json.loads(scaled.stdout)["workers"] == 1
-        from aiinfra_magics.clusters import manager
+        from aiinfra_magics.clusters.manager import ClusterManager
 
-        client = manager.connect("sec")
+        client = ClusterManager().connect("sec")
         try:
             seen = client.run(lambda: __import__("os").environ.get("WANDB_API_KEY"))
         finally:

@@ -26,9 +26,9 @@ def ip():
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "aiinfra_magics")
     yield shell
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters import host
 
-    manager.stop_all_owned()
+    host.close_all()
     shell.user_ns.pop("client", None)
 
 

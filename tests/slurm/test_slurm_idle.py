@@ -9,7 +9,8 @@ from distributed import Client
 from slurm_fixture import wait_for
 
 from aiinfra_magics.clusters import history
-from aiinfra_magics.clusters.manager import ClusterManager, stop_all_owned
+from aiinfra_magics.clusters.host import close_all
+from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 
 IDLE_S = 10
@@ -48,4 +49,4 @@ def test_slurm_cluster_stops_when_idle(slurm):
         assert "idle-hpc" in shown.stdout and "idle timeout" in shown.stdout, shown
         wait_for(lambda: not slurm.job_ids(), 120, "the queue to empty")
     finally:
-        stop_all_owned()
+        close_all()

@@ -23,9 +23,9 @@ def ip():
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "aiinfra_magics")
     yield shell
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters import host
 
-    manager.stop_all_owned()
+    host.close_all()
     for name in ("client", "scale", "res"):
         shell.user_ns.pop(name, None)
 
