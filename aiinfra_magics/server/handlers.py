@@ -15,6 +15,7 @@ from ..checks import as_int
 from ..clusters.spec import MAX_WORKERS
 from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
+from .launchlog import launch_log_handlers
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
 from .push import push_handlers
 from .runs import runs_handlers
@@ -145,5 +146,6 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
         (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),
         *runs_handlers(),
+        *launch_log_handlers(),
         *push_handlers(),
     ]
