@@ -18,6 +18,7 @@ from urllib.parse import quote
 from ..clusters.history import FIGURES
 from ..errors import NotFoundError
 from .cache import write_json_atomic
+from .liveness import settle
 from .params import json_safe
 
 #: Status colours (fill, stroke) of every static rendering: the record's HTML, the report, the DAG.
@@ -180,22 +181,9 @@ class RunRecord:
                 f"--run: got {run_id!r}; allowed: {', '.join(known) or 'none yet'}", field="--run"
             )
         record = cls(json.loads(path.read_text()), folder)
-        if record.status == "running" and not record._runner_alive():
-            # Killed outright (SIGKILL, power loss): nothing could record the ending.
-            record.finalise("the runner process is gone")
-            record.data["status"] = "interrupted"
+        # Killed outright (SIGKILL, power loss): nothing could record the ending.
+        settle(record.data, record.run_dir)
         return record
-
-    def _runner_alive(self) -> bool:
-        runner = self.data.get("runner") or {}
-        if runner.get("host") != platform.node() or not runner.get("pid"):
-            return True  # another machine's run, or an old record: cannot tell
-        try:
-            import psutil
-
-            return abs(psutil.Process(runner["pid"]).create_time() - runner["started"]) < 1
-        except Exception:  # no such process (or no psutil): gone
-            return False
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

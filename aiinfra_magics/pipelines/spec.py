@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import AiinfraError, field_error
+from .notify import Rule, rules_from_spec
 from .params import load_yaml, plain
 
 # Patterns are used with fullmatch: "$" would also match before a trailing newline.
@@ -26,7 +27,7 @@ SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
-TOP_FIELDS = ("name", "defaults", "steps", "output")
+TOP_FIELDS = ("name", "defaults", "steps", "output", "notify")
 # papermill's per-notebook options, by papermill's names, allowed in defaults and in a step.
 PAPERMILL_FIELDS = (
     "cwd",
@@ -97,6 +98,7 @@ class PipelineSpec:
     steps: dict[str, StepSpec]
     path: Path | None = None
     output: str | None = None  # where executed notebooks go: a folder or any papermill/fsspec URL
+    notify: tuple[Rule, ...] = ()  # who is told when a run ends (notify.py)
 
     @classmethod
     def from_file(cls, path: str | Path) -> PipelineSpec:
@@ -144,7 +146,10 @@ class PipelineSpec:
             raise field_error(
                 "output", output, "a folder or a URL papermill can write (s3://, ...)"
             )
-        return cls(name=name.strip(), folder=folder, steps=steps, path=path, output=output)
+        notify = rules_from_spec(data.get("notify"))
+        return cls(
+            name=name.strip(), folder=folder, steps=steps, path=path, output=output, notify=notify
+        )
 
     def resolve(self, relative: str) -> Path:
         return (self.folder / relative).resolve()
