@@ -115,6 +115,11 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
         metavar="N",
         help="workers of the temporary local cluster",
     )
+    run.add_argument(
+        "--trigger",
+        metavar="KIND[:SCHEDULE]",
+        help="who started the run, recorded in run.json: manual (default), lab or schedule:NAME",
+    )
     run.set_defaults(run=_run)
 
     status = actions.add_parser("status", help="show the last run as a table")
@@ -138,6 +143,10 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     report.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run other than the last")
     report.add_argument("--output", metavar="PATH", help="default: runs/<run_id>/report.html")
     report.set_defaults(run=_report)
+
+    from .lineage import add_lineage_words  # lineage and diff: their own door module
+
+    add_lineage_words(actions)
 
 
 def add_promote(prom: argparse.ArgumentParser) -> None:
@@ -200,6 +209,7 @@ def _start_run(args: argparse.Namespace, ctx: Context, run_pipeline: Any, progre
         with_upstream=args.upstream,
         workers=args.workers,
         progress=progress_mod.for_door(ctx.door, ctx.show),
+        trigger=args.trigger,
     )
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AiinfraError, OperationError
-from . import cache, kinds
+from . import cache, kinds, provenance
 from .connect import _drain, _prewarm, _run_node, _runner_identity, _stop_run, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
 from .progress import NoProgress, Progress
-from .record import RunRecord, add_cost, cached_cost, git_commit, new_run_id, versions
+from .record import RunRecord, add_cost, cached_cost, new_run_id, versions
 from .signals import terminate_raises
 from .spec import PipelineSpec
 
@@ -56,6 +56,7 @@ def run_pipeline(
     workers: int = 2,
     progress: Progress | None = None,
     client: Client | None = None,
+    trigger: str | dict[str, Any] | None = None,
 ) -> RunRecord:
     """Run ``path`` (a pipeline.yaml) and return its record; never raises for failed steps.
 
@@ -63,7 +64,9 @@ def run_pipeline(
     papermill), ``raw`` (``-r``), ``yaml_params`` (``-y``), ``param_files`` (``-f``);
     ``parameters`` holds values already typed (the REST door's JSON), KEY or STEP.KEY.
     ``kernel`` is ``-k``; ``output`` a folder or URL for the executed notebooks.
+    ``trigger``: who started the run, ``manual`` (default), ``lab`` or ``schedule:NAME``.
     """
+    started_by = provenance.parse_trigger(trigger)
     overrides = collect(params, raw, yaml_params, param_files, parameters)  # papermill's order
     spec = apply_overrides(PipelineSpec.from_file(path), overrides=overrides, kernel=kernel)
     if output is not None or log_output:
@@ -105,6 +108,7 @@ def run_pipeline(
             return open_client(cluster, workers)
 
     run = _Run(spec, nodes, selected, force, progress, connect, params, only, overrides)
+    run.run.data.update(provenance.run_fields(spec.folder, started_by))  # lineage
     if client is None and not cluster:
         run.embedded_workers = workers  # a temporary cluster in this process: see _open
     return run.go()
@@ -147,7 +151,6 @@ class _Run:
                 "force": force,
                 "only": only,
                 "versions": versions(),
-                "git": git_commit(spec.folder),
                 "steps": {n: self._blank(node) for n, node in nodes.items()},
             },
             spec.folder,
@@ -344,6 +347,7 @@ class _Run:
                 status="cached",
                 hashes=hashes,
                 reason=f"unchanged since run {hit.get('run_id')}",
+                product_sha256=self.products[name],
                 duration=0.0,
                 cost=cached_cost(),  # not run: nothing held (the run that made it paid)
                 notebook=hit.get("notebook")
@@ -495,7 +499,8 @@ class _Run:
                 cache.write_json_atomic(
                     cache._record_path(self.folder, name), {**record, "notebook": step["notebook"]}
                 )
-            self._set(name, status="ok", error=None, kind=None, **timing)
+            ok = {"status": "ok", "error": None, "kind": None}
+            self._set(name, **ok, product_sha256=self.products[name], **timing)
             return True
         if result.get("kind") == kinds.NOT_SHARED:  # a worker cannot see the folder: stop
             self.broken.add(name)

@@ -53,6 +53,7 @@ def run_job(job: dict[str, Any]) -> Any:
         parameters=job.get("params") or None,
         force=bool(job.get("force")),
         only=job.get("only") or None,
+        trigger=job.get("trigger") or "lab",  # started from the lab unless the job says
         progress=_Announce(Path(run_id_file) if run_id_file else None),
     )
 
