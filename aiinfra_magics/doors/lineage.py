@@ -43,7 +43,7 @@ def _lineage(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _diff(args: argparse.Namespace, ctx: Context) -> Any:
-    from ..pipelines.lineage import diff_runs
+    from ..pipelines.run_diff import diff_runs
 
     changes = diff_runs(args.run_a, args.run_b, args.pipeline)
     return changes.to_dict() if args.json else changes
