@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from .cache import write_text_atomic
 from .dag import Node, layers
+from .provenance import trigger_text
 from .record import COLOURS, RunRecord, cost_cells, hours
 
 BOX_H, GAP_X, GAP_Y, PAD = 34, 56, 14, 12
@@ -154,6 +155,42 @@ def _total(cost: Any) -> str:
     )
 
 
+def _environment_row(env: Any) -> str:
+    """Python, platform and the packages' hash, with every package in an expandable list."""
+    if not isinstance(env, dict):
+        return "<tr><th>environment</th><td>not recorded</td></tr>"
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    items = "".join(f"<li>{_esc(n)} {_esc(v)}</li>" for n, v in packages.items())
+    return (
+        f"<tr><th>environment</th><td>Python {_esc(env.get('python'))} on "
+        f"{_esc(env.get('platform'))}; packages sha256 <code>{_esc(env.get('packages_hash'))}</code>"
+        f"<details class='packages'><summary>{len(packages)} packages</summary>"
+        f"<ul>{items}</ul></details></td></tr>"
+    )
+
+
+def _lineage(run: RunRecord) -> str:
+    """Per step: its parameters, code hash and each product's sha256 (what lineage matches)."""
+    rows = []
+    for name, step in run.steps.items():
+        products = "".join(
+            f"<div>{_esc(path)} <code>{_esc(sha or 'missing')}</code></div>"
+            for path, sha in (step.get("product_sha256") or {}).items()
+        )
+        params = json.dumps(step.get("params") or {}, sort_keys=True, default=str)
+        code = (step.get("hashes") or {}).get("code")
+        rows.append(
+            f"<tr><td>{_esc(name)}</td><td>{_esc(step.get('status'))}</td>"
+            f"<td><code>{_esc(params)}</code></td><td><code>{_esc(code or '')}</code></td>"
+            f"<td>{products}</td></tr>"
+        )
+    head = (
+        "<tr><th>step</th><th>status</th><th>parameters</th><th>code sha256</th>"
+        "<th>products (sha256)</th></tr>"
+    )
+    return f"<table class='lineage'>{head}{''.join(rows)}</table>"
+
+
 def record_graph(run: RunRecord) -> dict[str, Any]:
     """The DAG as the run saw it (the spec may have changed since)."""
     return {
@@ -190,7 +227,7 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
             + f"<td>{_esc(step.get('worker') or '')}</td>"
             f"<td>{_esc(', '.join(step.get('devices') or []))}</td><td>{link}</td><td>{_esc(note)}</td></tr>"
         )
-    git = data.get("git") or {}
+    source = data.get("source") or data.get("git")  # "git": records before lineage
     meta = {
         "run": data["run_id"],
         "status": data["status"],
@@ -198,12 +235,17 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
         "duration": f"{data['duration']:.2f} s" if data.get("duration") is not None else "",
         "cluster": json.dumps(data.get("cluster")),
         "cost": _total(data.get("cost")),
-        "git": f"{git.get('commit', '')}{' (with local changes)' if git.get('dirty') else ''}"
-        or "not a git repository",
+        "trigger": trigger_text(data.get("trigger")),
+        "source": (
+            f"git {source.get('commit')}{' (with local changes)' if source.get('dirty') else ''}"
+            if isinstance(source, dict)
+            else "not in a git repository"
+        ),
         "parameters": " ".join(data.get("params") or []) or "as in the spec",
         "versions": ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items() if v),
     }
     meta_rows = "".join(f"<tr><th>{k}</th><td>{_esc(v)}</td></tr>" for k, v in meta.items())
+    meta_rows += _environment_row(data.get("environment"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{_esc(data["pipeline"])} - run {_esc(data["run_id"])}</title>
@@ -213,6 +255,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #e0e0e0; font-size: 13px; }}
 .st {{ padding: 1px 6px; border-radius: 4px; font-weight: bold; }}
 .meta th {{ color: #555; font-weight: normal; }}
+code {{ font-size: 12px; }}
 </style></head><body>
 <h1>Pipeline {_esc(data["pipeline"])}</h1>
 <table class="meta">{meta_rows}</table>
@@ -220,6 +263,8 @@ th, td {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #e0e0e0;
 {dag_svg(nodes, run.steps)}
 <h2>Timeline</h2>
 {_timeline(run)}
+<h2>Lineage</h2>
+{_lineage(run)}
 <h2>Details</h2>
 <table><tr><th>step</th><th>status</th><th>start (s)</th><th>duration (s)</th><th>attempts</th>
 <th>GPU-hours</th><th>core-hours</th><th>CPU-hours</th><th>worker</th><th>devices</th><th>executed notebook</th><th>note</th></tr>
