@@ -120,6 +120,9 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
         metavar="KIND[:SCHEDULE]",
         help="who started the run, recorded in run.json: manual (default), lab or schedule:NAME",
     )
+    from .run_control import add_run_options, add_run_words  # resume, notify, cancel, runs
+
+    add_run_options(run)
     run.set_defaults(run=_run)
 
     status = actions.add_parser("status", help="show the last run as a table")
@@ -147,6 +150,7 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     from .lineage import add_lineage_words  # lineage and diff: their own door module
 
     add_lineage_words(actions)
+    add_run_words(actions)
 
 
 def add_promote(prom: argparse.ArgumentParser) -> None:
@@ -210,6 +214,9 @@ def _start_run(args: argparse.Namespace, ctx: Context, run_pipeline: Any, progre
         workers=args.workers,
         progress=progress_mod.for_door(ctx.door, ctx.show),
         trigger=args.trigger,
+        resume=args.resume,
+        from_step=args.from_step,
+        notify=args.notify,
     )
 
 

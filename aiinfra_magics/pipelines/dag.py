@@ -156,9 +156,15 @@ def declared_names(notebook: Any) -> set[str]:
 
 
 def select(
-    nodes: dict[str, Node], only: str | Sequence[str] | None, with_upstream: bool
+    nodes: dict[str, Node],
+    only: str | Sequence[str] | None,
+    with_upstream: bool,
+    flag: str = "--only",
 ) -> set[str]:
-    """Names of the nodes to run: all, or ``--only STEP`` (steps or expanded names, one or more)."""
+    """Names of the nodes to run: all, or ``--only STEP`` (steps or expanded names, one or more).
+
+    ``flag`` is the option the names came from, for the error.
+    """
     if not only:
         return set(nodes)
     chosen: set[str] = set()
@@ -167,7 +173,7 @@ def select(
         if not found:
             bases = sorted({node.base for node in nodes.values()})
             raise field_error(
-                "--only",
+                flag,
                 name,
                 "a step name (" + ", ".join(bases) + ") or an expanded name like train[lr=0.1]",
             )
@@ -180,6 +186,21 @@ def select(
                     chosen.add(up)
                     todo.append(up)
     return chosen
+
+
+def downstream(nodes: Mapping[str, Node], names: set[str]) -> set[str]:
+    """``names`` and every node that runs after one of them, directly or not."""
+    after: dict[str, list[str]] = {}
+    for name, node in nodes.items():
+        for up in node.upstream:
+            after.setdefault(up, []).append(name)
+    found, todo = set(names), list(names)
+    while todo:
+        for down in after.get(todo.pop(), []):
+            if down not in found:
+                found.add(down)
+                todo.append(down)
+    return found
 
 
 def layers(nodes: Mapping[str, Any]) -> dict[str, int]:

@@ -294,6 +294,25 @@ class RunRecord:
         return self.data
 
 
+#: What ``pipeline runs`` lists of each run.
+RUN_SUMMARY = ("run_id", "status", "start", "end", "duration", "trigger", "resumed_from", "from")
+
+
+def list_runs(folder: Path) -> list[dict[str, Any]]:
+    """The runs of the pipeline in ``folder``, newest first (a killed one reads interrupted)."""
+    runs = folder / "runs"
+    out = []
+    for path in sorted(runs.glob("*/run.json"), reverse=True) if runs.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being written, or not a record
+        if isinstance(data, dict):
+            settle(data, path.parent)
+            out.append({**{k: data.get(k) for k in RUN_SUMMARY}, "run_id": path.parent.name})
+    return out
+
+
 def cost_cells(cost: Any) -> list[str]:
     """GPU-, core- and CPU-hours of a step for the tables; "cached" for a step not run."""
     if not isinstance(cost, dict) or "error" in cost:

@@ -22,10 +22,13 @@ from ..errors import AiinfraError, OperationError
 from . import cache, kinds, provenance
 from .connect import _drain, _prewarm, _run_node, _runner_identity, _stop_run, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
+from .liveness import Heartbeat
+from .notify import Rule, merge, rules_from_targets
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
 from .progress import NoProgress, Progress
 from .record import RunRecord, add_cost, cached_cost, new_run_id, versions
+from .resume import Plan, last_overrides, last_run, plan_from, plan_resume
 from .signals import terminate_raises
 from .spec import PipelineSpec
 
@@ -57,6 +60,9 @@ def run_pipeline(
     progress: Progress | None = None,
     client: Client | None = None,
     trigger: str | dict[str, Any] | None = None,
+    resume: bool = False,
+    from_step: str | list[str] | None = None,
+    notify: list[str] | None = None,
 ) -> RunRecord:
     """Run ``path`` (a pipeline.yaml) and return its record; never raises for failed steps.
 
@@ -65,10 +71,25 @@ def run_pipeline(
     ``parameters`` holds values already typed (the REST door's JSON), KEY or STEP.KEY.
     ``kernel`` is ``-k``; ``output`` a folder or URL for the executed notebooks.
     ``trigger``: who started the run, ``manual`` (default), ``lab`` or ``schedule:NAME``.
+    ``resume`` and ``from_step`` are ``--resume`` and ``--from STEP`` (see resume.py);
+    ``notify`` holds ``--notify`` targets, told on failure besides the spec's ``notify:``.
+
+    Raises:
+        InputError: a bad spec, parameter, step name or target (the field is named).
+        OperationError: the cluster could not be reached or a worker cannot see the folder.
     """
     started_by = provenance.parse_trigger(trigger)
+    if resume and (only or from_step):
+        raise AiinfraError("--resume: allowed without --only and --from", field="--resume")
+    if from_step and only:
+        raise AiinfraError("--from: allowed without --only", field="--from")
+    extra_rules = rules_from_targets(notify)  # refused before anything runs
     overrides = collect(params, raw, yaml_params, param_files, parameters)  # papermill's order
-    spec = apply_overrides(PipelineSpec.from_file(path), overrides=overrides, kernel=kernel)
+    spec = PipelineSpec.from_file(path)
+    last = last_run(spec.folder) if resume else None
+    if last is not None:  # the run goes on with the parameters it had
+        overrides = [*last_overrides(last), *overrides]
+    spec = apply_overrides(spec, overrides=overrides, kernel=kernel)
     if output is not None or log_output:
         spec = replace(spec, output=output or spec.output)
         if log_output:
@@ -78,7 +99,13 @@ def run_pipeline(
     if spec.output:
         ensure_handler(spec.output)
     nodes = expand(spec)
-    selected = select(nodes, only, with_upstream)
+    if last is not None:
+        plan = plan_resume(nodes, spec.folder, last)
+    elif from_step:
+        plan = plan_from(nodes, from_step)
+    else:
+        plan = Plan(selected=select(nodes, only, with_upstream))
+    selected = plan.selected
     for name in sorted(selected):
         step = nodes[name].step
         if step.kernel is None:  # papermill: "No kernel name found in notebook and no override"
@@ -91,9 +118,11 @@ def run_pipeline(
         for up in nodes[name].upstream:
             missing = [p for p in nodes[up].products if not (spec.folder / p).exists()]
             if up not in selected and missing:
+                flag = plan.flag.split()[0]
+                fix = "add --upstream to run it too" if flag == "--only" else f"run {up} first"
                 raise AiinfraError(
-                    f"--only: upstream {up} has not written {missing[0]} yet; allowed: add --upstream to run it too",
-                    field="--only",
+                    f"{flag}: upstream {up} has not written {missing[0]} yet; allowed: {fix}",
+                    field=flag,
                 )
     if client is not None:
         given = client
@@ -107,7 +136,8 @@ def run_pipeline(
         def connect() -> Any:
             return open_client(cluster, workers)
 
-    run = _Run(spec, nodes, selected, force, progress, connect, params, only, overrides)
+    rules = merge((*spec.notify, *extra_rules))
+    run = _Run(spec, nodes, plan, force, progress, connect, params, only, overrides, rules)
     run.run.data.update(provenance.run_fields(spec.folder, started_by))  # lineage
     if client is None and not cluster:
         run.embedded_workers = workers  # a temporary cluster in this process: see _open
@@ -119,15 +149,17 @@ class _Run:
         self,
         spec: PipelineSpec,
         nodes: dict[str, Node],
-        selected: set[str],
+        plan: Plan,
         force: bool,
         progress: Progress | None,
         connect: Callable[[], Any],
         params: list[str] | None,
         only: str | list[str] | None,
         overrides: list[Any] | None = None,
+        rules: tuple[Rule, ...] = (),
     ) -> None:
-        self.spec, self.nodes, self.selected, self.force = spec, nodes, selected, force
+        self.spec, self.nodes, self.force = spec, nodes, force
+        self.plan, self.selected, self.rules = plan, plan.selected, rules
         self.progress = progress or NoProgress()
         # The cluster is opened on the first submission: a fully cached run needs none.
         self.connect = connect
@@ -150,6 +182,7 @@ class _Run:
                 "runner": _runner_identity(),
                 "force": force,
                 "only": only,
+                **plan.fields,
                 "versions": versions(),
                 "steps": {n: self._blank(node) for n, node in nodes.items()},
             },
@@ -161,7 +194,7 @@ class _Run:
         self.broken: set[str] = set()
         self.running: dict[Future, str] = {}
         self.delayed: list[tuple[float, str]] = []
-        self.unsubmitted = set(selected)
+        self.unsubmitted = set(self.selected)
         self.warm_outstanding = 0
         self.wake = threading.Event()
         # Set for a temporary cluster whose workers are threads of this process: kernels
@@ -253,6 +286,8 @@ class _Run:
     def _go(self) -> RunRecord:
         self.run.run_dir.mkdir(parents=True, exist_ok=True)
         self.run.save()
+        # Any door tells a live run from a killed one by this (and the record's runner).
+        self.stack.callback(Heartbeat(self.run.run_dir).start().stop)
         self.progress.begin(self.run)
         sorter = TopologicalSorter({n: node.upstream for n, node in self.nodes.items()})
         sorter.prepare()
@@ -303,6 +338,20 @@ class _Run:
             )
         self.run.save()
         self.progress.end(self.run)
+        if self.rules:
+            self._notify()
+
+    def _notify(self) -> None:
+        """Tell the rules' targets (never raises: an undelivered one is recorded)."""
+        from .notify import send_all
+        from .report import write_report
+
+        try:
+            report: Path | None = write_report(self.run)  # the message links to it
+        except Exception:  # noqa: BLE001 - the message goes out without a report link
+            report = None
+        self.run.data["notifications"] = send_all(self.rules, self.run.data, report)
+        self.run.save()
 
     def _set(self, name: str, **fields: Any) -> None:
         self.run.steps[name].update(fields)
@@ -327,7 +376,10 @@ class _Run:
         node = self.nodes[name]
         if name not in self.selected:
             self.products[name] = self._hash_products(node)
-            self._set(name, status="skipped", reason="not selected (--only)")
+            self._set(name, status="skipped", reason=f"not selected ({self.plan.flag})")
+            return True
+        if name in self.plan.kept:
+            self._keep(name)
             return True
         bad = [u for u in node.upstream if u in self.broken]
         if bad:
@@ -338,7 +390,8 @@ class _Run:
         hashes = cache.node_hashes(
             self.folder, node, {u: self.products.get(u, {}) for u in node.upstream}
         )
-        hit = None if self.force else cache.lookup(self.folder, node, hashes["key"])
+        forced = self.force or name in self.plan.forced
+        hit = None if forced else cache.lookup(self.folder, node, hashes["key"])
         if hit:
             self.products[name] = self._hash_products(node)
             self.unsubmitted.discard(name)
@@ -357,6 +410,24 @@ class _Run:
         self.run.steps[name]["hashes"] = hashes
         self._submit(name)
         return False
+
+    def _keep(self, name: str) -> None:
+        """``--resume``: a node the resumed run finished stays as it is, without running."""
+        before = self.plan.kept[name]
+        self.products[name] = self._hash_products(self.nodes[name])
+        self.unsubmitted.discard(name)
+        origin = before.get("kept_from") or self.plan.fields.get("resumed_from")
+        self._set(
+            name,
+            status="cached",
+            kept_from=origin,
+            hashes=before.get("hashes"),
+            reason=f"kept from run {origin} (--resume)",
+            product_sha256=self.products[name],
+            duration=0.0,
+            cost=cached_cost(),  # not run here: the run that made it paid
+            notebook=before.get("notebook"),
+        )
 
     def _submit(self, name: str) -> None:
         node = self.nodes[name]
