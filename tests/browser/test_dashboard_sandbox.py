@@ -13,14 +13,9 @@ sandbox attributes (extension/src/index.ts). Two dashboards are proxied:
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,8 +23,6 @@ from chromium import CHROMIUM, browser_page
 
 from aiinfra_magics.clusters.registry import Registry, this_process
 
-TOKEN = "aiinfra-sandbox-test"
-BASE_URL = "/user/sandbox-test/"
 # The lab's dashboard iframe (extension/src/index.ts).
 LAB_IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups"
 
@@ -79,21 +72,6 @@ class _Hostile(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _api(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(
-        url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read() or b"null")
-
-
 @pytest.fixture
 def hostile():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
@@ -102,51 +80,6 @@ def hostile():
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def lab(tmp_path, aiinfra_home):
-    root = tmp_path / "root"
-    root.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "AIINFRA_HOME": str(aiinfra_home),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-    }
-    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}{BASE_URL}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            _api(url, "api/status")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                pytest.fail(
-                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.3)
-    yield url, root
-    proc.terminate()  # stop_extension closes the cluster this server started
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
 
 
 def _frame(page, url: str):
@@ -166,8 +99,8 @@ def _frame(page, url: str):
     return page.frame_locator("iframe.aiinfra-test")
 
 
-def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab, hostile):
-    url, root = lab
+def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(live_lab, hostile):
+    root = live_lab.root
     Registry().write(
         {
             "name": "hostile",
@@ -181,12 +114,12 @@ def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab,
         }
     )
     with browser_page(width=1300, height=900) as page:
-        page.goto(f"{url}lab?token={TOKEN}")  # the login cookie and _xsrf, as a user has
+        live_lab.open(page)  # the login cookie and _xsrf, as a user has
         page.locator("#jp-main-dock-panel").wait_for()
         assert any(c["name"] == "_xsrf" for c in page.context.cookies())
 
         # 1. The hostile page: runs, but as nobody.
-        frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/hostile/status")
+        frame = _frame(page, f"{live_lab.base_url}aiinfra/dashboard/hostile/status")
         out = frame.locator("#out")
         out.filter(has_text="done").wait_for()
         result = out.text_content()
@@ -196,7 +129,7 @@ def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab,
         assert [p.name for p in root.iterdir()] == []
 
         # 2. The real Dask dashboard, live through the proxy.
-        _api(url, "aiinfra/api/clusters", "POST", {"name": "live", "workers": 1, "threads": 1})
+        live_lab.api("aiinfra/api/clusters", "POST", {"name": "live", "workers": 1, "threads": 1})
         sockets: list = []
         patches: list[int] = []
 
@@ -209,7 +142,7 @@ def test_a_proxied_page_cannot_act_as_the_user_but_the_dask_dashboard_works(lab,
                 )
 
         page.on("websocket", on_socket)
-        frame = _frame(page, f"{BASE_URL}aiinfra/dashboard/live/workers")
+        frame = _frame(page, f"{live_lab.base_url}aiinfra/dashboard/live/workers")
         # The workers table lists the cluster's worker: drawn from the Bokeh
         # document the socket delivered, so the socket authenticated and connected.
         frame.locator("text=tcp://127.0.0.1").first.wait_for(timeout=120_000)

@@ -6,24 +6,10 @@
 
 from __future__ import annotations
 
-import os
+from chromium import browser_page
+from labserver import NEEDS_LAB
 
-import pytest
-from chromium import CHROMIUM, browser_page
-
-LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"
-)
-
-
-def _open_panel(page, lab):
-    page.goto(f"{lab.url}lab?token={LIVE_TOKEN}")
-    page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-    panel = page.locator(".aiinfra-panel")
-    panel.wait_for()
-    return panel
+pytestmark = NEEDS_LAB
 
 
 def _clusters(lab) -> list[dict]:
@@ -32,7 +18,7 @@ def _clusters(lab) -> list[dict]:
 
 def test_start_on_an_untouched_form_starts_a_cluster_from_the_defaults(live_lab):
     with browser_page() as page:
-        panel = _open_panel(page, live_lab)
+        panel = live_lab.open_sidebar(page)
         panel.locator("button.aiinfra-start").click()
         dialog = page.locator(".jp-Dialog")
         dialog.locator('select[name="backend"]').wait_for()
@@ -59,7 +45,7 @@ def _error_beside(dialog, field: str):
 
 def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(live_lab):
     with browser_page() as page:
-        panel = _open_panel(page, live_lab)
+        panel = live_lab.open_sidebar(page)
         panel.locator("button.aiinfra-start").click()
         dialog = page.locator(".jp-Dialog")
         dialog.locator('select[name="backend"]').select_option("local")

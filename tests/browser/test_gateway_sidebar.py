@@ -15,10 +15,10 @@ import sys
 import pytest
 from chromium import browser_page
 from gateway_server import forget, gateway, gateway_server  # noqa: F401 - fixtures
-from test_sidebar import pytestmark  # noqa: F401
+from labserver import NEEDS_LAB
 from waiting import wait_for
 
-LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)
+pytestmark = NEEDS_LAB
 
 
 @pytest.fixture
@@ -47,8 +47,7 @@ def test_plain_gateway_cluster_shows_in_the_sidebar_and_stops_there(gateway, liv
         name = f"lab-{cluster_id[:8]}"
         assert cluster_id in running_ids(gateway)
         with browser_page() as page:
-            page.goto(f"{live_lab.url}lab?token={LIVE_TOKEN}")
-            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            live_lab.open_sidebar(page)
             card = page.locator(f'.aiinfra-cluster[data-name="{name}"]')
             card.wait_for()
             head = card.locator(".aiinfra-cluster-head").inner_text()

@@ -11,21 +11,13 @@ rendered colours.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-import pytest
-from chromium import CHROMIUM, browser_page
+from chromium import browser_page
+from labserver import NEEDS_LAB
 from waiting import wait_for
 
-LABEXTENSION = Path(__file__).resolve().parents[2] / "aiinfra_magics" / "labextension"
-LIVE_TOKEN = "aiinfra-live-test"  # the live_lab fixture's (conftest.py)
-
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed"),
-    pytest.mark.skipif(not (LABEXTENSION / "package.json").exists(), reason="labextension not built"),
-]  # fmt: skip
+pytestmark = NEEDS_LAB
 
 NOTEBOOK = {
     "type": "notebook",
@@ -72,7 +64,7 @@ def test_push_panes_drag_charts_and_dark_badges(live_lab):
         page.on(
             "request", lambda r: gets.append(r.url) if "aiinfra/api/clusters" in r.url else None
         )
-        page.goto(f"{live_lab.url}lab/tree/demo.ipynb?token={LIVE_TOKEN}")
+        live_lab.open(page, "lab/tree/demo.ipynb")
         page.locator(".jp-Notebook .jp-Cell").first.wait_for()
         page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
         panel = page.locator(".aiinfra-panel")

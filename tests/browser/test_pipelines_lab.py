@@ -13,43 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from chromium import CHROMIUM, browser_page
+from chromium import browser_page
+from labserver import NEEDS_LAB, REPO
 
 from aiinfra_magics.pipelines.record import hours
 
-REPO = Path(__file__).resolve().parents[2]
-LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
-TOKEN = "aiinfra-pipelines-test"
-BASE_URL = "/user/pipelines-test/"
-
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
-    pytest.mark.skipif(
-        not (LABEXTENSION / "package.json").exists(),
-        reason="labextension not built (pip install -e . or jlpm build in extension/)",
-    ),
-]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _api(url: str, path: str) -> object:
-    req = urllib.request.Request(url + path, headers={"Authorization": f"token {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
+pytestmark = NEEDS_LAB
 
 
 def _notebook(params: str, source: str) -> str:
@@ -91,54 +64,10 @@ def _tiny_pipeline(folder: Path) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    """A real ``jupyter lab`` on a root holding the tiny pipeline (as test_sidebar.py's)."""
-    data = tmp_path / "data" / "labextensions"
-    data.mkdir(parents=True)
-    (data / "aiinfra").symlink_to(LABEXTENSION)
-    root = tmp_path / "root"
-    _tiny_pipeline(root / "pipe")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "JUPYTER_PATH": str(tmp_path / "data"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-    }
-    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-            # The path picker is a command without a button: the test runs it like the palette does.
-            "--LabApp.expose_app_in_browser=True",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}{BASE_URL}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            _api(url, "api/status")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                pytest.fail(
-                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.3)
-    yield url, root
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+def lab(live_lab):
+    """The live lab, its root holding the tiny pipeline in pipe/."""
+    _tiny_pipeline(live_lab.root / "pipe")
+    return live_lab
 
 
 def _open_folder(page, name: str) -> None:
@@ -147,10 +76,9 @@ def _open_folder(page, name: str) -> None:
 
 
 def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_path):
-    url, root = lab
-    folder = root / "pipe"
+    folder = lab.root / "pipe"
     with browser_page() as page:
-        page.goto(f"{url}lab?token={TOKEN}")
+        lab.open(page)
         page.locator(".jp-DirListing-item", has_text="pipe").first.wait_for()
         news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
         if news.count():
@@ -197,7 +125,7 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
             page.screenshot(path=str(tmp_path / "pipeline-runs.png"))
 
         # An executed notebook opens read-only, with no kernel and unmodified.
-        assert _api(url, "api/kernels") == []
+        assert lab.api("api/kernels") == []
         make_row.locator("button.aiinfra-open-executed").click()
         panel = page.locator(".jp-NotebookPanel.aiinfra-readonly")
         panel.wait_for()
@@ -205,8 +133,8 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
         # Every cell's editor is read-only (JupyterLab marks them jp-mod-readOnly).
         assert panel.locator(".jp-Cell .cm-editor").count() >= 2
         assert panel.locator(".jp-Cell .cm-editor:not(.jp-mod-readOnly)").count() == 0
-        assert _api(url, "api/kernels") == []
-        assert _api(url, "api/sessions") == []
+        assert lab.api("api/kernels") == []
+        assert lab.api("api/sessions") == []
         tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="make")
         assert "jp-mod-dirty" not in (tab.get_attribute("class") or "")
 
@@ -243,5 +171,5 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
             "after": ["use"],
             "params": {"k": 5},
         }
-        described = _api(url, "aiinfra/api/pipelines/spec?path=pipe/pipeline.yaml")
+        described = lab.api("aiinfra/api/pipelines/spec?path=pipe/pipeline.yaml")
         assert [s["name"] for s in described["steps"]] == ["make", "use", "extra"]

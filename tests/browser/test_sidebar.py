@@ -9,102 +9,18 @@ refresh the tracked docs/sidebar.png (tests never modify tracked files).
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
-from chromium import CHROMIUM, browser_page
+from chromium import browser_page
+from labserver import NEEDS_LAB, screenshot
 
-REPO = Path(__file__).resolve().parents[2]
-LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
-TOKEN = "aiinfra-browser-test"
-BASE_URL = "/user/browser-test/"
-
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install chromium)"),
-    pytest.mark.skipif(
-        not (LABEXTENSION / "package.json").exists(),
-        reason="labextension not built (pip install -e . or jlpm build in extension/)",
-    ),
-]  # fmt: skip
+pytestmark = NEEDS_LAB
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _api(url: str, path: str) -> dict:
-    req = urllib.request.Request(url + path, headers={"Authorization": f"token {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-@pytest.fixture
-def lab(tmp_path):
-    """A real ``jupyter lab`` that sees this checkout's built labextension."""
-    data = tmp_path / "data" / "labextensions"
-    data.mkdir(parents=True)
-    (data / "aiinfra").symlink_to(LABEXTENSION)  # what `pip install` puts in share/jupyter
-    root = tmp_path / "root"
-    root.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "JUPYTER_PATH": str(tmp_path / "data"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-    }
-    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
-            # No workspace from an earlier session: the layout starts clean.
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}{BASE_URL}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            _api(url, "api/status")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                pytest.fail(
-                    f"jupyter lab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.3)
-    yield url
-    proc.terminate()  # stop_extension closes any cluster the panel left running
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-
-
-def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
+def test_sidebar_starts_lists_shows_and_stops_a_cluster(live_lab, tmp_path):
+    lab = live_lab
     with browser_page() as page:
-        page.goto(f"{lab}lab?token={TOKEN}")
-
         # The aiinfra icon in the left sidebar opens the panel.
-        page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-        panel = page.locator(".aiinfra-panel")
-        panel.wait_for()
+        panel = lab.open_sidebar(page)
         # Devices: the CPU line, and GPUs or the reason there are none.
         panel.locator(".aiinfra-host").wait_for()
         assert panel.locator(".aiinfra-gpu").count() or panel.locator(".aiinfra-no-gpu").count()
@@ -113,7 +29,7 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
         # Start a local cluster from the dialog.
         panel.locator("button.aiinfra-start").click()
         dialog = page.locator(".jp-Dialog")
-        _dialog_follows_backend_declaration(dialog, _api(lab, "aiinfra/api/backends")["backends"])
+        _dialog_follows_backend_declaration(dialog, lab.api("aiinfra/api/backends")["backends"])
         dialog.locator('input[name="name"]').fill("browser1")
         dialog.locator('select[name="backend"]').select_option("local")
         dialog.locator('input[name="workers"]').fill("1")
@@ -130,7 +46,7 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
             }""",
             timeout=60_000,
         )
-        assert [c["name"] for c in _api(lab, "aiinfra/api/clusters")["clusters"]] == ["browser1"]
+        assert [c["name"] for c in lab.api("aiinfra/api/clusters")["clusters"]] == ["browser1"]
         # What it used so far and its idle clock (issue 12): from the cluster's `cost` field.
         card.locator(".aiinfra-cost").get_by_text("worker-h").wait_for(timeout=60_000)
         assert "GPU-h" in card.locator(".aiinfra-cost").inner_text()
@@ -163,15 +79,13 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(lab, tmp_path):
         if news.count():
             news.first.click()
         page.wait_for_timeout(1500)  # let the dashboard draw its first frames
-        shots = Path(os.environ.get("AIINFRA_SCREENSHOTS") or tmp_path)
-        shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shots / "sidebar.png"))
+        screenshot(page, tmp_path, "sidebar.png")
 
         # Stop it from the panel; it leaves the list and the registry.
         card.locator("button.aiinfra-stop").click()
         page.locator(".jp-Dialog button.jp-mod-accept.jp-mod-warn").click()  # confirm
         card.wait_for(state="detached", timeout=90_000)
-        assert _api(lab, "aiinfra/api/clusters")["clusters"] == []
+        assert lab.api("aiinfra/api/clusters")["clusters"] == []
 
 
 def _dialog_follows_backend_declaration(dialog, backends: list[dict]) -> None:
@@ -213,12 +127,10 @@ def throwaway_backend(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
 
 
-def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, lab):
+def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, live_lab):
+    lab = live_lab
     with browser_page() as page:
-        page.goto(f"{lab}lab?token={TOKEN}")
-        page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-        panel = page.locator(".aiinfra-panel")
-        panel.wait_for()
+        panel = lab.open_sidebar(page)
         panel.locator("button.aiinfra-start").click()
         dialog = page.locator(".jp-Dialog")
         dialog.locator('option[data-backend="throwaway"]').wait_for(state="attached")
@@ -232,5 +144,5 @@ def test_a_plugin_backend_appears_in_the_dialog_and_starts(throwaway_backend, la
         dialog.locator("button.jp-mod-accept").click()
         card = panel.locator('.aiinfra-cluster[data-name="plugged"]')
         card.wait_for(timeout=120_000)
-        clusters = _api(lab, "aiinfra/api/clusters")["clusters"]
+        clusters = lab.api("aiinfra/api/clusters")["clusters"]
         assert [(c["name"], c["backend"]) for c in clusters] == [("plugged", "throwaway")]
