@@ -169,6 +169,15 @@ def _environment_row(env: Any) -> str:
     )
 
 
+def _mlflow_text(logged: dict[str, Any]) -> str:
+    if logged.get("status") != "logged":
+        return f"not logged to {logged.get('tracking_uri') or 'the default store'}: {logged.get('error')}"
+    return (
+        f"run {logged.get('run_id')} in experiment {logged.get('experiment')!r} "
+        f"at {logged.get('tracking_uri') or 'the default store'}"
+    )
+
+
 def _lineage(run: RunRecord) -> str:
     """Per step: its parameters, code hash and each product's sha256 (what lineage matches)."""
     rows = []
@@ -246,6 +255,8 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
     }
     meta_rows = "".join(f"<tr><th>{k}</th><td>{_esc(v)}</td></tr>" for k, v in meta.items())
     meta_rows += _environment_row(data.get("environment"))
+    if isinstance(data.get("mlflow"), dict):
+        meta_rows += f"<tr><th>mlflow</th><td>{_esc(_mlflow_text(data['mlflow']))}</td></tr>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{_esc(data["pipeline"])} - run {_esc(data["run_id"])}</title>

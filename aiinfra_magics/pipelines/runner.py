@@ -23,6 +23,7 @@ from . import cache, kinds, provenance
 from .connect import _drain, _prewarm, _run_node, _runner_identity, _stop_run, open_client
 from .dag import Node, apply_overrides, check_resources, expand, select
 from .liveness import Heartbeat
+from .mlflow_log import log_run, require_mlflow
 from .notify import Rule, merge, rules_from_targets
 from .outputs import ensure_handler, is_url, notebook_target
 from .params import collect, file_name
@@ -98,6 +99,8 @@ def run_pipeline(
             )
     if spec.output:
         ensure_handler(spec.output)
+    if spec.mlflow is not None:  # refused now, not after hours of steps
+        require_mlflow()
     nodes = expand(spec)
     if last is not None:
         plan = plan_resume(nodes, spec.folder, last)
@@ -338,6 +341,11 @@ class _Run:
             )
         self.run.save()
         self.progress.end(self.run)
+        if self.spec.mlflow is not None:  # a failure to log is recorded, never raised
+            from .report import write_report
+
+            data["mlflow"] = log_run(self.run, self.spec.mlflow, write_report)
+            self.run.save()
         if self.rules:
             self._notify()
 

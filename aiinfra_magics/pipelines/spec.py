@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import AiinfraError, field_error
+from .mlflow_log import check_settings as check_mlflow
 from .notify import Rule, rules_from_spec
 from .params import load_yaml, plain
 
@@ -27,7 +28,7 @@ SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
-TOP_FIELDS = ("name", "defaults", "steps", "output", "notify")
+TOP_FIELDS = ("name", "defaults", "steps", "output", "notify", "mlflow")
 # papermill's per-notebook options, by papermill's names, allowed in defaults and in a step.
 PAPERMILL_FIELDS = (
     "cwd",
@@ -99,6 +100,7 @@ class PipelineSpec:
     path: Path | None = None
     output: str | None = None  # where executed notebooks go: a folder or any papermill/fsspec URL
     notify: tuple[Rule, ...] = ()  # who is told when a run ends (notify.py)
+    mlflow: dict[str, Any] | None = None  # {tracking_uri, experiment}: see mlflow_log.py
 
     @classmethod
     def from_file(cls, path: str | Path) -> PipelineSpec:
@@ -147,8 +149,15 @@ class PipelineSpec:
                 "output", output, "a folder or a URL papermill can write (s3://, ...)"
             )
         notify = rules_from_spec(data.get("notify"))
+        mlflow = check_mlflow(data.get("mlflow"), folder, name.strip())
         return cls(
-            name=name.strip(), folder=folder, steps=steps, path=path, output=output, notify=notify
+            name=name.strip(),
+            folder=folder,
+            steps=steps,
+            path=path,
+            output=output,
+            notify=notify,
+            mlflow=mlflow,
         )
 
     def resolve(self, relative: str) -> Path:
