@@ -17,6 +17,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRequester } from './api';
@@ -68,7 +69,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Devices, Dask clusters and pipeline runs in the JupyterLab sidebar.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, INotebookTracker, IFileBrowserFactory, IDocumentManager],
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    ISettingRegistry,
+    INotebookTracker,
+    IFileBrowserFactory,
+    IDocumentManager,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
@@ -76,9 +85,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     notebooks: INotebookTracker | null,
     browserFactory: IFileBrowserFactory | null,
-    docManager: IDocumentManager | null
+    docManager: IDocumentManager | null,
+    translatorOrNull: ITranslator | null
   ) => {
     const { commands, shell } = app;
+    // Every user-facing string goes through the lab's translator (domain 'aiinfra'):
+    // each widget and command group gets it in its options and loads its bundle.
+    const translator = translatorOrNull ?? nullTranslator;
+    const trans = translator.load('aiinfra');
     const serverSettings = ServerConnection.makeSettings();
     const model = new PanelModel({
       requester: Private.requester(serverSettings),
@@ -86,10 +100,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       connect: Private.eventSocket(serverSettings)
     });
     model.start();
-    const panel = new AiinfraPanel({ model, commands, commandIDs: CommandIDs });
+    const panel = new AiinfraPanel({ model, commands, commandIDs: CommandIDs, translator });
     panel.id = 'aiinfra-sidebar';
     panel.title.icon = aiinfraIcon;
-    panel.title.caption = 'aiinfra: devices, clusters, pipelines';
+    panel.title.caption = trans.__('aiinfra: devices, clusters, pipelines');
     shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, 'aiinfra-sidebar');
 
@@ -98,14 +112,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       Private.followSettings(settingRegistry, model, settings);
     }
 
-    PanelCommands.add({ commands, shell, panel, model, ids: CommandIDs });
+    PanelCommands.add({ commands, shell, panel, model, ids: CommandIDs, translator });
     ClusterCommands.add({
       commands,
       shell,
       model,
       ids: CommandIDs,
       notebooks,
-      defaultBackend: () => settings.defaultBackend
+      defaultBackend: () => settings.defaultBackend,
+      translator
     });
     DashboardCommands.add({
       commands,
@@ -114,9 +129,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       ids: CommandIDs,
       baseUrl: serverSettings.baseUrl,
       restorer,
-      icon: aiinfraIcon
+      icon: aiinfraIcon,
+      translator
     });
-    ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon });
+    ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon, translator });
     PipelineCommands.add({
       commands,
       shell,

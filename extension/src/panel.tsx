@@ -5,6 +5,7 @@
  */
 
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
 import { codeIcon, LabIcon, refreshIcon, stopIcon, tabIcon, usersIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { MimeData } from '@lumino/coreutils';
@@ -75,6 +76,8 @@ export namespace AiinfraPanel {
     commands: CommandRegistry;
     /** The commands behind the panel's buttons (index.ts passes its CommandIDs). */
     commandIDs: ICommandIDs;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   export interface ICommandIDs {

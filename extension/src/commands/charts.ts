@@ -6,6 +6,7 @@
 
 import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
 import { WidgetTracker } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
@@ -25,6 +26,8 @@ export namespace ChartCommands {
     ids: ICommandIDs;
     restorer: ILayoutRestorer | null;
     icon?: LabIcon;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   export function add(options: IOptions): WidgetTracker<ChartPanel> {

@@ -9,6 +9,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { ITranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 
 import { adaptBody, adaptBounds, formToBody } from '../backends';
@@ -35,6 +36,8 @@ export namespace ClusterCommands {
     notebooks: INotebookTracker | null;
     /** The backend the start dialog preselects (the setting `defaultBackend`). */
     defaultBackend: () => string;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   export function add(options: IOptions): void {

@@ -7,6 +7,7 @@
 
 import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
 import { WidgetTracker } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
@@ -29,6 +30,8 @@ export namespace DashboardCommands {
     baseUrl: string;
     restorer: ILayoutRestorer | null;
     icon?: LabIcon;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   export function add(options: IOptions): WidgetTracker<DashboardPane> {

@@ -1,6 +1,7 @@
 /** Commands of the sidebar itself: show it, refresh it. */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ITranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
@@ -18,6 +19,8 @@ export namespace PanelCommands {
     panel: Widget;
     model: PanelModel;
     ids: ICommandIDs;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   export function add(options: IOptions): void {
