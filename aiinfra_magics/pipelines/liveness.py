@@ -141,6 +141,11 @@ def cancel(run_dir: Path, grace: float = CANCEL_GRACE_S) -> dict[str, Any]:
     runner = data.get("runner") or {}
     if data.get("status") != "running":
         raise OperationError(f"run {run_id} already ended ({data.get('status')})")
+    if not runner.get("pid"):
+        raise OperationError(
+            f"run {run_id}: its record names no process (an older aiinfra wrote it); "
+            "stop it where it runs (Ctrl-C in its terminal or kernel)"
+        )
     if runner.get("host") != platform.node():
         raise OperationError(
             f"run {run_id} runs on host {runner.get('host')!r}; cancel it there "

@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -22,15 +18,15 @@ from urllib.parse import unquote, urlsplit
 from tornado import web
 
 from ..checks import as_name
-from ..errors import AiinfraError, NotFoundError, OperationError
-from ..paths import atomic_write_json, private_dir
+from ..errors import AiinfraError, NotFoundError
+from ..pipelines.liveness import settle
 from .base import AiinfraHandler
 from .paths import inside as _inside
 from .paths import relative as _relative
 from .paths import server_root as _root
 from .paths import within as _within
 
-RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only")
+RUN_FIELDS = ("pipeline", "cluster", "params", "force", "only", "resume", "from")
 SCAN_DEPTH = 3  # how deep below root_dir to look for runs/ folders
 SKIP_DIRS = {"node_modules", ".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
 MAX_RUNS = 50
@@ -65,6 +61,7 @@ def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
             if not isinstance(data, dict):
                 continue
             data.setdefault("run_id", record.parent.name)
+            settle(data, record.parent)  # a killed run reads interrupted, never running
             data["folder"] = _relative(root, record.parent)
             steps = data.get("steps")
             for step in steps.values() if isinstance(steps, dict) else []:
@@ -114,12 +111,15 @@ class PipelineRunsHandler(AiinfraHandler):
         if not isinstance(force, bool):
             raise AiinfraError(f"force: got {force!r}; allowed: true or false", field="force")
         only = _only(body.get("only"))
+        resume, from_step = _resume_from(body, only)
         path = _inside(_root(self), pipeline)
         if not path.is_file():
             raise NotFoundError(f"pipeline: no file {pipeline!r}", field="pipeline")
-        # 400 with step and field, before anything starts: the spec, params and only.
-        await self.call(_check_run, _root(self), path, params, only)
-        launch = await self.call(self.state.launch_pipeline, path, cluster, params, force, only)
+        # 400 with step and field, before anything starts: the spec, params, only, from, resume.
+        await self.call(_check_run, _root(self), path, params, only, resume, from_step)
+        launch = await self.call(
+            self.state.launch_pipeline, path, cluster, params, force, only, resume, from_step
+        )
         self.reply(_launch_view(launch), status=202)
 
 
@@ -136,7 +136,38 @@ def _only(value: Any) -> list[str] | None:
     return value
 
 
-def _check_run(root: Path, path: Path, params: dict[str, Any], only: list[str] | None) -> None:
+def _resume_from(body: dict[str, Any], only: list[str] | None) -> tuple[bool, list[str] | None]:
+    """``resume`` (true or false) and ``from`` (step names), alone or with params only."""
+    resume = body.get("resume", False)
+    if not isinstance(resume, bool):
+        raise AiinfraError(f"resume: got {resume!r}; allowed: true or false", field="resume")
+    from_step = body.get("from")
+    if isinstance(from_step, str):
+        from_step = [from_step]
+    if from_step is not None and (
+        not isinstance(from_step, list)
+        or not from_step
+        or not all(isinstance(v, str) and v for v in from_step)
+    ):
+        raise AiinfraError(
+            f"from: got {body.get('from')!r}; allowed: a step name (or an expanded name)",
+            field="from",
+        )
+    if resume and (from_step or only):
+        raise AiinfraError("resume: allowed without only and from", field="resume")
+    if from_step and only:
+        raise AiinfraError("from: allowed without only", field="from")
+    return resume, from_step
+
+
+def _check_run(
+    root: Path,
+    path: Path,
+    params: dict[str, Any],
+    only: list[str] | None,
+    resume: bool = False,
+    from_step: list[str] | None = None,
+) -> None:
     """What the runner would refuse, refused now with a 400 instead of a failed launch."""
     from ..pipelines.dag import apply_overrides, expand, select
     from ..pipelines.params import collect
@@ -153,6 +184,17 @@ def _check_run(root: Path, path: Path, params: dict[str, Any], only: list[str] |
         select(expand(spec), only, False)
     except AiinfraError as exc:
         raise AiinfraError(str(exc).replace("--only:", "only:", 1), field="only") from None
+    if resume or from_step:
+        from ..pipelines.resume import last_run, plan_from, plan_resume
+
+        flag = "resume" if resume else "from"
+        try:
+            if resume:
+                plan_resume(expand(spec), spec.folder, last_run(spec.folder))
+            else:
+                plan_from(expand(spec), from_step or [])
+        except AiinfraError as exc:  # the runner's words name --resume/--from
+            raise AiinfraError(str(exc).replace(f"--{flag}:", f"{flag}:", 1), field=flag) from None
 
 
 # fsspec schemes that are the local disk under another name: held like plain folders.
@@ -233,72 +275,18 @@ class PipelineRunHandler(AiinfraHandler):
         from .runs import cancel, launch_for
 
         launch = launch_for(self.state.launches, run_id)
-        if launch is None:
+        if launch is None:  # started elsewhere (CLI, schedule, a kernel): cancelled by its record
             runs = await self.call(
                 _read_runs, _root(self), [Path(x["dir"]) for x in self.state.launches.values()]
             )
-            if any(r.get("run_id") == run_id for r in runs):
-                raise OperationError(
-                    f"run {run_id} was not started by this Jupyter server; "
-                    "stop it where it runs (Ctrl-C in its terminal or kernel)"
-                )
-            raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
+            found = next((r for r in runs if r.get("run_id") == run_id), None)
+            if found is None:
+                raise NotFoundError(f"run_id: no pipeline run {run_id!r}", field="run_id")
+            from ..pipelines.liveness import cancel as cancel_recorded
+
+            self.reply(await self.call(cancel_recorded, _root(self) / found["folder"]))
+            return
         self.reply(await self.call(cancel, launch))
-
-
-def launch_pipeline(
-    home: Path,
-    path: Path,
-    cluster: str | None,
-    params: dict[str, Any],
-    force: bool,
-    only: list[str] | None = None,
-) -> dict[str, Any]:
-    """Start the run detached (``server.launch``); the request travels as a private JSON file.
-
-    The params stay typed JSON all the way to the runner: no ``-p`` text in between.
-    """
-    launch_id = "launch-" + uuid.uuid4().hex[:8]
-    private_dir(home)  # jobs and logs name paths and clusters: the user's only
-    job_file = home / f"{launch_id}.json"
-    run_id_file = home / f"{launch_id}.run_id"
-    atomic_write_json(
-        job_file,
-        {
-            "pipeline": str(path),
-            "cluster": cluster,
-            "params": params,
-            "force": force,
-            "only": only,
-            "run_id_file": str(run_id_file),
-        },
-    )
-    cmd = [sys.executable, "-m", "aiinfra_magics.server.launch", str(job_file)]
-    log = home / f"{launch_id}.log"
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=path.parent,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-    except BaseException:
-        log.unlink(missing_ok=True)  # a launch that never started leaves nothing behind
-        job_file.unlink(missing_ok=True)
-        raise
-    return {
-        "launch": launch_id,
-        "pipeline": str(path),
-        "dir": str(path.parent),
-        "log": str(log),
-        "run_id_file": str(run_id_file),
-        "started": time.time(),
-        "process": proc,
-    }
 
 
 def _launch_view(launch: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +294,8 @@ def _launch_view(launch: dict[str, Any]) -> dict[str, Any]:
 
     code = launch["process"].poll()
     status = "running" if code is None else ("finished" if code == 0 else "failed")
+    if code is not None and code < 0:  # killed by a signal: its record says interrupted
+        status = "interrupted"
     if code is not None and launch.get("cancelled"):
         status = "cancelled"
     run_id = launch_run_id(launch)

@@ -121,12 +121,22 @@ class ServerState:
         self._targets: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._capability_key = secrets.token_bytes(32)  # dies with the server
-        self.launches: dict[str, dict[str, Any]] = {}  # pipeline runs started by this server
+        # Pipeline runs started through this server, and those a server before it started
+        # that still run (or ended lately): runs outlive the server that started them.
+        self.launches: dict[str, dict[str, Any]] = self._adopt()
 
     def home(self) -> Path:
         from ..paths import aiinfra_home
 
         return aiinfra_home()  # created 0700
+
+    def _adopt(self) -> dict[str, dict[str, Any]]:
+        from .launch import adopt
+
+        try:
+            return adopt(self.home() / "pipelines")
+        except OSError:  # no home to read: nothing to adopt, and the server still starts
+            return {}
 
     def launch_pipeline(
         self,
@@ -135,10 +145,14 @@ class ServerState:
         params: dict[str, Any],
         force: bool,
         only: list[str] | None = None,
+        resume: bool = False,
+        from_step: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        from .pipelines import launch_pipeline
+        from .launch import start
 
-        launch = launch_pipeline(self.home() / "pipelines", path, cluster, params, force, only)
+        launch = start(
+            self.home() / "pipelines", path, cluster, params, force, only, resume, from_step
+        )
         self.launches[launch["launch"]] = launch
         return launch
 
@@ -223,14 +237,7 @@ class ServerState:
             self._targets.pop(name, None)
 
     def close(self) -> None:
-        for launch in self.launches.values():
-            if launch["process"].poll() is None:
-                launch["process"].terminate()
-        for launch in self.launches.values():
-            try:
-                launch["process"].wait(timeout=10)
-            except Exception:  # noqa: BLE001 - a stuck run is killed below
-                launch["process"].kill()
+        # Pipeline runs are left running: they belong to no server (the next one adopts them).
         self.sampler.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.start_executor.shutdown(wait=False, cancel_futures=True)
