@@ -55,8 +55,10 @@ def contrast(fg: str, bg: str) -> float:
 
 
 def test_push_panes_drag_charts_and_dark_badges(live_lab):
-    from aiinfra_magics.clusters import manager
+    from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
+
+    manager = ClusterManager()
 
     live_lab.api("api/contents/demo.ipynb", "PUT", NOTEBOOK)
     with browser_page(width=1500, height=900) as page:
