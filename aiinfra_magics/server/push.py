@@ -9,6 +9,11 @@ the last one is a message sent, to every open socket:
 ``{"type": "clusters", "clusters": [...]}``, ``{"type": "runs", "runs": [...]}``,
 ``{"type": "metrics", "metrics": {...}}`` (the GPU sampler's latest sample).
 
+Events are sent once, to the sockets open at the time: ``{"type": "run-ended",
+"run": {run_id, pipeline, status, folder, failed_steps, duration, trigger, text}}``
+when a run seen running (or one new since the feed started) has ended, whoever
+started it; the lab shows it as a notification linking to the run view.
+
 A cluster started from a cell reaches an open sidebar within about
 ``WATCH_INTERVAL_S`` plus one listing; the sidebar polls only while this socket
 is down.
@@ -21,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -50,6 +56,31 @@ def registry_stamp(root: Any) -> tuple:
     return tuple(sorted(stamp))
 
 
+class RunEnds:
+    """Which runs ended between two listings: each is told once."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since  # a run new to the feed is told only if it ended after this
+        self.statuses: dict[str, Any] | None = None  # None until the first listing
+
+    def update(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from ..pipelines.notify import message
+
+        ended = []
+        if self.statuses is not None:
+            for run in runs:
+                status = run.get("status")
+                if status in (None, "running"):
+                    continue
+                before = self.statuses.get(run.get("run_id"), "new")
+                end = run.get("end") if isinstance(run.get("end"), (int, float)) else 0
+                if before == "running" or (before == "new" and end >= self.since):
+                    event = {k: v for k, v in message(run, None).items() if k != "report"}
+                    ended.append({**event, "folder": run.get("folder")})
+        self.statuses = {r.get("run_id"): r.get("status") for r in runs}
+        return ended
+
+
 class ChangeFeed:
     """Watches the registry, runs and metrics for all sockets of one server."""
 
@@ -60,6 +91,7 @@ class ChangeFeed:
         self._task: asyncio.Task | None = None
         self._kick = asyncio.Event()
         self.root_dir: Any = None  # the server's root, from the first socket's settings
+        self.ends = RunEnds(time.time())
 
     def attach(self, socket: EventsHandler) -> None:
         self.sockets.add(socket)
@@ -90,24 +122,30 @@ class ChangeFeed:
                 await self._publish("clusters", self._clusters)
             if now - runs_at >= RUNS_S:
                 runs_at = now
-                await self._publish("runs", self._runs)
+                runs = await self._publish("runs", self._runs)
+                for event in self.ends.update(runs or []):
+                    self._send(json.dumps({"type": "run-ended", "run": event}, default=str))
             if now - metrics_at >= METRICS_S:
                 metrics_at = now
                 await self._publish("metrics", self.state.sampler.latest)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), WATCH_INTERVAL_S)
 
-    async def _publish(self, kind: str, fetch: Any) -> None:
+    async def _publish(self, kind: str, fetch: Any) -> Any:
+        """Fetch ``kind`` and send it if it changed; the value fetched (None on failure)."""
         loop = asyncio.get_running_loop()
         try:
             value = await loop.run_in_executor(self.state.executor, fetch)
         except Exception:  # one failing source must not stop the others
             logger.warning("aiinfra events: %s failed", kind, exc_info=True)
-            return
+            return None
         message = json.dumps({"type": kind, kind: value}, default=str, sort_keys=True)
-        if self._last.get(kind) == message:
-            return
-        self._last[kind] = message
+        if self._last.get(kind) != message:
+            self._last[kind] = message
+            self._send(message)
+        return value
+
+    def _send(self, message: str) -> None:
         for socket in list(self.sockets):
             socket.send(message)
 

@@ -15,7 +15,8 @@ import { ISignal, Signal } from '@lumino/signaling';
 export type PushMessage =
   | { type: 'clusters'; clusters: unknown[] }
   | { type: 'runs'; runs: unknown }
-  | { type: 'metrics'; metrics: unknown };
+  | { type: 'metrics'; metrics: unknown }
+  | { type: 'run-ended'; run: unknown };
 
 /** The part of a browser WebSocket the stream uses. */
 export interface ISocketLike {
@@ -179,5 +180,5 @@ export namespace EventStream {
 }
 
 namespace Private {
-  export const KINDS = { clusters: true, runs: true, metrics: true };
+  export const KINDS = { clusters: true, runs: true, metrics: true, 'run-ended': true };
 }

@@ -29,6 +29,7 @@ import { PipelineCommands } from './commands/pipelines';
 import { ISocketLike } from './events';
 import { PanelModel } from './model';
 import { AiinfraPanel } from './panel';
+import { RunNotifications } from './pipelines/notify';
 import { AddToPipelineButton } from './pipelines/toolbar';
 
 /** The ids of the commands this extension adds. */
@@ -145,6 +146,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       contents: app.serviceManager.contents,
       icon: aiinfraIcon
     });
+    RunNotifications.add({ pushed: model.pushed, commands, openRuns: CommandIDs.openRuns, translator });
     app.docRegistry.addWidgetExtension(
       'Notebook',
       new AddToPipelineButton(commands, CommandIDs.addToPipeline, aiinfraIcon)

@@ -311,6 +311,7 @@ export class PanelModel {
   /** The push channel, when the model was given a way to open it. */
   readonly stream: EventStream | null;
   private _changed = new Signal<this, void>(this);
+  private _pushed = new Signal<this, PushMessage>(this);
 
   constructor(options: PanelModel.IOptions) {
     this.requester = options.requester;
@@ -353,8 +354,14 @@ export class PanelModel {
     return this._changed;
   }
 
+  /** Every message pushed over the events socket, events (run-ended) included. */
+  get pushed(): ISignal<this, PushMessage> {
+    return this._pushed;
+  }
+
   /** Apply one pushed message. */
   apply(message: PushMessage): void {
+    this._pushed.emit(message);
     if (message.type === 'clusters') {
       this.clusters = { data: message.clusters as ICluster[] };
       const names = new Set(this.clusters.data!.map(c => c.name));
