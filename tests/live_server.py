@@ -20,20 +20,24 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """A real ``jupyter server`` process with the extension enabled (for sync clients)."""
+    """A real ``jupyter server`` process with the extension enabled (for sync clients).
+
+    Another LiveServer on the same ``tmp`` is the same server started again: same root,
+    home and runtime dir, its log appended.
+    """
 
     def __init__(self, tmp: Any, base_url: str = "/", python_flags: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.token = "aiinfra-test-token"
         self.base_url = base_url
         root = tmp / "root"
-        root.mkdir()
+        root.mkdir(exist_ok=True)
         env = {
             **os.environ,
             "AIINFRA_HOME": str(tmp / "home"),
             "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
         }
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(tmp / "server.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
                 sys.executable, *python_flags, "-m", "jupyter_server", "--no-browser", "--allow-root",
