@@ -151,6 +151,9 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
 
     add_lineage_words(actions)
     add_run_words(actions)
+    from .schedules import SCHEDULE_HELP, add_schedule  # schedule words: their own door module
+
+    add_schedule(actions.add_parser("schedule", help=SCHEDULE_HELP))
 
 
 def add_promote(prom: argparse.ArgumentParser) -> None:

@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "aiinfra_magics.doors.gateway:add_gateway",
         "register Dask Gateways (their clusters are listed)",
     ),
+    "scheduler": (
+        "aiinfra_magics.doors.schedules:add_scheduler",
+        "the per-user service that fires pipeline schedules",
+    ),
 }
 
 
@@ -151,6 +155,10 @@ def add_subcommands(parser: argparse.ArgumentParser, dest: str) -> argparse._Sub
 def run_words(argv: list[str], ctx: Context, prog: str = "aiinfra") -> Any:
     """Parse ``argv`` and run the chosen command; return its result object."""
     args = build_parser(prog).parse_args(argv)
+    if args.command != "scheduler":  # a killed scheduler service comes back with any command
+        from ..pipelines.scheduler_revive import revive_quietly
+
+        revive_quietly()
     return args.run(args, ctx)
 
 

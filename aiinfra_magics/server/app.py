@@ -32,6 +32,9 @@ class AiinfraServerApp(ExtensionApp):
             sampler_interval=self.sampler_interval, max_cluster_starts=self.max_cluster_starts
         )
         self.settings["aiinfra_state"] = self.state
+        from ..pipelines.scheduler_revive import revive_quietly
+
+        revive_quietly()  # schedules fire again if their service was killed
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(api_handlers())

@@ -19,6 +19,7 @@ from .launchlog import launch_log_handlers
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
 from .push import push_handlers
 from .runs import runs_handlers
+from .schedules import schedule_handlers
 
 PATCH_FIELDS = ("workers", "adapt")
 
@@ -148,4 +149,5 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         *runs_handlers(),
         *launch_log_handlers(),
         *push_handlers(),
+        *schedule_handlers(),
     ]
