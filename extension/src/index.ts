@@ -144,12 +144,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       docManager,
       notebooks,
       contents: app.serviceManager.contents,
-      icon: aiinfraIcon
+      icon: aiinfraIcon,
+      translator
     });
     RunNotifications.add({ pushed: model.pushed, commands, openRuns: CommandIDs.openRuns, translator });
     app.docRegistry.addWidgetExtension(
       'Notebook',
-      new AddToPipelineButton(commands, CommandIDs.addToPipeline, aiinfraIcon)
+      new AddToPipelineButton(commands, CommandIDs.addToPipeline, aiinfraIcon, translator)
     );
     app.contextMenu.addItem({ command: CommandIDs.addToPipeline, selector: '.jp-Notebook', rank: 90 });
 

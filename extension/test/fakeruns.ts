@@ -59,6 +59,7 @@ export function record(id: string, start: number, steps: Record<string, any>, ex
 export class FakeRuns {
   runs: IRunRecord[] = [];
   launches: any[] = [];
+  logs: Record<string, string> = {};
   calls: Array<{ method: string; url: string; body: any }> = [];
 
   requester(): IRequester {
@@ -87,6 +88,13 @@ export class FakeRuns {
       const launch = { launch: `launch-${this.launches.length}`, pipeline: body.pipeline, status: 'running', exit_code: null, run_id: null };
       this.launches.push(launch);
       return [202, launch];
+    }
+    const log = /^pipelines\/launches\/([^/]+)\/log$/.exec(path);
+    if (method === 'GET' && log) {
+      const text = this.logs[log[1]];
+      return text === undefined
+        ? [404, { message: `launch: no run launched by this server as '${log[1]}'`, field: 'launch' }]
+        : [200, { launch: log[1], text, truncated: false }];
     }
     if (method === 'DELETE' && path.startsWith('pipelines/runs/')) {
       return [200, { status: 'cancelled' }];

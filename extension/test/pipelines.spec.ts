@@ -1,15 +1,26 @@
+import { editsOrRuns } from '../src/pipelines/readonly';
 import {
+  canResume,
   cellFailure,
+  costTitle,
   dagLayout,
+  executedRun,
   failedSteps,
+  formatAmount,
   formatCost,
   formatHours,
+  fromBody,
   groupRuns,
   isFullyCached,
   pipelinePath,
+  placement,
   rerunBody,
+  resumeBody,
   RunsModel,
-  stepDuration
+  scheduleOf,
+  sourcePath,
+  stepDuration,
+  workerLabel
 } from '../src/pipelines/runs';
 import { fetchSpec, formToRunBody, onlyChoices, paramFields, parseField } from '../src/pipelines/spec';
 import { waitFor } from './dom';
@@ -87,12 +98,96 @@ describe('step cost cells', () => {
     expect(formatHours(undefined)).toBe('');
   });
 
-  it('say cached, not measured, or the GPU- and core-hours held', () => {
+  it('write an amount in the unit a person reads, with two significant digits', () => {
+    expect(formatAmount(0.0005052, 'core')).toBe('1.8 core-s');
+    expect(formatAmount(0.000145004, 'core')).toBe('0.52 core-s');
+    expect(formatAmount(0.0000001, 'core')).toBe('0.00036 core-s');
+    expect(formatAmount(0.05, 'core')).toBe('3 core-min');
+    expect(formatAmount(0.9, 'GPU')).toBe('54 GPU-min');
+    expect(formatAmount(1.234, 'GPU')).toBe('1.2 GPU-h');
+    expect(formatAmount(1234.5, 'core')).toBe('1200 core-h');
+    expect(formatAmount(0, 'core')).toBe('0 core-s');
+  });
+
+  it('say cached, not measured, or the core time held and GPU time where there were GPUs', () => {
     expect(formatCost({ cached: true, gpu_hours: 0, core_hours: 0 })).toBe('cached');
     expect(formatCost({ error: 'KeyError: x' })).toBe('not measured');
-    expect(formatCost({ gpu_hours: 0.5, core_hours: 2 })).toBe('0.5 GPU-h · 2 core-h');
-    expect(formatCost({ core_hours: 0.25 })).toBe('0 GPU-h · 0.25 core-h');
+    expect(formatCost({ gpu_hours: 0.5, core_hours: 2 })).toBe('30 GPU-min · 2 core-h');
+    expect(formatCost({ gpu_hours: 0, core_hours: 0.0005052 })).toBe('1.8 core-s');
     expect(formatCost(null)).toBe('');
+    // The exact hours stay one hover away.
+    expect(costTitle({ gpu_hours: 0, core_hours: 0.0005052, worker_hours: 0.0005052, cpu_hours: 0.00001 })).toBe(
+      '0 GPU-h, 0.0005052 core-h, 0.0005052 worker-h, 0 GB-h of memory held; 0.00001 CPU-h used'
+    );
+  });
+});
+
+describe('where a step ran', () => {
+  it('names the host and the worker, not its address', () => {
+    expect(workerLabel({ worker: 'inproc://192.0.2.2/7605/4', host: 'vm' })).toBe('vm · in-process worker 4');
+    expect(workerLabel({ worker: 'inproc://192.0.2.2/7605/4', worker_name: '0', host: 'vm' })).toBe('vm · worker 0');
+    expect(workerLabel({ worker: 'tcp://10.0.0.5:40123', worker_name: 'SLURMCluster-3', host: 'gpu-1', slurm_node: 'node7' })).toBe(
+      'node7 · SLURMCluster-3'
+    );
+    expect(workerLabel({ worker: 'tcp://10.0.0.5:40123', worker_name: 'tcp://10.0.0.5:40123', host: 'gpu-1' })).toBe('gpu-1 · port 40123');
+    expect(workerLabel({ worker: 'tcp://10.0.0.5:40123' })).toBe('10.0.0.5:40123');
+    expect(workerLabel({})).toBe('');
+    expect(placement({ worker: 'inproc://h/1/2', host: 'vm', devices: ['cuda:0', 'cuda:1'] })).toBe('vm · in-process worker 2 · cuda:0,cuda:1');
+  });
+});
+
+describe('resume, run from a step, schedules and executed notebooks', () => {
+  const failed = record('r2', 20, { prepare: { status: 'ok', step: 'prepare' }, 'train[lr=0.1]': { status: 'failed', step: 'train' } });
+
+  it('resumes the latest failed or interrupted run of a pipeline with its params and cluster', () => {
+    const older = record('r1', 10, { prepare: { status: 'failed' } });
+    const elsewhere = record('o1', 30, { a: { status: 'ok' } }, { folder: 'other/runs/o1', file: '/srv/root/other/pipeline.yaml' });
+    const runs = [older, failed, elsewhere];
+    expect(canResume(failed, runs)).toBe(true);
+    expect(canResume(older, runs)).toBe(false); // --resume continues the last run
+    expect(canResume({ ...failed, status: 'interrupted' }, runs)).toBe(true);
+    expect(canResume({ ...failed, status: 'ok' }, runs)).toBe(false);
+    const withParams = { ...failed, overrides: [{ step: 'prepare', key: 'n', value: 5 }], cluster: { name: 'gpus', embedded: false } };
+    expect(resumeBody(withParams).body).toEqual({ pipeline: 'demo/pipeline.yaml', resume: true, params: { 'prepare.n': 5 }, cluster: 'gpus' });
+  });
+
+  it('runs from a step (an expanded node runs from its step)', () => {
+    expect(fromBody(failed, 'prepare').body).toEqual({ pipeline: 'demo/pipeline.yaml', from: 'prepare' });
+    expect(fromBody(failed, 'train[lr=0.1]').body).toEqual({ pipeline: 'demo/pipeline.yaml', from: 'train' });
+    expect(fromBody(failed, 'nope').error).toContain('no step nope');
+    expect(fromBody({ ...failed, folder: null }, 'prepare').error).toContain('outside the Jupyter root');
+  });
+
+  it('knows runs a schedule started', () => {
+    expect(scheduleOf({ ...failed, trigger: { kind: 'schedule', schedule: 'nightly' } })).toBe('nightly');
+    expect(scheduleOf({ ...failed, trigger: { kind: 'lab' } })).toBeNull();
+    expect(scheduleOf(failed)).toBeNull();
+  });
+
+  it('knows an executed notebook by its folder, and its source', () => {
+    expect(executedRun('demo/runs/20261206-114250-121997-e78b/total.ipynb')).toEqual({
+      runId: '20261206-114250-121997-e78b',
+      folder: 'demo/runs/20261206-114250-121997-e78b',
+      name: 'total.ipynb'
+    });
+    expect(executedRun('runs/20261206-114250-1/x.ipynb')?.runId).toBe('20261206-114250-1');
+    expect(executedRun('demo/runs/notes/total.ipynb')).toBeNull();
+    expect(executedRun('demo/total.ipynb')).toBeNull();
+    expect(sourcePath(failed, { source: 'train.ipynb' })).toBe('demo/train.ipynb');
+  });
+
+  it('stops the command-mode keys that edit or run a read-only notebook, not the others', () => {
+    const key = (k: string, mods: KeyboardEventInit = {}) => editsOrRuns(new KeyboardEvent('keydown', { key: k, ...mods }));
+    for (const k of ['x', 'v', 'V', 'd', 'a', 'b', 'z', 'm', 'y', '1']) {
+      expect([k, key(k)]).toEqual([k, true]);
+    }
+    expect(key('Enter', { shiftKey: true })).toBe(true);
+    expect(key('Enter', { ctrlKey: true })).toBe(true);
+    expect(key('-', { ctrlKey: true, shiftKey: true })).toBe(true);
+    for (const k of ['ArrowDown', 'j', 'k', 'c', 'Escape', 'Enter', 'f']) {
+      expect([k, key(k)]).toEqual([k, false]);
+    }
+    expect(key('c', { ctrlKey: true })).toBe(false); // copying is fine
   });
 });
 
@@ -206,9 +301,20 @@ describe('RunsModel', () => {
     fake.launches[0].status = 'failed';
     await model.refresh();
     expect(model.cancellable(model.run!)).toBe(false);
-    await model.rerunFailed(model.run!);
+    const r9 = model.run!;
+    await model.rerunFailed(r9);
+    await model.resume(r9);
+    await model.runFrom(r9, 'train');
     const posts = fake.calls.filter(c => c.method === 'POST').map(c => c.body);
-    expect(posts[1]).toEqual({ pipeline: 'demo/pipeline.yaml', only: ['train'] });
+    expect(posts.slice(1)).toEqual([
+      { pipeline: 'demo/pipeline.yaml', only: ['train'] },
+      { pipeline: 'demo/pipeline.yaml', resume: true },
+      { pipeline: 'demo/pipeline.yaml', from: 'train' }
+    ]);
+    // A failed launch's log, read through the REST route (never a server path).
+    fake.logs['launch-0'] = 'Traceback: no cluster nosuch';
+    expect((await model.launchLog('launch-0')).text).toBe('Traceback: no cluster nosuch');
+    expect(fake.calls[fake.calls.length - 1].url).toBe('/base/aiinfra/api/pipelines/launches/launch-0/log');
     model.dispose();
   });
 

@@ -1,7 +1,7 @@
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { parseParamLines, PromoteForm, RunPipelineForm } from '../src/pipelines/dialogs';
+import { OTHER_FILE, parseParamLines, PromoteForm, RunPipelineForm } from '../src/pipelines/dialogs';
 import { RunsModel } from '../src/pipelines/runs';
 import { RunsView } from '../src/pipelines/runview';
 import { formToRunBody } from '../src/pipelines/spec';
@@ -49,6 +49,43 @@ describe('the run dialog', () => {
     });
     form.dispose();
   });
+
+  it('names the pipeline, offers the others and another file, and Schedule… where it exists', async () => {
+    const other = { ...SPEC, path: 'other/pipeline.yaml', name: 'other', steps: [SPEC.steps[1]], nodes: [] };
+    const picked: string[] = [];
+    const scheduled: string[] = [];
+    const form = await mount(
+      new RunPipelineForm({
+        spec: SPEC,
+        clusters: [],
+        pipelines: ['other/pipeline.yaml', 'demo/pipeline.yaml'],
+        loadSpec: async path => (path === other.path ? other : SPEC),
+        pickFile: () => picked.push('file dialog'),
+        schedule: path => scheduled.push(path)
+      }),
+      'select[name="pipeline"]'
+    );
+    const choices = Array.from(form.node.querySelectorAll<HTMLOptionElement>('select[name="pipeline"] option')).map(o => o.value);
+    expect(choices).toEqual(['other/pipeline.yaml', 'demo/pipeline.yaml', OTHER_FILE]);
+    expect(($('select[name="pipeline"]', form.node) as HTMLSelectElement).value).toBe('demo/pipeline.yaml');
+    // Force's help sits beside its box, not in a column of its own.
+    expect($('[data-option="force"] .aiinfra-check-box .aiinfra-check-help', form.node)!.textContent).toContain('ignoring the cache');
+    type($('input[name="prepare.n"]', form.node)!, '7');
+    type($('select[name="pipeline"]', form.node)!, 'other/pipeline.yaml');
+    await waitFor(() => form.spec.path === 'other/pipeline.yaml', 'the other spec');
+    await waitFor(() => !$('input[name="prepare.n"]', form.node) && $('input[name="train.lr"]', form.node), 'its form');
+    expect(form.getValue().values).toEqual({}); // the other pipeline's params, untouched
+    type($('select[name="pipeline"]', form.node)!, OTHER_FILE);
+    expect(picked).toEqual(['file dialog']);
+    ($('button.aiinfra-schedule-pipeline', form.node) as HTMLButtonElement).click();
+    expect(scheduled).toEqual(['other/pipeline.yaml']);
+    form.dispose();
+
+    const plain = await mount(new RunPipelineForm({ spec: SPEC, clusters: [] }), 'select[name="pipeline"]');
+    expect($('button.aiinfra-schedule-pipeline', plain.node)).toBeNull(); // no Schedules panel: no button
+    expect(plain.node.querySelectorAll('select[name="pipeline"] option')).toHaveLength(1);
+    plain.dispose();
+  });
 });
 
 describe('the Add to pipeline dialog', () => {
@@ -74,7 +111,13 @@ describe('the run view', () => {
   function setup(fake: FakeRuns) {
     const commands = new CommandRegistry();
     const executed: Array<[string, any]> = [];
-    const ids = { openExecuted: 'test:open', cancelRun: 'test:cancel', rerunFailed: 'test:rerun' };
+    const ids = {
+      openExecuted: 'test:open',
+      cancelRun: 'test:cancel',
+      rerunFailed: 'test:rerun',
+      resumeRun: 'test:resume',
+      runFrom: 'test:from'
+    };
     for (const id of Object.values(ids)) {
       commands.addCommand(id, { execute: args => void executed.push([id, args]) });
     }
@@ -94,6 +137,8 @@ describe('the run view', () => {
           duration: 1.25,
           attempts: 2,
           worker: 'tcp://127.0.0.1:1',
+          worker_name: '0',
+          host: 'gpu-node-3',
           devices: ['cuda:0'],
           notebook_path: 'demo/runs/r3/prepare.ipynb',
           cost: { gpu_hours: 0.000347222, core_hours: 0.000347222, worker_hours: 0.000347222 }
@@ -116,22 +161,62 @@ describe('the run view', () => {
     const prepare = $('.aiinfra-step-row[data-step="prepare"]', view.node)!;
     expect($('.aiinfra-step-duration', prepare)!.textContent).toBe('1.3 s');
     expect($('.aiinfra-step-attempts', prepare)!.textContent).toBe('2');
-    expect($('.aiinfra-step-where', prepare)!.textContent).toBe('tcp://127.0.0.1:1 · cuda:0');
-    expect($('.aiinfra-step-cost', prepare)!.textContent).toBe('0.0003472 GPU-h · 0.0003472 core-h');
+    expect($('.aiinfra-step-where', prepare)!.textContent).toBe('gpu-node-3 · worker 0 · cuda:0');
+    expect($('.aiinfra-step-where', prepare)!.title).toBe('tcp://127.0.0.1:1');
+    expect($('.aiinfra-step-cost', prepare)!.textContent).toBe('1.2 GPU-s · 1.2 core-s');
+    expect($('.aiinfra-step-cost', prepare)!.title).toContain('0.0003472 GPU-h');
     expect($('.aiinfra-step-row[data-step="train"] .aiinfra-step-cost', view.node)!.textContent).toBe('');
     expect($('.aiinfra-step-failure[data-step="train"]', view.node)!.textContent).toContain('ZeroDivisionError: division by zero');
 
+    // Edges end in arrows; every box has Run from here.
+    const edge = $('.aiinfra-dag-edge', view.node)!;
+    expect(edge.getAttribute('marker-end')).toMatch(/^url\(#aiinfra-dag-arrow-\d+\)$/);
+    expect(view.node.querySelector(edge.getAttribute('marker-end')!.slice(4, -1))).not.toBeNull();
+
     ($('.aiinfra-open-executed', prepare) as HTMLButtonElement).click();
     ($('.aiinfra-rerun-failed', view.node) as HTMLButtonElement).click();
+    ($('.aiinfra-resume-run', view.node) as HTMLButtonElement).click();
+    $('.aiinfra-dag-node[data-node="train"] .aiinfra-dag-from', view.node)!.dispatchEvent(new MouseEvent('click', { bubbles: true }));
     expect(executed).toEqual([
-      ['test:open', { path: 'demo/runs/r3/prepare.ipynb' }],
-      ['test:rerun', { run_id: 'r3' }]
+      ['test:open', { path: 'demo/runs/r3/prepare.ipynb', run_id: 'r3', source: '' }],
+      ['test:rerun', { run_id: 'r3' }],
+      ['test:resume', { run_id: 'r3' }],
+      ['test:from', { run_id: 'r3', step: 'train' }]
     ]);
 
     // A fully cached run says so instead of looking like work.
     ($('.aiinfra-runs-row[data-run-id="r2"]', view.node) as HTMLElement).click();
     await waitFor(() => $('.aiinfra-run-detail[data-run-id="r2"]', view.node), 'r2');
     expect($('.aiinfra-run-head .aiinfra-status', view.node)!.textContent).toBe('cached');
+    view.dispose();
+  });
+
+  it('marks scheduled runs, resumes only the latest, and links a failed launch to its log', async () => {
+    const fake = new FakeRuns();
+    fake.runs = [
+      record('r1', 10, { a: { status: 'failed' } }, { status: 'failed', trigger: { kind: 'schedule', schedule: 'nightly' } }),
+      record('r2', 20, { a: { status: 'failed' } }, { status: 'interrupted', trigger: { kind: 'lab' } })
+    ];
+    fake.launches = [{ launch: 'launch-7', pipeline: '/srv/root/demo/pipeline.yaml', status: 'failed', exit_code: 2, run_id: null, log: '/private/launch-7.log' }];
+    fake.logs['launch-7'] = 'aiinfra: cluster: no cluster named nosuch';
+    const { model, view } = setup(fake);
+    model.select('r1');
+    await mount(view, '.aiinfra-runs');
+    await model.refresh();
+    await waitFor(() => $('.aiinfra-run-detail[data-run-id="r1"]', view.node), 'r1');
+    expect($('.aiinfra-runs-row[data-run-id="r1"] .aiinfra-scheduled', view.node)!.dataset.schedule).toBe('nightly');
+    expect($('.aiinfra-runs-row[data-run-id="r2"] .aiinfra-scheduled', view.node)).toBeNull();
+    expect($('.aiinfra-run-head .aiinfra-scheduled', view.node)!.textContent).toBe('scheduled: nightly');
+    expect($('.aiinfra-resume-run', view.node)).toBeNull(); // not the latest run of its pipeline
+    model.select('r2');
+    await waitFor(() => $('.aiinfra-resume-run', view.node), 'Resume on the interrupted latest run');
+
+    model.select('launch-7');
+    await waitFor(() => $('.aiinfra-launch-log-open', view.node), 'the log link');
+    expect(view.node.textContent).not.toContain('/private/launch-7.log'); // no server path
+    ($('.aiinfra-launch-log-open', view.node) as HTMLButtonElement).click();
+    const log = await waitFor(() => $('.aiinfra-launch-log', view.node), 'the log');
+    expect(log.textContent).toContain('no cluster named nosuch');
     view.dispose();
   });
 

@@ -1,8 +1,9 @@
 /**
  * Commands of pipelines: run a pipeline.yaml from a dialog made from its spec
- * (palette, sidebar, file browser context menu or a path picker), the run view
- * in the main area (cancel, re-run failed steps, executed notebooks read-only),
- * and "Add to pipeline" for the notebook in front.
+ * (palette, sidebar, file browser context menu or a path picker; the dialog
+ * names the pipeline and offers the others), the run view in the main area
+ * (cancel, resume, re-run failed steps, run from a step, executed notebooks
+ * read-only), and "Add to pipeline" for the notebook in front.
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
@@ -11,18 +12,23 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileDialog, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Contents } from '@jupyterlab/services';
+import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { ICluster, PanelModel } from '../model';
 import { parseParamLines, PromoteForm, RunPipelineForm } from '../pipelines/dialogs';
-import { openReadOnly } from '../pipelines/readonly';
-import { RunsModel } from '../pipelines/runs';
+import { bundle } from '../pipelines/i18n';
+import { makeReadOnly, openReadOnly, READ_ONLY_CLASS } from '../pipelines/readonly';
+import { executedRun, IRunRecord, pipelinePath, RunsModel } from '../pipelines/runs';
 import { RunsView } from '../pipelines/runview';
 import { fetchSpec, formToRunBody, ISpec } from '../pipelines/spec';
 import { FormError, showFormDialog } from '../formdialog';
 import { reportFailure } from './common';
+
+/** The Schedules panel's command (issue 26): "Schedule…" is offered only where it exists. */
+export const SCHEDULE_COMMAND = 'aiinfra:schedule-pipeline';
 
 export namespace PipelineCommands {
   export interface ICommandIDs {
@@ -35,6 +41,12 @@ export namespace PipelineCommands {
     addToPipeline: string;
   }
 
+  /** Commands the run view calls with a run (and a step): not in the palette. */
+  export const RUN_IDS = {
+    resumeRun: 'aiinfra:resume-run',
+    runFrom: 'aiinfra:run-from-step'
+  };
+
   export interface IOptions {
     commands: CommandRegistry;
     shell: JupyterFrontEnd.IShell;
@@ -45,15 +57,18 @@ export namespace PipelineCommands {
     browserFactory: IFileBrowserFactory | null;
     /** Opens executed notebooks (read-only) and backs the path picker. */
     docManager: IDocumentManager | null;
-    /** The notebook "Add to pipeline" promotes. */
+    /** The notebook "Add to pipeline" promotes; executed notebooks it opens are made read-only. */
     notebooks: INotebookTracker | null;
     /** Reads an executed notebook's JSON (the failing cell's error in the run view). */
     contents: Contents.IManager | null;
     icon?: LabIcon;
+    translator?: ITranslator | null;
   }
 
   export function add(options: IOptions): void {
     const { commands, shell, model, ids } = options;
+    const translator = options.translator ?? undefined;
+    const trans = bundle(translator);
     let view: MainAreaWidget<RunsView> | null = null;
 
     /** The run view: one main-area tab, created on first use. */
@@ -61,6 +76,7 @@ export namespace PipelineCommands {
       if (!view || view.isDisposed) {
         const runs = new RunsModel({
           requester: model.requester,
+          trans,
           readNotebook: options.contents
             ? async path => (await options.contents!.get(path, { content: true, type: 'notebook' })).content
             : undefined
@@ -68,11 +84,17 @@ export namespace PipelineCommands {
         const content = new RunsView({
           model: runs,
           commands,
-          commandIDs: { openExecuted: ids.openExecuted, cancelRun: ids.cancelRun, rerunFailed: ids.rerunFailed }
+          translator,
+          commandIDs: {
+            openExecuted: ids.openExecuted,
+            cancelRun: ids.cancelRun,
+            rerunFailed: ids.rerunFailed,
+            ...RUN_IDS
+          }
         });
         view = new MainAreaWidget({ content });
         view.id = 'aiinfra-runs';
-        view.title.label = 'Pipeline runs';
+        view.title.label = trans.__('Pipeline runs');
         view.title.closable = true;
         if (options.icon) {
           view.title.icon = options.icon;
@@ -86,47 +108,77 @@ export namespace PipelineCommands {
       return view;
     };
 
+    /** Pipelines that ran before (below the root), latest first: the dialog's list. */
+    const knownPipelines = (): string[] => {
+      const runs = [...((model.runs.data?.runs ?? []) as IRunRecord[]), ...(view?.content.model.runs ?? [])];
+      runs.sort((a, b) => (Number(b.start) || 0) - (Number(a.start) || 0));
+      return [...new Set(runs.map(pipelinePath).filter(Boolean))];
+    };
+
     commands.addCommand(ids.runPipeline, {
-      label: 'aiinfra: Run Pipeline…',
-      caption: 'Run a pipeline.yaml with aiinfra: parameters, cluster, only, force',
+      label: trans.__('aiinfra: Run Pipeline…'),
+      caption: trans.__('Run a pipeline.yaml with aiinfra: parameters, cluster, only, force'),
       execute: async args => {
-        const path =
-          String(args.path ?? '') || Private.selectedYaml(options.browserFactory) || (await Private.pick(options));
-        if (!path) {
-          return;
-        }
-        let spec: ISpec;
-        try {
-          spec = await fetchSpec(model.requester, path);
-        } catch (error) {
-          await showErrorMessage(`Cannot run ${path}`, (error as Error).message);
-          return;
-        }
-        const clusters = await model
-          .request<{ clusters: ICluster[] }>(['clusters'])
-          .then(data => data.clusters.map(c => c.name))
-          .catch(() => [] as string[]);
-        await showFormDialog({
-          title: `Run ${spec.name}`,
-          body: new RunPipelineForm({ spec, clusters }),
-          accept: 'Run',
-          submit: async value => {
-            const { body, error, field } = formToRunBody(spec, value);
-            if (!body) {
-              throw new FormError(error ?? 'invalid form', field ?? null);
-            }
-            await runsView().content.model.start({ ...body });
+        let path =
+          String(args.path ?? '') ||
+          Private.selectedYaml(options.browserFactory) ||
+          knownPipelines()[0] ||
+          (await Private.pick(options, trans));
+        const clusters = path
+          ? await model
+              .request<{ clusters: ICluster[] }>(['clusters'])
+              .then(data => data.clusters.map(c => c.name))
+              .catch(() => [] as string[])
+          : [];
+        while (path) {
+          let spec: ISpec;
+          try {
+            spec = await fetchSpec(model.requester, path);
+          } catch (error) {
+            await showErrorMessage(trans.__('Cannot run %1', path), (error as Error).message);
+            return;
           }
-        });
+          // The lab shows one dialog at a time: "Other file…" and "Schedule…" close this one first.
+          let next: { pick?: boolean; schedule?: string } = {};
+          const close = (then: typeof next) => {
+            next = then;
+            Dialog.tracker.currentWidget?.reject();
+          };
+          const form = new RunPipelineForm({
+            spec,
+            clusters,
+            pipelines: knownPipelines(),
+            loadSpec: other => fetchSpec(model.requester, other),
+            pickFile: () => close({ pick: true }),
+            schedule: commands.hasCommand(SCHEDULE_COMMAND) ? chosen => close({ schedule: chosen }) : undefined,
+            translator
+          });
+          await showFormDialog({
+            title: trans.__('Run a pipeline'),
+            body: form,
+            accept: trans.__('Run'),
+            submit: async value => {
+              const { body, error, field } = formToRunBody(form.spec, value, trans);
+              if (!body) {
+                throw new FormError(error ?? trans.__('invalid form'), field ?? null);
+              }
+              await runsView().content.model.start({ ...body });
+            }
+          });
+          if (next.schedule) {
+            await commands.execute(SCHEDULE_COMMAND, { path: next.schedule });
+          }
+          path = next.pick ? await Private.pick(options, trans) : '';
+        }
         void model.poll.refresh();
       }
     });
 
     commands.addCommand(ids.pickPipeline, {
-      label: 'aiinfra: Run Pipeline from File…',
-      caption: 'Pick a pipeline.yaml in a file dialog and run it',
+      label: trans.__('aiinfra: Run Pipeline from File…'),
+      caption: trans.__('Pick a pipeline.yaml in a file dialog and run it'),
       execute: async () => {
-        const path = await Private.pick(options);
+        const path = await Private.pick(options, trans);
         if (path) {
           await commands.execute(ids.runPipeline, { path });
         }
@@ -134,8 +186,8 @@ export namespace PipelineCommands {
     });
 
     commands.addCommand(ids.openRuns, {
-      label: 'aiinfra: Pipeline Runs',
-      caption: 'Runs grouped by pipeline, with their DAG and live step states',
+      label: trans.__('aiinfra: Pipeline Runs'),
+      caption: trans.__('Runs grouped by pipeline, with their DAG and live step states'),
       execute: args => {
         const widget = runsView();
         if (args.run_id) {
@@ -145,58 +197,123 @@ export namespace PipelineCommands {
     });
 
     commands.addCommand(ids.cancelRun, {
-      label: 'aiinfra: Cancel Run',
+      label: trans.__('aiinfra: Cancel Run'),
       execute: async args => {
         const runId = String(args.run_id ?? '');
         if (!runId) {
           return;
         }
         const answer = await showDialog({
-          title: `Cancel run ${runId}?`,
-          body: 'Running steps are stopped (their kernels too); finished steps stay cached.',
-          buttons: [Dialog.cancelButton({ label: 'Keep running' }), Dialog.warnButton({ label: 'Cancel run' })]
+          title: trans.__('Cancel run %1?', runId),
+          body: trans.__('Running steps are stopped (their kernels too); finished steps stay cached.'),
+          buttons: [
+            Dialog.cancelButton({ label: trans.__('Keep running') }),
+            Dialog.warnButton({ label: trans.__('Cancel run') })
+          ]
         });
         if (!answer.button.accept) {
           return;
         }
-        await reportFailure(`Cannot cancel ${runId}`, () => runsView().content.model.cancel(runId));
+        await reportFailure(trans.__('Cannot cancel %1', runId), () => runsView().content.model.cancel(runId));
       }
     });
 
+    /** The run a command was called for, from the run view's model. */
+    const runOf = (args: { run_id?: unknown }): [RunsModel, IRunRecord | undefined] => {
+      const runs = runsView().content.model;
+      return [runs, runs.runs.find(r => r.run_id === String(args.run_id ?? ''))];
+    };
+
     commands.addCommand(ids.rerunFailed, {
-      label: 'aiinfra: Re-run Failed Steps',
+      label: trans.__('aiinfra: Re-run Failed Steps'),
       execute: async args => {
-        const runs = runsView().content.model;
-        const run = runs.runs.find(r => r.run_id === String(args.run_id ?? ''));
-        if (!run) {
+        const [runs, run] = runOf(args);
+        if (run) {
+          await reportFailure(trans.__('Cannot re-run %1', run.run_id), () => runs.rerunFailed(run));
+        }
+      }
+    });
+
+    commands.addCommand(RUN_IDS.resumeRun, {
+      label: trans.__('aiinfra: Resume Run'),
+      caption: trans.__('Run the failed and interrupted steps of a run again, and everything after them'),
+      execute: async args => {
+        const [runs, run] = runOf(args);
+        if (run) {
+          await reportFailure(trans.__('Cannot resume %1', run.run_id), () => runs.resume(run));
+        }
+      }
+    });
+
+    commands.addCommand(RUN_IDS.runFrom, {
+      label: args => trans.__('aiinfra: Run from %1', String(args.step ?? trans.__('a step'))),
+      execute: async args => {
+        const [runs, run] = runOf(args);
+        const step = String(args.step ?? '');
+        if (!run || !step) {
           return;
         }
-        await reportFailure(`Cannot re-run ${run.run_id}`, () => runs.rerunFailed(run));
+        const answer = await showDialog({
+          title: trans.__('Run from %1?', step),
+          body: trans.__(
+            'A new run of %1 runs %2 and every step after it, whatever the cache holds, with the parameters and cluster of run %3. Steps before it are taken from the cache.',
+            pipelinePath(run),
+            step,
+            run.run_id
+          ),
+          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: trans.__('Run from here') })]
+        });
+        if (answer.button.accept) {
+          await reportFailure(trans.__('Cannot run from %1', step), () => runs.runFrom(run, step));
+        }
       }
     });
 
     commands.addCommand(ids.openExecuted, {
-      label: 'aiinfra: Open Executed Notebook (read-only)',
+      label: trans.__('aiinfra: Open Executed Notebook (read-only)'),
       execute: async args => {
         const path = String(args.path ?? '');
         if (!path || !options.docManager) {
           return;
         }
-        await reportFailure(`Cannot open ${path}`, () => openReadOnly(options.docManager!, path));
+        await reportFailure(trans.__('Cannot open %1', path), () =>
+          openReadOnly(options.docManager!, path, {
+            runId: String(args.run_id ?? '') || undefined,
+            source: String(args.source ?? '') || undefined,
+            open: source => void commands.execute('docmanager:open', { path: source }),
+            translator
+          })
+        );
       }
     });
 
+    const readOnly = (panel: NotebookPanel | null | undefined) => !!panel && panel.hasClass(READ_ONLY_CLASS);
     commands.addCommand(ids.addToPipeline, {
-      label: 'aiinfra: Add to Pipeline…',
-      caption: 'Make this notebook a step of a pipeline.yaml (what %aiinfra promote does)',
-      isEnabled: () => !!options.notebooks?.currentWidget,
+      label: trans.__('aiinfra: Add to Pipeline…'),
+      caption: trans.__('Make this notebook a step of a pipeline.yaml (what %aiinfra promote does)'),
+      isEnabled: () => !!options.notebooks?.currentWidget && !readOnly(options.notebooks.currentWidget),
       execute: async () => {
         const current = options.notebooks?.currentWidget;
-        if (current) {
-          await Private.promote(model, current);
+        if (current && !readOnly(current)) {
+          await Private.promote(model, current, trans, translator);
         }
       }
     });
+
+    // A notebook in a run's folder is a run's output however it was opened (file
+    // browser, a restored layout): it is shown read-only too.
+    options.notebooks?.widgetAdded.connect((_, panel) => {
+      const executed = executedRun(panel.context.path);
+      if (executed && !readOnly(panel)) {
+        void panel.context.ready.then(() => {
+          if (!panel.isDisposed) {
+            makeReadOnly(panel, { runId: executed.runId, translator });
+            commands.notifyCommandChanged(ids.addToPipeline);
+          }
+        });
+      }
+    });
+    options.notebooks?.currentChanged.connect(() => commands.notifyCommandChanged(ids.addToPipeline));
   }
 }
 
@@ -210,11 +327,11 @@ namespace Private {
   }
 
   /** A pipeline.yaml picked with the lab's file dialog (a typed path without a document manager). */
-  export async function pick(options: PipelineCommands.IOptions): Promise<string> {
+  export async function pick(options: PipelineCommands.IOptions, trans: TranslationBundle): Promise<string> {
     if (options.docManager) {
       const result = await FileDialog.getOpenFiles({
         manager: options.docManager,
-        title: 'Run which pipeline?',
+        title: trans.__('Run which pipeline?'),
         // Start where the file browser is: the pipeline is most likely there.
         defaultPath: options.browserFactory?.tracker.currentWidget?.model.path,
         filter: item => (item.type === 'directory' || /\.ya?ml$/.test(item.name) ? {} : null)
@@ -223,8 +340,8 @@ namespace Private {
       return chosen.length ? chosen[0].path : '';
     }
     const answer = await InputDialog.getText({
-      title: 'Run which pipeline?',
-      placeholder: 'folder/pipeline.yaml (relative to the Jupyter root)'
+      title: trans.__('Run which pipeline?'),
+      placeholder: trans.__('folder/pipeline.yaml (relative to the Jupyter root)')
     });
     return answer.button.accept && answer.value ? answer.value : '';
   }
@@ -250,22 +367,27 @@ namespace Private {
   }
 
   /** "Add to pipeline": save, ask for after and params, promote, reload what promote changed. */
-  export async function promote(model: PanelModel, panel: NotebookPanel): Promise<void> {
+  export async function promote(
+    model: PanelModel,
+    panel: NotebookPanel,
+    trans: TranslationBundle,
+    translator?: ITranslator
+  ): Promise<void> {
     const notebook = panel.context.path;
     const folder = folderOf(notebook);
     const pipeline = folder ? `${folder}/pipeline.yaml` : 'pipeline.yaml';
-    const form = new PromoteForm({ pipeline, name: stem(notebook) });
+    const form = new PromoteForm({ pipeline, name: stem(notebook), translator });
     void existingSteps(model, pipeline).then(steps => form.setSteps(steps));
     const promoted: { done?: { step: string; pipeline: string; notes: string[] } } = {};
     // The form stays open until promote succeeded; a rejected value is shown under its field.
     await showFormDialog({
-      title: `Add ${notebook.split('/').pop()} to a pipeline`,
+      title: trans.__('Add %1 to a pipeline', notebook.split('/').pop() ?? notebook),
       body: form,
-      accept: 'Add',
+      accept: trans.__('Add'),
       submit: async value => {
-        const { params, error } = parseParamLines(value.params);
+        const { params, error } = parseParamLines(value.params, trans);
         if (!params) {
-          throw new FormError(error ?? 'invalid params', 'params');
+          throw new FormError(error ?? trans.__('invalid params'), 'params');
         }
         // Promote may tag a parameters cell in the file: save first so nothing typed is lost.
         if (panel.context.model.dirty && !panel.context.model.readOnly) {
@@ -289,7 +411,7 @@ namespace Private {
       await panel.context.revert(); // show the cell promote tagged, and save over nothing stale
     }
     await showDialog({
-      title: `Step ${step} added`,
+      title: trans.__('Step %1 added', step),
       // The notebook was reloaded above: the advice to reload it is moot here.
       body: notes.map(n => n.replace(/; if the notebook is open, reload it.*$/, '')).join('\n'),
       buttons: [Dialog.okButton()]

@@ -1,17 +1,23 @@
 /**
- * Dialog bodies of pipelines: the run form (parameters made from the parsed
- * spec, the cluster from the registry, only, force) and the "Add to pipeline"
- * form (after, params).
+ * Dialog bodies of pipelines: the run form (which pipeline, visibly, with a way
+ * to pick another file; parameters made from the parsed spec, the cluster from
+ * the registry, only, force; "Schedule..." where the Schedules panel is
+ * installed) and the "Add to pipeline" form (after, params).
  *
  * Every input has a `name`; parameter inputs are named `STEP.KEY`, inside
  * `.aiinfra-param[data-step=STEP][data-param=KEY]`.
  */
 
+import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { FormWidget } from '../dialog';
 
+import { bundle } from './i18n';
 import { IParamField, IRunForm, ISpec, onlyChoices, paramFields } from './spec';
+
+/** The value of the pipeline choice that asks for a file dialog. */
+export const OTHER_FILE = '\u0000other';
 
 /** The run dialog; its value is what `formToRunBody` turns into the POST body. */
 export class RunPipelineForm extends FormWidget<IRunForm> {
@@ -19,27 +25,64 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
     super();
     this._spec = options.spec;
     this._clusters = options.clusters;
+    this._pipelines = options.pipelines ?? [];
+    this._options = options;
+    this._trans = bundle(options.translator);
     this._form = { values: {}, cluster: options.cluster ?? '', only: options.only ?? '', force: false };
     this.addClass('aiinfra-run-form');
+  }
+
+  /** The spec the form is made from (another one once the user picked another pipeline). */
+  get spec(): ISpec {
+    return this._spec;
   }
 
   getValue(): IRunForm {
     return { ...this._form, values: { ...this._form.values } };
   }
 
+  /** Make the form from another pipeline's spec: its params; cluster and force are kept. */
+  setSpec(spec: ISpec): void {
+    this._spec = spec;
+    const only = onlyChoices(spec).includes(this._form.only) ? this._form.only : '';
+    this._form = { ...this._form, values: {}, only };
+    this.setError(null);
+  }
+
   render(): JSX.Element {
+    const trans = this._trans;
     const fields = paramFields(this._spec);
     const steps = this._spec.steps.map(s => s.name);
     const form = this._form;
-    const shown = ['cluster', 'only', 'force', ...fields.map(f => f.key)];
+    const shown = ['pipeline', 'cluster', 'only', 'force', ...fields.map(f => f.key)];
+    const pipelines = this._pipelines.includes(this._spec.path) ? this._pipelines : [this._spec.path, ...this._pipelines];
     return (
       <div className="aiinfra-run-body">
         {this.formError(shown)}
-        <div className="aiinfra-help">
-          {this._spec.path}: {steps.length} step{steps.length === 1 ? '' : 's'} ({steps.join(', ')}),{' '}
-          {this._spec.nodes.length} node{this._spec.nodes.length === 1 ? '' : 's'}
+        <label className="aiinfra-field" data-option="pipeline">
+          <span>{trans.__('Pipeline')}</span>
+          <select
+            className="jp-mod-styled"
+            name="pipeline"
+            value={this._spec.path}
+            disabled={this._loading}
+            onChange={e => void this._choose(e.target.value)}
+          >
+            {pipelines.map(p => (
+              <option key={p} value={p}>
+                {p}
+              </option>
+            ))}
+            {this._options.pickFile && <option value={OTHER_FILE}>{trans.__('Other file…')}</option>}
+          </select>
+        </label>
+        {this.fieldError('pipeline')}
+        <div className="aiinfra-help aiinfra-run-summary">
+          {trans._n('%2: %1 step (%3)', '%2: %1 steps (%3)', steps.length, this._spec.name, steps.join(', '))}
+          {', '}
+          {trans._n('%1 node', '%1 nodes', this._spec.nodes.length)}
         </div>
-        {fields.length === 0 && <div className="aiinfra-note">No step declares parameters.</div>}
+        {fields.length === 0 && <div className="aiinfra-note">{trans.__('No step declares parameters.')}</div>}
         {steps.map(step => {
           const own = fields.filter(f => f.step === step);
           return own.length ? (
@@ -47,7 +90,7 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
               <legend>{step}</legend>
               {own.map(f => (
                 <React.Fragment key={f.key}>
-                  {Private.field(f, form.values[f.key], this._setValue)}
+                  {Private.field(f, form.values[f.key], this._setValue, trans)}
                   {this.fieldError(f.key)}
                 </React.Fragment>
               ))}
@@ -55,14 +98,14 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
           ) : null;
         })}
         <label className="aiinfra-field" data-option="cluster">
-          <span>Cluster</span>
+          <span>{trans.__('Cluster')}</span>
           <select
             className="jp-mod-styled"
             name="cluster"
             value={form.cluster}
             onChange={e => this._set({ cluster: e.target.value })}
           >
-            <option value="">a temporary local cluster</option>
+            <option value="">{trans.__('a temporary local cluster')}</option>
             {this._clusters.map(c => (
               <option key={c} value={c}>
                 {c}
@@ -72,14 +115,14 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
         </label>
         {this.fieldError('cluster')}
         <label className="aiinfra-field" data-option="only">
-          <span>Only</span>
+          <span>{trans.__('Only')}</span>
           <select
             className="jp-mod-styled"
             name="only"
             value={form.only}
             onChange={e => this._set({ only: e.target.value })}
           >
-            <option value="">every step</option>
+            <option value="">{trans.__('every step')}</option>
             {onlyChoices(this._spec).map(n => (
               <option key={n} value={n}>
                 {n}
@@ -89,18 +132,53 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
         </label>
         {this.fieldError('only')}
         <label className="aiinfra-field aiinfra-check" data-option="force">
-          <span>Force</span>
-          <input
-            type="checkbox"
-            name="force"
-            checked={form.force}
-            onChange={e => this._set({ force: e.target.checked })}
-          />
-          <span className="aiinfra-help">run every selected step, ignoring the cache</span>
+          <span>{trans.__('Force')}</span>
+          <span className="aiinfra-check-box">
+            <input
+              type="checkbox"
+              name="force"
+              checked={form.force}
+              onChange={e => this._set({ force: e.target.checked })}
+            />
+            <span className="aiinfra-check-help">{trans.__('run every selected step, ignoring the cache')}</span>
+          </span>
         </label>
         {this.fieldError('force')}
+        {this._options.schedule && (
+          <div className="aiinfra-run-schedule">
+            <button
+              type="button"
+              className="jp-mod-styled aiinfra-button aiinfra-schedule-pipeline"
+              title={trans.__('Run %1 on a schedule instead (cron or interval), with nobody present', this._spec.path)}
+              onClick={() => this._options.schedule?.(this._spec.path)}
+            >
+              {trans.__('Schedule…')}
+            </button>
+          </div>
+        )}
       </div>
     );
+  }
+
+  /** A pipeline picked in the list: a known one is loaded in place, "Other file…" asks for one. */
+  private async _choose(value: string): Promise<void> {
+    if (value === OTHER_FILE) {
+      this._options.pickFile?.();
+      return;
+    }
+    if (value === this._spec.path || !this._options.loadSpec) {
+      return;
+    }
+    this._loading = true;
+    this.update();
+    try {
+      this.setSpec(await this._options.loadSpec(value));
+    } catch (error) {
+      this.setError({ field: 'pipeline', message: (error as Error).message ?? String(error) });
+    } finally {
+      this._loading = false;
+      this.update();
+    }
   }
 
   private _set(change: Partial<IRunForm>): void {
@@ -114,7 +192,11 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
 
   private _spec: ISpec;
   private _clusters: string[];
+  private _pipelines: string[];
+  private _options: RunPipelineForm.IOptions;
+  private _trans: TranslationBundle;
   private _form: IRunForm;
+  private _loading = false;
 }
 
 export namespace RunPipelineForm {
@@ -125,6 +207,15 @@ export namespace RunPipelineForm {
     clusters: string[];
     cluster?: string;
     only?: string;
+    /** Other pipelines offered in the Pipeline list (those that ran before, below the root). */
+    pipelines?: string[];
+    /** Loads the spec of a pipeline chosen in the list. */
+    loadSpec?: (path: string) => Promise<ISpec>;
+    /** "Other file…": the dialog closes and a file dialog opens (the lab shows one dialog at a time). */
+    pickFile?: () => void;
+    /** "Schedule…" for this pipeline; no button without it. */
+    schedule?: (path: string) => void;
+    translator?: ITranslator;
   }
 }
 
@@ -139,6 +230,7 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
       params: ''
     };
     this._steps = options.steps ?? [];
+    this._trans = bundle(options.translator);
     this.addClass('aiinfra-promote-form');
   }
 
@@ -154,6 +246,7 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
   }
 
   render(): JSX.Element {
+    const trans = this._trans;
     const v = this._value;
     const toggle = (step: string, on: boolean) => {
       const after = on ? [...v.after, step] : v.after.filter(a => a !== step);
@@ -163,7 +256,7 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
       <div className="aiinfra-promote-body">
         {this.formError(['pipeline', 'notebook', 'name', 'after', 'params'])}
         <label className="aiinfra-field" data-option="pipeline">
-          <span>Pipeline</span>
+          <span>{trans.__('Pipeline')}</span>
           <input
             className="jp-mod-styled"
             name="pipeline"
@@ -173,14 +266,14 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
         </label>
         {this.fieldError('pipeline', 'notebook')}
         <label className="aiinfra-field" data-option="name">
-          <span>Step</span>
+          <span>{trans.__('Step')}</span>
           <input className="jp-mod-styled" name="name" value={v.name} onChange={e => this._set({ name: e.target.value })} />
         </label>
         {this.fieldError('name')}
         <div className="aiinfra-field" data-option="after">
-          <span>After</span>
+          <span>{trans.__('After')}</span>
           {this._steps.length === 0 ? (
-            <span className="aiinfra-help">no other steps yet</span>
+            <span className="aiinfra-help">{trans.__('no other steps yet')}</span>
           ) : (
             <span className="aiinfra-after">
               {this._steps
@@ -201,12 +294,12 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
         </div>
         {this.fieldError('after')}
         <label className="aiinfra-field" data-option="params">
-          <span>Params</span>
+          <span>{trans.__('Params')}</span>
           <textarea
             className="jp-mod-styled"
             name="params"
             rows={3}
-            placeholder={'one KEY=VALUE per line, e.g.\nlr=0.1'}
+            placeholder={trans.__('one KEY=VALUE per line, e.g.\nlr=0.1')}
             value={v.params}
             onChange={e => this._set({ params: e.target.value })}
           />
@@ -223,6 +316,7 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
 
   private _value: PromoteForm.IValue;
   private _steps: string[];
+  private _trans: TranslationBundle;
 }
 
 export namespace PromoteForm {
@@ -237,11 +331,15 @@ export namespace PromoteForm {
     pipeline: string;
     name: string;
     steps?: string[];
+    translator?: ITranslator;
   }
 }
 
 /** `KEY=VALUE` lines as a params object: JSON values where they parse, strings otherwise. */
-export function parseParamLines(text: string): { params?: Record<string, unknown>; error?: string } {
+export function parseParamLines(
+  text: string,
+  trans: TranslationBundle = bundle()
+): { params?: Record<string, unknown>; error?: string } {
   const params: Record<string, unknown> = {};
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -251,7 +349,9 @@ export function parseParamLines(text: string): { params?: Record<string, unknown
     const eq = line.indexOf('=');
     const key = eq > 0 ? line.slice(0, eq).trim() : '';
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      return { error: `params: got ${JSON.stringify(line)}; allowed: KEY=VALUE with KEY a Python identifier` };
+      return {
+        error: trans.__('params: got %1; allowed: KEY=VALUE with KEY a Python identifier', JSON.stringify(line))
+      };
     }
     const text = line.slice(eq + 1).trim();
     try {
@@ -264,10 +364,26 @@ export function parseParamLines(text: string): { params?: Record<string, unknown
 }
 
 namespace Private {
+  function typeName(type: IParamField['type'], trans: TranslationBundle): string {
+    switch (type) {
+      case 'string':
+        return trans.__('text');
+      case 'integer':
+        return trans.__('an integer');
+      case 'number':
+        return trans.__('a number');
+      case 'boolean':
+        return trans.__('true or false');
+      default:
+        return trans.__('JSON');
+    }
+  }
+
   export function field(
     f: IParamField,
     raw: string | boolean | undefined,
-    set: (key: string, value: string | boolean) => void
+    set: (key: string, value: string | boolean) => void,
+    trans: TranslationBundle
   ): JSX.Element {
     const value = raw ?? f.initial;
     const input =
@@ -290,11 +406,13 @@ namespace Private {
         data-kind={f.kind}
         data-type={f.type}
         key={f.key}
-        title={f.kind === 'grid' ? 'a sweep: keep the list, or give one value to run only that one' : f.type}
+        title={
+          f.kind === 'grid' ? trans.__('a sweep: keep the list, or give one value to run only that one') : typeName(f.type, trans)
+        }
       >
         <span>
           {f.name}
-          {f.kind === 'grid' ? ' (grid)' : ''}
+          {f.kind === 'grid' ? trans.__(' (grid)') : ''}
         </span>
         {input}
       </label>

@@ -7,10 +7,12 @@
  * Pure code and a Poll: no JupyterLab runtime imports, so jest can test it.
  */
 
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IRequester, requestAPI } from '../api';
+import { bundle } from './i18n';
 import { JSONValue } from './spec';
 
 export interface IStepRecord {
@@ -27,6 +29,9 @@ export interface IStepRecord {
   end?: number | null;
   worker?: string | null;
   worker_name?: string | null;
+  /** The worker's host (placement.where) and, on SLURM, its node. */
+  host?: string | null;
+  slurm_node?: string | null;
   devices?: string[];
   peak_rss?: number | null;
   error?: string | null;
@@ -68,6 +73,8 @@ export interface IRunRecord {
   force?: boolean;
   steps?: Record<string, IStepRecord>;
   cost?: IStepCost | null;
+  /** Who started the run (issue 26): `manual`, `lab` or `schedule` (with its name). */
+  trigger?: { kind?: string | null; schedule?: string | null } | null;
 }
 
 export interface ILaunchRecord {
@@ -78,6 +85,13 @@ export interface ILaunchRecord {
   run_id?: string | null;
   started?: number;
   log?: string;
+}
+
+/** A launch's log as the server serves it: its last part, and whether earlier lines were left out. */
+export interface ILaunchLog {
+  launch: string;
+  text: string;
+  truncated: boolean;
 }
 
 export interface IRunsReply {
@@ -184,14 +198,17 @@ export function runParams(run: IRunRecord): Record<string, JSONValue> | undefine
 }
 
 /** The body that re-runs a run's failed steps only (same pipeline, parameters and cluster). */
-export function rerunBody(run: IRunRecord): { body?: Record<string, unknown>; error?: string } {
+export function rerunBody(
+  run: IRunRecord,
+  trans: TranslationBundle = bundle()
+): { body?: Record<string, unknown>; error?: string } {
   const only = failedSteps(run);
   const pipeline = pipelinePath(run);
   if (!only.length) {
-    return { error: `run ${run.run_id} has no failed step` };
+    return { error: trans.__('run %1 has no failed step', run.run_id) };
   }
   if (!pipeline) {
-    return { error: `run ${run.run_id}: its pipeline is outside the Jupyter root` };
+    return { error: trans.__('run %1: its pipeline is outside the Jupyter root', run.run_id) };
   }
   const body: Record<string, unknown> = { pipeline, only };
   const params = runParams(run);
@@ -204,16 +221,46 @@ export function rerunBody(run: IRunRecord): { body?: Record<string, unknown>; er
   return { body };
 }
 
+/** A status word as the view shows it (the record's words, translated). */
+export function statusLabel(status: string | null | undefined, trans: TranslationBundle = bundle()): string {
+  switch (status) {
+    case 'ok':
+      return trans.__('ok');
+    case 'failed':
+      return trans.__('failed');
+    case 'running':
+      return trans.__('running');
+    case 'pending':
+      return trans.__('pending');
+    case 'cached':
+      return trans.__('cached');
+    case 'skipped':
+      return trans.__('skipped');
+    case 'interrupted':
+      return trans.__('interrupted');
+    case 'cancelled':
+      return trans.__('cancelled');
+    case 'finished':
+      return trans.__('finished');
+    case null:
+    case undefined:
+    case '':
+      return '?';
+    default:
+      return status;
+  }
+}
+
 /** Seconds as the view shows them. */
-export function formatSeconds(s: number | null | undefined): string {
+export function formatSeconds(s: number | null | undefined, trans: TranslationBundle = bundle()): string {
   if (typeof s !== 'number' || !isFinite(s)) {
     return '';
   }
   if (s < 60) {
-    return `${s.toFixed(1)} s`;
+    return trans.__('%1 s', s.toFixed(1));
   }
   const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s - 60 * m)} s`;
+  return trans.__('%1 min %2 s', m, Math.round(s - 60 * m));
 }
 
 /** Hours for tables, as the CLI writes them: 4 significant digits, plain decimals (no 5.6e-6). */
@@ -229,18 +276,71 @@ export function formatHours(value: number | null | undefined): string {
   return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
 }
 
-/** A step's (or a run's) cost cell: the GPU-hours and core-hours it held, or why none. */
-export function formatCost(cost: IStepCost | null | undefined): string {
+/** Two significant digits, plain decimals: 0.52, 3.4, 27, 140. */
+function significant(value: number): string {
+  if (value === 0) {
+    return '0';
+  }
+  const decimals = Math.min(6, Math.max(0, 1 - Math.floor(Math.log10(Math.abs(value)))));
+  const rounded = Number(value.toPrecision(2));
+  const text = rounded >= 100 ? rounded.toFixed(0) : rounded.toFixed(decimals);
+  return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
+}
+
+/**
+ * An amount of `what`-hours in the unit a person reads at a glance: seconds
+ * below a minute, minutes below an hour, then hours; two significant digits
+ * ("0.52 core-s", "3.4 core-min", "27 GPU-h").
+ */
+export function formatAmount(hours: number, what: string, trans: TranslationBundle = bundle()): string {
+  const seconds = hours * 3600;
+  if (seconds < 60) {
+    return trans.__('%1 %2-s', significant(seconds), what);
+  }
+  if (seconds < 3600) {
+    return trans.__('%1 %2-min', significant(seconds / 60), what);
+  }
+  return trans.__('%1 %2-h', significant(hours), what);
+}
+
+/**
+ * A step's (or a run's) cost cell: the core time it held, and the GPU time
+ * when it held GPUs; or why there is none.
+ */
+export function formatCost(cost: IStepCost | null | undefined, trans: TranslationBundle = bundle()): string {
   if (!cost) {
     return '';
   }
   if (cost.error) {
-    return 'not measured';
+    return trans.__('not measured');
   }
   if (cost.cached) {
-    return 'cached';
+    return trans.__('cached');
   }
-  return `${formatHours(cost.gpu_hours ?? 0)} GPU-h · ${formatHours(cost.core_hours ?? 0)} core-h`;
+  const parts: string[] = [];
+  if (cost.gpu_hours) {
+    parts.push(formatAmount(cost.gpu_hours, trans.__('GPU'), trans));
+  }
+  parts.push(formatAmount(cost.core_hours ?? 0, trans.__('core'), trans));
+  return parts.join(' · ');
+}
+
+/** The exact figures behind a cost cell (its tooltip), in hours as run.json has them. */
+export function costTitle(cost: IStepCost | null | undefined, trans: TranslationBundle = bundle()): string {
+  if (!cost || cost.cached) {
+    return '';
+  }
+  if (cost.error) {
+    return cost.error;
+  }
+  return trans.__(
+    '%1 GPU-h, %2 core-h, %3 worker-h, %4 GB-h of memory held; %5 CPU-h used',
+    formatHours(cost.gpu_hours ?? 0),
+    formatHours(cost.core_hours ?? 0),
+    formatHours(cost.worker_hours ?? 0),
+    formatHours(cost.memory_gb_hours ?? 0),
+    formatHours(cost.cpu_hours ?? 0)
+  );
 }
 
 /** A step's duration: recorded, or running for so long (`now` in seconds since the epoch). */
@@ -254,17 +354,135 @@ export function stepDuration(step: IStepRecord, now: number): number | null {
   return null;
 }
 
+const ADDRESS = /^([a-z]+):\/\/(.*)$/;
+
+/**
+ * The worker a step ran on, as a person names it: its host and worker name
+ * ("gpu-node-3 · worker 0"), not its address. Without a recorded name the
+ * address's own part stands in ("in-process worker 4", "port 40123").
+ */
+export function workerLabel(step: IStepRecord, trans: TranslationBundle = bundle()): string {
+  const address = step.worker ?? '';
+  const name = step.worker_name && !ADDRESS.test(step.worker_name) ? step.worker_name : '';
+  const host = step.slurm_node || step.host || '';
+  let who = '';
+  if (name) {
+    who = /^\d+$/.test(name) ? trans.__('worker %1', name) : name;
+  } else if (address) {
+    const m = ADDRESS.exec(address);
+    if (!m) {
+      who = address === 'local' ? trans.__('this process') : address;
+    } else if (m[1] === 'inproc') {
+      who = trans.__('in-process worker %1', m[2].split('/').pop() ?? '');
+    } else {
+      const hostPort = m[2].replace(/\/.*$/, '');
+      const port = /:(\d+)$/.exec(hostPort);
+      who = host && port ? trans.__('port %1', port[1]) : hostPort;
+    }
+  }
+  return [host, who].filter(Boolean).join(' · ');
+}
+
 /** Where a step ran and on what: the worker and its devices (GPUs as cuda:N). */
-export function placement(step: IStepRecord): string {
+export function placement(step: IStepRecord, trans: TranslationBundle = bundle()): string {
   const parts: string[] = [];
-  if (step.worker_name || step.worker) {
-    parts.push(String(step.worker_name ?? step.worker));
+  const worker = workerLabel(step, trans);
+  if (worker) {
+    parts.push(worker);
   }
   const devices = (step.devices ?? []).filter(Boolean);
   if (devices.length) {
     parts.push(devices.join(','));
   }
   return parts.join(' · ');
+}
+
+/** The schedule that started a run, or null (issue 26: `trigger: {kind: schedule, schedule}`). */
+export function scheduleOf(run: IRunRecord): string | null {
+  const trigger = run.trigger;
+  if (!trigger || trigger.kind !== 'schedule') {
+    return null;
+  }
+  return trigger.schedule || '?';
+}
+
+/** Statuses a run can be resumed from: its failed or interrupted steps are run again. */
+export const RESUMABLE = ['failed', 'interrupted', 'cancelled'];
+
+/**
+ * Whether Resume applies to `run`: it ended without finishing, and it is the
+ * latest run of its pipeline (`--resume` continues the last run).
+ */
+export function canResume(run: IRunRecord, runs: IRunRecord[]): boolean {
+  if (!RESUMABLE.includes(run.status ?? '') || !pipelinePath(run)) {
+    return false;
+  }
+  const mine = pipelinePath(run);
+  const start = started(run);
+  return !runs.some(r => r !== run && pipelinePath(r) === mine && started(r) > start);
+}
+
+/** The same pipeline, parameters and cluster as `run`: what resume and run-from keep. */
+function sameRun(run: IRunRecord, trans: TranslationBundle): { body?: Record<string, unknown>; error?: string } {
+  const pipeline = pipelinePath(run);
+  if (!pipeline) {
+    return { error: trans.__('run %1: its pipeline is outside the Jupyter root', run.run_id) };
+  }
+  const body: Record<string, unknown> = { pipeline };
+  const params = runParams(run);
+  if (params) {
+    body.params = params;
+  }
+  if (run.cluster && !run.cluster.embedded && run.cluster.name) {
+    body.cluster = run.cluster.name;
+  }
+  return { body };
+}
+
+/** `POST aiinfra/api/pipelines/runs` with `resume: true`: the failed and interrupted steps and their downstream. */
+export function resumeBody(
+  run: IRunRecord,
+  trans: TranslationBundle = bundle()
+): { body?: Record<string, unknown>; error?: string } {
+  const same = sameRun(run, trans);
+  return same.body ? { body: { ...same.body, resume: true } } : same;
+}
+
+/** `POST aiinfra/api/pipelines/runs` with `from: STEP`: that step and its downstream, cache or not. */
+export function fromBody(
+  run: IRunRecord,
+  node: string,
+  trans: TranslationBundle = bundle()
+): { body?: Record<string, unknown>; error?: string } {
+  const step = run.steps?.[node];
+  if (!step) {
+    return { error: trans.__('run %1 has no step %2', run.run_id, node) };
+  }
+  const same = sameRun(run, trans);
+  // An expanded grid node (train[lr=0.1]) runs from its step: the CLI's --from takes step names.
+  return same.body ? { body: { ...same.body, from: step.step ?? node } } : same;
+}
+
+/** The run folder an executed notebook lies in (`<pipeline folder>/runs/<run_id>/x.ipynb`), or null. */
+export function executedRun(path: string): { runId: string; folder: string; name: string } | null {
+  const parts = path.split('/');
+  if (parts.length < 3 || parts[parts.length - 3] !== 'runs' || !parts[parts.length - 1].endsWith('.ipynb')) {
+    return null;
+  }
+  const runId = parts[parts.length - 2];
+  if (!/^\d{8}-\d{6}/.test(runId)) {
+    return null; // a folder that happens to be named runs/: not a run's
+  }
+  return { runId, folder: parts.slice(0, -1).join('/'), name: parts[parts.length - 1] };
+}
+
+/** The source notebook of a step (below the server root), from the run's folder and the step's `source`. */
+export function sourcePath(run: IRunRecord, step: IStepRecord): string {
+  if (!run.folder || !step.source) {
+    return '';
+  }
+  const folder = run.folder.split('/').slice(0, -2).join('/');
+  return folder ? `${folder}/${step.source}` : step.source;
 }
 
 export interface ILayoutNode {
@@ -281,7 +499,7 @@ export interface IDagLayout {
   height: number;
 }
 
-export const NODE_W = 150;
+export const NODE_W = 170;
 export const NODE_H = 30;
 const GAP_X = 40;
 const GAP_Y = 14;
@@ -377,9 +595,11 @@ export class RunsModel {
   readonly failures = new Map<string, ICellFailure | null>();
   readonly requester: IRequester;
   readonly poll: Poll;
+  readonly trans: TranslationBundle;
 
   constructor(options: RunsModel.IOptions) {
     this.requester = options.requester;
+    this.trans = options.trans ?? bundle();
     this._readNotebook = options.readNotebook ?? null;
     this.poll = new Poll({
       factory: () => this.refresh(),
@@ -451,11 +671,29 @@ export class RunsModel {
   }
 
   async rerunFailed(run: IRunRecord): Promise<ILaunchRecord> {
-    const { body, error } = rerunBody(run);
-    if (!body) {
-      throw new Error(error);
+    return this._startFrom(rerunBody(run, this.trans));
+  }
+
+  /** Resume `run`: its failed and interrupted steps and everything downstream of them. */
+  async resume(run: IRunRecord): Promise<ILaunchRecord> {
+    return this._startFrom(resumeBody(run, this.trans));
+  }
+
+  /** Run `node`'s step of `run` and everything downstream of it, whatever the cache holds. */
+  async runFrom(run: IRunRecord, node: string): Promise<ILaunchRecord> {
+    return this._startFrom(fromBody(run, node, this.trans));
+  }
+
+  /** The log of a launch this server started (`GET aiinfra/api/pipelines/launches/<id>/log`). */
+  async launchLog(launch: string): Promise<ILaunchLog> {
+    return requestAPI<ILaunchLog>(this.requester, ['pipelines', 'launches', launch, 'log']);
+  }
+
+  private _startFrom(made: { body?: Record<string, unknown>; error?: string }): Promise<ILaunchRecord> {
+    if (!made.body) {
+      return Promise.reject(new Error(made.error));
     }
-    return this.start(body);
+    return this.start(made.body);
   }
 
   dispose(): void {
@@ -502,5 +740,7 @@ export namespace RunsModel {
     readNotebook?: (path: string) => Promise<any>;
     /** Poll interval in milliseconds while the view is visible (default 2000). */
     interval?: number;
+    /** The strings of errors the model raises (English without one). */
+    trans?: TranslationBundle;
   }
 }

@@ -6,7 +6,10 @@
  * Pure code (no JupyterLab runtime imports) so jest can test it.
  */
 
+import { TranslationBundle } from '@jupyterlab/translation';
+
 import { IRequester, requestAPI } from '../api';
+import { bundle } from './i18n';
 
 export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
 
@@ -110,7 +113,11 @@ export function paramFields(spec: ISpec): IParamField[] {
 }
 
 /** Read one input back as the spec's type; an error names the field and what is allowed. */
-export function parseField(field: IParamField, raw: string | boolean): { value?: JSONValue; error?: string } {
+export function parseField(
+  field: IParamField,
+  raw: string | boolean,
+  trans: TranslationBundle = bundle()
+): { value?: JSONValue; error?: string } {
   if (field.type === 'boolean') {
     return { value: raw === true };
   }
@@ -121,7 +128,12 @@ export function parseField(field: IParamField, raw: string | boolean): { value?:
   if (field.type === 'integer' || field.type === 'number') {
     const n = Number(text.trim());
     if (text.trim() === '' || !isFinite(n) || (field.type === 'integer' && !Number.isInteger(n))) {
-      return { error: `${field.key}: got ${JSON.stringify(text)}; allowed: ${field.type === 'integer' ? 'an integer' : 'a number'}` };
+      return {
+        error:
+          field.type === 'integer'
+            ? trans.__('%1: got %2; allowed: an integer', field.key, JSON.stringify(text))
+            : trans.__('%1: got %2; allowed: a number', field.key, JSON.stringify(text))
+      };
     }
     return { value: n };
   }
@@ -131,13 +143,13 @@ export function parseField(field: IParamField, raw: string | boolean): { value?:
       // A sweep may be narrowed to one value: a bare value or a one-element list.
       const list = Array.isArray(value) ? value : [value];
       if (list.length !== 1) {
-        return { error: `${field.key}: a grid is overridden by one value; allowed: one value or [value]` };
+        return { error: trans.__('%1: a grid is overridden by one value; allowed: one value or [value]', field.key) };
       }
       return { value: list[0] };
     }
     return { value };
   } catch {
-    return { error: `${field.key}: got ${JSON.stringify(text)}; allowed: JSON (e.g. [1, 2] or {"a": 1})` };
+    return { error: trans.__('%1: got %2; allowed: JSON (e.g. [1, 2] or {"a": 1})', field.key, JSON.stringify(text)) };
   }
 }
 
@@ -171,7 +183,11 @@ export function onlyChoices(spec: ISpec): string[] {
  * The `POST aiinfra/api/pipelines/runs` body: only the parameters the user
  * changed are sent (typed as in the spec), so an untouched form runs the spec as written.
  */
-export function formToRunBody(spec: ISpec, form: IRunForm): { body?: IRunBody; error?: string; field?: string } {
+export function formToRunBody(
+  spec: ISpec,
+  form: IRunForm,
+  trans: TranslationBundle = bundle()
+): { body?: IRunBody; error?: string; field?: string } {
   const body: IRunBody = { pipeline: spec.path };
   const params: Record<string, JSONValue> = {};
   for (const field of paramFields(spec)) {
@@ -179,7 +195,7 @@ export function formToRunBody(spec: ISpec, form: IRunForm): { body?: IRunBody; e
     if (raw === undefined || unchanged(field, raw)) {
       continue;
     }
-    const { value, error } = parseField(field, raw);
+    const { value, error } = parseField(field, raw, trans);
     if (error) {
       return { error, field: field.key };
     }
