@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from typing import Any
 from ..errors import NotFoundError, OperationError
 from .cache import file_hash
 from .provenance import trigger_text
-
-LAST = re.compile(r"last(?:~(\d+))?")
 
 
 def short(digest: Any, n: int = 12) -> str:

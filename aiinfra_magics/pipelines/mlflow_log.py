@@ -113,7 +113,11 @@ def require_mlflow() -> None:
     Raises:
         InputError: naming ``mlflow`` and the extra that installs it.
     """
-    if importlib.util.find_spec("mlflow") is None:
+    try:
+        found = importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):  # a blocked import (None in sys.modules) or a broken one
+        found = False
+    if not found:
         raise InputError(
             "mlflow: the spec logs runs to MLflow but mlflow is not installed; "
             f"allowed: {EXTRA}, or no mlflow: in the spec",

@@ -8,13 +8,16 @@ sha256) and the products it wrote.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError
-from .lineage import LAST, _folder_of, _read, _when, run_ids, short
+from .lineage import _folder_of, _read, _when, run_ids, short
 from .provenance import trigger_text
+
+LAST = re.compile(r"last(?:~(\d+))?")  # last, last~1: the newest run, the one before
 
 
 def load_run(ref: str, pipeline: str | Path | None, field: str) -> tuple[dict[str, Any], str]:
