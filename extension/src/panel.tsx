@@ -23,10 +23,9 @@ import {
   idleLine,
   jobLine,
   memoryPercent,
-  PanelModel,
-  runSteps,
-  stepNotebookPath
+  PanelModel
 } from './model';
+import { PipelineSection } from './pipelines/sidebar';
 
 /** The sidebar widget: it renders the model and runs commands; it sends no request itself. */
 export class AiinfraPanel extends ReactWidget {
@@ -404,54 +403,8 @@ namespace Private {
   }
 
   function Pipelines(props: Props): JSX.Element {
-    const { model, commands, ids } = props;
-    const data = model.runs.data;
-    if (data && !data.available) {
-      return <div className="aiinfra-note">Pipelines not available: {data.reason}</div>;
-    }
-    const open = (path: string) => () => void commands.execute('docmanager:open', { path });
-    return (
-      <div>
-        <button className="jp-mod-styled aiinfra-run" onClick={() => void commands.execute(ids.runPipeline)}>
-          Run pipeline…
-        </button>
-        <ErrorLine error={model.runs.error} />
-        {(data?.launches ?? [])
-          .filter(l => l.status !== 'finished')
-          .map(l => (
-            <div className="aiinfra-launch" key={l.launch}>
-              {l.pipeline.split('/').slice(-2).join('/')}: {l.status}
-              {l.exit_code ? ` (exit ${l.exit_code}, log ${l.log})` : ''}
-            </div>
-          ))}
-        {data && data.runs.length === 0 && <div className="aiinfra-note">No pipeline runs yet.</div>}
-        {(data?.runs ?? []).slice(0, 10).map(r => (
-          <details className="aiinfra-runinfo" key={`${r.folder}-${r.run_id}`}>
-            <summary title={r.run_id}>
-              <span className={`aiinfra-status aiinfra-status-${r.status}`}>{r.status ?? '?'}</span>
-              <span className="aiinfra-run-pipeline">{r.pipeline ?? r.folder?.replace(/\/runs\/.*/, '') ?? ''}</span>
-              <span className="aiinfra-dim aiinfra-run-id">{r.run_id}</span>
-            </summary>
-            {runSteps(r).map(step => {
-              const path = stepNotebookPath(step);
-              return (
-                <div className="aiinfra-step" key={step.name}>
-                  <span className={`aiinfra-status aiinfra-status-${step.status}`}>{step.status ?? '?'}</span>{' '}
-                  {path ? (
-                    <a href="#" onClick={open(path)}>
-                      {step.name}
-                    </a>
-                  ) : (
-                    step.name
-                  )}
-                  {typeof step.duration === 'number' ? ` · ${step.duration.toFixed(1)}s` : ''}
-                </div>
-              );
-            })}
-          </details>
-        ))}
-      </div>
-    );
+    // src/pipelines/sidebar.tsx: runs by their start time, a failed launch's log, scheduled runs.
+    return <PipelineSection model={props.model} commands={props.commands} ids={props.ids} />;
   }
 
   export function PanelView(props: Props): JSX.Element {

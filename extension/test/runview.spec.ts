@@ -1,8 +1,11 @@
+import { ReactWidget } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
+import * as React from 'react';
 
 import { OTHER_FILE, parseParamLines, PromoteForm, RunPipelineForm } from '../src/pipelines/dialogs';
 import { RunsModel } from '../src/pipelines/runs';
+import { PipelineSection, startLabel } from '../src/pipelines/sidebar';
 import { RunsView } from '../src/pipelines/runview';
 import { formToRunBody } from '../src/pipelines/spec';
 import { $, check, type, waitFor } from './dom';
@@ -240,5 +243,48 @@ describe('the run view', () => {
     await waitFor(() => $('.aiinfra-dag-node[data-node="prepare"][data-status="ok"]', view.node), 'prepare ok');
     expect($('.aiinfra-dag-node[data-node="train"]', view.node)!.dataset.status).toBe('running');
     view.dispose();
+  });
+});
+
+describe("the sidebar's pipeline section", () => {
+  it('lists runs by their start time, tags scheduled ones and links a failed launch to its log', async () => {
+    const commands = new CommandRegistry();
+    const executed: Array<[string, any]> = [];
+    for (const id of ['test:run', 'aiinfra:open-runs', 'aiinfra:open-executed']) {
+      commands.addCommand(id, { execute: args => void executed.push([id, args]) });
+    }
+    const day = new Date(2026, 11, 6, 11, 42).getTime() / 1000;
+    const model = {
+      runs: {
+        data: {
+          available: true,
+          runs: [
+            record('20261206-100000-1', day - 3600, { a: { status: 'ok' } }),
+            record('20261206-114200-2', day, { a: { status: 'failed', notebook_path: 'demo/runs/20261206-114200-2/a.ipynb' } }, {
+              trigger: { kind: 'schedule', schedule: 'nightly' }
+            })
+          ],
+          launches: [{ launch: 'launch-3', pipeline: '/srv/root/demo/pipeline.yaml', status: 'failed', exit_code: 2, log: '/private/l.log' }]
+        }
+      }
+    } as any;
+    const widget = ReactWidget.create(React.createElement(PipelineSection, { model, commands, ids: { runPipeline: 'test:run' } }));
+    await mount(widget, '.aiinfra-runinfo');
+    const rows = Array.from(widget.node.querySelectorAll<HTMLElement>('.aiinfra-runinfo')).map(r => r.dataset.runId);
+    expect(rows).toEqual(['20261206-114200-2', '20261206-100000-1']); // latest start first
+    const first = $('.aiinfra-runinfo summary', widget.node)!;
+    expect($('.aiinfra-run-when', first)!.textContent).toBe(startLabel(day));
+    expect(first.textContent).not.toContain('20261206-114'); // no cut-off ids
+    expect($('.aiinfra-scheduled', first)!.dataset.schedule).toBe('nightly');
+    expect(widget.node.textContent).not.toContain('/private/l.log');
+    ($('.aiinfra-launch-log-link', widget.node) as HTMLButtonElement).click();
+    ($('.aiinfra-step .aiinfra-link', widget.node) as HTMLButtonElement).click();
+    expect(executed).toEqual([
+      ['aiinfra:open-runs', { run_id: 'launch-3' }],
+      ['aiinfra:open-executed', { path: 'demo/runs/20261206-114200-2/a.ipynb', run_id: '20261206-114200-2' }]
+    ]);
+    expect(startLabel(day, new Date(2026, 11, 6, 18, 0))).toMatch(/11.42/);
+    expect(startLabel(day, new Date(2026, 11, 9))).toMatch(/6/);
+    widget.dispose();
   });
 });
