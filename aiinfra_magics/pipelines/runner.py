@@ -542,6 +542,7 @@ class _Run:
                 "start",
                 "end",
                 "worker",
+                "worker_name",  # the lab shows host and worker name, not the address
                 "devices",
                 "peak_rss",
                 "kernel_wait",
