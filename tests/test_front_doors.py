@@ -8,6 +8,7 @@ import to a door. benchmarks/frontdoor.py measures what this saves.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -73,6 +74,36 @@ def test_cli_front_doors_import_nothing_heavy(tmp_path, argv):
 def test_cli_cluster_list_on_an_empty_registry_says_so(tmp_path):
     proc, _ = run_imports("-m", "aiinfra_magics", "cluster", "list", env_home=tmp_path / "h")
     assert "no clusters registered" in proc.stdout
+
+
+def test_cluster_list_with_a_live_cluster_imports_nothing_heavy(aiinfra_home):
+    # Its owner (this process) publishes the cluster's state into the record: a listing
+    # reads it there instead of importing distributed to ask the scheduler (issue 24 aim 5).
+    from aiinfra_magics.clusters.manager import ClusterManager
+    from aiinfra_magics.clusters.spec import ClusterSpec
+
+    manager = ClusterManager()
+    spec = {"name": "live", "backend": "local", "workers": 1, "threads": 1}
+    manager.start(ClusterSpec.from_options(spec))
+    try:
+        proc, loaded = run_imports(
+            "-m", "aiinfra_magics", "cluster", "list", "--json", env_home=aiinfra_home
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (shown,) = json.loads(proc.stdout)
+        assert (shown["name"], shown["status"], shown["workers"]) == ("live", "running", 1)
+        assert not loaded & HEAVY, f"cluster list imported {sorted(loaded & HEAVY)}"
+
+        proc, loaded = run_imports("-m", "aiinfra_magics", "cluster", "list", env_home=aiinfra_home)
+        assert proc.returncode == 0 and "running" in proc.stdout.splitlines()[1]
+        assert not loaded & HEAVY, f"cluster list imported {sorted(loaded & HEAVY)}"
+
+        proc, loaded = run_imports("-c", MAGIC, env_home=aiinfra_home)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "live" in proc.stdout and "running" in proc.stdout
+        assert not loaded & HEAVY, f"the magic imported {sorted(loaded & HEAVY)}"
+    finally:
+        manager.stop("live")
 
 
 MAGIC = """

@@ -6,6 +6,13 @@ extra port or process is needed. Owned clusters close when this process exits
 normally (kernel shutdown or restart); after a SIGKILL the in-process scheduler
 dies with us and the workers close on the lost connection, or at the latest
 after ``death_timeout``.
+
+The owner also publishes what it sees into the cluster's registry record
+(``observed``: workers, threads, memory, cost, and when), every
+``KEEPER_INTERVAL_S`` and soon after the number of workers changes, so listings
+read records instead of asking schedulers. Every registry write here is a
+read-modify-write under the registry's lock: a field another process wrote
+meanwhile (``stop_requested``) is never lost.
 """
 
 from __future__ import annotations
@@ -19,17 +26,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AiinfraError, OperationError
+from ..errors import AiinfraError, AiinfraException, OperationError
 from . import idle
 from .backends import Launched, get_backend
-from .registry import DamagedRecord, Registry, this_process
+from .info import observed_state
+from .registry import Registry, this_process
 from .rpc import CONTROL_OP
 from .spec import ClusterSpec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEATH_TIMEOUT_S = 60.0
+#: The owner publishes its clusters' state at least this often (registry.STALE_AFTER_S: 30 s).
 KEEPER_INTERVAL_S = 2.0
+#: ... and looks this often (no I/O) for a change in the number of workers to publish at once.
+KEEPER_POLL_S = 0.25
+#: How long the owner waits for its own scheduler's figures.
+OBSERVE_TIMEOUT_S = 3.0
 
 
 def death_timeout() -> float:
@@ -51,6 +64,9 @@ class Hosted:
     #: What ``cluster.adapt()`` returned (distributed's Adaptive): its public ``stop()`` ends
     #: adaptivity on a scale, leaving the cluster's own state (and its widget) intact.
     adaptive: Any = None
+    #: When the keeper last published, and what it saw then (see ``_RecordKeeper``).
+    published_at: float = 0.0
+    published_sign: Any = None
 
 
 _HOSTED: dict[str, Hosted] = {}
@@ -109,12 +125,14 @@ def host(
             dashboard_link=launched.dashboard_link,
             gpus=launched.gpus,
         )
-        registry.write(record)
-        if launched.cluster is not None:  # external schedulers outlive us: not ours to close
+        if launched.cluster is None:  # an external scheduler: nobody here publishes for it
+            registry.merge(record)
+        else:  # external schedulers outlive us: not ours to close
+            entry = Hosted(spec, launched, threading.Event(), record, registry, adaptive)
+            # Running and observed in one write: no listing sees it running without figures.
+            _publish(entry, registered=False)
             with _LOCK:
-                _HOSTED[spec.name] = Hosted(
-                    spec, launched, threading.Event(), record, registry, adaptive
-                )
+                _HOSTED[spec.name] = entry
             _keeper.ensure_running()
             _watcher.ensure_running()  # notices a cluster that stops itself (idle timeout)
     except BaseException:
@@ -180,7 +198,7 @@ def _remember(entry: Hosted, done: str, **changes: Any) -> None:
     """Record a change already made; if the registry cannot be written, say both halves."""
     entry.record.update(changes)
     try:
-        entry.registry.update(entry.spec.name, **changes)
+        entry.registry.update(entry.spec.name, **changes)  # under the registry's lock
     except OSError as exc:
         raise OperationError(
             f"cluster {entry.spec.name!r}: {done}, but its registry record could not be "
@@ -273,12 +291,45 @@ def close_all() -> None:
         close(name)
 
 
-class _RecordKeeper:
-    """Rewrites the records of clusters this process hosts if someone damaged or removed them.
+def _sign(entry: Hosted) -> Any:
+    """What the keeper compares between polls, without I/O: the workers the cluster object
+    knows of (distributed keeps ``scheduler_info`` current) and the adapt range."""
+    try:
+        workers = len((getattr(entry.launched.cluster, "scheduler_info", None) or {})["workers"])
+    except (KeyError, TypeError):
+        workers = None
+    return workers, entry.record.get("adapt")
 
-    A truncated record must not hide a cluster that keeps running: within
-    ``KEEPER_INTERVAL_S`` its owner puts the record back, so every door finds it
-    (and can stop it) again.
+
+def _publish(entry: Hosted, registered: bool = True) -> None:
+    """Read the cluster's figures from its scheduler and write them into its record.
+
+    The write merges under the registry's lock, so it keeps what others wrote meanwhile and
+    puts a removed or damaged record back (a truncated record must not hide a running
+    cluster); ``registered``: only while this process still hosts it, so a record that
+    ``close`` removed is never written again.
+    """
+    sign = _sign(entry)
+    try:
+        identity, figures = get_backend(entry.spec.backend).observe(entry.record, OBSERVE_TIMEOUT_S)
+    except (OSError, TimeoutError, AiinfraException):
+        identity = figures = None
+    except Exception:  # a backend's own failure: published as "did not answer"
+        logger.debug("observing cluster %s failed", entry.spec.name, exc_info=True)
+        identity = figures = None
+    state = observed_state(identity, figures)
+    with entry.registry.lock():
+        if registered and (hosted(entry.spec.name) is not entry or entry.closed.is_set()):
+            return
+        entry.registry.merge({**entry.record, "observed": state})
+    entry.published_at, entry.published_sign = time.monotonic(), sign
+
+
+class _RecordKeeper:
+    """Publishes the state of the clusters this process hosts into their records, every
+    ``KEEPER_INTERVAL_S`` and within ``KEEPER_POLL_S`` of a change in their workers; the
+    same write puts back a record someone damaged or removed, so every door finds the
+    cluster (and can stop it) again.
     """
 
     def __init__(self) -> None:
@@ -294,27 +345,17 @@ class _RecordKeeper:
 
     def _run(self) -> None:
         while True:
-            time.sleep(KEEPER_INTERVAL_S)
-            with _LOCK:
+            time.sleep(KEEPER_POLL_S)
+            with _LOCK:  # exit and restart decided under one lock: no cluster goes unpublished
                 entries = list(_HOSTED.values())
-            if not entries:
-                return
+                if not entries:
+                    self._thread = None
+                    return
             for entry in entries:
-                self.repair(entry)
-
-    @staticmethod
-    def repair(entry: Hosted) -> None:
-        if entry.closed.is_set():
-            return
-        try:
-            current = entry.registry.load(entry.spec.name)
-        except DamagedRecord:
-            current = None
-        except OSError:
-            return
-        if current is None and not entry.closed.is_set():
-            with contextlib.suppress(OSError):
-                entry.registry.write(entry.record)
+                due = time.monotonic() - entry.published_at >= KEEPER_INTERVAL_S
+                if due or _sign(entry) != entry.published_sign:
+                    with contextlib.suppress(OSError):  # a full disk: try again next time
+                        _publish(entry)
 
 
 _keeper = _RecordKeeper()

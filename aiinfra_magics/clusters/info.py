@@ -12,12 +12,16 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .history import rounded
+from .registry import STALE_AFTER_S, heartbeat_age
 
 
 def format_bytes(n: int) -> str:
-    from dask.utils import format_bytes as dask_format_bytes  # late: dask costs ~75 ms to import
-
-    return dask_format_bytes(n)
+    """``n`` bytes as dask writes them (``1.15 GiB``): restated, because importing dask costs
+    a listing 75 ms or more (tests/clusters/test_published_state.py holds it to dask's)."""
+    for prefix, k in (("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("ki", 2**10)):
+        if n >= k * 0.9:
+            return f"{n / k:.2f} {prefix}B"
+    return f"{n} B"
 
 
 FIELDS = (
@@ -48,35 +52,74 @@ def memory_that_exists(record: dict[str, Any], limits: int) -> int:
     return limits
 
 
+def observed_state(
+    identity: dict[str, Any] | None, figures: dict[str, Any] | None, at: float | None = None
+) -> dict[str, Any]:
+    """What a cluster's owner publishes in its record (``observed``): the scheduler's figures
+    as a listing shows them, whether it answered, and when (the owner's heartbeat)."""
+    workers = (identity or {}).get("workers", {})
+    return {
+        "at": time.time() if at is None else at,
+        "answered": identity is not None,
+        "workers": len(workers),
+        "threads": sum(int(w.get("nthreads", 0)) for w in workers.values()),
+        "memory": sum(int(w.get("memory_limit") or 0) for w in workers.values()),
+        "cost": rounded(figures),  # worker/core/GPU/memory-GB hours so far; idle clock
+    }
+
+
 def cluster_to_dict(
     record: dict[str, Any],
     identity: dict[str, Any] | None,
     figures: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge a registry record with the scheduler's live ``identity`` (and cost ``figures``)."""
-    workers = (identity or {}).get("workers", {})
+    return _shown(record, observed_state(identity, figures))
+
+
+def published_to_dict(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """A record as its owner last published it, without asking the scheduler.
+
+    An owner silent for longer than ``STALE_AFTER_S`` makes the cluster ``unknown``, never
+    ``running``: its figures are the last ones heard, and a note says how old they are.
+    """
+    data = _shown(record, record["observed"])
+    age = heartbeat_age(record, now) or 0.0
+    if age > STALE_AFTER_S and data["status"] in ("running", "unreachable"):
+        owner = data["owner"]
+        data["status"] = "unknown"
+        data["notes"] = [
+            f"no word from its owner ({owner.get('kind', '?')} pid {owner.get('pid', '?')} on "
+            f"{owner.get('host', '?')}) for {age:.0f}s; these figures are that old "
+            f"(`cluster status {data['name']}` asks the scheduler)"
+        ]
+    return data
+
+
+def _shown(record: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:
     owner = dict(record.get("owner") or {})
     owner.pop("started", None)
     status = record.get("status", "running")
-    if status == "running" and identity is None:
+    if status == "running" and not observed.get("answered"):
         status = "unreachable"
-    return {
+    data = {
         "name": record["name"],
         "backend": record.get("backend"),
         "status": status,
         "scheduler_address": record.get("scheduler_address"),
         "dashboard_link": record.get("dashboard_link"),
-        "workers": len(workers),
-        "threads": sum(int(w.get("nthreads", 0)) for w in workers.values()),
-        "memory": memory_that_exists(
-            record, sum(int(w.get("memory_limit") or 0) for w in workers.values())
-        ),
+        "workers": int(observed.get("workers") or 0),
+        "threads": int(observed.get("threads") or 0),
+        "memory": memory_that_exists(record, int(observed.get("memory") or 0)),
         "gpus": list(record.get("gpus") or []),
         "adapt": record.get("adapt"),
         "owner": owner,
         "created": record.get("created"),
-        "cost": rounded(figures),  # worker/core/GPU/memory-GB hours so far; idle clock
+        "cost": observed.get("cost"),
     }
+    if "at" in observed:
+        data["observed_at"] = observed["at"]  # when these figures were read
+    return data
 
 
 def _job_rows(d: dict[str, Any]) -> list[tuple[str, str]]:

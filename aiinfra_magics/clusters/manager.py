@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import AiinfraError, AiinfraException, InputError, NotFoundError, OperationError
 from . import gateway_store, host
 from .backends import ClusterBackend, backend_class, get_backend
-from .info import ClusterInfo, ClusterList, cluster_to_dict
+from .info import ClusterInfo, ClusterList, cluster_to_dict, published_to_dict
 from .registry import DamagedRecord, Registry, record_alive
 from .rpc import CONTROL_OP, observe_many, scheduler_call
 from .spec import ClusterSpec, check_adapt
@@ -173,17 +173,24 @@ class ClusterManager:
         return ClusterInfo(data)
 
     def list_clusters(self) -> ClusterList:
-        """Every live cluster; damaged records are named in ``problems`` and skipped."""
-        records, damaged = self.registry.scan()
-        records = self.registry.live(records)  # each address probed once, concurrently
+        """Every live cluster; damaged records are named in ``problems`` and skipped.
 
-        # One identity call per distinct scheduler, all at once: a long registry lists quickly.
+        A cluster whose owner publishes its state (every cluster aiinfra hosts) is shown
+        from its record, without asking its scheduler or importing distributed; an owner
+        gone quiet makes it ``unknown``. Only records nobody here publishes (an external
+        scheduler) are asked, one identity call per distinct scheduler, all at once.
+        ``cluster status NAME`` always asks.
+        """
+        records, damaged = self.registry.scan()
+        # Each owner looked up once; each address not vouched for probed once, concurrently.
+        records, lost = self.registry.live_and_lost(records)
+
         def asked(r: dict[str, Any]) -> str | None:
-            running = r.get("status") == "running"
+            running = r.get("status") == "running" and not _published(r)
             return r.get("scheduler_address") if running else None
 
         # Backends that read their schedulers their own way (a gateway's TLS proxy) go one by one.
-        own = [r for r in records if _observes_itself(r)]
+        own = [r for r in records if not _published(r) and _observes_itself(r)]
         wanted = sorted({a for a in map(asked, records) if a and not _observes_itself_at(own, a)})
         seen = observe_many(wanted, IDENTITY_TIMEOUT_S)  # identity and cost figures
 
@@ -193,13 +200,22 @@ class ClusterManager:
         def listed(i: int, r: dict[str, Any]) -> ClusterInfo:
             if r in own:
                 return self._info(r)
-            data = cluster_to_dict(r, *seen.get(asked(r) or "", (None, None)))
+            if _published(r):
+                data = published_to_dict(r)
+            else:
+                data = cluster_to_dict(r, *seen.get(asked(r) or "", (None, None)))
             data.update(details[i])  # a batch backend's jobs, as `status` shows them
             return ClusterInfo(data)
 
         infos = [listed(i, r) for i, r in enumerate(records)]
         problems = [
             f"cluster {n!r}: damaged registry record skipped ({why})" for n, why in damaged.items()
+        ]
+        problems += [
+            f"cluster {r['name']!r}: lost, its owner ({(r.get('owner') or {}).get('kind', '?')} "
+            f"pid {(r.get('owner') or {}).get('pid', '?')}) is gone; removed from the registry "
+            "and recorded in `cluster history`"
+            for r in lost
         ]
         if gateway_store.entries():  # clusters the user has on registered gateways
             ours = {
@@ -361,6 +377,11 @@ class ClusterManager:
 
     def stop_all(self) -> list[str]:
         return [self.stop(info.name) for info in self.list_clusters()]
+
+
+def _published(record: dict[str, Any]) -> bool:
+    """Its owner publishes what it sees (host.py's keeper): shown from the record."""
+    return record.get("status") == "running" and isinstance(record.get("observed"), dict)
 
 
 def _observes_itself(record: dict[str, Any]) -> bool:

@@ -1,11 +1,17 @@
 """The cluster registry: one JSON file per cluster, shared by every process of the user.
 
 Writes go to a temporary file and are renamed into place, so a reader never sees
-half a record. Read-modify-write sequences (reserving a name, pruning) hold an
-advisory ``flock`` on the registry directory, so concurrent writers from many
-processes stay consistent. Every path is built from a validated name, so no
-name can reach outside the registry; a record another program damaged is
-reported by name and skipped, never fatal to the others.
+half a record. Every write, and every read-modify-write (reserving a name, an
+update, pruning), holds an advisory ``flock`` on the registry directory, so
+concurrent writers from many processes and threads never lose each other's
+changes. Every path is built from a validated name, so no name can reach outside
+the registry; a record another program damaged is reported by name and skipped,
+never fatal to the others.
+
+The process that owns a cluster publishes what it sees into the record every few
+seconds (``observed``: workers, threads, memory, cost, when), so a listing reads
+files instead of asking every scheduler; a record whose owner has gone quiet is
+shown as such (see :func:`heartbeat_age`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +39,9 @@ from .rpc import tcp_reachable
 HOSTNAME = socket.gethostname()
 #: A record is a few hundred bytes; a bigger file is not one of ours.
 MAX_RECORD_BYTES = 1 << 20
+#: An owner publishes every ``host.KEEPER_INTERVAL_S`` (2 s); after this long without word
+#: a listing shows the cluster as ``unknown`` (generous: a loaded 2-core machine stalls).
+STALE_AFTER_S = 30.0
 
 
 def registry_dir() -> Path:
@@ -60,6 +70,23 @@ def this_process() -> dict[str, Any]:
     return {"pid": proc.pid, "host": HOSTNAME, "started": proc.create_time()}
 
 
+def heartbeat_age(record: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds since the owner last published the record's ``observed`` state; None if never."""
+    at = (
+        (record.get("observed") or {}).get("at")
+        if isinstance(record.get("observed"), dict)
+        else None
+    )
+    if not isinstance(at, (int, float)):
+        return None
+    return max(0.0, (time.time() if now is None else now) - at)
+
+
+def heartbeat_fresh(record: dict[str, Any], now: float | None = None) -> bool:
+    age = heartbeat_age(record, now)
+    return age is not None and age <= STALE_AFTER_S
+
+
 def owner_alive(owner: dict[str, Any] | None) -> bool | None:
     """True/False for an owner process on this host; None when it can't be told from here."""
     if not owner or owner.get("host") != HOSTNAME or not owner.get("pid"):
@@ -79,20 +106,28 @@ def owner_alive(owner: dict[str, Any] | None) -> bool | None:
 MAX_PROBES = 32
 
 
+def vouched(record: dict[str, Any], alive: bool | None) -> bool:
+    """The owner lives on this host (``alive``) and published lately: no probe is needed."""
+    external = (record.get("owner") or {}).get("kind") == "external"
+    return alive is True and not external and heartbeat_fresh(record)
+
+
 class Probes:
-    """One round of liveness checks over many records: each scheduler address is probed once
-    (all concurrently) and each owner process looked up once, so a long registry (or many
-    records of one scheduler) costs about one probe, not one per record.
+    """One round of liveness checks over many records: each owner process is looked up once,
+    and each scheduler address that needs it is probed once (all concurrently), so a long
+    registry (or many records of one scheduler) costs about one probe, not one per record.
+    Records that their living owner vouches for (see :func:`vouched`) need no probe.
     """
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
-        addresses = sorted({r.get("scheduler_address") or "" for r in records})
+        self._owners: dict[Any, bool | None] = {}
+        needed = [r for r in records if not vouched(r, self.owner_alive(r.get("owner")))]
+        addresses = sorted({r.get("scheduler_address") or "" for r in needed})
         if len(addresses) <= 1:
             self._reachable = {a: tcp_reachable(a) for a in addresses}
         else:
             with ThreadPoolExecutor(max_workers=min(MAX_PROBES, len(addresses))) as pool:
                 self._reachable = dict(zip(addresses, pool.map(tcp_reachable, addresses)))
-        self._owners: dict[Any, bool | None] = {}
 
     def reachable(self, address: str) -> bool | None:
         if address not in self._reachable:
@@ -123,6 +158,8 @@ def record_alive(record: dict[str, Any], probes: Probes | None = None) -> bool:
     alive = alive_owner(record.get("owner"))
     if alive is False:
         return False
+    if vouched(record, alive):  # its owner runs here and published lately
+        return True
     if record.get("status") == "starting":
         # A start in progress on another host: keep it unless it is very old.
         return alive is True or time.time() - record.get("created", 0) < 600
@@ -130,6 +167,10 @@ def record_alive(record: dict[str, Any], probes: Probes | None = None) -> bool:
     if answer is None:
         return alive is not False
     return answer
+
+
+#: Registry locks this thread holds (root -> depth): ``lock`` is reentrant within a thread.
+_held = threading.local()
 
 
 class Registry:
@@ -142,17 +183,47 @@ class Registry:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "r+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """The registry's one lock, across processes and threads (an exclusive ``flock``).
+
+        Reentrant within a thread: a write inside an update takes it again without waiting
+        on itself. Other threads of this process open their own descriptor, so ``flock``
+        keeps them out as it keeps out other processes.
+        """
+        depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+        key = str(self.root)
+        if depth.get(key):
+            depth[key] += 1
             try:
                 yield
             finally:
+                depth[key] -= 1
+            return
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "r+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            depth[key] = 1
+            try:
+                yield
+            finally:
+                depth[key] = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def write(self, record: dict[str, Any]) -> None:
-        """Atomically replace the record of ``record['name']``."""
-        atomic_write_json(self.path(record["name"]), record)
+        """Atomically replace the record of ``record['name']`` (under the lock)."""
+        with self.lock():
+            atomic_write_json(self.path(record["name"]), record)
+
+    def merge(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write ``record``'s fields over the stored record of the same name, or ``record``
+        itself where there is none (or it is damaged); return what was written.
+
+        One read-modify-write under the lock: fields another process wrote meanwhile (a
+        ``stop_requested``) survive, as ``update`` keeps them.
+        """
+        with self.lock():
+            merged = {**(self.read(record["name"]) or {}), **record}
+            self.write(merged)
+            return merged
 
     def load(self, name: str) -> dict[str, Any] | None:
         """The record of ``name``; None when there is none; DamagedRecord when unusable."""
@@ -200,7 +271,7 @@ class Registry:
         return self.scan()[0]
 
     def remove(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with self.lock(), contextlib.suppress(FileNotFoundError):
             self.path(name).unlink()
 
     def update(self, name: str, **changes: Any) -> dict[str, Any] | None:
@@ -239,10 +310,17 @@ class Registry:
 
     def live(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records that are alive (addresses probed concurrently); the dead ones are removed."""
+        return self.live_and_lost(records)[0]
+
+    def live_and_lost(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(records alive, records removed as ``lost``: their owner died without a word)."""
         probes = Probes(records)
         alive = [record_alive(r, probes) for r in records]
-        self.remove_dead([r for r, ok in zip(records, alive) if not ok])
-        return [r for r, ok in zip(records, alive) if ok]
+        dropped = self.remove_dead([r for r, ok in zip(records, alive) if not ok])
+        lost = [r for r in records if r["name"] in dropped and lost_owner(r)]
+        return [r for r, ok in zip(records, alive) if ok], lost
 
     def remove_dead(self, dead: list[dict[str, Any]]) -> list[str]:
         """Remove records judged dead, unless rewritten since (then judged again).
@@ -262,7 +340,7 @@ class Registry:
                     dropped.append(record["name"])
                     # Only when its owner is known dead: a scheduler that stops answering while
                     # its owner lives is being stopped, and the owner writes that line itself.
-                    if again.get("scheduler_address") and owner_alive(again.get("owner")) is False:
+                    if lost_owner(again):
                         self._record_lost(again)
         return dropped
 
@@ -277,3 +355,8 @@ class Registry:
         records = self.records()
         probes = Probes(records)
         return self.remove_dead([r for r in records if not record_alive(r, probes)])
+
+
+def lost_owner(record: dict[str, Any]) -> bool:
+    """A started cluster (it has an address) whose owner is known dead."""
+    return bool(record.get("scheduler_address")) and owner_alive(record.get("owner")) is False

@@ -1,8 +1,10 @@
-"""A long registry lists in about one round of probes (issue 14 item 1).
+"""A long registry lists in about one round of probes (issue 14 item 1), or none.
 
-Each distinct scheduler address is probed once and each scheduler asked for its
-identity once, all concurrently, however many records point at it; dead records
-are removed in one pass. Counted, not timed (timings are in benchmarks/lab.py).
+Records whose living owner publishes their state are shown from the record: no probe,
+no scheduler call (issue 24 aim 5). The rest: each distinct scheduler address is probed
+once and each scheduler asked for its identity once, all concurrently, however many
+records point at it; dead records are removed in one pass. Counted, not timed (timings
+are in benchmarks/listing.py and benchmarks/lab.py).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_many_records_of_one_scheduler_cost_one_probe_and_one_identity(aiinfra_home, counted):
+def test_published_records_cost_no_probe_and_no_scheduler_call(aiinfra_home, counted):
     manager = ClusterManager()
     manager.start(
         ClusterSpec.from_options({"name": "real", "backend": "local", "workers": 1, "threads": 1})
@@ -65,11 +67,39 @@ def test_many_records_of_one_scheduler_cost_one_probe_and_one_identity(aiinfra_h
         assert {c["workers"] for c in listed} == {1} and {c["status"] for c in listed} == {
             "running"
         }
-        assert counted["probe"] == [record["scheduler_address"]]
-        assert counted["identity"] == [record["scheduler_address"]]
+        # This process owns them and published lately: nothing is asked of the scheduler.
+        assert counted["probe"] == [] and counted["identity"] == []
     finally:
         for i in range(RECORDS - 1):
             manager.registry.remove(f"copy{i}")
+        manager.stop("real")
+
+
+def test_unpublished_records_of_one_scheduler_cost_one_probe_and_one_identity(
+    aiinfra_home, counted
+):
+    manager = ClusterManager()
+    manager.start(
+        ClusterSpec.from_options({"name": "real", "backend": "local", "workers": 1, "threads": 1})
+    )
+    try:
+        record = manager.registry.read("real")
+        # Registered as external schedulers (`--backend address`): nobody here publishes them.
+        external = {k: v for k, v in record.items() if k != "observed"}
+        external["owner"] = {**record["owner"], "kind": "external"}
+        for i in range(RECORDS):
+            manager.registry.write({**external, "name": f"ext{i}", "backend": "address"})
+        counted["probe"].clear()
+        listed = [c for c in manager.list_clusters().to_dict() if c["name"].startswith("ext")]
+        assert len(listed) == RECORDS
+        assert {c["workers"] for c in listed} == {1} and {c["status"] for c in listed} == {
+            "running"
+        }
+        assert counted["probe"] == [record["scheduler_address"]]
+        assert counted["identity"] == [record["scheduler_address"]]
+    finally:
+        for i in range(RECORDS):
+            manager.registry.remove(f"ext{i}")
         manager.stop("real")
 
 
