@@ -17,6 +17,7 @@ from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
 from .launchlog import launch_log_handlers
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
+from .plots import plots_handlers
 from .push import push_handlers
 from .runs import runs_handlers
 from .schedules import schedule_handlers
@@ -144,6 +145,7 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"aiinfra/api/metrics/gpu", GpuMetricsHandler),
         (r"aiinfra/api/clusters", ClustersHandler),
         (rf"aiinfra/api/clusters/{name}", ClusterHandler),
+        *plots_handlers(),
         (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
         (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),
         *runs_handlers(),
