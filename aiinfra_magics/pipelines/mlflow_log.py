@@ -23,12 +23,13 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InputError, field_error
 
-if TYPE_CHECKING:
-    from .record import RunRecord
+# Runs are record.RunRecord objects, not imported: spec.py imports this module, and
+# record -> cache -> dag -> spec would close a cycle.
+RunRecord = Any
 
 FIELDS = ("tracking_uri", "experiment")
 EXTRA = "pip install 'aiinfra[mlflow]'"
