@@ -189,14 +189,10 @@ def _lineage(run: RunRecord) -> str:
         params = json.dumps(step.get("params") or {}, sort_keys=True, default=str)
         code = (step.get("hashes") or {}).get("code")
         rows.append(
-            f"<tr><td>{_esc(name)}</td><td>{_esc(step.get('status'))}</td>"
-            f"<td><code>{_esc(params)}</code></td><td><code>{_esc(code or '')}</code></td>"
+            f"<tr><td>{_esc(name)}</td><td><code>{_esc(params)}</code></td><td><code>{_esc(code or '')}</code></td>"
             f"<td>{products}</td></tr>"
         )
-    head = (
-        "<tr><th>step</th><th>status</th><th>parameters</th><th>code sha256</th>"
-        "<th>products (sha256)</th></tr>"
-    )
+    head = "<tr><th>step</th><th>parameters</th><th>code sha256</th><th>products (sha256)</th></tr>"
     return f"<table class='lineage'>{head}{''.join(rows)}</table>"
 
 
