@@ -8,7 +8,7 @@ dies with us and the workers close on the lost connection, or at the latest
 after ``death_timeout``.
 
 The owner also publishes what it sees into the cluster's registry record
-(``observed``: workers, threads, memory, cost, and when), every
+(``observed``: workers, threads, memory, cost; ``heartbeat``: when), every
 ``KEEPER_INTERVAL_S`` and soon after the number of workers changes, so listings
 read records instead of asking schedulers. Every registry write here is a
 read-modify-write under the registry's lock: a field another process wrote
@@ -321,7 +321,7 @@ def _publish(entry: Hosted, registered: bool = True) -> None:
     with entry.registry.lock():
         if registered and (hosted(entry.spec.name) is not entry or entry.closed.is_set()):
             return
-        entry.registry.merge({**entry.record, "observed": state})
+        entry.registry.merge({**entry.record, "observed": state, "heartbeat": state["at"]})
     entry.published_at, entry.published_sign = time.monotonic(), sign
 
 

@@ -55,8 +55,8 @@ def memory_that_exists(record: dict[str, Any], limits: int) -> int:
 def observed_state(
     identity: dict[str, Any] | None, figures: dict[str, Any] | None, at: float | None = None
 ) -> dict[str, Any]:
-    """What a cluster's owner publishes in its record (``observed``): the scheduler's figures
-    as a listing shows them, whether it answered, and when (the owner's heartbeat)."""
+    """What a cluster's record shows (``observed``): the scheduler's figures as a listing
+    shows them, whether it answered, and when they were read (``at``)."""
     workers = (identity or {}).get("workers", {})
     return {
         "at": time.time() if at is None else at,

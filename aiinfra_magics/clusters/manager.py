@@ -21,8 +21,8 @@ from typing import Any
 from ..errors import AiinfraError, AiinfraException, InputError, NotFoundError, OperationError
 from . import gateway_store, host
 from .backends import ClusterBackend, backend_class, get_backend
-from .info import ClusterInfo, ClusterList, cluster_to_dict, published_to_dict
-from .registry import DamagedRecord, Registry, record_alive
+from .info import ClusterInfo, ClusterList, cluster_to_dict, observed_state, published_to_dict
+from .registry import DamagedRecord, Registry, heartbeat_age, record_alive
 from .rpc import CONTROL_OP, observe_many, scheduler_call
 from .spec import ClusterSpec, check_adapt
 
@@ -168,9 +168,35 @@ class ClusterManager:
                 identity, figures = backend.observe(record, IDENTITY_TIMEOUT_S)
             except (OSError, TimeoutError, AiinfraException):
                 identity = None
+        if identity is not None:
+            self._refresh(record, observed_state(identity, figures))
         data = cluster_to_dict(record, identity, figures)
         data.update(_live_details(record))
         return ClusterInfo(data)
+
+    def _refresh(self, record: dict[str, Any], seen: dict[str, Any]) -> None:
+        """A live look (status, scale, adapt) from any process also updates what listings
+        show, when it saw other figures than the record holds: a gateway cluster scaled
+        from here is listed at its new size at once, not after its owner's next look.
+        The owner's ``heartbeat`` is left alone; older figures never replace newer ones.
+        """
+        if heartbeat_age(record) is None:  # nobody publishes this record: nothing to refresh
+            return
+        shown = ("answered", "workers", "threads", "memory")
+        try:
+            with self.registry.lock():
+                current = self.registry.read(record["name"])
+                held = (current or {}).get("observed")
+                if (
+                    not isinstance(held, dict)
+                    or current.get("scheduler_address") != record.get("scheduler_address")
+                    or held.get("at", 0) >= seen["at"]
+                    or all(held.get(k) == seen[k] for k in shown)
+                ):
+                    return
+                self.registry.write({**current, "observed": seen})
+        except OSError:  # a listing shows the owner's figures a little longer
+            pass
 
     def list_clusters(self) -> ClusterList:
         """Every live cluster; damaged records are named in ``problems`` and skipped.
@@ -381,7 +407,8 @@ class ClusterManager:
 
 def _published(record: dict[str, Any]) -> bool:
     """Its owner publishes what it sees (host.py's keeper): shown from the record."""
-    return record.get("status") == "running" and isinstance(record.get("observed"), dict)
+    running = record.get("status") == "running" and isinstance(record.get("observed"), dict)
+    return running and heartbeat_age(record) is not None
 
 
 def _observes_itself(record: dict[str, Any]) -> bool:

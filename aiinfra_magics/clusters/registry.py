@@ -9,9 +9,9 @@ the registry; a record another program damaged is reported by name and skipped,
 never fatal to the others.
 
 The process that owns a cluster publishes what it sees into the record every few
-seconds (``observed``: workers, threads, memory, cost, when), so a listing reads
-files instead of asking every scheduler; a record whose owner has gone quiet is
-shown as such (see :func:`heartbeat_age`).
+seconds (``observed``: workers, threads, memory, cost, when read; ``heartbeat``: when
+the owner last wrote), so a listing reads files instead of asking every scheduler;
+a record whose owner has gone quiet is shown as such (see :func:`heartbeat_age`).
 """
 
 from __future__ import annotations
@@ -71,13 +71,9 @@ def this_process() -> dict[str, Any]:
 
 
 def heartbeat_age(record: dict[str, Any], now: float | None = None) -> float | None:
-    """Seconds since the owner last published the record's ``observed`` state; None if never."""
-    at = (
-        (record.get("observed") or {}).get("at")
-        if isinstance(record.get("observed"), dict)
-        else None
-    )
-    if not isinstance(at, (int, float)):
+    """Seconds since the owner last published into the record (``heartbeat``); None if never."""
+    at = record.get("heartbeat")
+    if not isinstance(at, (int, float)) or isinstance(at, bool):
         return None
     return max(0.0, (time.time() if now is None else now) - at)
 
