@@ -7,7 +7,6 @@ import json
 import math
 import platform
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -101,26 +100,6 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def git_commit(folder: Path) -> dict[str, Any] | None:
-    """The commit of the repository holding the pipeline, and whether it had local changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 @dataclass
