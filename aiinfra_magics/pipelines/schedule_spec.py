@@ -30,6 +30,7 @@ FIELDS = (
     "raw",
     "yaml_params",
     "param_files",
+    "values",  # typed JSON parameters (the REST door's params)
     "cluster",
     "overlap",
     "notify",

@@ -1,0 +1,250 @@
+"""Schedules over REST on a real ``jupyter server`` process, stopped and started again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from live_server import free_port
+from waiting import wait_for
+
+from aiinfra_magics.pipelines.schedule_runs import process_alive
+
+TOKEN = "aiinfra-test-token"
+
+
+class Server:
+    """A jupyter server with the extension, on a given root and AIINFRA_HOME (so a restart
+    finds the same schedules)."""
+
+    def __init__(self, root: Path, home: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+                f"--port={self.port}", "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
+            ],
+            env={**os.environ, "AIINFRA_HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home.parent / "rt")},
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for(self._up, timeout=90, what="jupyter server to answer")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("jupyter server exited; see its log")
+        try:
+            return self.request("GET", "api/status")[0] == 200
+        except OSError:
+            return False
+
+    def request(
+        self, method: str, path: str, body: Any = None, token: bool = True
+    ) -> tuple[int, Any]:
+        data = (
+            json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        )
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"token {TOKEN}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, text = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read()
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text.decode(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _notebook(path: Path, params: str, source: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    first = nbformat.v4.new_code_cell(params)
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [first, nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def _ok_runs(folder: Path, schedule: str) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted((folder / "runs").glob("*/run.json")):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if data.get("status") == "ok" and (data.get("trigger") or {}).get("schedule") == schedule:
+            found.append(data)
+    return found
+
+
+@pytest.fixture
+def site(tmp_path: Path, aiinfra_home: Path):
+    root = tmp_path / "root"
+    _notebook(root / "jobs" / "report.ipynb", "n = 1", "print(n + 1)")
+    (root / "jobs" / "pipeline.yaml").write_text(
+        "name: jobs\nsteps:\n  report:\n    notebook: report.ipynb\n"
+    )
+    servers: list[Server] = []
+
+    def start() -> Server:
+        server = Server(root, aiinfra_home, tmp_path / "server.log")
+        servers.append(server)
+        return server
+
+    yield root, start
+    for server in servers:
+        if server.proc.poll() is None:
+            server.stop()
+    subprocess.run(
+        [sys.executable, "-m", "aiinfra_magics.doors.cli", "scheduler", "stop"],
+        env={**os.environ, "AIINFRA_HOME": str(aiinfra_home)}, capture_output=True, timeout=120,
+    )  # fmt: skip
+    import sqlite3
+
+    db = aiinfra_home / "scheduler" / "schedules.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            pids = conn.execute(
+                "SELECT pid, pid_started FROM firings WHERE pid IS NOT NULL"
+            ).fetchall()
+        wait_for(lambda: not any(process_alive(p, s) for p, s in pids), timeout=180)
+
+
+def test_schedule_made_over_rest_fires_across_a_server_restart(site) -> None:
+    root, start = site
+    server = start()
+    status, made = server.request(
+        "POST", "aiinfra/api/schedules",
+        {"name": "rest", "path": "jobs/report.ipynb", "every": "2s", "params": {"n": 41}},
+    )  # fmt: skip
+    assert status == 201, made
+    assert made["name"] == "rest" and made["trigger"] == {"every": "2s", "seconds": 2.0}
+    assert made["path"] == str((root / "jobs" / "report.ipynb").resolve())
+    folder = root / "jobs"
+    wait_for(lambda: _ok_runs(folder, "rest"), timeout=240, what="a run while the server is up")
+    executed = json.loads(
+        (folder / _ok_runs(folder, "rest")[0]["steps"]["report"]["notebook"]).read_text()
+    )
+    assert "42" in json.dumps(executed["cells"][-1]["outputs"])  # typed JSON params, not code
+
+    server.stop()
+    stopped_at = time.time()
+    wait_for(lambda: any(r["start"] > stopped_at for r in _ok_runs(folder, "rest")), timeout=240,
+             what="a run while no Jupyter server runs")  # fmt: skip
+
+    server = start()
+    status, listing = server.request("GET", "aiinfra/api/schedules")
+    assert status == 200
+    [shown] = listing["schedules"]
+    assert shown["name"] == "rest" and shown["paused"] is False and shown["next_run"]
+    assert listing["service"]["running"] is True
+    restarted_at = time.time()
+    wait_for(lambda: any(r["start"] > restarted_at for r in _ok_runs(folder, "rest")), timeout=240,
+             what="runs after the restart")  # fmt: skip
+    wait_for(lambda: (server.request("GET", "aiinfra/api/schedules")[1]["schedules"][0]["last_run"]
+                      or {}).get("run_id"))  # fmt: skip
+
+    status, paused = server.request("POST", "aiinfra/api/schedules/rest/pause")
+    assert status == 200 and paused["paused"] is True and paused["next_run"] is None
+    status, resumed = server.request("POST", "aiinfra/api/schedules/rest/resume")
+    assert status == 200 and resumed["paused"] is False
+    status, _ = server.request("POST", "aiinfra/api/schedules/rest/pause")
+    status, fired = server.request("POST", "aiinfra/api/schedules/rest/run")
+    assert status in (202, 409), fired  # 409: the previous run still going (overlap skip)
+    status, gone = server.request("DELETE", "aiinfra/api/schedules/rest")
+    assert status == 200 and gone["removed"] is True
+    assert server.request("GET", "aiinfra/api/schedules")[1]["schedules"] == []
+    assert server.request("GET", "aiinfra/api/schedules/rest")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "b", "path": "jobs/report.ipynb", "cron": "61 * * * *"}, "cron"),
+        (
+            {"name": "b", "path": "jobs/report.ipynb", "cron": "0 2 * * *", "tz": "Nowhere/City"},
+            "tz",
+        ),
+        ({"name": "b", "path": "jobs/report.ipynb", "every": "-5m"}, "every"),
+        ({"name": "b", "path": "jobs/report.ipynb", "every": "5m", "overlap": "twice"}, "overlap"),
+        ({"name": "B b", "path": "jobs/report.ipynb", "every": "5m"}, "name"),
+        ({"name": "b", "path": "../outside.ipynb", "every": "5m"}, "path"),
+        ({"name": "b", "path": "jobs/missing.ipynb", "every": "5m"}, "path"),
+        (
+            {
+                "name": "b",
+                "path": "jobs/report.ipynb",
+                "every": "5m",
+                "params": {"n; import os": 1},
+            },
+            "params",
+        ),
+        ({"name": "b", "path": "jobs/report.ipynb", "every": "5m", "params": {"nope": 1}}, "-p"),
+        (
+            {
+                "name": "b",
+                "path": "jobs/report.ipynb",
+                "every": "5m",
+                "param_files": ["/etc/passwd"],
+            },
+            "param_files",
+        ),
+        ({"name": "b", "path": "jobs/pipeline.yaml", "every": "5m", "notify": ["sms:1"]}, "notify"),
+        ({}, "body"),
+    ],
+)
+def test_bad_schedules_are_400_naming_the_field_and_never_stored(site, body, field) -> None:
+    root, start = site
+    (root.parent / "outside.ipynb").write_text("{}")
+    server = start()
+    status, reply = server.request("POST", "aiinfra/api/schedules", body)
+    assert status == 400, reply
+    assert reply["field"] == field and reply["message"].startswith(f"{field}:"), reply
+    status, listing = server.request("GET", "aiinfra/api/schedules")
+    assert listing["schedules"] == [] and listing["service"]["running"] is False
+
+
+def test_every_verb_needs_authentication_and_names_are_checked(site) -> None:
+    _, start = site
+    server = start()
+    for method, path in [
+        ("GET", "aiinfra/api/schedules"),
+        ("POST", "aiinfra/api/schedules"),
+        ("GET", "aiinfra/api/schedules/x"),
+        ("DELETE", "aiinfra/api/schedules/x"),
+        ("POST", "aiinfra/api/schedules/x/run"),
+        ("POST", "aiinfra/api/schedules/x/pause"),
+    ]:
+        assert server.request(method, path, token=False)[0] == 403, (method, path)
+    assert server.request("POST", "aiinfra/api/schedules/nothere/run")[0] == 404
+    status, reply = server.request("POST", "aiinfra/api/schedules/..%2Fx/pause")
+    assert status in (400, 404) and reply
+    assert server.request("POST", "aiinfra/api/schedules/x/explode")[0] == 404
