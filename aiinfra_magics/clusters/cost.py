@@ -12,6 +12,7 @@ records why (an idle timeout, or a plain close).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from time import time
 from types import SimpleNamespace
@@ -19,8 +20,12 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from ..metrics import plugins as metrics
+from ..metrics.efficiency import with_efficiency
 from .history import FIGURES
 from .rpc import COST_OP  # one name for the handler and its callers
+
+logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "aiinfra-cost"
 GB = 1e9
@@ -165,7 +170,10 @@ class CostPlugin(SchedulerPlugin):
         scheduler = self.scheduler
         idle_since = getattr(scheduler, "idle_since", None)
         idle_timeout = getattr(scheduler, "idle_timeout", None)
-        return {
+        # What was used beside what was held, where the metrics plugin samples the workers.
+        measured = metrics.plugin_of(scheduler)
+        usage = measured.store.usage(now) if measured is not None else None
+        return with_efficiency({
             **figures,
             "as_of": now,
             "since": self.started,
@@ -179,7 +187,7 @@ class CostPlugin(SchedulerPlugin):
             },
             "idle_since": idle_since,
             "idle_timeout": idle_timeout,
-        }
+        }, usage)  # fmt: skip
 
 
 def close_reason(scheduler: Any) -> str:
@@ -202,20 +210,23 @@ def register_by_value() -> None:
 
     import cloudpickle
 
+    metrics.register_by_value()  # the report merges the metrics' figures
     module = sys.modules[__name__]
     if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
         cloudpickle.register_pickle_by_value(module)
 
 
-def install(client: Any) -> None:
-    """Add the plugin to the scheduler of ``client`` (any cluster, remote included)."""
+def install(client: Any, spec: Any = None) -> None:
+    """Add the plugin (and the workers' metrics) to the scheduler of ``client`` (any cluster)."""
     register_by_value()
     client.register_plugin(CostPlugin(), name=PLUGIN_NAME)  # idempotent: a class attribute
+    metrics.install_metrics(client, spec)
 
 
-def scheduler_kwargs() -> dict[str, Any]:
-    """``scheduler_kwargs`` for LocalCluster-like classes: the plugin from the first worker on."""
-    return {"plugins": [CostPlugin()]}
+def scheduler_kwargs(spec: Any = None) -> dict[str, Any]:
+    """``scheduler_kwargs`` for LocalCluster-like classes: the cost and metrics plugins from
+    the first worker on (``spec``: the cluster's waste settings)."""
+    return {"plugins": [CostPlugin(), metrics.metrics_plugin(spec)]}
 
 
 def arm_idle(scheduler: Any, timeout: float | None) -> None:
@@ -230,9 +241,12 @@ def arm_idle(scheduler: Any, timeout: float | None) -> None:
 
 
 def install_remote(
-    address: str, connection_args: dict[str, Any] | None = None, idle_timeout: float | None = None
+    address: str,
+    connection_args: dict[str, Any] | None = None,
+    idle_timeout: float | None = None,
+    spec: Any = None,
 ) -> None:
-    """Add the plugin to a scheduler reached by address only (no Client needed)."""
+    """Add the plugin and the workers' metrics to a scheduler reached by address only."""
     from distributed.protocol.pickle import dumps
 
     from .rpc import scheduler_call
@@ -247,3 +261,7 @@ def install_remote(
         name=PLUGIN_NAME,
         idempotent=True,
     )
+    try:
+        metrics.install_remote(address, connection_args, spec)
+    except Exception:  # the cost figures stand without the measured ones
+        logger.warning("could not add the metrics plugin at %s", address, exc_info=True)

@@ -133,7 +133,7 @@ class CudaBackend(ClusterBackend):
         from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
 
         # The cost plugin from the first worker on; distributed's own idle shutdown.
-        cluster = LocalCUDACluster(**kwargs, scheduler_kwargs=scheduler_kwargs())
+        cluster = LocalCUDACluster(**kwargs, scheduler_kwargs=scheduler_kwargs(spec))
         cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         _register_worker_env(cluster)
         gpus = kwargs["CUDA_VISIBLE_DEVICES"].split(",")

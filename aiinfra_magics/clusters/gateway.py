@@ -146,7 +146,9 @@ class GatewayBackend(ClusterBackend):
         handle = GatewayHandle(cluster)
         handle.idle_timeout = spec.idle_timeout
         try:
-            cost.install_remote(handle.scheduler_address, handle.connection_args(), plugin_idle)
+            cost.install_remote(
+                handle.scheduler_address, handle.connection_args(), plugin_idle, spec=spec
+            )
             if spec.workers:
                 handle.scale(spec.workers)
         except BaseException:

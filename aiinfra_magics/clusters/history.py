@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 FIGURES = ("worker_hours", "core_hours", "gpu_hours", "memory_gb_hours")
+#: Measured figures a cost report carries as they are (efficiency.py computes them).
+MEASURED = (
+    "cpu_efficiency", "gpu_efficiency", "peak_memory", "memory_limit", "peak_memory_fraction",
+    "peak_busy_workers", "waste",
+)  # fmt: skip
 
 
 def carried_to(report: dict[str, Any] | None, until: float) -> dict[str, Any] | None:
@@ -43,6 +48,13 @@ def rounded(report: dict[str, Any] | None) -> dict[str, Any] | None:
     out["workers_now"] = (report.get("now") or {}).get("workers", 0)
     for key in ("since", "as_of", "ended", "end_reason", "idle_since", "idle_timeout"):
         out[key] = report.get(key)
+    # Used beside held (metrics/efficiency.py), where the workers were sampled.
+    if "cpu_used_hours" in report:
+        for key in ("cpu_used_hours", "gpu_used_hours"):
+            out[key] = round(float(report.get(key) or 0.0), 4)
+        for key in MEASURED:
+            out[key] = report.get(key)
+        out["warnings"] = list(report.get("warnings") or [])
     return out
 
 

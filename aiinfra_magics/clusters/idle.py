@@ -2,7 +2,8 @@
 
 An owned cluster can end without us: its scheduler closes after ``idle_timeout``
 (distributed's own check for local, cuda and slurm clusters), the gateway culls it, or
-it used its ``--max-gpu-hours`` (checked here, on the figures the watcher reads anyway).
+it used its ``--max-gpu-hours`` or held GPUs idle past its waste window with
+``--stop-when-wasteful`` (both checked here, on the figures the watcher reads anyway).
 The owner's watcher notices within ``WATCH_INTERVAL_S``, records why and what it
 used (cost.py's figures) in the history, frees what is left (nannies, the daemon)
 and removes the registry record, as a user's stop would.
@@ -61,6 +62,16 @@ def over_budget(spec: Any, report: dict[str, Any] | None) -> tuple[str, float] |
     )
 
 
+def too_wasteful(spec: Any, report: dict[str, Any] | None) -> tuple[str, float] | None:
+    """(why, now) once a ``--stop-when-wasteful`` cluster's waste warning holds; else None."""
+    if not getattr(spec, "stop_when_wasteful", None):
+        return None
+    from ..metrics.efficiency import wasteful
+
+    reason = wasteful(report)
+    return (reason, time.time()) if reason else None
+
+
 def record_end(record: dict[str, Any], reason: str, report: dict[str, Any] | None) -> None:
     try:
         history.append_history(history.entry(record, reason, report))
@@ -110,7 +121,8 @@ class Watcher:
                     done = ended(entry.launched.cluster)
                     if done is None:
                         # Also keeps a remote cluster's last figures.
-                        done = over_budget(entry.spec, figures(entry.launched.cluster))
+                        report = figures(entry.launched.cluster)
+                        done = over_budget(entry.spec, report) or too_wasteful(entry.spec, report)
                     if done is None:
                         continue
                 except Exception:  # a gateway that does not answer now may answer next time

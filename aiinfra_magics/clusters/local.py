@@ -97,6 +97,6 @@ class LocalBackend(ClusterBackend):
         from .cost import arm_idle, scheduler_kwargs  # late: imports distributed
 
         # The cost plugin from the first worker on; distributed's own idle shutdown.
-        cluster = LocalCluster(**kwargs, scheduler_kwargs=scheduler_kwargs())
+        cluster = LocalCluster(**kwargs, scheduler_kwargs=scheduler_kwargs(spec))
         cluster.loop.add_callback(arm_idle, cluster.scheduler, spec.idle_timeout)
         return Launched(cluster.scheduler_address, dashboard_link(cluster), cluster=cluster)

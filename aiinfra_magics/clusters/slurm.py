@@ -391,7 +391,7 @@ class SlurmBackend(ClusterBackend):
 
         # The cost plugin from the first job on (the scheduler is in this process, as for
         # local clusters); distributed's own idle check stops it, the watcher cancels the jobs.
-        kwargs["scheduler_options"] = {**kwargs["scheduler_options"], **scheduler_kwargs()}
+        kwargs["scheduler_options"] = {**kwargs["scheduler_options"], **scheduler_kwargs(spec)}
         try:
             cluster = AiinfraSLURMCluster(jobs_path=str(path), **kwargs)
         except BaseException:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from ..checks import as_duration, as_int, as_name, as_number, as_size, as_str
+from ..checks import as_bool, as_duration, as_int, as_name, as_number, as_size, as_str
 from ..errors import InputError, field_error
 
 COMMON_FIELDS = (
     "name", "backend", "workers", "threads", "memory", "adapt", "idle_timeout",
-    "max_workers", "max_gpu_hours",
+    "max_workers", "max_gpu_hours", "waste_threshold", "waste_window", "stop_when_wasteful",
 )  # fmt: skip
 #: Fields that size workers: refused by backends whose workers are managed elsewhere.
 WORKER_FIELDS = ("workers", "threads", "memory", "adapt", "max_workers")
@@ -46,6 +46,11 @@ class ClusterSpec:
     #: Caps: scale/adapt beyond ``max_workers`` is refused; the cluster stops at ``max_gpu_hours``.
     max_workers: int | None = None
     max_gpu_hours: float | None = None
+    #: Held GPUs under ``waste_threshold`` % for ``waste_window`` s: a warning (and a stop
+    #: with ``stop_when_wasteful``); None: dask config ``aiinfra.waste.*`` (10 %, 15 min).
+    waste_threshold: float | None = None
+    waste_window: float | None = None
+    stop_when_wasteful: bool | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -259,6 +264,13 @@ def _positive_number(field_name: str, value: Any) -> float:
     return number
 
 
+def _percent(field_name: str, value: Any) -> float:
+    number = as_number(field_name, value)
+    if not 0 < number <= 100:
+        raise field_error(field_name, value, "a utilisation in percent, > 0 and <= 100")
+    return number
+
+
 def _as_memory(value: Any) -> str:
     text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if text == "auto":
@@ -276,4 +288,7 @@ _COERCE = {
     "idle_timeout": lambda v: as_duration("idle-timeout", v),
     "max_workers": lambda v: as_int("max-workers", v, minimum=1, maximum=MAX_WORKERS),
     "max_gpu_hours": lambda v: _positive_number("max-gpu-hours", v),
+    "waste_threshold": lambda v: _percent("waste-threshold", v),
+    "waste_window": lambda v: as_duration("waste-window", v),
+    "stop_when_wasteful": lambda v: as_bool("stop-when-wasteful", v),
 }

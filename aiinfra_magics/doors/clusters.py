@@ -32,6 +32,8 @@ COMMON_HELP = {
     "idle_timeout": "stop the cluster after this long with no work, e.g. 30m",
     "max_workers": "refuse to scale or adapt beyond this many workers",
     "max_gpu_hours": "stop the cluster once it has used this many GPU-hours",
+    "waste_threshold": "GPU utilisation in %% under which held GPUs count as wasted [10]",
+    "waste_window": "warn once held GPUs stay under the threshold this long, e.g. 15m [15m]",
 }
 
 
@@ -93,6 +95,13 @@ def _add_start_options(p: WordsParser) -> None:
     p.add_argument("--backend", default="auto", help=f"auto | {' | '.join(backend_names())}")
     for key, text in COMMON_HELP.items():
         p.add_argument(_flag(key), dest=key, help=text)
+    p.add_argument(
+        "--stop-when-wasteful",
+        dest="stop_when_wasteful",
+        action="store_true",
+        default=None,
+        help="stop the cluster (as an idle timeout would) once the waste warning holds",
+    )
     p.add_argument("--client-var", default="client", help="magic: variable to bind the Client to")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_backend_options(p, loadable_backends())
