@@ -182,6 +182,14 @@ class ClusterBackend(ABC):
         """``live_details`` of each record, in order; a batch backend asks its queue once."""
         return [self.live_details(r) for r in records]
 
+    def defaults(self) -> dict[str, Any]:
+        """What common fields left out come to here (``{"workers": 2, "threads": 1}``).
+
+        Only what this backend can tell without starting anything; the start dialog shows
+        it as the fields' placeholders. None known: ``{}``.
+        """
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """JSON for ``GET aiinfra/api/backends`` and the sidebar's start dialog."""
         reason = self.unavailable()
@@ -192,6 +200,7 @@ class ClusterBackend(ABC):
             "reason": reason,
             "manages_workers": self.manages_workers,
             "options": [o.to_dict() for o in self.options],
+            "defaults": self.defaults() if reason is None else {},
         }
 
 

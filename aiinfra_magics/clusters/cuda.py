@@ -86,6 +86,10 @@ class CudaBackend(ClusterBackend):
     def validate(self, spec: ClusterSpec) -> None:
         check_local_bounds(spec)
 
+    def defaults(self) -> dict[str, Any]:
+        # One worker per GPU, one thread each (launch_kwargs) when neither is given.
+        return {"workers": self.probe.count, "threads": 1}
+
     def check(self, spec: ClusterSpec) -> None:
         reason = self.unavailable()
         if reason is not None:

@@ -74,6 +74,13 @@ class LocalBackend(ClusterBackend):
     def validate(self, spec: ClusterSpec) -> None:
         check_local_bounds(spec)
 
+    def defaults(self) -> dict[str, Any]:
+        # LocalCluster's own split of this machine's cores when neither is given.
+        from distributed.deploy.utils import nprocesses_nthreads
+
+        workers, threads = nprocesses_nthreads()
+        return {"workers": workers, "threads": threads}
+
     def launch_kwargs(self, spec: ClusterSpec, *, death_timeout: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "processes": True,

@@ -44,7 +44,8 @@ class BackendsHandler(AiinfraHandler):
         from ..clusters.backends import describe_backends
 
         # Probing usability (NVML, imports) blocks: off the event loop.
-        self.reply({"backends": await self.call(describe_backends)})
+        backends = await self.call(describe_backends)
+        self.reply({"backends": backends, "auto": await self.call(_auto_choice)})
 
 
 class ClustersHandler(AiinfraHandler):
@@ -121,6 +122,17 @@ class ClusterHandler(AiinfraHandler):
         self.state.clusters.invalidate()
         _kick(self.state)
         self.reply({"name": name, "status": "stopped", "message": note})
+
+
+def _auto_choice() -> str | None:
+    """The backend ``auto`` starts here (the dialog shows its defaults); None if none can."""
+    from ..clusters.manager import resolve_backend
+    from ..clusters.spec import ClusterSpec
+
+    try:
+        return resolve_backend(ClusterSpec.from_options({"backend": "auto"}))[0].backend
+    except AiinfraError:
+        return None
 
 
 def _kick(state: Any) -> None:
