@@ -35,6 +35,7 @@ BUILTIN_BACKENDS = {
     "address": "aiinfra_magics.clusters.address:AddressBackend",
     "gateway": "aiinfra_magics.clusters.gateway:GatewayBackend",
     "slurm": "aiinfra_magics.clusters.slurm:SlurmBackend",
+    "ssh": "aiinfra_magics.clusters.ssh:SshBackend",
 }
 OPTION_TYPES = ("string", "integer", "number", "boolean", "size", "list")
 

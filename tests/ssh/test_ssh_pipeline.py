@@ -1,0 +1,85 @@
+"""Pipelines and idle timeouts on an SSH cluster, as on every other backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+from waiting import wait_for
+
+from aiinfra_magics.clusters.history import read_history
+from aiinfra_magics.clusters.manager import ClusterManager
+from aiinfra_magics.clusters.spec import ClusterSpec
+from aiinfra_magics.pipelines.record import RunRecord
+
+CLI = [sys.executable, "-m", "aiinfra_magics"]
+STEP = (
+    "import json, os\n"
+    "for p in product:\n"
+    "    os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n"
+    "    json.dump({'ssh': os.environ.get('SSH_CONNECTION', '')}, open(p, 'w'))"
+)
+
+
+def one_step(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("product = []")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(STEP)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    folder.mkdir(parents=True)
+    nbformat.write(nb, str(folder / "step.ipynb"))
+    path = folder / "pipeline.yaml"
+    spec = {
+        "name": "onssh",
+        "defaults": {"timeout": 120},
+        "steps": {"step": {"notebook": "step.ipynb", "products": ["out/step.json"]}},
+    }
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_a_pipeline_step_runs_in_a_kernel_on_an_ssh_worker(sshd, tmp_path):
+    manager = ClusterManager()
+    manager.start(ClusterSpec.from_options({"name": "pipe", **sshd.options(hosts="127.0.0.2")}))
+    try:
+        path = one_step(tmp_path / "pipe")
+        proc = subprocess.run(
+            [*CLI, "pipeline", "run", str(path), "--cluster", "pipe"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        run = RunRecord.load(path.parent)
+        assert run.status == "ok" and run.data["cluster"]["name"] == "pipe"
+        assert run.steps["step"]["worker"].startswith("tcp://127.0.0.2:")
+        # The kernel ran under the worker that sshd started (its session's environment).
+        seen = json.loads((path.parent / "out" / "step.json").read_text())
+        assert seen["ssh"].endswith(f"127.0.0.2 {sshd.port}")
+    finally:
+        manager.stop("pipe")
+
+
+def test_an_idle_cluster_with_a_remote_scheduler_stops_itself(sshd):
+    manager = ClusterManager()
+    spec = ClusterSpec.from_options(
+        {"name": "idle", "idle_timeout": "3s", **sshd.options(hosts="127.0.0.1")}
+    )
+    manager.start(spec)
+    wait_for(
+        lambda: "idle" not in [c.name for c in manager.list_clusters()],
+        120,
+        "the idle cluster to stop itself",
+    )
+    (entry,) = [e for e in read_history() if e["name"] == "idle"]
+    assert entry["reason"] == "idle for 3s (idle timeout)"
+    assert entry["cost"]["worker_hours"] > 0  # figures read from the remote scheduler's plugin
