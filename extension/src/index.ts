@@ -31,6 +31,7 @@ import { PanelModel } from './model';
 import { AiinfraPanel } from './panel';
 import { RunNotifications } from './pipelines/notify';
 import { AddToPipelineButton } from './pipelines/toolbar';
+import { ScheduleCommands, ScheduleNotebookButton } from './pipelines/schedules';
 
 /** The ids of the commands this extension adds. */
 export namespace CommandIDs {
@@ -147,6 +148,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: aiinfraIcon,
       translator
     });
+    ScheduleCommands.add({
+      commands,
+      shell,
+      requester: model.requester,
+      clusters: () => model.request<{ clusters: { name: string }[] }>(['clusters']).then(d => d.clusters.map(c => c.name)),
+      notebooks,
+      translator,
+      icon: aiinfraIcon
+    });
+    app.docRegistry.addWidgetExtension('Notebook', new ScheduleNotebookButton(commands, aiinfraIcon, translator));
+    palette?.addItem({ command: ScheduleCommands.open, category: 'aiinfra' });
+    palette?.addItem({ command: ScheduleCommands.schedule, category: 'aiinfra' });
     RunNotifications.add({ pushed: model.pushed, commands, openRuns: CommandIDs.openRuns, translator });
     app.docRegistry.addWidgetExtension(
       'Notebook',
