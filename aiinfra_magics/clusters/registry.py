@@ -44,9 +44,20 @@ MAX_RECORD_BYTES = 1 << 20
 STALE_AFTER_S = 30.0
 
 
+#: Registry folders made (0700) in this process, by the settings that place them: a long
+#: listing asks for the folder once per record (a SLURM cluster's jobs file), and making it
+#: again each time (mkdir, chmod) was a tenth of a 200-cluster listing.
+_made: dict[tuple[str | None, ...], Path] = {}
+
+
 def registry_dir() -> Path:
     """``<aiinfra home>/clusters`` (private to the user)."""
-    return private_dir(aiinfra_home() / "clusters")
+    key = tuple(os.environ.get(k) for k in ("AIINFRA_HOME", "JUPYTER_RUNTIME_DIR", "HOME"))
+    known = _made.get(key)
+    if known is not None and known.is_dir():
+        return known
+    _made[key] = made = private_dir(aiinfra_home() / "clusters")
+    return made
 
 
 class DamagedRecord(ValueError):
@@ -223,8 +234,11 @@ class Registry:
 
     def load(self, name: str) -> dict[str, Any] | None:
         """The record of ``name``; None when there is none; DamagedRecord when unusable."""
+        return self._load(self.path(name), name)
+
+    def _load(self, path: Path, name: str) -> dict[str, Any] | None:
         try:
-            with open(self.path(name), "rb") as handle:
+            with open(path, "rb") as handle:
                 raw = handle.read(MAX_RECORD_BYTES + 1)
         except FileNotFoundError:
             return None
@@ -253,9 +267,9 @@ class Registry:
     def scan(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """Every usable record, and ``{name: why}`` for each damaged one."""
         records, damaged = [], {}
-        for name in self.names():
+        for name in self.names():  # names() kept cluster names only: no second check
             try:
-                record = self.load(name)
+                record = self._load(self.root / f"{name}.json", name)
             except DamagedRecord as exc:
                 damaged[name] = str(exc)
                 continue
