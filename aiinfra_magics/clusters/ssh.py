@@ -27,9 +27,8 @@ from ..checks import as_int, as_line, as_word
 from ..errors import InputError, OperationError, field_error
 from .backends import ClusterBackend, Launched, Option
 from .spec import ClusterSpec
+from .ssh_hosts import check_hosts, check_project, check_source, check_zone, hosts_from
 
-HOST_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?")
-HOST_ALLOWED = "host names or addresses separated by commas, e.g. gpu1,gpu2 or 10.0.0.5"
 PATH_ALLOWED = "a file path (one line)"
 SCHEDULER_CHOICES = ("first", "local")
 GPUS_ALLOWED = "auto (ask each host's NVML) or a count N >= 0 (0: CPU workers only)"
@@ -37,16 +36,6 @@ GPUS_ALLOWED = "auto (ask each host's NVML) or a count N >= 0 (0: CPU workers on
 PROBE_REUSE_S = 120.0
 WORKERS_JOIN_S = 120.0
 _PROBED: dict[Any, tuple[float, dict[str, Any]]] = {}
-
-
-def check_hosts(value: str, field: str = "hosts") -> str:
-    """``a,b,c`` -> the same, stripped; each one host name or address."""
-    items = [item.strip() for item in str(value).split(",") if item.strip()]
-    if not items:
-        raise field_error(field, value, HOST_ALLOWED)
-    for item in items:
-        as_word(field, item, HOST_PATTERN, HOST_ALLOWED)
-    return ",".join(item.strip("[]") for item in items)
 
 
 def check_path(field: str):
@@ -83,6 +72,15 @@ SSH_OPTIONS = (
         check=check_hosts,
         metavar="a,b,c",
     ),
+    Option(
+        "hosts_from",
+        "take the hosts from file:PATH (one per line) or tpu:NAME (a TPU VM slice's workers, "
+        "from gcloud; with --zone, --project)",
+        check=check_source,
+        metavar="file:PATH|tpu:NAME",
+    ),
+    Option("zone", "the TPU's zone (--hosts-from tpu:NAME)", check=check_zone),
+    Option("project", "the TPU's project (default: gcloud's)", check=check_project),
     Option(
         "scheduler",
         "where the scheduler runs: first (the first host) or local (this kernel or daemon; "
@@ -161,17 +159,32 @@ def _value(spec: ClusterSpec, name: str, check: Any = None) -> Any:
         raise InputError(f"aiinfra.ssh.{key} (dask config): {exc}", field=name) from None
 
 
+def _config_source(spec: ClusterSpec) -> str | None:
+    """``aiinfra.ssh.hosts-from`` (with ``zone``, ``project``) when no hosts were given."""
+    source = _value(spec, "hosts_from")
+    if source is None:
+        return None
+    return ",".join(hosts_from(source, _value(spec, "zone"), _value(spec, "project")))
+
+
 def target_of(spec: ClusterSpec) -> Any:
     """The hosts and how to reach them, from the flags and dask config (pure but for config)."""
     import sys
 
     from .ssh_connect import Target, expand
 
-    hosts_text = _value(spec, "hosts")
+    source = spec.options.get("hosts_from")
+    hosts_text = None
+    if source is not None:
+        hosts_text = ",".join(
+            hosts_from(source, spec.options.get("zone"), spec.options.get("project"))
+        )
+    else:
+        hosts_text = _value(spec, "hosts") or _config_source(spec)
     if not hosts_text:
         raise InputError(
-            "hosts: required with --backend ssh (e.g. --hosts gpu1,gpu2), "
-            "or set aiinfra.ssh.hosts in dask config",
+            "hosts: required with --backend ssh (e.g. --hosts gpu1,gpu2 or --hosts-from "
+            "file:PATH), or set aiinfra.ssh.hosts in dask config",
             field="hosts",
         )
     hosts = tuple(dict.fromkeys(hosts_text.split(",")))
@@ -242,6 +255,20 @@ class SshBackend(ClusterBackend):
         return None
 
     def validate(self, spec: ClusterSpec) -> None:
+        given = spec.options
+        if "hosts" in given and "hosts_from" in given:
+            raise InputError(
+                "hosts-from: give --hosts or --hosts-from, not both", field="hosts_from"
+            )
+        source = str(given.get("hosts_from") or "")
+        for key in ("zone", "project"):
+            if key in given and not source.startswith("tpu:"):
+                raise InputError(f"{key}: only with --hosts-from tpu:NAME", field=key)
+        if source.startswith("tpu:") and "zone" not in given:
+            raise InputError(
+                "zone: required with --hosts-from tpu:NAME (e.g. --zone us-central2-b)",
+                field="zone",
+            )
         if spec.memory is not None:
             from ..checks import as_size
 
@@ -316,15 +343,35 @@ class SshBackend(ClusterBackend):
         )
 
     def live_details(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Per host: its workers and their SSH sessions (the owner knows; others see hosts)."""
+        """Per host: its workers (from the scheduler, so any process may ask) and, in the
+        owning process, whether each worker's SSH session still runs."""
         from . import host
+        from .rpc import scheduler_identity
 
+        hosts: dict[str, dict[str, Any]] = {}
+        for name in str((record.get("spec") or {}).get("hosts") or "").split(","):
+            if name:
+                hosts[name] = {"workers": []}
+        try:
+            identity = scheduler_identity(record["scheduler_address"], timeout=3)
+        except (OSError, TimeoutError, KeyError):
+            identity = {}
+        for address, worker in sorted((identity.get("workers") or {}).items()):
+            where = worker.get("host") or address.split("//")[-1].rsplit(":", 1)[0]
+            hosts.setdefault(where, {"workers": []})["workers"].append(
+                {
+                    "name": str(worker.get("name")),
+                    "address": address,
+                    "threads": worker.get("nthreads"),
+                    "memory": worker.get("memory_limit"),
+                }
+            )
         entry = host.hosted(record.get("name") or "")
-        spec = record.get("spec") or {}
-        if entry is None or not hasattr(entry.launched.cluster, "hosts"):
-            hosts = str(spec.get("hosts") or "").split(",")
-            return {"ssh_hosts": {h: {} for h in hosts if h}}
-        return {"ssh_hosts": entry.launched.cluster.hosts()}
+        cluster = entry.launched.cluster if entry is not None else None
+        if cluster is not None and hasattr(cluster, "sessions"):
+            for where, sessions in cluster.sessions().items():
+                hosts.setdefault(where, {"workers": []})["sessions"] = sessions
+        return {"ssh_hosts": hosts}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -323,17 +323,15 @@ class SshSpecCluster(SpecCluster):
         self._placed = {n: p for n, p in self._placed.items() if n in self.worker_spec}
         return self._next_spec(self.worker_spec)
 
-    def hosts(self) -> dict[str, dict[str, Any]]:
-        """Per host: its workers (by name) and whether each SSH session still runs."""
-        found: dict[str, dict[str, Any]] = {
-            s.host: {"workers": [], "gpus": s.gpus} for s in self.slots
-        }
+    def sessions(self) -> dict[str, list[dict[str, Any]]]:
+        """Per host, each worker's SSH session: running, or exited with its last lines."""
+        found: dict[str, list[dict[str, Any]]] = {s.host: [] for s in self.slots}
         for name, worker in list(self.workers.items()):
-            host = self._placed.get(name, (getattr(worker, "host", "?"), None))[0]
+            where = self._placed.get(name, (getattr(worker, "host", "?"), None))[0]
             proc = getattr(worker, "proc", None)
             gone = proc is not None and proc.exit_status is not None
-            entry = {"name": name, "session": "exited" if gone else "running"}
+            entry: dict[str, Any] = {"name": name, "session": "exited" if gone else "running"}
             if gone:
                 entry["last_output"] = list(getattr(worker, "stderr_tail", []))[-3:]
-            found.setdefault(host, {"workers": [], "gpus": 0})["workers"].append(entry)
+            found.setdefault(where, []).append(entry)
         return found

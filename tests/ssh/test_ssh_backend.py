@@ -115,7 +115,10 @@ def test_start_compute_scale_status_stop_with_the_scheduler_on_the_first_host(ss
         assert info.workers == 3
         hosts = manager.status("boxes").data["ssh_hosts"]
         assert sorted(len(h["workers"]) for h in hosts.values()) == [1, 2]
-        assert all(w["session"] == "running" for h in hosts.values() for w in h["workers"])
+        assert all(w["threads"] >= 1 for h in hosts.values() for w in h["workers"])
+        # The owner also knows each worker's SSH session.
+        sessions = [s for h in hosts.values() for s in h["sessions"]]
+        assert len(sessions) == 3 and {s["session"] for s in sessions} == {"running"}
         assert manager.scale("boxes", 1).workers == 1
         record = json.loads((aiinfra_home / "clusters" / "boxes.json").read_text())
         assert str(sshd.key) in json.dumps(record)  # a path, never a key's content
@@ -154,7 +157,9 @@ def test_cli_start_then_scale_and_stop_from_other_processes(sshd, aiinfra_home):
             text=True,
             timeout=120,
         )
-        assert sorted(json.loads(status.stdout)["ssh_hosts"]) == ["127.0.0.1", "127.0.0.2"]
+        hosts = json.loads(status.stdout)["ssh_hosts"]  # from another process than the owner
+        assert sorted(hosts) == ["127.0.0.1", "127.0.0.2"]
+        assert sum(len(h["workers"]) for h in hosts.values()) == 3
     finally:
         stopped = subprocess.run(
             [*CLI, "cluster", "stop", "cli"], capture_output=True, text=True, timeout=180
