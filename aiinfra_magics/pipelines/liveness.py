@@ -177,12 +177,12 @@ def cancel(run_dir: Path, grace: float = CANCEL_GRACE_S) -> dict[str, Any]:
 
 
 def _ended(pid: int, started: Any, timeout: float) -> bool:
-    import psutil
-
-    try:
-        psutil.Process(pid).wait(timeout=timeout)
-    except psutil.TimeoutExpired:
-        return not same_process(pid, started)
-    except psutil.Error:
-        pass
+    """Whether the run's process ends within ``timeout``, polled without reaping it: a
+    process that is our child keeps its exit status for its own ``wait`` (psutil's would
+    take it)."""
+    deadline = time.monotonic() + timeout
+    while same_process(pid, started):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
     return True

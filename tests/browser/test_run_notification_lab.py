@@ -43,7 +43,7 @@ def test_a_failed_cli_run_is_notified_in_the_lab_and_opens_the_run_view(live_lab
             capture_output=True, text=True, timeout=300, env=live_lab.env,
         )  # fmt: skip
         assert run.returncode == 1, run.stderr[-3000:]
-        run_id = next((folder / "runs").iterdir()).name
+        run_id = next((folder / "runs").glob("*/run.json")).parent.name
 
         toast = page.locator(".jp-toast-message", has_text="Pipeline nightly failed")
         toast.wait_for()
