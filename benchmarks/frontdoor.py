@@ -7,6 +7,8 @@ script prints medians and the ratio against the aim:
 
 - ``aiinfra --help``                       vs ``dask --help``                      <= 1.2x
 - ``aiinfra cluster list`` (empty registry) vs ``dask --help``                      <= 1.2x
+- ``aiinfra cluster list`` (1 live local cluster, its owner this script)
+                                            vs ``dask --help``                      <= 1.2x
 - IPython + ``%load_ext`` + first ``%aiinfra cluster list``
                                             vs IPython + ``import distributed``     <= 1.2x
 - ``aiinfra pipeline run --help``           vs ``papermill --help``                 <= 0.5x
@@ -97,11 +99,26 @@ def main() -> None:
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="aiinfra-bench-home-")
     env = {**os.environ, "AIINFRA_HOME": home, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    # A registry with one live cluster, owned (and its state published) by this process.
+    live_home = tempfile.mkdtemp(prefix="aiinfra-bench-live-")
+    live_env = {**env, "AIINFRA_HOME": live_home}
+    from aiinfra_magics.clusters.manager import ClusterManager
+    from aiinfra_magics.clusters.registry import Registry
+    from aiinfra_magics.clusters.spec import ClusterSpec
+
+    live = ClusterManager(Registry(Path(live_home) / "clusters"))
+    live.start(ClusterSpec.from_options({"name": "live", "backend": "local", "workers": 1}))
+    shown = subprocess.run(
+        [str(BIN / "aiinfra"), "cluster", "list", "--json"], env=live_env, capture_output=True
+    )
+    assert '"status": "running"' in shown.stdout.decode(), shown  # what each timed call lists
     py = [sys.executable]
     cases = [
         ("aiinfra --help", [str(BIN / "aiinfra"), "--help"], [str(BIN / "dask"), "--help"],
          "dask --help", 1.2),
         ("aiinfra cluster list (empty)", [str(BIN / "aiinfra"), "cluster", "list"],
+         [str(BIN / "dask"), "--help"], "dask --help", 1.2),
+        ("aiinfra cluster list (1 live)", [str(BIN / "aiinfra"), "cluster", "list"],
          [str(BIN / "dask"), "--help"], "dask --help", 1.2),
         ("%load_ext + %aiinfra cluster list", [*py, "-c", MAGIC], [*py, "-c", DISTRIBUTED],
          "IPython + import distributed", 1.2),
@@ -111,8 +128,14 @@ def main() -> None:
     print(f"{'ours':36} {'s':>6}  {'peer':30} {'s':>6}  {'ratio':>6}  aim")
     rows = []
     for name, ours_cmd, peer_cmd, peer_name, aim in cases:
-        o, p = pair(lambda c=ours_cmd: timed(c, env), lambda c=peer_cmd: timed(c, env), args.repeat)
+        ours_env = live_env if "live" in name else env
+        o, p = pair(
+            lambda c=ours_cmd, e=ours_env: timed(c, e),
+            lambda c=peer_cmd: timed(c, env),
+            args.repeat,
+        )
         rows.append((name, o, peer_name, p, aim))
+    live.stop("live")
     o, p = pair(lambda: server_start(True, env), lambda: server_start(False, env), args.repeat)
     rows.append(("jupyter server, extension on", o, "extension off", p, 1.1))
     for name, o, peer_name, p, aim in rows:
@@ -121,6 +144,7 @@ def main() -> None:
         print(f"{name:36} {o:6.2f}  {peer_name:30} {p:6.2f}  {ratio:6.2f}  <= {aim} {verdict}")
     print(f"medians of {args.repeat}, alternated; load average {os.getloadavg()[0]:.2f}")
     shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(live_home, ignore_errors=True)
 
 
 if __name__ == "__main__":
