@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ..metrics.efficiency import efficiency_line
+from ..metrics.query import host_rows
 from .history import rounded
 from .registry import STALE_AFTER_S, heartbeat_age
 
@@ -116,6 +118,8 @@ def _shown(record: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:
         "owner": owner,
         "created": record.get("created"),
         "cost": observed.get("cost"),
+        # Held GPUs idle past the waste window (metrics/efficiency.py): the card shows them.
+        "warnings": list((observed.get("cost") or {}).get("warnings") or []),
     }
     if "at" in observed:
         data["observed_at"] = observed["at"]  # when these figures were read
@@ -168,6 +172,7 @@ class ClusterInfo:
             ("dashboard", d["dashboard_link"] or "-"),
             *_job_rows(d),
             *cost_rows(d.get("cost")),
+            *host_rows(d.get("hosts")),
             *(("note", note) for note in d.get("notes", ())),
         ]
 
@@ -209,6 +214,10 @@ def cost_rows(cost: dict[str, Any] | None) -> list[tuple[str, str]]:
         idle = max(0.0, (cost.get("as_of") or time.time()) - since)
         stops = f"; stops in {max(0.0, timeout - idle):.0f}s" if timeout else ""
         rows.append(("idle", f"{idle:.0f}s{stops}"))
+    line = efficiency_line(cost)
+    if line:
+        rows.append(("efficiency", line))
+    rows += [("warning", w) for w in cost.get("warnings") or ()]
     return rows
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AiinfraError, AiinfraException, InputError, NotFoundError, OperationError
+from ..metrics.query import latest_hosts
 from . import gateway_store, host
 from .backends import ClusterBackend, backend_class, get_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict, observed_state, published_to_dict
@@ -255,7 +256,11 @@ class ClusterManager:
         return ClusterList(infos, problems)
 
     def status(self, name: str) -> ClusterInfo:
-        return self._info(self.record(name))
+        """The cluster as its scheduler says now, with each host's latest sample (``hosts``)."""
+        record = self.record(name)
+        info = self._info(record)
+        info.data["hosts"] = latest_hosts(record)
+        return info
 
     def dashboard(self, name: str) -> str:
         link = self.record(name).get("dashboard_link")

@@ -13,6 +13,8 @@ stand by (``add`` returns what to tell them) until the reporter leaves.
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +24,66 @@ from typing import Any
 STANDBY, REPORT = "standby", "report"
 DEFAULT_RING = 3600  # an hour of samples at the default rate
 DEFAULT_MAX_HOSTS = 4096
+#: The numbers of a sample, packed in the ring as doubles (NaN for None): a sample of a host
+#: with 8 GPUs takes about 1 KiB instead of about 7 KiB as dicts.
+HOST_FIELDS = (
+    "cpu_percent", "cpu_count", "memory_used", "memory_total",
+    "net_sent", "net_recv", "disk_read", "disk_write",
+)  # fmt: skip
+GPU_FIELDS = (
+    "utilization", "memory_used", "memory_total", "temperature", "power_watts",
+    "pcie_tx", "pcie_rx", "nvlink_tx", "nvlink_rx",
+)  # fmt: skip
+GPU_NAMES = ("index", "uuid", "name", "error")  # kept once per host while they stay the same
+MIG_FIELDS = ("index", "uuid", "memory_used", "memory_total")
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _value(x: float) -> float | int | None:
+    if math.isnan(x):
+        return None
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
+class Packed:
+    """One sample in the ring: its time, its numbers, and its GPUs' names (shared)."""
+
+    __slots__ = ("timestamp", "numbers", "names", "mig", "has_host")
+
+    def __init__(self, sample: dict[str, Any], previous: Packed | None) -> None:
+        self.timestamp = float(sample.get("timestamp") or 0.0)
+        host = sample.get("host")
+        gpus = list(sample.get("gpus") or [])
+        self.has_host = isinstance(host, dict)
+        numbers = [_number((host or {}).get(k)) for k in HOST_FIELDS]
+        for gpu in gpus:
+            numbers += [_number(gpu.get(k)) for k in GPU_FIELDS]
+        self.numbers = array("d", numbers)
+        names = tuple(tuple(gpu.get(k) for k in GPU_NAMES) for gpu in gpus)
+        self.names = previous.names if previous is not None and previous.names == names else names
+        mig = tuple(
+            tuple(tuple(m.get(k) for k in MIG_FIELDS) for m in gpu.get("mig") or ()) for gpu in gpus
+        )
+        self.mig = mig if any(mig) else None
+
+    def unpack(self) -> dict[str, Any]:
+        n = len(HOST_FIELDS)
+        host = (
+            {k: _value(x) for k, x in zip(HOST_FIELDS, self.numbers[:n])} if self.has_host else None
+        )
+        gpus = []
+        for i, names in enumerate(self.names):
+            start = n + i * len(GPU_FIELDS)
+            gpu = {k: v for k, v in zip(GPU_NAMES, names) if k != "error" or v is not None}
+            if gpu.get("error") is None:
+                numbers = self.numbers[start : start + len(GPU_FIELDS)]
+                gpu.update({k: _value(x) for k, x in zip(GPU_FIELDS, numbers)})
+                gpu["mig"] = [dict(zip(MIG_FIELDS, m)) for m in self.mig[i]] if self.mig else []
+            gpus.append(gpu)
+        return {"timestamp": self.timestamp, "host": host, "gpus": gpus}
 
 
 @dataclass
@@ -35,7 +97,7 @@ class HostSeries:
     utilization: float | None = None  # their mean utilisation (0-100) at the last sample
 
     def latest(self) -> dict[str, Any] | None:
-        return self.ring[-1] if self.ring else None
+        return self.ring[-1].unpack() if self.ring else None
 
 
 def _wanted(gpu: dict[str, Any], visible: set[str] | None) -> bool:
@@ -156,11 +218,11 @@ class MetricsStore:
         gpus_of: Callable[[str], float],
     ) -> None:
         series.reason = sample.get("reason")
-        entry = {k: sample.get(k) for k in ("timestamp", "host", "gpus")}
-        series.ring.append(entry)
+        series.ring.append(Packed(sample, series.ring[-1] if series.ring else None))
         holders = [w for w in series.workers if gpus_of(w) > 0]
         held = float(sum(gpus_of(w) for w in holders))
-        util = mean_utilization(entry["gpus"] or [], (self.visible.get(w) for w in holders))
+        gpus = list(sample.get("gpus") or [])
+        util = mean_utilization(gpus, (self.visible.get(w) for w in holders))
         if series.received is not None and series.held_gpus and util is not None:
             # NVML's reading covers the time since the previous one (up to a few ticks: a
             # silent gap is not measured), for the GPUs held then.
@@ -217,9 +279,9 @@ class MetricsStore:
         for name, s in sorted(self.hosts.items()):
             samples = []
             for entry in reversed(s.ring):  # newest first: stop at the first one not wanted
-                if since is not None and (entry.get("timestamp") or 0) <= since:
+                if since is not None and entry.timestamp <= since:
                     break
-                samples.append(entry)
+                samples.append(entry.unpack())
             samples.reverse()
             out.append({**self._host_info(name, s), "samples": samples})
         return out

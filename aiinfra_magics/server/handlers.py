@@ -16,6 +16,7 @@ from ..clusters.spec import MAX_WORKERS
 from ..errors import AiinfraError
 from .base import AiinfraHandler, RequestError
 from .launchlog import launch_log_handlers
+from .metrics import metrics_handlers
 from .pipelines import PipelineRunHandler, PipelineRunsHandler
 from .plots import plots_handlers
 from .push import push_handlers
@@ -157,6 +158,7 @@ def api_handlers() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"aiinfra/api/metrics/gpu", GpuMetricsHandler),
         (r"aiinfra/api/clusters", ClustersHandler),
         (rf"aiinfra/api/clusters/{name}", ClusterHandler),
+        *metrics_handlers(),
         *plots_handlers(),
         (r"aiinfra/api/pipelines/runs", PipelineRunsHandler),
         (r"aiinfra/api/pipelines/runs/(?P<run_id>[^/]+)", PipelineRunHandler),

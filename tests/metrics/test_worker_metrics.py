@@ -23,7 +23,7 @@ from waiting import wait_for
 from aiinfra_magics.clusters import cost
 from aiinfra_magics.clusters.rpc import scheduler_call
 from aiinfra_magics.metrics.efficiency import ratio
-from aiinfra_magics.metrics.store import STANDBY, MetricsStore
+from aiinfra_magics.metrics.store import GPU_FIELDS, HOST_FIELDS, STANDBY, MetricsStore
 
 BURN_S = 2.0
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file
@@ -175,7 +175,21 @@ def test_a_week_of_samples_keeps_the_store_flat():
     gc.collect()
     assert len(gc.get_objects()) - after_a_day < 100  # flat: nothing kept per sample
     assert len(store.hosts["h"].ring) == 3600
-    assert store.hosts["h"].ring[0]["timestamp"] == week - 3600
+    assert store.hosts["h"].ring[0].timestamp == week - 3600
+    assert store.latest()[0]["latest"] == {  # unpacked as it came, absent figures None
+        "timestamp": week - 1.0,
+        "host": {**dict.fromkeys(HOST_FIELDS), **sample_at(0)["host"]},
+        "gpus": [
+            {
+                "index": 0,
+                "uuid": "GPU-1",
+                "name": None,
+                **dict.fromkeys(GPU_FIELDS),
+                "utilization": 5,
+                "mig": [],
+            }
+        ],  # fmt: skip
+    }
     usage = store.usage(float(week))
     assert usage["cpu_used_hours"] == pytest.approx((week - 1) * 0.5 / 3600)
     assert usage["gpu_used_hours"] == pytest.approx((week - 1) * 0.05 / 3600)
