@@ -48,6 +48,22 @@ def _run_folders(root: Path, extra: list[Path]) -> list[Path]:
     return sorted(f for f in found if f.is_dir() and _within(root, f))
 
 
+def _listed(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as the list shows it: without its environment's package list.
+
+    Every record carries every installed distribution (about 7 KB); the list of 50 runs
+    the sidebar re-reads would be mostly that. The hash and the count stay; ``GET
+    runs/{run_id}`` gives the whole record.
+    """
+    environment = run.get("environment")
+    if isinstance(environment, dict) and isinstance(environment.get("packages"), dict):
+        run["environment"] = {
+            **{k: v for k, v in environment.items() if k != "packages"},
+            "package_count": len(environment["packages"]),
+        }
+    return run
+
+
 def _read_runs(root: Path, extra: list[Path]) -> list[dict[str, Any]]:
     runs = []
     for folder in _run_folders(root, extra):
@@ -84,7 +100,7 @@ class PipelineRunsHandler(AiinfraHandler):
         self.reply(
             {
                 "available": True,
-                "runs": runs,
+                "runs": [_listed(r) for r in runs],
                 "launches": [_launch_view(x) for x in launches.values()],
             }
         )

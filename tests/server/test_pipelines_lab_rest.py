@@ -156,6 +156,14 @@ def test_typed_params_reach_the_notebook_without_p_text(run, api, jp_root_dir, a
         assert state["run_id"]
         record = await _until(api, state["run_id"], lambda r: "steps" in r, "the run record")
         assert record["status"] == "ok"
+        # The run's own view has the whole environment; the list keeps its hash and count.
+        packages = record["environment"]["packages"]
+        assert packages and "papermill" in packages
+        code, listed = await api("GET", "pipelines", "runs")
+        (entry,) = [r for r in listed["runs"] if r["run_id"] == state["run_id"]]
+        assert "packages" not in entry["environment"]
+        assert entry["environment"]["package_count"] == len(packages)
+        assert entry["environment"]["packages_hash"] == record["environment"]["packages_hash"]
         assert record["steps"]["make[lr=0.5]"]["status"] == "ok"
         assert record["steps"]["use"]["status"] == "skipped"  # not in `only`
 
