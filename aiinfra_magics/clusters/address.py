@@ -74,9 +74,23 @@ class AddressBackend(ClusterBackend):
             scheduler_identity(address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError):
             raise failure from None
-        notes = []
+        notes = [note] if (note := _sample_workers(address, spec)) else []
         if spec.option("dashboard") is None:
             notes.append(
                 "no dashboard registered for this scheduler; add --dashboard PORT to see it"
             )
         return Launched(address, dashboard_link(address, spec.option("dashboard")), notes=notes)
+
+
+def _sample_workers(address: str, spec: ClusterSpec) -> str | None:
+    """Add the workers' metrics to the scheduler when it accepts plugins; else a note why not."""
+    from ..metrics.plugins import install_remote  # late: imports distributed
+
+    try:
+        install_remote(address, spec=spec)
+    except Exception as exc:  # a scheduler that refuses pickled plugins, an older distributed
+        return (
+            f"no per-host metrics: the scheduler did not accept the metrics plugin "
+            f"({type(exc).__name__}: {str(exc)[:120]})"
+        )
+    return None

@@ -84,12 +84,16 @@ class DaskProcesses:
         return proc
 
     def close(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Workers first, the scheduler once they are gone: a worker that loses its scheduler
+        # while closing waits out its death timeout (30 s) before it exits.
+        workers, schedulers = self.procs[1:], self.procs[:1]
+        for group in (workers, schedulers):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

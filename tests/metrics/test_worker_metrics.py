@@ -202,3 +202,26 @@ def test_many_hosts_are_bounded_too():
         store.add(f"w{i}", f"h{i}", float(i), None, sample_at(float(i)))
         store.remove_worker(f"w{i}")  # hosts that left are the first to go
     assert len(store.hosts) == 50 and "h499" in store.hosts
+
+
+def test_an_attached_scheduler_gets_the_workers_metrics(dask_processes):
+    """``--backend address``: the plugin is registered on a scheduler we did not start."""
+    from aiinfra_magics.clusters.manager import ClusterManager
+    from aiinfra_magics.clusters.spec import ClusterSpec
+
+    address = dask_processes.scheduler()
+    dask_processes.worker("x1", "elsewhere")
+    manager = ClusterManager()
+    started = manager.start(ClusterSpec.from_options({"name": "att", "backend": "address",
+                                                      "address": address, "dashboard": 8787}))  # fmt: skip
+    assert not [n for n in started.notes if "metrics" in n]
+    try:
+        status = wait_for(
+            lambda: (
+                (s := manager.status("att")).data["hosts"] and s.data["hosts"][0]["latest"] and s
+            ),
+            what="the attached scheduler's host",
+        )
+        assert status.data["hosts"][0]["host"] == "elsewhere"
+    finally:
+        manager.stop("att")  # forgets it; the scheduler is not ours
