@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..metrics.rightsize import cluster_suggestion
+
 FIGURES = ("worker_hours", "core_hours", "gpu_hours", "memory_gb_hours")
 #: Measured figures a cost report carries as they are (efficiency.py computes them).
 MEASURED = (
     "cpu_efficiency", "gpu_efficiency", "peak_memory", "memory_limit", "peak_memory_fraction",
-    "peak_busy_workers", "waste",
+    "peak_busy_workers", "peak_workers", "waste",
 )  # fmt: skip
 
 
@@ -68,6 +70,7 @@ def entry(record: dict[str, Any], reason: str, report: dict[str, Any] | None) ->
         "ended": (report or {}).get("ended") or time.time(),
         "reason": reason,
         "cost": rounded(report),
+        "suggestion": cluster_suggestion(rounded(report)),  # "peak 2 of 8 workers busy; ..."
     }
 
 

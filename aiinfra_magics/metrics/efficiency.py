@@ -56,6 +56,7 @@ def with_efficiency(figures: dict[str, Any], usage: dict[str, Any] | None) -> di
     out["memory_limit"] = int(usage.get("peak_memory_limit") or 0) or None
     out["peak_memory_fraction"] = usage.get("peak_memory_fraction")
     out["peak_busy_workers"] = int(usage.get("peak_busy_workers") or 0)
+    out["peak_workers"] = int(usage.get("peak_workers") or 0)
     out["gpu_utilization_now"] = usage.get("gpu_utilization_now")
     out["waste"] = usage.get("waste")
     out["warnings"] = waste_warnings(usage.get("waste"), figures)
@@ -102,20 +103,61 @@ def step_efficiency(
     gpu_mean: float | None,
     peak_rss: int | None,
     memory_limit: int | None,
+    gpu_peak: float | None = None,
 ) -> dict[str, Any]:
-    """A step's figures beside what it held (``figures``: its core- and GPU-hours)."""
+    """A step's figures beside what it held (``figures``: its core- and GPU-hours); ``gpu_mean``
+    and ``gpu_peak``: its worker's GPUs' utilisation (0-1) while it ran."""
     gpu_h = float(figures.get("gpu_hours") or 0.0)
     gpu_used = gpu_h * gpu_mean if gpu_mean is not None else None
+    held = (figures.get("held") or {}).get("gpus") or 0.0
     return {
         "cpu_efficiency": ratio(cpu_seconds / 3600.0, float(figures.get("core_hours") or 0.0)),
         "gpu_used_hours": round(gpu_used, 9)
         if gpu_used is not None
         else (0.0 if not gpu_h else None),
         "gpu_efficiency": ratio(gpu_used, gpu_h),
-        "gpu_utilization": None if gpu_mean is None else round(gpu_mean * 100.0, 1),
+        "gpu_utilization": None if gpu_mean is None or not held else round(gpu_mean * 100.0, 1),
+        # At most this many GPUs' worth busy at once (0.8 of one: 80 % at the peak).
+        "gpu_peak": None if gpu_peak is None or not held else round(gpu_peak * held, 3),
         "peak_memory": int(peak_rss or 0),
         "memory_limit": int(memory_limit) if memory_limit else None,
     }
+
+
+def combined(cost: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``cost`` (figures already summed over ``parts``: attempts of a step, or a run's steps)
+    with the measured figures of the parts combined: used GPU-hours add up (unknown if any
+    part that held GPUs was not measured), efficiencies are recomputed from the sums, the
+    peak memory is the largest part's, with that part's limit."""
+    measured = [p for p in parts if isinstance(p, dict) and "cpu_efficiency" in p]
+    if not measured:
+        return cost
+    out = dict(cost)
+    gpu_h = float(out.get("gpu_hours") or 0.0)
+    unknown = any(p.get("gpu_used_hours") is None and p.get("gpu_hours") for p in measured)
+    used = None if unknown else sum(float(p.get("gpu_used_hours") or 0.0) for p in measured)
+    out["gpu_used_hours"] = None if used is None else round(min(used, gpu_h), 9)
+    out["gpu_efficiency"] = ratio(out["gpu_used_hours"], gpu_h)
+    out["cpu_efficiency"] = ratio(out.get("cpu_hours"), out.get("core_hours"))
+    peaks = [p["gpu_peak"] for p in measured if p.get("gpu_peak") is not None]
+    if peaks:
+        out["gpu_peak"] = max(peaks)
+    peak = max(measured, key=lambda p: int(p.get("peak_memory") or 0))
+    out["peak_memory"] = int(peak.get("peak_memory") or 0)
+    out["memory_limit"] = peak.get("memory_limit")
+    return out
+
+
+def efficiency_cells(cost: Any) -> list[str]:
+    """CPU and GPU efficiency and the peak memory of a step, for the tables."""
+    if not isinstance(cost, dict) or "cpu_efficiency" not in cost:
+        return ["", "", ""]
+    cpu, gpu = cost.get("cpu_efficiency"), cost.get("gpu_efficiency")
+    return [
+        "" if cpu is None else f"{cpu:.0%}",
+        "" if gpu is None else f"{gpu:.0%}",
+        gib(cost.get("peak_memory")) if cost.get("peak_memory") else "",
+    ]
 
 
 def efficiency_line(cost: dict[str, Any] | None) -> str | None:

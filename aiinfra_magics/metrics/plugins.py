@@ -194,7 +194,8 @@ class MetricsPlugin(SchedulerPlugin):
             counter.stop()
 
     def _count_busy(self) -> None:
-        self.store.busy(sum(1 for ws in self.scheduler.workers.values() if ws.processing))
+        workers = self.scheduler.workers.values()
+        self.store.busy(sum(1 for ws in workers if ws.processing), len(workers))
 
     def receive(
         self,
@@ -335,10 +336,10 @@ def step_gpu_mark() -> Any:
     return None if usage is None else usage.mark()
 
 
-def step_gpu_mean(mark: Any) -> float | None:
-    """Mean utilisation (0-1) of this worker's GPUs since ``mark``; None when not measured."""
+def step_gpu_usage(mark: Any) -> tuple[float | None, float | None]:
+    """(mean, peak) utilisation (0-1) of this worker's GPUs since ``mark``; None if not measured."""
     usage = _worker_usage()
-    return None if usage is None else usage.mean_since(mark)
+    return (None, None) if usage is None else usage.since(mark)
 
 
 def _worker_usage() -> sampling.GpuUsage | None:

@@ -263,15 +263,22 @@ def visible_gpus(count: int, visible: str | None) -> list[Any]:
 class GpuUsage:
     """Utilisation of the GPUs this process was given, integrated over time.
 
-    A step marks the integral when it starts and reads the mean since then when it
-    ends (``mean_since``): exact over hours with constant memory. One NVML call per
-    GPU a tick: a worker holding no GPU reads none.
+    A step marks the integral when it starts and reads the mean and the peak since then
+    when it ends (``since``): the mean is exact over hours with constant memory; the peak
+    looks back over the last ``PEAK_TICKS`` readings. One NVML call per GPU a tick: a
+    worker holding no GPU reads none.
     """
 
+    PEAK_TICKS = 3600
+
     def __init__(self, handles: list[Any]) -> None:
+        from collections import deque
+
         self.handles = handles
         self.util_seconds = 0.0  # the integral of the mean utilisation (0-1) over time
         self.seconds = 0.0  # the time covered by readings
+        self.ticks = 0
+        self.recent: deque[tuple[int, float]] = deque(maxlen=self.PEAK_TICKS)
         self._last: float | None = None  # when the previous reading was taken
 
     def tick(self, now: float, max_gap: float) -> float | None:
@@ -284,6 +291,9 @@ class GpuUsage:
             if util is not None:
                 readings.append(float(util.gpu) / 100.0)
         mean = sum(readings) / len(readings) if readings else None
+        self.ticks += 1
+        if mean is not None:
+            self.recent.append((self.ticks, mean))
         if self._last is not None and mean is not None:
             # NVML's figure covers its own recent window: credit it back to the last reading,
             # but no further than a tick or two (a stalled worker is not measured as busy).
@@ -294,17 +304,17 @@ class GpuUsage:
         self._last = now
         return mean
 
-    def mark(self) -> tuple[float, float]:
-        return self.util_seconds, self.seconds
+    def mark(self) -> tuple[float, float, int]:
+        return self.util_seconds, self.seconds, self.ticks
 
-    def mean_since(self, mark: tuple[float, float] | None) -> float | None:
-        """Mean utilisation (0-1) between ``mark`` and now; None when nothing was read."""
+    def since(self, mark: tuple[float, float, int] | None) -> tuple[float | None, float | None]:
+        """(mean, peak) utilisation (0-1) between ``mark`` and now; None when nothing was read."""
         if mark is None:
-            return None
+            return None, None
         seconds = self.seconds - mark[1]
-        if seconds <= 0:
-            return None
-        return max(0.0, min(1.0, (self.util_seconds - mark[0]) / seconds))
+        mean = max(0.0, min(1.0, (self.util_seconds - mark[0]) / seconds)) if seconds > 0 else None
+        peaks = [u for n, u in self.recent if n > mark[2]]
+        return mean, (max(peaks) if peaks else None)
 
 
 def cuda_visible() -> str | None:

@@ -146,6 +146,7 @@ class MetricsStore:
         self.peak_memory_limit = 0  # that worker's memory limit
         self.peak_memory_fraction: float | None = None  # the largest RSS / limit of any worker
         self.peak_busy_workers = 0
+        self.peak_workers = 0
         self.low_since: float | None = None  # held GPUs under the threshold since then
 
     # -- what workers send ------------------------------------------------------------------
@@ -252,9 +253,10 @@ class MetricsStore:
             return None
         return sum(s.held_gpus * s.utilization for s in measured) / held  # type: ignore[operator]
 
-    def busy(self, workers: int) -> None:
-        """How many workers run tasks now (the scheduler's count, once a tick)."""
-        self.peak_busy_workers = max(self.peak_busy_workers, int(workers))
+    def busy(self, busy: int, workers: int) -> None:
+        """How many workers run tasks now, of how many (the scheduler's count, once a tick)."""
+        self.peak_busy_workers = max(self.peak_busy_workers, int(busy))
+        self.peak_workers = max(self.peak_workers, int(workers))
 
     def remove_worker(self, worker: str) -> str | None:
         """Forget a worker; the worker of its host that should report now, if it reported."""
@@ -315,6 +317,7 @@ class MetricsStore:
             "peak_memory_limit": self.peak_memory_limit,
             "peak_memory_fraction": self.peak_memory_fraction,
             "peak_busy_workers": self.peak_busy_workers,
+            "peak_workers": self.peak_workers,
             "gpu_utilization_now": self.utilization_now(),
             "waste": {
                 "threshold": self.waste_threshold,

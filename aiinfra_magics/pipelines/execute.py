@@ -140,7 +140,12 @@ def _held(task: dict[str, Any], start: float) -> Any:
     )
 
 
-def _cost(result: dict[str, Any], task: dict[str, Any], cpu_seconds: float) -> dict[str, Any]:
+def _cost(
+    result: dict[str, Any],
+    task: dict[str, Any],
+    cpu_seconds: float,
+    measured: tuple[Any, int, int | None] | None = None,
+) -> dict[str, Any]:
     """The step's ``cost``: the cluster's figures for what it held from start to end.
 
     ``worker_hours``/``core_hours``/``gpu_hours``/``memory_gb_hours`` are allocations
@@ -149,6 +154,8 @@ def _cost(result: dict[str, Any], task: dict[str, Any], cpu_seconds: float) -> d
     ``cpu_hours`` is measured: the CPU time the kernel's process tree used, which can
     be more than ``core_hours`` (a kernel running numpy on every core) or far less (a
     step that waits); both are shown, because neither alone tells the whole story.
+    ``measured`` (the worker's GPU-utilisation mark at the start, the kernel's peak RSS,
+    its memory limit) adds the efficiency figures (metrics/efficiency.py).
     """
     try:
         stint = _held(task, result["start"])
@@ -161,7 +168,23 @@ def _cost(result: dict[str, Any], task: dict[str, Any], cpu_seconds: float) -> d
         "gpus": stint.gpus,
         "memory_gb": round(stint.memory_bytes / 1e9, 6),
     }
+    if measured is not None:
+        from ..metrics.efficiency import step_efficiency
+        from ..metrics.plugins import step_gpu_usage
+
+        mark, peak_rss, limit = measured
+        mean, peak = step_gpu_usage(mark)
+        figures.update(step_efficiency(figures, cpu_seconds, mean, peak_rss, limit, peak))
     return figures
+
+
+def _gpu_mark() -> Any:
+    try:
+        from ..metrics.plugins import step_gpu_mark
+
+        return step_gpu_mark()
+    except Exception:  # never fail a step over its accounting
+        return None
 
 
 def _event(topic: str | None, msg: dict[str, Any]) -> None:
@@ -221,6 +244,7 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
         **where(),  # host, and the SLURM job and node on a batch cluster
         "start": time.time(),
     }
+    gpu_mark = _gpu_mark()  # the worker's GPU-utilisation integral now, for the step's share
     try:
         outputs.ensure_handler(task["output"])
         km, info = _start(task, address)
@@ -314,7 +338,9 @@ def run_node(task: dict[str, Any]) -> dict[str, Any]:
                 result["kernel_retired"] = result.get("kind") or "error outside the cells"
     result["end"] = time.time()
     result["peak_rss"] = watchdog.peak_rss
-    result["cost"] = _cost(result, task, watchdog.cpu_seconds)
+    result["cost"] = _cost(
+        result, task, watchdog.cpu_seconds, (gpu_mark, watchdog.peak_rss, memory)
+    )
     _event(topic, {"node": name, "event": "end", "status": result["status"]})
     return result
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from ..clusters.history import FIGURES
 from ..errors import NotFoundError
+from ..metrics.efficiency import combined, efficiency_cells, efficiency_line
 from .cache import write_json_atomic
 from .liveness import settle
 from .params import json_safe
@@ -60,7 +61,7 @@ def add_cost(before: dict[str, Any] | None, attempt: dict[str, Any]) -> dict[str
     for key in STEP_FIGURES:
         if key in before or key in attempt:
             out[key] = round(float(before.get(key) or 0.0) + float(attempt.get(key) or 0.0), 9)
-    return out
+    return combined(out, [before, attempt])  # used beside held, over both attempts
 
 
 def hours(value: Any) -> str:
@@ -173,17 +174,23 @@ class RunRecord:
     def total_cost(self) -> dict[str, Any]:
         """The run's cost: the sum of its steps' (cached and skipped steps add nothing)."""
         total: dict[str, Any] = dict.fromkeys(STEP_FIGURES, 0.0)
-        ran = 0
+        ran = []
         for step in self.steps.values():
             cost = step.get("cost")
             if not isinstance(cost, dict) or cost.get("cached"):
                 continue
-            ran += 1
+            ran.append(cost)
             for key in STEP_FIGURES:
                 total[key] += float(cost.get(key) or 0.0)
         total = {k: round(v, 9) for k, v in total.items()}
-        total["steps"] = ran  # steps that held a worker in this run
-        return total
+        total["steps"] = len(ran)  # steps that held a worker in this run
+        return combined(total, ran)  # used beside held, over the steps
+
+    def suggestions(self) -> list[dict[str, Any]]:
+        """Right-sizing per step from its measured peaks (metrics/rightsize.py)."""
+        from ..metrics.rightsize import step_suggestions
+
+        return step_suggestions(self.steps)
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s}" for s in STATUS_ORDER if (n := self.counts().get(s)))
@@ -196,6 +203,11 @@ class RunRecord:
                 f"; cost: {hours(cost.get('gpu_hours'))} GPU-h, "
                 f"{hours(cost.get('core_hours'))} core-h, {hours(cost.get('cpu_hours'))} CPU-h"
             )
+            measured = efficiency_line(cost)
+            if measured:
+                line += f"\n  used: {measured}"
+        for suggestion in self.data.get("suggestions") or ():
+            line += f"\n  {suggestion.get('text')}"
         for name, step in self.steps.items():
             if step["status"] == "failed":
                 line += f"\n  {name} failed: {step.get('error')}  [{step.get('notebook')}]"
@@ -212,6 +224,7 @@ class RunRecord:
                     f"{took:.2f}s" if took is not None else "",
                     str(step.get("attempts") or ""),
                     *cost_cells(step.get("cost")),
+                    *efficiency_cells(step.get("cost")),
                     step.get("worker") or "",
                     step.get("error") or step.get("reason") or "",
                 ]
@@ -226,6 +239,9 @@ class RunRecord:
         "GPU-h",
         "core-h",
         "CPU-h",
+        "CPU eff",
+        "GPU eff",
+        "peak mem",
         "worker",
         "note",
     )

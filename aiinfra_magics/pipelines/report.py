@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+from ..metrics.rightsize import run_used_text
 from .cache import write_text_atomic
 from .dag import Node, layers
 from .provenance import trigger_text
@@ -240,6 +241,7 @@ def render_report(run: RunRecord, out_dir: Path) -> str:
         "duration": f"{data['duration']:.2f} s" if data.get("duration") is not None else "",
         "cluster": json.dumps(data.get("cluster")),
         "cost": _total(data.get("cost")),
+        "used": run_used_text(data),  # efficiency beside the cost, and right-sizing (issue 28)
         "trigger": trigger_text(data.get("trigger")),
         "source": (
             f"git {source.get('commit')}{' (with local changes)' if source.get('dirty') else ''}"

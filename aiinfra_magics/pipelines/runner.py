@@ -335,6 +335,7 @@ class _Run:
         if shared:  # which steps ran in the same (reused) kernel, in order of use
             data["kernels"] = shared
         data["cost"] = self.run.total_cost()
+        data["suggestions"] = self.run.suggestions()  # right-sizing from the measured peaks
         if data["status"] == "running":
             data["status"] = (
                 "failed" if any(s["status"] == "failed" for s in self.run.steps.values()) else "ok"
