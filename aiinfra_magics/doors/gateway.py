@@ -122,6 +122,16 @@ def history_table() -> Table:
             "core_h": used.get("core_hours"),
             "gpu_h": used.get("gpu_hours"),
             "gb_h": used.get("memory_gb_hours"),
+            "cpu_eff": _percent(used.get("cpu_efficiency")),
+            "gpu_eff": _percent(used.get("gpu_efficiency")),
         })  # fmt: skip
-    columns = ("name", "backend", "lived", "reason", "worker_h", "core_h", "gpu_h", "gb_h")
+    columns = (
+        "name", "backend", "lived", "reason", "worker_h", "core_h", "gpu_h", "gb_h", "cpu_eff",
+        "gpu_eff", "suggestion",
+    )  # fmt: skip
     return Table(rows, columns, "no ended clusters recorded")
+
+
+def _percent(value: float | None) -> str | None:
+    """An efficiency (0-1) as ``42%``; None (not measured) stays empty."""
+    return None if value is None else f"{value:.0%}"
