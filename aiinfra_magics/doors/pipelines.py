@@ -129,6 +129,11 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     status.add_argument("file", metavar="FILE")
     status.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run other than the last")
     status.add_argument("--json", action="store_true", help="print run.json")
+    status.add_argument(
+        "--suggest",
+        action="store_true",
+        help="right-sizing per step (memory, resources) from the run's measured peaks",
+    )
     status.set_defaults(run=_status)
 
     plot = actions.add_parser("plot", help="draw the DAG (SVG)")
@@ -225,6 +230,11 @@ def _start_run(args: argparse.Namespace, ctx: Context, run_pipeline: Any, progre
 
 def _status(args: argparse.Namespace, ctx: Context) -> Any:
     run = RunRecord.load(_folder(args.file), args.run_id)
+    if args.suggest:  # runs recorded before suggestions were kept: made from their steps
+        found = run.data.get("suggestions") or run.suggestions()
+        if args.json:
+            return found
+        return "\n".join(s["text"] for s in found) or f"run {run.run_id}: nothing measured to size"
     return run.to_dict() if args.json else run
 
 

@@ -17,6 +17,7 @@ from nvml_fake import load_feed
 from waiting import wait_for
 
 from aiinfra_magics.clusters import cost
+from aiinfra_magics.doors.words import Context, run_words
 from aiinfra_magics.metrics.efficiency import combined, ratio
 from aiinfra_magics.metrics.plugins import WORKER_PLUGIN
 from aiinfra_magics.metrics.rightsize import step_suggestions
@@ -107,6 +108,12 @@ def test_a_sleeping_gpu_step_is_near_zero_and_is_told_to_ask_for_less(dask_proce
     html = write_report(run).read_text()
     assert "<th>used</th>" in html and "step train used at most" in html
     assert by_step == {s["step"]: s for s in step_suggestions(record["steps"])}
+    shown = run_words(["pipeline", "status", str(spec), "--suggest"], Context(door="cli"))
+    assert by_step["train"]["text"] in shown.splitlines()
+    as_json = run_words(
+        ["pipeline", "status", str(spec), "--suggest", "--json"], Context(door="cli")
+    )
+    assert as_json == record["suggestions"]
 
 
 def test_attempts_and_grid_expansions_combine():
