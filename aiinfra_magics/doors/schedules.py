@@ -169,7 +169,9 @@ def _one(args: argparse.Namespace, ctx: Context) -> Any:
     shown = action(args.name)
     if args.json:
         return shown
-    if args.word == "run":
+    if args.word == "run" and shown["outcome"] == "queued":
+        ctx.done(f"schedule {args.name!r}: {shown['reason']}")
+    elif args.word == "run":
         ctx.done(f"schedule {args.name!r}: run started (pid {shown['pid']}, log {shown['log']})")
     elif args.word == "remove":
         ctx.done(f"schedule {args.name!r} removed")

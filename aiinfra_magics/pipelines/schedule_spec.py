@@ -159,11 +159,16 @@ def notebook_spec_text(spec: ScheduleSpec) -> str:
     """The one-step pipeline.yaml of a notebook schedule (the notebook's folder is the cwd)."""
     import yaml
 
-    from .promote import step_name_for
-
     notebook = Path(spec.path)
-    body = {"name": notebook.stem, "steps": {step_name_for(notebook): {"notebook": notebook.name}}}
+    body = {"name": notebook.stem, "steps": {_step_name(notebook): {"notebook": notebook.name}}}
     return GENERATED_MARK + yaml.safe_dump(body, sort_keys=False)
+
+
+def _step_name(notebook: Path) -> str:
+    """The step's name: ``promote``'s rule (``promote.step_name_for``), without importing
+    promote, which imports nbformat (0.25 s a ``schedule run`` would pay for nothing)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", notebook.stem).strip("_") or "step"
+    return name if re.match(r"[A-Za-z_]", name) else "step_" + name
 
 
 def write_notebook_spec(spec: ScheduleSpec) -> Path:

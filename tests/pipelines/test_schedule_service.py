@@ -327,3 +327,12 @@ def test_install_writes_a_user_unit(home: Path, tmp_path: Path) -> None:
     text = unit.read_text()
     assert f"{sys.executable} -m aiinfra_magics.pipelines.scheduler_service --home {home}" in text
     assert stat.S_IMODE(unit.stat().st_mode) == 0o600
+
+
+def test_pipeline_run_takes_the_options_a_firing_passes(home: Path) -> None:
+    """A firing passes --trigger and --notify (schedule_runs.RUN_OPTIONS) to pipeline run."""
+    from aiinfra_magics.pipelines.schedule_runs import RUN_OPTIONS
+
+    text = aiinfra(home, "pipeline", "run", "--help").stdout
+    for option in RUN_OPTIONS:
+        assert option in text

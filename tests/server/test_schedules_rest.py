@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -138,8 +139,9 @@ def site(tmp_path: Path, aiinfra_home: Path):
         wait_for(lambda: not any(process_alive(p, s) for p, s in pids), timeout=180)
 
 
-def test_schedule_made_over_rest_fires_across_a_server_restart(site) -> None:
+def test_schedule_made_over_rest_fires_across_a_server_restart(site, aiinfra_home) -> None:
     root, start = site
+    home = aiinfra_home
     server = start()
     status, made = server.request(
         "POST", "aiinfra/api/schedules",
@@ -160,12 +162,18 @@ def test_schedule_made_over_rest_fires_across_a_server_restart(site) -> None:
     wait_for(lambda: any(r["start"] > stopped_at for r in _ok_runs(folder, "rest")), timeout=240,
              what="a run while no Jupyter server runs")  # fmt: skip
 
+    # The service dies too (SIGKILL): the server's next start brings it back.
+    pid = json.loads((home / "scheduler" / "service.pid").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(pid, None), what="the killed service to be gone")
     server = start()
+    wait_for(lambda: server.request("GET", "aiinfra/api/schedules")[1]["service"]["running"],
+             what="the server's start to revive the service")  # fmt: skip
     status, listing = server.request("GET", "aiinfra/api/schedules")
     assert status == 200
     [shown] = listing["schedules"]
     assert shown["name"] == "rest" and shown["paused"] is False and shown["next_run"]
-    assert listing["service"]["running"] is True
+    assert listing["service"]["pid"] != pid
     restarted_at = time.time()
     wait_for(lambda: any(r["start"] > restarted_at for r in _ok_runs(folder, "rest")), timeout=240,
              what="runs after the restart")  # fmt: skip
