@@ -6,11 +6,15 @@
  * the server settings (base URL, token, XSRF cookie handled there).
  */
 
+import { TranslationBundle, UNTRANSLATED } from './i18n';
+
 export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
 export interface IRequester {
   baseUrl: string;
   fetcher: Fetcher;
+  /** The words of this side's own errors (the server's messages come as they are). */
+  trans?: TranslationBundle;
 }
 
 /** What went wrong, in words for the panel. */
@@ -26,10 +30,14 @@ export class APIError extends Error {
   }
 }
 
-export const EXTENSION_MISSING =
-  'The aiinfra server extension is not running in this Jupyter server. ' +
-  'Install aiinfra in the environment that runs Jupyter and restart it ' +
-  '(or run: jupyter server extension enable aiinfra_magics).';
+/** What the panel says when the server extension's routes are missing. */
+export function extensionMissing(trans: TranslationBundle = UNTRANSLATED): string {
+  return trans.__(
+    'The aiinfra server extension is not running in this Jupyter server. Install aiinfra in the environment that runs Jupyter and restart it (or run: jupyter server extension enable aiinfra_magics).'
+  );
+}
+
+export const EXTENSION_MISSING = extensionMissing();
 
 /** Join URL parts with single slashes, keeping a leading scheme or slash. */
 export function joinUrl(...parts: string[]): string {
@@ -70,6 +78,7 @@ export async function requestAPI<T>(
   method = 'GET',
   body?: unknown
 ): Promise<T> {
+  const trans = requester.trans ?? UNTRANSLATED;
   const init: RequestInit = { method };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -79,7 +88,7 @@ export async function requestAPI<T>(
   try {
     response = await requester.fetcher(apiUrl(requester.baseUrl, ...path), init);
   } catch (reason) {
-    throw new APIError(`Jupyter server did not answer: ${String(reason)}`, 0);
+    throw new APIError(trans.__('Jupyter server did not answer: %1', String(reason)), 0);
   }
   const text = await response.text();
   let data: any = null;
@@ -95,10 +104,10 @@ export async function requestAPI<T>(
   }
   const fromAiinfra = data !== null && typeof data === 'object' && 'field' in data;
   if (response.status === 404 && !fromAiinfra) {
-    throw new APIError(EXTENSION_MISSING, 404, null, true);
+    throw new APIError(extensionMissing(trans), 404, null, true);
   }
   const message =
     (data && typeof data.message === 'string' && data.message) ||
-    `${method} ${path.join('/')} failed: HTTP ${response.status}`;
+    trans.__('%1 %2 failed: HTTP %3', method, path.join('/'), response.status);
   throw new APIError(message, response.status, fromAiinfra ? data.field : null);
 }

@@ -2,9 +2,12 @@
  * The start dialog's contents, made from the server's backend declaration
  * (`GET aiinfra/api/backends`), and the request bodies the dialogs send.
  *
- * Pure code (no JupyterLab imports): the dialog renders what these functions
- * return and jest checks the bodies they build.
+ * Pure code (no JupyterLab runtime): the dialog renders what these functions
+ * return and jest checks the bodies they build. Words come from the bundle
+ * passed in (i18n.ts), untranslated by default.
  */
+
+import { TranslationBundle, UNTRANSLATED } from './i18n';
 
 /** The value types a backend option may declare (clusters/backends.py `Option.type`). */
 export type OptionType = 'string' | 'integer' | 'number' | 'boolean' | 'size' | 'list';
@@ -31,6 +34,11 @@ export interface IBackend {
   reason: string | null;
   manages_workers: boolean;
   options: IOption[];
+  /**
+   * What the common fields default to with this backend (`{"workers": 2, "threads": 1}`
+   * on a 2-core machine), where the backend can tell; shown as placeholders.
+   */
+  defaults?: Record<string, unknown>;
 }
 
 /** `auto` lets the server pick; the dialog offers it when the server does not list it. */
@@ -39,17 +47,53 @@ export const AUTO = 'auto';
 /**
  * The fields of every cluster spec (clusters/spec.py `ClusterSpec`): always
  * in the dialog, whatever backend is chosen.
+ *
+ * Workers: at least 1 to start, so Start gives a cluster that computes (the
+ * server's rule); Scale and Adapt take 0 (a scheduler kept without workers).
+ * Each dialog's hint says so.
  */
-export const COMMON_OPTIONS: readonly IOption[] = [
-  { name: 'name', label: 'Name', type: 'string', help: 'Empty: a free name is picked.' },
-  { name: 'workers', label: 'Workers', type: 'integer', minimum: 1, help: 'Number of Dask workers.' },
-  { name: 'threads', label: 'Threads/worker', type: 'integer', minimum: 1, help: 'Threads in each worker.' },
-  { name: 'memory', label: 'Memory/worker', type: 'size', help: 'e.g. 4GB, or 0.5 for half of this machine.' },
-  { name: 'adapt', label: 'Adapt', type: 'string', help: 'MIN:MAX: scale with the load between these.' },
-  { name: 'idle_timeout', label: 'Idle timeout', type: 'string', help: 'Close after this long idle, e.g. 30m.' },
-  { name: 'max_workers', label: 'Max workers', type: 'integer', minimum: 1, help: 'Refuse to scale or adapt beyond this.' },
-  { name: 'max_gpu_hours', label: 'Max GPU-hours', type: 'number', help: 'Stop the cluster once it has used this many.' }
-];
+export function commonOptions(trans: TranslationBundle = UNTRANSLATED): IOption[] {
+  return [
+    { name: 'name', label: trans.__('Name'), type: 'string', help: trans.__('Empty: a free name is picked.') },
+    {
+      name: 'workers',
+      label: trans.__('Workers'),
+      type: 'integer',
+      minimum: 1,
+      help: trans.__('At least 1 to start; Scale and Adapt take 0 later.')
+    },
+    { name: 'threads', label: trans.__('Threads/worker'), type: 'integer', minimum: 1, help: trans.__('Threads in each worker.') },
+    {
+      name: 'memory',
+      label: trans.__('Memory/worker'),
+      type: 'size',
+      help: trans.__('e.g. 4GB, or 0.5 for half of this machine.')
+    },
+    { name: 'adapt', label: trans.__('Adapt'), type: 'string', help: trans.__('MIN:MAX: scale with the load between these.') },
+    {
+      name: 'idle_timeout',
+      label: trans.__('Idle timeout'),
+      type: 'string',
+      help: trans.__('Close after this long idle, e.g. 30m.')
+    },
+    {
+      name: 'max_workers',
+      label: trans.__('Max workers'),
+      type: 'integer',
+      minimum: 1,
+      help: trans.__('Refuse to scale or adapt beyond this.')
+    },
+    {
+      name: 'max_gpu_hours',
+      label: trans.__('Max GPU-hours'),
+      type: 'number',
+      help: trans.__('Stop the cluster once it has used this many.')
+    }
+  ];
+}
+
+/** The common fields, untranslated. */
+export const COMMON_OPTIONS: readonly IOption[] = commonOptions();
 
 /** Common fields that a backend which does not manage its workers refuses. */
 export const WORKER_FIELDS: readonly string[] = ['workers', 'threads', 'memory', 'adapt', 'max_workers'];
@@ -69,18 +113,29 @@ export interface IField {
   disabled: boolean;
 }
 
-/** The backends the dialog offers: the server's list, with `auto` first when it is not in it. */
-export function backendChoices(backends: readonly IBackend[]): IBackend[] {
+/**
+ * The backends the dialog offers: the server's list, with `auto` first when it is not in it.
+ * `auto` takes the defaults of the backend the server says it would pick (`picked`).
+ */
+export function backendChoices(
+  backends: readonly IBackend[],
+  picked: string | null = null,
+  trans: TranslationBundle = UNTRANSLATED
+): IBackend[] {
   if (backends.some(b => b.name === AUTO)) {
     return [...backends];
   }
+  const target = backends.find(b => b.name === picked);
   const auto: IBackend = {
     name: AUTO,
-    description: 'The server picks a backend that works on this machine.',
+    description: target
+      ? trans.__('The server picks a backend that works on this machine: %1 here.', target.name)
+      : trans.__('The server picks a backend that works on this machine.'),
     usable: true,
     reason: null,
     manages_workers: true,
-    options: []
+    options: [],
+    defaults: target?.defaults
   };
   return [auto, ...backends];
 }
@@ -97,14 +152,22 @@ export function initialBackend(backends: readonly IBackend[], wanted?: string): 
  * refuses them), then the backend's own. A backend option named like a common
  * field replaces it in place (its declaration is more precise).
  */
-export function fieldsFor(backends: readonly IBackend[], backendName: string): IField[] {
-  const backend = backendChoices(backends).find(b => b.name === backendName);
+export function fieldsFor(
+  backends: readonly IBackend[],
+  backendName: string,
+  picked: string | null = null,
+  trans: TranslationBundle = UNTRANSLATED
+): IField[] {
+  const backend = backendChoices(backends, picked, trans).find(b => b.name === backendName);
   const own = new Map((backend?.options ?? []).map(o => [o.name, o]));
-  const fields: IField[] = COMMON_OPTIONS.map(common => {
+  const defaults = backend?.defaults ?? {};
+  const fields: IField[] = commonOptions(trans).map(common => {
     const option = own.get(common.name);
     own.delete(common.name);
     const refused = backend !== undefined && !backend.manages_workers && WORKER_FIELDS.includes(common.name);
-    return { option: option ?? common, common: true, disabled: refused && option === undefined };
+    // The backend's default for a common field (workers, threads) becomes its placeholder.
+    const declared = common.name in defaults ? { ...common, default: defaults[common.name] } : common;
+    return { option: option ?? declared, common: true, disabled: refused && option === undefined };
   });
   for (const option of own.values()) {
     fields.push({ option, common: false, disabled: false });
@@ -127,8 +190,8 @@ export function initialValue(option: IOption): string | boolean {
 
 type Parsed = { value?: unknown; error?: string };
 
-function bad(option: IOption, raw: string, allowed: string): Parsed {
-  return { error: `${option.name}: got ${JSON.stringify(raw)}; allowed: ${allowed}` };
+function bad(option: IOption, raw: string, allowed: string, trans: TranslationBundle): Parsed {
+  return { error: trans.__('%1: got %2; allowed: %3', option.name, JSON.stringify(raw), allowed) };
 }
 
 /**
@@ -136,7 +199,11 @@ function bad(option: IOption, raw: string, allowed: string): Parsed {
  * applies), `{error}` names the field. The server checks everything again;
  * this only catches what can be told here.
  */
-export function parseValue(option: IOption, raw: string | boolean | undefined): Parsed {
+export function parseValue(
+  option: IOption,
+  raw: string | boolean | undefined,
+  trans: TranslationBundle = UNTRANSLATED
+): Parsed {
   if (option.type === 'boolean') {
     const value = raw === true;
     return value === (option.default === true) ? {} : { value };
@@ -149,12 +216,17 @@ export function parseValue(option: IOption, raw: string | boolean | undefined): 
     case 'integer': {
       const minimum = option.minimum ?? Number.NEGATIVE_INFINITY;
       if (!/^-?\d+$/.test(text) || Number(text) < minimum) {
-        return bad(option, text, isFinite(minimum) ? `an integer >= ${minimum}` : 'an integer');
+        return bad(
+          option,
+          text,
+          isFinite(minimum) ? trans.__('an integer >= %1', minimum) : trans.__('an integer'),
+          trans
+        );
       }
       return { value: Number(text) };
     }
     case 'number':
-      return text !== '' && isFinite(Number(text)) ? { value: Number(text) } : bad(option, text, 'a number');
+      return text !== '' && isFinite(Number(text)) ? { value: Number(text) } : bad(option, text, trans.__('a number'), trans);
     case 'list': {
       // One item per line: items may hold commas (e.g. SLURM's --constraint=a,b).
       const items = text
@@ -165,7 +237,7 @@ export function parseValue(option: IOption, raw: string | boolean | undefined): 
     }
     default:
       if (option.choices && option.choices.length && !option.choices.includes(text)) {
-        return bad(option, text, option.choices.join(' | '));
+        return bad(option, text, option.choices.join(' | '), trans);
       }
       return { value: text };
   }
@@ -181,29 +253,30 @@ export function parseValue(option: IOption, raw: string | boolean | undefined): 
  */
 export function formToBody(
   backends: readonly IBackend[],
-  form: IStartForm
+  form: IStartForm,
+  trans: TranslationBundle = UNTRANSLATED
 ): { body?: Record<string, unknown>; error?: string; field?: string } {
   const backend = backendChoices(backends).find(b => b.name === form.backend);
   if (!backend) {
     const names = backendChoices(backends).map(b => b.name);
     return {
-      error: `backend: got ${JSON.stringify(form.backend)}; allowed: ${names.join(' | ')}`,
+      error: trans.__('backend: got %1; allowed: %2', JSON.stringify(form.backend), names.join(' | ')),
       field: 'backend'
     };
   }
   if (!backend.usable) {
     return {
-      error: `backend: ${backend.name} is not usable here: ${backend.reason ?? 'no reason given'}`,
+      error: trans.__('backend: %1 is not usable here: %2', backend.name, backend.reason ?? trans.__('no reason given')),
       field: 'backend'
     };
   }
   const body: Record<string, unknown> = { backend: backend.name };
-  for (const field of fieldsFor(backends, backend.name)) {
+  for (const field of fieldsFor(backends, backend.name, null, trans)) {
     if (field.disabled) {
       continue;
     }
     // An untouched input keeps its start value (a checkbox its default).
-    const parsed = parseValue(field.option, form.values[field.option.name] ?? initialValue(field.option));
+    const parsed = parseValue(field.option, form.values[field.option.name] ?? initialValue(field.option), trans);
     if (parsed.error) {
       return { error: parsed.error, field: field.option.name };
     }
@@ -217,15 +290,17 @@ export function formToBody(
 /** The PATCH body that makes a cluster adaptive: `{"adapt": "MIN:MAX"}`. */
 export function adaptBody(
   minimum: string,
-  maximum: string
+  maximum: string,
+  trans: TranslationBundle = UNTRANSLATED
 ): { body?: { adapt: string }; error?: string; field?: string } {
   const low = minimum.trim();
   const high = maximum.trim();
+  const got = JSON.stringify(`${low}:${high}`);
   if (!/^\d+$/.test(low) || !/^\d+$/.test(high)) {
-    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN:MAX, integers >= 0`, field: 'adapt' };
+    return { error: trans.__('adapt: got %1; allowed: MIN:MAX, integers >= 0', got), field: 'adapt' };
   }
   if (Number(low) > Number(high)) {
-    return { error: `adapt: got ${JSON.stringify(`${low}:${high}`)}; allowed: MIN <= MAX`, field: 'adapt' };
+    return { error: trans.__('adapt: got %1; allowed: MIN <= MAX', got), field: 'adapt' };
   }
   return { body: { adapt: `${Number(low)}:${Number(high)}` } };
 }

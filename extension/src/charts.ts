@@ -4,6 +4,7 @@
  * only draws what these functions return.
  */
 
+import { TranslationBundle, UNTRANSLATED } from './i18n';
 import { IGpuMetrics } from './model';
 
 export type ChartKind = 'gpu-utilization' | 'gpu-memory' | 'gpu-pcie' | 'gpu-nvlink' | 'machine';
@@ -25,6 +26,22 @@ export const CHARTS: IChartInfo[] = [
 
 export function chartInfo(kind: string): IChartInfo | undefined {
   return CHARTS.find(c => c.kind === kind);
+}
+
+/** A chart's title, translated; `short` for the sidebar's buttons (`PCIe`, `Host`). */
+export function chartLabel(kind: ChartKind, trans: TranslationBundle = UNTRANSLATED, short = false): string {
+  switch (kind) {
+    case 'gpu-utilization':
+      return trans.__('GPU Utilization');
+    case 'gpu-memory':
+      return trans.__('GPU Memory');
+    case 'gpu-pcie':
+      return short ? trans.__('PCIe') : trans.__('PCIe Throughput');
+    case 'gpu-nvlink':
+      return short ? trans.__('NVLink') : trans.__('NVLink Throughput');
+    case 'machine':
+      return short ? trans.__('Host') : trans.__('Machine Resources');
+  }
 }
 
 /** One line: points as [seconds since epoch, value]. */
@@ -71,8 +88,13 @@ function lines(history: IGpuMetrics[], pick: Pick): ILine[] {
   return [...byName.values()];
 }
 
-function perGpu(history: IGpuMetrics[], key: keyof IGpuMetrics['gpus'][number], suffix = ''): ILine[] {
-  return lines(history, m => m.gpus.map(g => [`GPU ${g.index}${suffix}`, g[key] as number | null | undefined]));
+function perGpu(
+  history: IGpuMetrics[],
+  key: keyof IGpuMetrics['gpus'][number],
+  trans: TranslationBundle,
+  suffix = ''
+): ILine[] {
+  return lines(history, m => m.gpus.map(g => [trans.__('GPU %1', g.index) + suffix, g[key] as number | null | undefined]));
 }
 
 /** The last GPU memory total seen (the axis top of the memory chart). */
@@ -83,46 +105,86 @@ function memoryTotal(history: IGpuMetrics[]): number | null {
 }
 
 /** What a chart of `kind` draws from `history` (oldest sample first). */
-export function chartData(kind: ChartKind, history: IGpuMetrics[]): IChartData {
+export function chartData(kind: ChartKind, history: IGpuMetrics[], trans: TranslationBundle = UNTRANSLATED): IChartData {
   const last = history[history.length - 1];
   const hasGpus = (last?.gpus ?? []).length > 0;
-  const gpuNote = hasGpus ? null : last?.reason ?? 'Waiting for the first sample…';
+  const waiting = trans.__('Waiting for the first sample…');
+  const gpuNote = hasGpus ? null : last?.reason ?? waiting;
   switch (kind) {
     case 'gpu-utilization':
-      return { note: gpuNote, plots: hasGpus ? [{ title: 'Utilization', unit: '%', max: 100, lines: perGpu(history, 'utilization') }] : [] };
+      return {
+        note: gpuNote,
+        plots: hasGpus
+          ? [{ title: trans.__('Utilization'), unit: '%', max: 100, lines: perGpu(history, 'utilization', trans) }]
+          : []
+      };
     case 'gpu-memory': {
       const mig = lines(history, m =>
-        m.gpus.flatMap(g => (g.mig ?? []).map(s => [`GPU ${g.index} MIG ${s.index}`, s.memory_used] as [string, number | null | undefined]))
+        m.gpus.flatMap(g =>
+          (g.mig ?? []).map(s => [trans.__('GPU %1 MIG %2', g.index, s.index), s.memory_used] as [string, number | null | undefined])
+        )
       );
       return {
         note: gpuNote,
         plots: hasGpus
-          ? [{ title: 'Memory used', unit: 'B', max: memoryTotal(history), lines: [...perGpu(history, 'memory_used'), ...mig] }]
+          ? [
+              {
+                title: trans.__('Memory used'),
+                unit: 'B',
+                max: memoryTotal(history),
+                lines: [...perGpu(history, 'memory_used', trans), ...mig]
+              }
+            ]
           : []
       };
     }
     case 'gpu-pcie':
     case 'gpu-nvlink': {
       const link = kind === 'gpu-pcie' ? 'pcie' : 'nvlink';
-      const tx = perGpu(history, `${link}_tx` as any, ' TX');
-      const rx = perGpu(history, `${link}_rx` as any, ' RX');
+      const tx = perGpu(history, `${link}_tx` as any, trans, ' TX');
+      const rx = perGpu(history, `${link}_rx` as any, trans, ' RX');
       let note = gpuNote;
       if (hasGpus && tx.length + rx.length === 0) {
-        note = `These GPUs do not report ${kind === 'gpu-pcie' ? 'PCIe' : 'NVLink'} throughput.`;
+        note =
+          kind === 'gpu-pcie'
+            ? trans.__('These GPUs do not report PCIe throughput.')
+            : trans.__('These GPUs do not report NVLink throughput.');
       }
-      return { note, plots: hasGpus && tx.length + rx.length ? [{ title: 'Throughput', unit: 'B/s', max: null, lines: [...tx, ...rx] }] : [] };
+      return {
+        note,
+        plots:
+          hasGpus && tx.length + rx.length
+            ? [{ title: trans.__('Throughput'), unit: 'B/s', max: null, lines: [...tx, ...rx] }]
+            : []
+      };
     }
     case 'machine': {
       const host = (pick: (h: NonNullable<IGpuMetrics['host']>) => Array<[string, number | null | undefined]>) =>
         lines(history, m => (m.host ? pick(m.host) : []));
       const total = last?.host?.memory_total ?? null;
       return {
-        note: history.some(m => m.host) ? null : 'Waiting for the first sample…',
+        note: history.some(m => m.host) ? null : waiting,
         plots: [
-          { title: 'CPU', unit: '%', max: 100, lines: host(h => [['CPU', h.cpu_percent]]) },
-          { title: 'Memory', unit: 'B', max: total, lines: host(h => [['used', h.memory_used]]) },
-          { title: 'Network', unit: 'B/s', max: null, lines: host(h => [['sent', h.net_sent], ['received', h.net_recv]]) },
-          { title: 'Disk', unit: 'B/s', max: null, lines: host(h => [['read', h.disk_read], ['written', h.disk_write]]) }
+          { title: trans.__('CPU'), unit: '%', max: 100, lines: host(h => [[trans.__('CPU'), h.cpu_percent]]) },
+          { title: trans.__('Memory'), unit: 'B', max: total, lines: host(h => [[trans.__('used'), h.memory_used]]) },
+          {
+            title: trans.__('Network'),
+            unit: 'B/s',
+            max: null,
+            lines: host(h => [
+              [trans.__('sent'), h.net_sent],
+              [trans.__('received'), h.net_recv]
+            ])
+          },
+          {
+            title: trans.__('Disk'),
+            unit: 'B/s',
+            max: null,
+            lines: host(h => [
+              [trans.__('read'), h.disk_read],
+              [trans.__('written'), h.disk_write]
+            ])
+          }
         ]
       };
     }

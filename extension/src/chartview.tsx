@@ -4,23 +4,26 @@
  */
 
 import { MainAreaWidget, ReactWidget, UseSignal } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { chartData, chartInfo, ChartKind, formatValue, IPlotArea } from './charts';
+import { chartData, chartLabel, ChartKind, formatValue, IPlotArea } from './charts';
+import { bundle, TranslationBundle } from './i18n';
 import { PanelModel } from './model';
 
 export class ChartPanel extends MainAreaWidget<ReactWidget> {
   constructor(options: ChartPanel.IOptions) {
     const { model, kind } = options;
+    const trans = bundle(options.translator);
     const content = ReactWidget.create(
-      <UseSignal signal={model.changed}>{() => <Private.Chart model={model} kind={kind} />}</UseSignal>
+      <UseSignal signal={model.changed}>{() => <Private.Chart model={model} kind={kind} trans={trans} />}</UseSignal>
     );
     content.addClass('aiinfra-chart-content');
     super({ content });
     this.kind = kind;
     this.id = `aiinfra-chart-${kind}`;
-    this.title.label = chartInfo(kind)?.label ?? kind;
+    this.title.label = chartLabel(kind, trans);
     if (options.icon) {
       this.title.icon = options.icon;
     }
@@ -49,6 +52,8 @@ export namespace ChartPanel {
     model: PanelModel;
     kind: ChartKind;
     icon?: LabIcon;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 }
 
@@ -65,14 +70,14 @@ namespace Private {
     'var(--jp-brand-color3)'
   ];
 
-  function Plot(props: { plot: IPlotArea }): JSX.Element {
-    const { plot } = props;
+  function Plot(props: { plot: IPlotArea; trans: TranslationBundle }): JSX.Element {
+    const { plot, trans } = props;
     const points = plot.lines.flatMap(l => l.points);
     if (points.length === 0) {
       return (
         <div className="aiinfra-chart-plot">
           <div className="aiinfra-chart-title">{plot.title}</div>
-          <div className="aiinfra-note">No samples yet.</div>
+          <div className="aiinfra-note">{trans.__('No samples yet.')}</div>
         </div>
       );
     }
@@ -84,7 +89,7 @@ namespace Private {
     return (
       <div className="aiinfra-chart-plot" data-title={plot.title}>
         <div className="aiinfra-chart-title">
-          {plot.title} <span className="aiinfra-dim">(axis to {formatValue(top, plot.unit)})</span>
+          {plot.title} <span className="aiinfra-dim">{trans.__('(axis to %1)', formatValue(top, plot.unit))}</span>
         </div>
         <svg className="aiinfra-chart-svg" viewBox={`0 0 ${WIDTH} ${HEIGHT}`} preserveAspectRatio="none" role="img">
           <line x1={0} x2={WIDTH} y1={HEIGHT / 2} y2={HEIGHT / 2} className="aiinfra-chart-grid" />
@@ -113,13 +118,13 @@ namespace Private {
     );
   }
 
-  export function Chart(props: { model: PanelModel; kind: ChartKind }): JSX.Element {
-    const data = chartData(props.kind, props.model.history);
+  export function Chart(props: { model: PanelModel; kind: ChartKind; trans: TranslationBundle }): JSX.Element {
+    const data = chartData(props.kind, props.model.history, props.trans);
     return (
       <div className="aiinfra-chart">
         {data.note && <div className="aiinfra-note aiinfra-chart-note">{data.note}</div>}
         {data.plots.map(plot => (
-          <Plot key={plot.title} plot={plot} />
+          <Plot key={plot.title} plot={plot} trans={props.trans} />
         ))}
       </div>
     );

@@ -9,25 +9,31 @@
  */
 
 import { MainAreaWidget } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
 import { IFrame, LabIcon } from '@jupyterlab/ui-components';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { dashboardUrl } from './api';
+import { bundle, TranslationBundle, UNTRANSLATED } from './i18n';
 import { PanelModel } from './model';
 
 /** What a pane shows for a cluster in a given state; null: the live page. */
-export function paneNote(cluster: string, status: string | null | undefined): string | null {
+export function paneNote(
+  cluster: string,
+  status: string | null | undefined,
+  trans: TranslationBundle = UNTRANSLATED
+): string | null {
   switch (status) {
     case 'running':
       return null;
     case 'starting':
-      return `Cluster ${cluster} is starting; its dashboard appears here once it runs.`;
+      return trans.__('Cluster %1 is starting; its dashboard appears here once it runs.', cluster);
     case 'unreachable':
-      return `Cluster ${cluster} does not answer; this panel shows its dashboard again when it does.`;
+      return trans.__('Cluster %1 does not answer; this panel shows its dashboard again when it does.', cluster);
     default:
-      return (
-        `Cluster ${cluster} has stopped, so there is nothing to show. ` +
-        `This panel comes back to life if a cluster named ${cluster} is started again; close it otherwise.`
+      return trans.__(
+        'Cluster %1 has stopped, so there is nothing to show. This panel comes back to life if a cluster named %1 is started again; close it otherwise.',
+        cluster
       );
   }
 }
@@ -40,9 +46,13 @@ export class DashboardPane extends MainAreaWidget<DashboardPane.Content> {
     this.plot = options.plot;
     this.label = options.label;
     this._model = options.model;
+    this._trans = bundle(options.translator);
     this.id = DashboardPane.id(options.cluster, options.plot);
-    this.title.label = options.plot === 'status' ? `Dask: ${options.cluster}` : `${options.label} · ${options.cluster}`;
-    this.title.caption = `Dask dashboard of ${options.cluster}: ${options.label}`;
+    this.title.label =
+      options.plot === 'status'
+        ? this._trans.__('Dask: %1', options.cluster)
+        : this._trans.__('%1 · %2', options.label, options.cluster);
+    this.title.caption = this._trans.__('Dask dashboard of %1: %2', options.cluster, options.label);
     if (options.icon) {
       this.title.icon = options.icon;
     }
@@ -73,10 +83,11 @@ export class DashboardPane extends MainAreaWidget<DashboardPane.Content> {
       return; // not listed yet: keep the page
     }
     const status = clusters.find(c => c.name === this.cluster)?.status ?? null;
-    this.content.setNote(paneNote(this.cluster, status));
+    this.content.setNote(paneNote(this.cluster, status, this._trans));
   }
 
   private _model: PanelModel;
+  private _trans: TranslationBundle;
 }
 
 export namespace DashboardPane {
@@ -89,6 +100,8 @@ export namespace DashboardPane {
     plot: string;
     label: string;
     icon?: LabIcon;
+    /** The lab's translator (strings in the 'aiinfra' domain); none: untranslated. */
+    translator?: ITranslator;
   }
 
   /** One id per cluster and page, so opening it again activates the open one. */

@@ -11,6 +11,7 @@ import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
 
 import { IFailure, IForm } from './formdialog';
+import { TranslationBundle, UNTRANSLATED } from './i18n';
 
 import {
   backendChoices,
@@ -71,8 +72,11 @@ export class StartClusterForm extends FormWidget<IStartForm> {
     super();
     this._backends = options.backends;
     this._error = options.error ?? null;
+    this._auto = options.auto ?? null;
+    this._trans = options.trans ?? UNTRANSLATED;
     this._backend = initialBackend(options.backends, options.defaultBackend);
     this.addClass('aiinfra-start-form');
+    this.addClass('aiinfra-form');
   }
 
   /** The server names some fields by their CLI flag (`idle-timeout`): the form by option name. */
@@ -86,49 +90,55 @@ export class StartClusterForm extends FormWidget<IStartForm> {
   }
 
   render(): JSX.Element {
-    const fields = fieldsFor(this._backends, this._backend);
-    const chosen = backendChoices(this._backends).find(b => b.name === this._backend);
+    const trans = this._trans;
+    const choices = backendChoices(this._backends, this._auto, trans);
+    const fields = fieldsFor(this._backends, this._backend, this._auto, trans);
+    const chosen = choices.find(b => b.name === this._backend);
     const shown = ['backend', ...fields.map(f => f.option.name)];
     const under = (f: IField) => this.fieldError(f.option.name);
+    const render = (f: IField) => Private.renderField(f, this._values, this._set, under(f), trans);
+    const own = fields.slice(1).filter(f => !f.common);
     return (
       <div className="aiinfra-start-body">
-        {this._error && <div className="aiinfra-error">Backends not listed: {this._error}</div>}
+        {this._error && <div className="aiinfra-error">{trans.__('Backends not listed: %1', this._error)}</div>}
         {this.formError(shown)}
-        {Private.renderField(fields[0], this._values, this._set, under(fields[0]))}
+        {render(fields[0])}
         <div className="aiinfra-option" data-option="backend">
           <label className="aiinfra-field">
-            <span>Backend</span>
-          <select
-            className="jp-mod-styled"
-            name="backend"
-            value={this._backend}
-            onChange={e => this._choose(e.target.value)}
-          >
-            {backendChoices(this._backends).map(b => (
-              <option
-                key={b.name}
-                value={b.name}
-                data-backend={b.name}
-                disabled={!b.usable}
-                title={b.usable ? b.description : b.reason ?? ''}
-              >
-                {b.usable ? b.name : `${b.name} (not usable: ${b.reason ?? 'no reason given'})`}
-              </option>
-            ))}
-          </select>
+            <span className="aiinfra-field-label">{trans.__('Backend')}</span>
+            <select
+              className="jp-mod-styled"
+              name="backend"
+              value={this._backend}
+              onChange={e => this._choose(e.target.value)}
+            >
+              {choices.map(b => (
+                <option
+                  key={b.name}
+                  value={b.name}
+                  data-backend={b.name}
+                  disabled={!b.usable}
+                  title={b.usable ? b.description : b.reason ?? ''}
+                >
+                  {b.usable
+                    ? b.name
+                    : trans.__('%1 (not usable: %2)', b.name, b.reason ?? trans.__('no reason given'))}
+                </option>
+              ))}
+            </select>
           </label>
           {this.fieldError('backend')}
+          {chosen && <div className="aiinfra-help aiinfra-backend-description">{chosen.description}</div>}
         </div>
-        {chosen && <div className="aiinfra-help aiinfra-backend-description">{chosen.description}</div>}
         {fields
           .slice(1)
           .filter(f => f.common)
-          .map(f => Private.renderField(f, this._values, this._set, under(f)))}
+          .map(render)}
         <div className="aiinfra-backend-options" data-backend={this._backend}>
-          {fields
-            .slice(1)
-            .filter(f => !f.common)
-            .map(f => Private.renderField(f, this._values, this._set, under(f)))}
+          {own.length > 0 && (
+            <div className="aiinfra-backend-options-title">{trans.__('Options of %1', this._backend)}</div>
+          )}
+          {own.map(render)}
         </div>
       </div>
     );
@@ -147,6 +157,8 @@ export class StartClusterForm extends FormWidget<IStartForm> {
   private _backends: IBackend[];
   private _backend: string;
   private _error: string | null;
+  private _auto: string | null;
+  private _trans: TranslationBundle;
   private _values: FormValues = {};
 }
 
@@ -158,6 +170,9 @@ export namespace StartClusterForm {
     defaultBackend?: string;
     /** Why the backends could not be listed, shown above the fields. */
     error?: string | null;
+    /** The backend the server's `auto` picks here: `auto` shows its defaults. */
+    auto?: string | null;
+    trans?: TranslationBundle;
   }
 }
 
@@ -166,7 +181,9 @@ export class AdaptForm extends FormWidget<AdaptForm.IValue> {
   constructor(options: AdaptForm.IOptions) {
     super();
     this._value = { minimum: options.minimum, maximum: options.maximum };
+    this._trans = options.trans ?? UNTRANSLATED;
     this.addClass('aiinfra-adapt-form');
+    this.addClass('aiinfra-form');
   }
 
   getValue(): AdaptForm.IValue {
@@ -178,14 +195,17 @@ export class AdaptForm extends FormWidget<AdaptForm.IValue> {
       this._value = { ...this._value, [key]: e.target.value };
       this.update();
     };
+    const trans = this._trans;
     const shown = ['adapt', 'minimum', 'maximum'];
     return (
       <div>
-        <div className="aiinfra-help">Dask adds and removes workers with the load, between these.</div>
+        <div className="aiinfra-form-help">
+          {trans.__('Dask adds and removes workers with the load, between these: 0 or more, minimum <= maximum.')}
+        </div>
         {this.formError(shown)}
         {(['minimum', 'maximum'] as const).map(key => (
           <label className="aiinfra-field" data-option={key} key={key}>
-            <span>{key === 'minimum' ? 'Minimum' : 'Maximum'}</span>
+            <span className="aiinfra-field-label">{key === 'minimum' ? trans.__('Minimum') : trans.__('Maximum')}</span>
             <input
               className="jp-mod-styled"
               name={key}
@@ -201,6 +221,7 @@ export class AdaptForm extends FormWidget<AdaptForm.IValue> {
   }
 
   private _value: AdaptForm.IValue;
+  private _trans: TranslationBundle;
 }
 
 export namespace AdaptForm {
@@ -208,15 +229,19 @@ export namespace AdaptForm {
     minimum: string;
     maximum: string;
   }
-  export type IOptions = IValue;
+  export interface IOptions extends IValue {
+    trans?: TranslationBundle;
+  }
 }
 
 /** How many workers a cluster should have. */
 export class ScaleForm extends FormWidget<string> {
-  constructor(workers: number) {
+  constructor(workers: number, trans: TranslationBundle = UNTRANSLATED) {
     super();
     this._workers = String(workers);
+    this._trans = trans;
     this.addClass('aiinfra-scale-form');
+    this.addClass('aiinfra-form');
   }
 
   getValue(): string {
@@ -224,11 +249,15 @@ export class ScaleForm extends FormWidget<string> {
   }
 
   render(): JSX.Element {
+    const trans = this._trans;
     return (
       <div>
+        <div className="aiinfra-form-help">
+          {trans.__('Workers from now on: 0 or more (0 keeps the scheduler, without workers).')}
+        </div>
         {this.formError(['workers'])}
         <label className="aiinfra-field" data-option="workers">
-          <span>Workers</span>
+          <span className="aiinfra-field-label">{trans.__('Workers')}</span>
           <input
             className="jp-mod-styled"
             name="workers"
@@ -247,6 +276,7 @@ export class ScaleForm extends FormWidget<string> {
   }
 
   private _workers: string;
+  private _trans: TranslationBundle;
 }
 
 namespace Private {
@@ -254,17 +284,17 @@ namespace Private {
     field: IField,
     values: FormValues,
     set: (name: string, value: string | boolean) => void,
-    error: JSX.Element | null = null
+    error: JSX.Element | null,
+    trans: TranslationBundle
   ): JSX.Element {
     const { option, disabled } = field;
     const name = option.name;
     const raw = values[name] ?? initialValue(option);
-    const placeholder =
-      option.default !== null && option.default !== undefined && option.type !== 'boolean'
-        ? `default: ${Array.isArray(option.default) ? option.default.join(', ') : String(option.default)}`
-        : disabled
-          ? 'not with this backend'
-          : '';
+    const placeholder = disabled
+      ? trans.__('not with this backend')
+      : option.default !== null && option.default !== undefined && option.type !== 'boolean'
+        ? trans.__('default: %1', Array.isArray(option.default) ? option.default.join(', ') : String(option.default))
+        : '';
     let input: JSX.Element;
     if (option.type === 'boolean') {
       input = (
@@ -285,7 +315,7 @@ namespace Private {
           disabled={disabled}
           onChange={e => set(name, e.target.value)}
         >
-          <option value="">{placeholder || 'default'}</option>
+          <option value="">{placeholder || trans.__('default')}</option>
           {option.choices.map(choice => (
             <option key={choice} value={choice}>
               {choice}
@@ -300,7 +330,7 @@ namespace Private {
           name={name}
           rows={2}
           value={String(raw)}
-          placeholder={placeholder || 'one per line'}
+          placeholder={placeholder || trans.__('one per line')}
           disabled={disabled}
           onChange={e => set(name, e.target.value)}
         />
@@ -326,7 +356,7 @@ namespace Private {
         key={name}
       >
         <label className="aiinfra-field" title={option.help}>
-          <span>{fieldLabel(option)}</span>
+          <span className="aiinfra-field-label">{fieldLabel(option)}</span>
           {input}
         </label>
         {error}

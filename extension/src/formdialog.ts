@@ -49,9 +49,12 @@ export async function showFormDialog<T>(options: {
   title: string;
   body: IForm<T>;
   accept: string;
+  /** The cancel button's label (translated by the caller; JupyterLab's own otherwise). */
+  cancel?: string;
   submit: (value: T) => Promise<void>;
 }): Promise<boolean> {
-  const buttons = [Dialog.cancelButton(), Dialog.okButton({ label: options.accept })];
+  const cancel = options.cancel ? Dialog.cancelButton({ label: options.cancel }) : Dialog.cancelButton();
+  const buttons = [cancel, Dialog.okButton({ label: options.accept })];
   const dialog = new FormDialog<T>({ title: options.title, body: options.body, buttons }, options.body, options.submit);
   const result = await dialog.launch();
   return result.button.accept && dialog.submitted;

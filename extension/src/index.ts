@@ -17,7 +17,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRequester } from './api';
@@ -97,7 +97,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const trans = translator.load('aiinfra');
     const serverSettings = ServerConnection.makeSettings();
     const model = new PanelModel({
-      requester: Private.requester(serverSettings),
+      requester: Private.requester(serverSettings, trans),
       interval: 5000,
       connect: Private.eventSocket(serverSettings)
     });
@@ -182,10 +182,11 @@ export default plugin;
 
 namespace Private {
   /** Requests through ServerConnection: base URL, token and XSRF cookie are handled there. */
-  export function requester(settings: ServerConnection.ISettings): IRequester {
+  export function requester(settings: ServerConnection.ISettings, trans: TranslationBundle): IRequester {
     return {
       baseUrl: settings.baseUrl,
-      fetcher: (url, init) => ServerConnection.makeRequest(url, init, settings)
+      fetcher: (url, init) => ServerConnection.makeRequest(url, init, settings),
+      trans
     };
   }
 

@@ -6,9 +6,11 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { APIError, IRequester, joinUrl, requestAPI } from './api';
+import { APIError, IRequester, requestAPI } from './api';
 import { IBackend } from './backends';
 import { EventStream, ISocketLike, PushMessage } from './events';
+import { TranslationBundle, UNTRANSLATED } from './i18n';
+import { IPlotList, IPlotsAnswer, plotList } from './plots';
 
 export interface IGpuSample {
   index: number;
@@ -46,24 +48,6 @@ export interface IGpuMetrics {
   reason: string | null;
   timestamp: number | null;
   host?: IHostSample | null;
-}
-
-/** One of the scheduler's individual dashboard plots (its `individual-plots.json`). */
-export interface IPlot {
-  label: string;
-  /** Path below the dashboard root, without a leading slash: `individual-task-stream`. */
-  path: string;
-}
-
-/** The plots of a Dask dashboard's `individual-plots.json` ({title: "/path"}), sorted by title. */
-export function parsePlots(data: unknown): IPlot[] {
-  if (!data || typeof data !== 'object' || Array.isArray(data)) {
-    return [];
-  }
-  return Object.entries(data as Record<string, unknown>)
-    .filter(([, path]) => typeof path === 'string' && /^\/?[A-Za-z0-9_./-]+$/.test(path) && !path.includes('..'))
-    .map(([label, path]) => ({ label: label.replace(/^Individual /, ''), path: (path as string).replace(/^\/+/, '') }))
-    .sort((a, b) => a.label.localeCompare(b.label));
 }
 
 export interface IInventory {
@@ -186,40 +170,72 @@ export function memoryPercent(gpu: IGpuSample): number | null {
   return Math.min(100, Math.max(0, (100 * gpu.memory_used) / gpu.memory_total));
 }
 
-/** One line describing a cluster's size. */
-/** `job 12 RUNNING on n1 · 9:41 left`, `job 13 PENDING (Resources)`. */
-export function jobLine(j: IJob): string {
-  let line = `job ${j.job_id} ${j.state}`;
+/** `job 12 RUNNING on n1 · 9:41 left`, `job 13 PENDING (Resources)` (the state is SLURM's word). */
+export function jobLine(j: IJob, trans: TranslationBundle = UNTRANSLATED): string {
+  let line = trans.__('job %1 %2', j.job_id, j.state);
   if (j.reason) {
     line += ` (${j.reason})`;
   }
   if (j.node && j.state !== 'PENDING') {
-    line += ` on ${j.node}`;
+    line += trans.__(' on %1', j.node);
   }
   if (j.time_left) {
-    line += ` · ${j.time_left} left`;
+    line += trans.__(' · %1 left', j.time_left);
   }
   return line;
 }
 
-export function clusterSummary(c: ICluster): string {
-  const parts = [
-    `${c.workers} worker${c.workers === 1 ? '' : 's'}`,
-    `${c.threads} thread${c.threads === 1 ? '' : 's'}`
-  ];
+/** A cluster's size, one figure each, every number with what it counts. */
+export function clusterParts(c: ICluster, trans: TranslationBundle = UNTRANSLATED): string[] {
+  const parts = [trans._n('%1 worker', '%1 workers', c.workers), trans._n('%1 thread', '%1 threads', c.threads)];
   if (c.memory) {
-    parts.push(formatBytes(c.memory));
+    parts.push(trans.__('%1 memory', formatBytes(c.memory)));
   }
   if (c.gpus && c.gpus.length) {
-    parts.push(`GPUs ${c.gpus.join(',')}`);
+    parts.push(trans.__('GPUs %1', c.gpus.join(',')));
   }
   if (c.adapt) {
-    parts.push(`adapt ${c.adapt}`);
+    parts.push(trans.__('adapt %1', c.adapt));
   }
-  return parts.join(' · ');
+  return parts;
 }
 
-function hours(value: number | undefined | null): string {
+/** The same as one line: `2 workers · 4 threads · 8.0 GiB memory · adapt 1:4`. */
+export function clusterSummary(c: ICluster, trans: TranslationBundle = UNTRANSLATED): string {
+  return clusterParts(c, trans).join(' · ');
+}
+
+/** A cluster's state in words (the server's status names; unknown ones as they are). */
+export function statusLabel(status: string | null | undefined, trans: TranslationBundle = UNTRANSLATED): string {
+  switch (status) {
+    case 'running':
+      return trans.__('running');
+    case 'starting':
+      return trans.__('starting');
+    case 'stopped':
+      return trans.__('stopped');
+    case 'unreachable':
+      return trans.__('unreachable');
+    case 'unknown':
+      return trans.__('unknown');
+    case 'ok':
+      return trans.__('ok');
+    case 'failed':
+      return trans.__('failed');
+    case 'cached':
+      return trans.__('cached');
+    case 'cancelled':
+      return trans.__('cancelled');
+    case 'pending':
+      return trans.__('pending');
+    case 'skipped':
+      return trans.__('skipped');
+    default:
+      return status ?? '?';
+  }
+}
+
+export function hours(value: number | undefined | null): string {
   const h = Number(value) || 0;
   return h >= 10 ? h.toFixed(1) : h >= 0.1 ? h.toFixed(2) : h.toFixed(3);
 }
@@ -236,17 +252,33 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** What a cluster used so far: `0.012 worker-h · 0.048 core-h · 0.000 GPU-h · 0.05 GB-h`. */
-export function costLine(cost: ICost | null | undefined): string | null {
+/**
+ * What a cluster used so far, one labelled figure each: `0.012 worker-h`, `0.048 core-h`,
+ * `0.05 GB-h memory`, and `GPU-h` where the cluster has GPUs or used some.
+ */
+export function costParts(
+  cost: ICost | null | undefined,
+  hasGpus = true,
+  trans: TranslationBundle = UNTRANSLATED
+): string[] | null {
   if (!cost) {
     return null;
   }
-  return [
-    `${hours(cost.worker_hours)} worker-h`,
-    `${hours(cost.core_hours)} core-h`,
-    `${hours(cost.gpu_hours)} GPU-h`,
-    `${hours(cost.memory_gb_hours)} GB-h`
-  ].join(' · ');
+  const parts = [trans.__('%1 worker-h', hours(cost.worker_hours)), trans.__('%1 core-h', hours(cost.core_hours))];
+  if (hasGpus || (cost.gpu_hours ?? 0) > 0) {
+    parts.push(trans.__('%1 GPU-h', hours(cost.gpu_hours)));
+  }
+  parts.push(trans.__('%1 GB-h memory', hours(cost.memory_gb_hours)));
+  return parts;
+}
+
+/** The same as one line: `0.012 worker-h · 0.048 core-h · 0.000 GPU-h · 0.05 GB-h memory`. */
+export function costLine(
+  cost: ICost | null | undefined,
+  hasGpus = true,
+  trans: TranslationBundle = UNTRANSLATED
+): string | null {
+  return costParts(cost, hasGpus, trans)?.join(' · ') ?? null;
 }
 
 /**
@@ -254,17 +286,21 @@ export function costLine(cost: ICost | null | undefined): string | null {
  * or `busy · stops after 5m idle` while it works. `now` is epoch seconds (the caller's clock
  * ticks it between polls); the figures' own `as_of` is used when it is later.
  */
-export function idleLine(cost: ICost | null | undefined, now: number = Date.now() / 1000): string | null {
+export function idleLine(
+  cost: ICost | null | undefined,
+  now: number = Date.now() / 1000,
+  trans: TranslationBundle = UNTRANSLATED
+): string | null {
   if (!cost || !cost.idle_timeout) {
     return null;
   }
   const timeout = cost.idle_timeout;
   if (!cost.idle_since) {
-    return `busy · stops after ${formatDuration(timeout)} idle`;
+    return trans.__('busy · stops after %1 idle', formatDuration(timeout));
   }
   const idle = Math.max(0, Math.max(now, cost.as_of ?? 0) - cost.idle_since);
   const at = new Date((cost.idle_since + timeout) * 1000).toLocaleTimeString();
-  return `idle ${formatDuration(idle)} · stops in ${formatDuration(timeout - idle)} (at ${at})`;
+  return trans.__('idle %1 · stops in %2 (at %3)', formatDuration(idle), formatDuration(timeout - idle), at);
 }
 
 /** A run's steps as a list, whatever shape the record uses. */
@@ -297,6 +333,8 @@ export class PanelModel {
   runs: Section<IRuns> = {};
   /** Loaded when a dialog needs it, not on every poll: backends change with installs only. */
   backends: Section<IBackend[]> = {};
+  /** The backend the server's `auto` picks on this machine (with the backends; null: not said). */
+  autoBackend: string | null = null;
   extensionMissing: string | null = null;
   readonly busy = new Map<string, string>(); // cluster name -> what is being done
   visible = false; // set by the panel as it is shown and hidden
@@ -305,7 +343,7 @@ export class PanelModel {
   /** Metrics samples, oldest first (at most HISTORY), for the charts. */
   readonly history: IGpuMetrics[] = [];
   /** Each cluster's individual dashboard plots, loaded when asked for. */
-  readonly plots = new Map<string, Section<IPlot[]>>();
+  readonly plots = new Map<string, Section<IPlotList>>();
   readonly requester: IRequester;
   readonly poll: Poll;
   /** The push channel, when the model was given a way to open it. */
@@ -380,20 +418,19 @@ export class PanelModel {
     this._changed.emit();
   }
 
-  /** Load the individual plots a cluster's dashboard serves (through the server's proxy). */
-  async loadPlots(name: string): Promise<IPlot[]> {
-    const url = joinUrl(this.requester.baseUrl, 'aiinfra', 'dashboard', encodeURIComponent(name), 'individual-plots.json');
+  /**
+   * Load the individual plots a cluster's dashboard serves, and whether any worker has a
+   * GPU to plot (the server asks the registered cluster's dashboard, as its proxy does).
+   */
+  async loadPlots(name: string): Promise<IPlotList | undefined> {
     try {
-      const response = await this.requester.fetcher(url, { method: 'GET' });
-      if (!response.ok) {
-        throw new Error(`the dashboard of ${name} did not list its plots (HTTP ${response.status})`);
-      }
-      this.plots.set(name, { data: parsePlots(await response.json()) });
+      const answer = await this.request<IPlotsAnswer>(['clusters', name, 'plots']);
+      this.plots.set(name, { data: plotList(answer) });
     } catch (error) {
-      this.plots.set(name, { error: (error as Error).message ?? String(error) });
+      this.plots.set(name, { data: this.plots.get(name)?.data, error: (error as Error).message ?? String(error) });
     }
     this._changed.emit();
-    return this.plots.get(name)?.data ?? [];
+    return this.plots.get(name)?.data;
   }
 
   setInterval(intervalMs: number): void {
@@ -417,8 +454,9 @@ export class PanelModel {
   /** Ask the server for its backends (usable here or why not, and their options). */
   async loadBackends(): Promise<IBackend[]> {
     try {
-      const data = await this.request<{ backends: IBackend[] }>(['backends']);
+      const data = await this.request<{ backends: IBackend[]; auto?: string | null }>(['backends']);
       this.backends = { data: data.backends };
+      this.autoBackend = data.auto ?? null;
     } catch (error) {
       this.backends = { data: this.backends.data, error: (error as Error).message ?? String(error) };
     }

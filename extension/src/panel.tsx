@@ -2,6 +2,7 @@
  * The sidebar: Devices (with the GPU/host charts), Clusters (cards with their
  * dashboard plots, draggable into a notebook) and Pipelines. Data is pushed
  * over the events socket; a poll that backs off covers the time it is down.
+ * Every string goes through the lab's translator (i18n.ts).
  */
 
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
@@ -13,19 +14,22 @@ import { Drag } from '@lumino/dragdrop';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { CHARTS } from './charts';
+import { chartLabel, CHARTS } from './charts';
+import { bundle, TranslationBundle } from './i18n';
 import {
-  clusterSummary,
+  clusterParts,
   connectCode,
-  costLine,
+  costParts,
   formatBytes,
   ICluster,
   idleLine,
   jobLine,
   memoryPercent,
-  PanelModel
+  PanelModel,
+  statusLabel
 } from './model';
 import { PipelineSection } from './pipelines/sidebar';
+import { filterPlots, groupPlots, IPlot, PlotGroup } from './plots';
 
 /** The sidebar widget: it renders the model and runs commands; it sends no request itself. */
 export class AiinfraPanel extends ReactWidget {
@@ -34,6 +38,7 @@ export class AiinfraPanel extends ReactWidget {
     this.model = options.model;
     this._commands = options.commands;
     this._ids = options.commandIDs;
+    this._trans = bundle(options.translator);
     this.addClass('aiinfra-sidebar');
   }
 
@@ -42,7 +47,7 @@ export class AiinfraPanel extends ReactWidget {
   render(): JSX.Element {
     return (
       <UseSignal signal={this.model.changed}>
-        {() => <Private.PanelView model={this.model} commands={this._commands} ids={this._ids} />}
+        {() => <Private.PanelView model={this.model} commands={this._commands} ids={this._ids} trans={this._trans} />}
       </UseSignal>
     );
   }
@@ -67,6 +72,7 @@ export class AiinfraPanel extends ReactWidget {
 
   private _commands: CommandRegistry;
   private _ids: AiinfraPanel.ICommandIDs;
+  private _trans: TranslationBundle;
 }
 
 export namespace AiinfraPanel {
@@ -89,6 +95,8 @@ export namespace AiinfraPanel {
     openChart: string;
     insertConnect: string;
     runPipeline: string;
+    openRuns?: string;
+    openExecuted?: string;
   }
 
   /** The notebook's own cell-drag mime type: a notebook inserts these cells where they drop. */
@@ -105,7 +113,12 @@ export namespace AiinfraPanel {
 }
 
 namespace Private {
-  type Props = { model: PanelModel; commands: CommandRegistry; ids: AiinfraPanel.ICommandIDs };
+  type Props = {
+    model: PanelModel;
+    commands: CommandRegistry;
+    ids: AiinfraPanel.ICommandIDs;
+    trans: TranslationBundle;
+  };
 
   function Bar(props: { percent: number | null; label: string }): JSX.Element {
     const pct = props.percent ?? 0;
@@ -117,7 +130,7 @@ namespace Private {
     );
   }
 
-  /** A card button: icon and label; the label hides while the card is narrow (style/base.css). */
+  /** A card button: icon and a visible label (the row wraps rather than hiding labels). */
   function Action(props: {
     kind: string;
     label: string;
@@ -131,53 +144,65 @@ namespace Private {
       <button
         className={`jp-mod-styled aiinfra-${props.kind}${props.warn ? ' jp-mod-warn' : ''}`}
         title={props.title}
-        aria-label={props.label}
         disabled={props.disabled}
         onClick={props.onClick}
       >
-        <props.icon.react tag="span" className="aiinfra-action-icon" />
+        <props.icon.react tag="span" className="aiinfra-action-icon" aria-hidden="true" />
         <span className="aiinfra-action-label">{props.label}</span>
       </button>
     );
   }
 
   /** A batch cluster's jobs (SLURM), as the server's live details give them. */
-  function Jobs(props: { cluster: ICluster }): JSX.Element | null {
+  function Jobs(props: { cluster: ICluster; trans: TranslationBundle }): JSX.Element | null {
+    const { trans } = props;
     const { jobs, queue, submit_errors: refused } = props.cluster;
     if (!jobs && !queue) {
       return null;
     }
     return (
       <div className="aiinfra-queue">
-        <div className="aiinfra-dim aiinfra-queue-summary">jobs: {queue}</div>
+        <div className="aiinfra-dim aiinfra-queue-summary">{trans.__('jobs: %1', queue ?? '')}</div>
         <ul className="aiinfra-jobs">
           {(jobs ?? []).map(j => (
             <li className={`aiinfra-job aiinfra-job-${j.state.toLowerCase()}`} key={j.job_id}>
-              {jobLine(j)}
+              {jobLine(j, trans)}
             </li>
           ))}
         </ul>
-        <ErrorLine error={refused?.length ? `sbatch refused: ${refused[refused.length - 1]}` : undefined} />
+        <ErrorLine
+          error={refused?.length ? trans.__('sbatch refused: %1', refused[refused.length - 1]) : undefined}
+        />
       </div>
     );
   }
 
-  /** What the cluster used so far and, with an idle timeout, when it stops itself. */
-  function Cost(props: { cluster: ICluster }): JSX.Element | null {
-    const used = costLine(props.cluster.cost);
-    const idle = idleLine(props.cluster.cost);
+  /** What the cluster used so far (each figure with its unit) and when it stops itself. */
+  function Cost(props: { cluster: ICluster; trans: TranslationBundle }): JSX.Element | null {
+    const { cluster, trans } = props;
+    const used = costParts(cluster.cost, (cluster.gpus ?? []).length > 0, trans);
+    const idle = idleLine(cluster.cost, undefined, trans);
     if (!used && !idle) {
       return null;
     }
     return (
       <>
         {used && (
-          <div className="aiinfra-dim aiinfra-cost" title="Used so far (measured on the scheduler)">
-            used: {used}
+          <div className="aiinfra-dim aiinfra-cost" title={trans.__('Used so far (measured on the scheduler)')}>
+            <span className="aiinfra-cost-label">{trans.__('used:')} </span>
+            {used.map((part, i) => (
+              <span className="aiinfra-cost-part" key={part}>
+                {part}
+                {i < used.length - 1 ? ' · ' : ''}
+              </span>
+            ))}
           </div>
         )}
         {idle && (
-          <div className="aiinfra-dim aiinfra-idle" title="The cluster stops itself after its idle timeout">
+          <div
+            className="aiinfra-dim aiinfra-idle"
+            title={trans.__('The cluster stops itself after its idle timeout')}
+          >
             {idle}
           </div>
         )}
@@ -189,60 +214,68 @@ namespace Private {
     return props.error ? <div className="aiinfra-error">{props.error}</div> : null;
   }
 
+  /**
+   * The chart buttons: the host chart always, the GPU charts only where the server's
+   * sampler reports GPUs (otherwise the note above says why there are none).
+   */
   function Charts(props: Props): JSX.Element {
+    const { trans } = props;
+    const hasGpus = (props.model.metrics.data?.gpus ?? []).length > 0;
     return (
-      <div className="aiinfra-charts" title="Open a chart as its own panel">
-        {CHARTS.map(c => (
+      <div className="aiinfra-charts" title={trans.__('Open a chart as its own panel')}>
+        {CHARTS.filter(c => !c.gpu || hasGpus).map(c => (
           <button
             key={c.kind}
             className="jp-mod-styled aiinfra-chart-button"
             data-chart={c.kind}
             onClick={() => void props.commands.execute(props.ids.openChart, { chart: c.kind })}
           >
-            {c.label.replace(' Throughput', '').replace('Machine Resources', 'Host')}
+            {chartLabel(c.kind, trans, true)}
           </button>
         ))}
       </div>
     );
   }
 
-  function Devices(props: { model: PanelModel }): JSX.Element {
+  function Devices(props: { model: PanelModel; trans: TranslationBundle }): JSX.Element {
+    const { trans } = props;
     const inv = props.model.devices.data;
     const metrics = props.model.metrics.data;
     if (inv && !inv.available) {
-      return <div className="aiinfra-note">Devices not available: {inv.reason}</div>;
+      return <div className="aiinfra-note">{trans.__('Devices not available: %1', inv.reason ?? '')}</div>;
     }
     const gpus = metrics?.gpus ?? [];
+    const cores = inv?.cpu?.usable_cores ?? inv?.cpu?.logical_cores;
     return (
       <div>
         <ErrorLine error={props.model.devices.error ?? props.model.metrics.error} />
         {inv && (
           <div className="aiinfra-host">
             <div>
-              <b>{inv.host}</b> · {inv.cpu?.usable_cores ?? inv.cpu?.logical_cores} CPU cores ·{' '}
-              {formatBytes(inv.memory?.total)} RAM
+              <b>{inv.host}</b> · {trans._n('%1 CPU core', '%1 CPU cores', cores ?? 0)} ·{' '}
+              {trans.__('%1 RAM', formatBytes(inv.memory?.total))}
             </div>
             <div className="aiinfra-dim">{inv.cpu?.model}</div>
           </div>
         )}
         {gpus.length === 0 ? (
-          <div className="aiinfra-note aiinfra-no-gpu">{metrics?.reason ?? inv?.gpu_note ?? 'Looking for GPUs…'}</div>
+          <div className="aiinfra-note aiinfra-no-gpu">
+            {metrics?.reason ?? inv?.gpu_note ?? trans.__('Looking for GPUs…')}
+          </div>
         ) : (
           gpus.map(gpu => (
             <div className="aiinfra-gpu" key={gpu.index}>
               <div>
-                GPU {gpu.index}: {gpu.name ?? gpu.error ?? ''}
-                {gpu.temperature !== null && gpu.temperature !== undefined
-                  ? ` · ${gpu.temperature}°C`
-                  : ''}
+                {trans.__('GPU %1: %2', gpu.index, gpu.name ?? gpu.error ?? '')}
+                {gpu.temperature !== null && gpu.temperature !== undefined ? ` · ${gpu.temperature}°C` : ''}
               </div>
               <Bar
                 percent={gpu.utilization ?? null}
-                label={`util ${gpu.utilization ?? '?'}%`}
+                label={trans.__('utilization %1%', gpu.utilization ?? '?')}
               />
               <Bar
                 percent={memoryPercent(gpu)}
-                label={`mem ${formatBytes(gpu.memory_used)} / ${formatBytes(gpu.memory_total)}`}
+                label={trans.__('memory %1 of %2', formatBytes(gpu.memory_used), formatBytes(gpu.memory_total))}
               />
             </div>
           ))
@@ -284,41 +317,122 @@ namespace Private {
     document.addEventListener('mouseup', stop, true);
   }
 
-  /** The dashboard's individual plots, listed when opened; each opens as its own panel. */
+  /** The heading of a group of dashboard plots. */
+  export function groupLabel(group: PlotGroup, trans: TranslationBundle): string {
+    switch (group) {
+      case 'tasks':
+        return trans.__('Tasks');
+      case 'workers':
+        return trans.__('Workers');
+      case 'memory':
+        return trans.__('Memory');
+      case 'network':
+        return trans.__('Network');
+      case 'gpu':
+        return trans.__('GPU');
+      default:
+        return trans.__('Other');
+    }
+  }
+
+  /**
+   * The dashboard's individual plots, collapsed until opened: grouped, with a filter,
+   * whole titles, in a list bounded in height (it scrolls inside the card). Each opens
+   * as its own panel. Asked again at every opening (workers with GPUs may have joined).
+   */
   function Panes(props: Props & { cluster: ICluster }): JSX.Element {
-    const { model, commands, ids, cluster } = props;
+    const { model, commands, ids, cluster, trans } = props;
+    const [query, setQuery] = React.useState('');
     const loaded = model.plots.get(cluster.name);
+    const list = loaded?.data;
+    const label = (group: PlotGroup) => groupLabel(group, trans);
+    const shown = list ? filterPlots(list.plots, query, label) : [];
+    const button = (plot: IPlot) => (
+      <button
+        key={plot.path}
+        className="jp-mod-styled aiinfra-pane-button"
+        data-plot={plot.path}
+        title={trans.__('Open %1 of %2 as its own panel', plot.label, cluster.name)}
+        onClick={() => void commands.execute(ids.openPane, { name: cluster.name, plot: plot.path, label: plot.label })}
+      >
+        {plot.label}
+      </button>
+    );
     return (
       <details
         className="aiinfra-panes"
         onToggle={event => {
-          if ((event.currentTarget as HTMLDetailsElement).open && !model.plots.get(cluster.name)?.data) {
+          if ((event.currentTarget as HTMLDetailsElement).open) {
             void model.loadPlots(cluster.name);
           }
         }}
       >
-        <summary>Dashboard plots</summary>
+        <summary>
+          {list ? trans.__('Dashboard plots (%1)', list.plots.length) : trans.__('Dashboard plots')}
+        </summary>
         {loaded?.error && <div className="aiinfra-error">{loaded.error}</div>}
-        {!loaded && <div className="aiinfra-note">Asking the dashboard…</div>}
-        <div className="aiinfra-pane-list">
-          {(loaded?.data ?? []).map(plot => (
-            <button
-              key={plot.path}
-              className="jp-mod-styled aiinfra-pane-button"
-              data-plot={plot.path}
-              title={`Open ${plot.label} of ${cluster.name} as its own panel`}
-              onClick={() => void commands.execute(ids.openPane, { name: cluster.name, plot: plot.path, label: plot.label })}
-            >
-              {plot.label}
-            </button>
-          ))}
-        </div>
+        {!loaded && <div className="aiinfra-note">{trans.__('Asking the dashboard…')}</div>}
+        {list && (
+          <div className="aiinfra-plots">
+            <input
+              type="search"
+              className="jp-mod-styled aiinfra-plot-filter"
+              placeholder={trans.__('Filter, e.g. memory')}
+              aria-label={trans.__('Filter the dashboard plots of %1', cluster.name)}
+              value={query}
+              onChange={e => setQuery(e.target.value)}
+            />
+            <div className="aiinfra-plot-groups">
+              {groupPlots(shown).map(({ group, plots }) => (
+                <section className="aiinfra-plot-group" data-group={group} key={group}>
+                  <h4 className="aiinfra-plot-group-title">{label(group)}</h4>
+                  <div className="aiinfra-pane-list">{plots.map(button)}</div>
+                </section>
+              ))}
+              {shown.length === 0 && (
+                <div className="aiinfra-note aiinfra-plots-none">
+                  {list.plots.length
+                    ? trans.__('No plot matches “%1”.', query)
+                    : trans.__('The dashboard lists no plots.')}
+                </div>
+              )}
+            </div>
+            {list.hidden.length > 0 && (
+              <div className="aiinfra-note aiinfra-plots-hidden" data-hidden={list.hidden.length}>
+                {trans._n(
+                  '%1 GPU plot not offered: no worker of %2 reports a GPU.',
+                  '%1 GPU plots not offered: no worker of %2 reports a GPU.',
+                  list.hidden.length,
+                  cluster.name
+                )}
+              </div>
+            )}
+          </div>
+        )}
       </details>
     );
   }
 
+  /** Who started a cluster, in words (the registry's owner kinds; unknown ones as they are). */
+  function ownerLabel(kind: string | undefined, trans: TranslationBundle): string {
+    switch (kind) {
+      case 'kernel':
+        return trans.__('kernel');
+      case 'server':
+        return trans.__('server');
+      case 'cli':
+        return trans.__('cli');
+      case 'external':
+        return trans.__('external');
+      case 'gateway':
+        return trans.__('gateway');
+      default:
+        return kind ?? '?';
+    }
+  }
+
   function Clusters(props: Props): JSX.Element {
-    const { model, commands, ids } = props;
+    const { model, commands, ids, trans } = props;
     const clusters = model.clusters.data;
     const run = (id: string, name: string) => () => void commands.execute(id, { name });
     return (
@@ -327,68 +441,81 @@ namespace Private {
           className="jp-mod-styled jp-mod-accept aiinfra-start"
           onClick={() => void commands.execute(ids.startCluster)}
         >
-          New cluster…
+          {trans.__('New cluster…')}
         </button>
         <ErrorLine error={model.clusters.error} />
-        {clusters && clusters.length === 0 && <div className="aiinfra-note">No clusters registered.</div>}
+        {clusters && clusters.length === 0 && (
+          <div className="aiinfra-note">{trans.__('No clusters registered.')}</div>
+        )}
         {(clusters ?? []).map(c => {
           // A backend that does not manage its workers (an attached scheduler) refuses scale and adapt.
           const fixed = model.backendOf(c)?.manages_workers === false;
+          const owner = ownerLabel(c.owner?.kind, trans);
           return (
             <div
               className="aiinfra-cluster"
               data-name={c.name}
               key={c.name}
-              title="Drag into a notebook to insert the code that connects to this cluster"
+              title={trans.__('Drag into a notebook to insert the code that connects to this cluster')}
               onMouseDown={event => startDrag(event, c)}
             >
               <div className="aiinfra-cluster-head">
                 <b className="aiinfra-cluster-name">{c.name}</b>
-                <span className={`aiinfra-status aiinfra-status-${c.status}`}>{c.status}</span>
-                <span className="aiinfra-dim">
-                  {c.backend} · {c.owner?.kind ?? '?'}
+                <span className={`aiinfra-status aiinfra-status-${c.status}`}>{statusLabel(c.status, trans)}</span>
+                <span
+                  className="aiinfra-dim"
+                  title={trans.__('backend %1, started by: %2', c.backend ?? '?', owner)}
+                >
+                  {c.backend} · {owner}
                 </span>
               </div>
-              <div className="aiinfra-cluster-summary">{clusterSummary(c)}</div>
-              <Cost cluster={c} />
-              <Jobs cluster={c} />
+              <div className="aiinfra-cluster-summary">
+                {clusterParts(c, trans).map((part, i, all) => (
+                  <span className="aiinfra-summary-part" key={i}>
+                    {part}
+                    {i < all.length - 1 ? ' · ' : ''}
+                  </span>
+                ))}
+              </div>
+              <Cost cluster={c} trans={trans} />
+              <Jobs cluster={c} trans={trans} />
               {model.busy.get(c.name) && <div className="aiinfra-note">{model.busy.get(c.name)}…</div>}
               <div className="aiinfra-actions">
                 <Action
                   kind="dashboard"
-                  label="Dashboard"
-                  title="Open the Dask dashboard in a tab"
+                  label={trans.__('Dashboard')}
+                  title={trans.__('Open the Dask dashboard in a tab')}
                   icon={tabIcon}
                   disabled={!c.dashboard_link}
                   onClick={run(ids.openDashboard, c.name)}
                 />
                 <Action
                   kind="connect"
-                  label="Connect"
-                  title="Insert the client code into the notebook"
+                  label={trans.__('Connect')}
+                  title={trans.__('Insert the client code into the notebook')}
                   icon={codeIcon}
                   onClick={run(ids.insertConnect, c.name)}
                 />
                 <Action
                   kind="scale"
-                  label="Scale"
-                  title="Set a fixed number of workers"
+                  label={trans.__('Scale')}
+                  title={trans.__('Set a fixed number of workers')}
                   icon={usersIcon}
                   disabled={fixed}
                   onClick={run(ids.scaleCluster, c.name)}
                 />
                 <Action
                   kind="adapt"
-                  label="Adapt"
-                  title="Add and remove workers with the load, between a minimum and a maximum"
+                  label={trans.__('Adapt')}
+                  title={trans.__('Add and remove workers with the load, between a minimum and a maximum')}
                   icon={refreshIcon}
                   disabled={fixed}
                   onClick={run(ids.adaptCluster, c.name)}
                 />
                 <Action
                   kind="stop"
-                  label="Stop"
-                  title="Stop the cluster and its workers"
+                  label={trans.__('Stop')}
+                  title={trans.__('Stop the cluster and its workers')}
                   icon={stopIcon}
                   warn
                   onClick={run(ids.stopCluster, c.name)}
@@ -404,32 +531,41 @@ namespace Private {
 
   function Pipelines(props: Props): JSX.Element {
     // src/pipelines/sidebar.tsx: runs by their start time, a failed launch's log, scheduled runs.
-    return <PipelineSection model={props.model} commands={props.commands} ids={props.ids} />;
+    return <PipelineSection model={props.model} commands={props.commands} ids={props.ids} trans={props.trans} />;
   }
 
   export function PanelView(props: Props): JSX.Element {
-    const { model } = props;
+    const { model, trans } = props;
     return (
       <div className="aiinfra-panel">
         <div className="aiinfra-title">
           <span>aiinfra</span>
           <span
             className={`aiinfra-live aiinfra-live-${model.pushing ? 'on' : 'off'}`}
-            title={model.pushing ? 'Changes are pushed by the server as they happen' : 'Live updates not connected: polling'}
+            title={
+              model.pushing
+                ? trans.__('Changes are pushed by the server as they happen')
+                : trans.__('Live updates not connected: polling')
+            }
           >
-            {model.pushing ? 'live' : 'polling'}
+            {model.pushing ? trans.__('live') : trans.__('polling')}
           </span>
-          <button className="jp-mod-styled aiinfra-refresh" title="Refresh now" onClick={() => void model.refreshNow()}>
+          <button
+            className="jp-mod-styled aiinfra-refresh"
+            title={trans.__('Refresh now')}
+            aria-label={trans.__('Refresh now')}
+            onClick={() => void model.refreshNow()}
+          >
             ⟳
           </button>
         </div>
         {model.extensionMissing && <div className="aiinfra-error aiinfra-missing">{model.extensionMissing}</div>}
-        <h3 className="aiinfra-section">Devices</h3>
-        <Devices model={model} />
+        <h3 className="aiinfra-section">{trans.__('Devices')}</h3>
+        <Devices model={model} trans={trans} />
         <Charts {...props} />
-        <h3 className="aiinfra-section">Clusters</h3>
+        <h3 className="aiinfra-section">{trans.__('Clusters')}</h3>
         <Clusters {...props} />
-        <h3 className="aiinfra-section">Pipelines</h3>
+        <h3 className="aiinfra-section">{trans.__('Pipelines')}</h3>
         <Pipelines {...props} />
       </div>
     );

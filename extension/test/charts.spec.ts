@@ -1,5 +1,5 @@
 import { chartData, formatValue } from '../src/charts';
-import { parsePlots } from '../src/model';
+import { parsePlots } from '../src/plots';
 import { IGpuMetrics } from '../src/model';
 
 const gpu = (index: number, t: number) => ({
@@ -66,7 +66,7 @@ describe('charts', () => {
   it('lists only plot paths that stay below the dashboard', () => {
     expect(
       parsePlots({ 'Individual Task Stream': '/individual-task-stream', Evil: '/../../api/contents', Odd: 'a b', N: 3 })
-    ).toEqual([{ label: 'Task Stream', path: 'individual-task-stream' }]);
+    ).toEqual([{ label: 'Task Stream', path: 'individual-task-stream', group: 'tasks' }]);
     expect(parsePlots(null)).toEqual([]);
     expect(parsePlots(['x'])).toEqual([]);
   });

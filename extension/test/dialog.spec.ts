@@ -39,6 +39,25 @@ describe('start dialog made from GET backends', () => {
     expect((form.node.querySelector('select[name="backend"]') as HTMLSelectElement).value).toBe('local');
   });
 
+  it("shows the declared defaults of the chosen backend as placeholders, auto's from the backend it picks", async () => {
+    const backends = BACKENDS.map(b =>
+      b.name === 'local' ? { ...b, defaults: { workers: 2, threads: 1 } } : b.name === 'toy' ? { ...b, defaults: {} } : b
+    );
+    form = await mount(new StartClusterForm({ backends, defaultBackend: 'auto', auto: 'local' }));
+    const placeholder = (name: string) => $(`input[name="${name}"]`, form.node)!.getAttribute('placeholder');
+    expect(placeholder('workers')).toBe('default: 2');
+    expect(placeholder('threads')).toBe('default: 1');
+    expect($('.aiinfra-backend-description', form.node)!.textContent).toContain('local here');
+    await choose(form, 'local');
+    expect(placeholder('workers')).toBe('default: 2');
+    await choose(form, 'toy'); // declares none: nothing made up
+    expect(placeholder('workers')).toBe('');
+    // Each dialog says its range for workers: 1 or more to start, 0 allowed later.
+    expect($('[data-option="workers"] .aiinfra-help', form.node)!.textContent).toBe(
+      'At least 1 to start; Scale and Adapt take 0 later.'
+    );
+  });
+
   it("shows the common fields always and a backend's own options when it is chosen", async () => {
     form = await mount(new StartClusterForm({ backends: BACKENDS, defaultBackend: 'local' }));
     const common = ['name', 'backend', 'workers', 'threads', 'memory', 'adapt', 'idle_timeout', 'max_workers', 'max_gpu_hours'];

@@ -80,12 +80,19 @@ export const BACKENDS: IBackend[] = [
 export class FakeServer {
   clusters: ICluster[] = [];
   backends: IBackend[] = BACKENDS;
-  /** What each cluster's dashboard lists in individual-plots.json (through the proxy). */
+  /** What each cluster's dashboard lists in individual-plots.json (GET clusters/NAME/plots). */
   plots: Record<string, string> = {
     'Individual Task Stream': '/individual-task-stream',
     'Individual Progress': '/individual-progress',
-    'Individual Workers Memory': '/individual-workers-memory'
+    'Individual Workers Memory': '/individual-workers-memory',
+    'Individual Gpu Memory': '/individual-gpu-memory'
   };
+  /** How many of a cluster's workers report a GPU (its dashboard's identity). */
+  gpuWorkers = 0;
+  /** What GET metrics/gpu answers. */
+  metrics: unknown = { gpus: [], reason: 'NVML not found', timestamp: null };
+  /** The backend `auto` picks (GET backends). */
+  auto: string | null = 'local';
   calls: Call[] = [];
 
   constructor(readonly baseUrl = '/base/') {}
@@ -107,29 +114,29 @@ export class FakeServer {
     const body = text ? JSON.parse(text) : null;
     const path = decodeURIComponent(url.pathname.replace(/^.*?\/aiinfra\/api\//, ''));
     this.calls.push({ method, path, body });
-    const proxied = /\/aiinfra\/dashboard\/([^/]+)\/individual-plots\.json$/.exec(url.pathname);
-    const [status, data] = proxied
-      ? this.clusters.some(c => c.name === decodeURIComponent(proxied[1]))
-        ? [200, this.plots]
-        : [404, { message: 'no such cluster' }]
-      : this.answer(method, path, body);
+    const [status, data] = this.answer(method, path, body);
     return new Response(JSON.stringify(data), { status, headers: { 'Content-Type': 'application/json' } });
   };
 
   private answer(method: string, path: string, body: any): [number, unknown] {
-    const [head, name] = path.split('/');
+    const [head, name, part] = path.split('/');
     const found = this.clusters.find(c => c.name === name);
+    if (method === 'GET' && head === 'clusters' && part === 'plots') {
+      return found
+        ? [200, { name, plots: this.plots, workers: found.workers, gpu_workers: this.gpuWorkers }]
+        : [404, { message: `name: no cluster named '${name}'`, field: 'name' }];
+    }
     if (method === 'GET' && path === 'devices') {
       return [200, { available: true, host: 'fakehost', gpus: [], tpus: [], cpu: { usable_cores: 2 }, memory: { total: 2 ** 34 } }];
     }
     if (method === 'GET' && path === 'metrics/gpu') {
-      return [200, { gpus: [], reason: 'NVML not found', timestamp: null }];
+      return [200, this.metrics];
     }
     if (method === 'GET' && path === 'pipelines/runs') {
       return [200, { available: true, runs: [], launches: [] }];
     }
     if (method === 'GET' && path === 'backends') {
-      return [200, { backends: this.backends }];
+      return [200, { backends: this.backends, auto: this.auto }];
     }
     if (head === 'clusters' && name === undefined) {
       if (method === 'GET') {

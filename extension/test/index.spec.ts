@@ -5,6 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import plugin, { CommandIDs } from '../src/index';
 import { AiinfraPanel } from '../src/panel';
+import { ScheduleCommands } from '../src/pipelines/schedules';
 import { $, accept, dialog, type, waitFor } from './dom';
 import { cluster, FakeServer } from './fakeserver';
 
@@ -48,7 +49,8 @@ describe('plugin activation', () => {
       expect(app.commands.hasCommand(id)).toBe(true);
       expect(app.commands.label(id)).toMatch(/^aiinfra: /);
     }
-    expect(palette.sort()).toEqual([...ids].sort());
+    // Every command id, and the schedules' two (their own ids: pipelines/schedules.tsx).
+    expect(palette.sort()).toEqual([...ids, ScheduleCommands.open, ScheduleCommands.schedule].sort());
     expect(app.commands.label(CommandIDs.adaptCluster, { name: 'c1' })).toBe('aiinfra: Adapt c1');
     expect(app.contextMenu.addItem).toHaveBeenCalledWith(
       expect.objectContaining({ command: CommandIDs.runPipeline, selector: expect.stringContaining('yaml') })

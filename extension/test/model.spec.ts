@@ -38,15 +38,16 @@ describe('formatting', () => {
   });
 
   it('summarises a cluster in one line', () => {
-    expect(clusterSummary(cluster)).toBe('1 worker · 2 threads · 2.0 GiB');
+    expect(clusterSummary(cluster)).toBe('1 worker · 2 threads · 2.0 GiB memory');
     expect(clusterSummary({ ...cluster, workers: 2, gpus: ['0', '1'], adapt: '1:4' })).toBe(
-      '2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4'
+      '2 workers · 2 threads · 2.0 GiB memory · GPUs 0,1 · adapt 1:4'
     );
   });
 
   it('formats what a cluster used and its idle clock', () => {
     const used: ICost = { worker_hours: 0.0123, core_hours: 0.0492, gpu_hours: 0, memory_gb_hours: 12.34 };
-    expect(costLine(used)).toBe('0.012 worker-h · 0.049 core-h · 0.000 GPU-h · 12.3 GB-h');
+    expect(costLine(used)).toBe('0.012 worker-h · 0.049 core-h · 0.000 GPU-h · 12.3 GB-h memory');
+    expect(costLine(used, false)).toBe('0.012 worker-h · 0.049 core-h · 12.3 GB-h memory'); // no GPUs
     expect(costLine(null)).toBeNull();
     expect(idleLine(used)).toBeNull(); // no idle timeout
     expect(idleLine({ ...used, idle_timeout: 300 }, 1000)).toBe('busy · stops after 5m 00s idle');

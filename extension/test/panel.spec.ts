@@ -50,11 +50,24 @@ describe('sidebar', () => {
     await waitFor(() => card('gpu'), 'the cards');
     const names = Array.from(document.querySelectorAll<HTMLElement>('.aiinfra-cluster')).map(c => c.dataset.name);
     expect(names).toEqual(['c1', 'gpu']);
-    expect(card('gpu')!.textContent).toContain('2 workers · 2 threads · 2.0 GiB · GPUs 0,1 · adapt 1:4');
+    expect(card('gpu')!.textContent).toContain('2 workers · 2 threads · 2.0 GiB memory · GPUs 0,1 · adapt 1:4');
     expect($('.aiinfra-status-running', card('c1')!)!.textContent).toBe('running');
     const actions = Array.from(card('c1')!.querySelectorAll('.aiinfra-actions button')).map(b => b.textContent);
     expect(actions).toEqual(['Dashboard', 'Connect', 'Scale', 'Adapt', 'Stop']);
     expect($('.aiinfra-host')!.textContent).toContain('fakehost');
+  });
+
+  it('offers the GPU charts only where the sampler reports GPUs, the host chart always', async () => {
+    ({ panel } = await sidebar(server));
+    await waitFor(() => $('.aiinfra-chart-button'), 'the chart buttons');
+    const charts = () => Array.from(document.querySelectorAll<HTMLElement>('.aiinfra-chart-button')).map(b => b.dataset.chart);
+    expect(charts()).toEqual(['machine']);
+    expect($('.aiinfra-no-gpu')!.textContent).toBe('NVML not found'); // the reason, once, in the sidebar
+    panel.dispose();
+    server.metrics = { gpus: [{ index: 0, name: 'A100', utilization: 5, memory_used: 1, memory_total: 2 }], reason: null, timestamp: 1 };
+    ({ panel } = await sidebar(server));
+    await waitFor(() => charts().length === 5, 'the GPU charts');
+    expect(charts()).toEqual(['gpu-utilization', 'gpu-memory', 'gpu-pcie', 'gpu-nvlink', 'machine']);
   });
 
   it('shows what each cluster used and, with an idle timeout, when it stops', async () => {
@@ -67,8 +80,12 @@ describe('sidebar', () => {
     ];
     ({ panel } = await sidebar(server));
     await waitFor(() => card('gpu'), 'the cards');
-    expect($('.aiinfra-cost', card('c1')!)!.textContent).toBe('used: 0.50 worker-h · 2.00 core-h · 0.000 GPU-h · 1.25 GB-h');
-    expect($('.aiinfra-cost', card('gpu')!)!.textContent).toContain('12.5 GPU-h');
+    // Each figure whole and labelled; GPU-h only where the cluster has GPUs (or used some).
+    const parts = (name: string) =>
+      Array.from(card(name)!.querySelectorAll('.aiinfra-cost-part')).map(p => p.textContent!.replace(/ · $/, ''));
+    expect($('.aiinfra-cost', card('c1')!)!.textContent).toBe('used: 0.50 worker-h · 2.00 core-h · 1.25 GB-h memory');
+    expect(parts('c1')).toEqual(['0.50 worker-h', '2.00 core-h', '1.25 GB-h memory']);
+    expect(parts('gpu')).toEqual(['1.00 worker-h', '4.00 core-h', '12.5 GPU-h', '8.00 GB-h memory']);
     expect($('.aiinfra-idle', card('c1')!)!.textContent).toMatch(/^idle 3\ds · stops in 9m \d\ds \(at /);
     expect($('.aiinfra-idle', card('gpu')!)).toBeNull(); // no idle timeout: no clock
   });

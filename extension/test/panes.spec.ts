@@ -9,7 +9,7 @@ import { DashboardPane, paneNote } from '../src/dashboard';
 import { CommandIDs } from '../src/index';
 import { PanelModel } from '../src/model';
 import { AiinfraPanel } from '../src/panel';
-import { $, waitFor } from './dom';
+import { $, type, waitFor } from './dom';
 import { cluster, FakeServer } from './fakeserver';
 
 describe('dashboard panes', () => {
@@ -52,6 +52,52 @@ describe('dashboard panes', () => {
     expect(how.args(pane)).toEqual({ name: 'c1', plot: 'individual-task-stream', label: 'Task Stream' });
     expect(how.name(pane)).toBe('c1:individual-task-stream');
     pane.dispose();
+  });
+
+  it('groups the plots, filters them by words and offers GPU plots only with GPUs', async () => {
+    server.plots = {
+      'Individual Task Stream': '/individual-task-stream',
+      'Individual Workers Memory Timeseries': '/individual-workers-memory-timeseries',
+      'Individual Workers Memory': '/individual-workers-memory',
+      'Individual Aggregate Time Per Action': '/individual-aggregate-time-per-action',
+      'Individual Bandwidth Types': '/individual-bandwidth-types',
+      'Individual Gpu Memory': '/individual-gpu-memory'
+    };
+    panel = new AiinfraPanel({ model, commands: new CommandRegistry(), commandIDs: CommandIDs });
+    Widget.attach(panel, document.body);
+    const details = await waitFor(() => $('.aiinfra-cluster[data-name="c1"] details.aiinfra-panes') as HTMLDetailsElement, 'panes');
+    expect(details.open).toBe(false); // collapsed until asked
+    details.open = true;
+    details.dispatchEvent(new Event('toggle'));
+    await waitFor(() => $('.aiinfra-plot-group'), 'the groups');
+    const groups = () =>
+      Array.from(document.querySelectorAll<HTMLElement>('.aiinfra-plot-group')).map(
+        g => `${g.dataset.group}: ${Array.from(g.querySelectorAll('.aiinfra-pane-button')).map(b => b.textContent).join(', ')}`
+      );
+    expect(groups()).toEqual([
+      'tasks: Aggregate Time Per Action, Task Stream',
+      'memory: Workers Memory, Workers Memory Timeseries',
+      'network: Bandwidth Types'
+    ]);
+    expect($('.aiinfra-panes summary')!.textContent).toBe('Dashboard plots (5)');
+    expect($('.aiinfra-plots-hidden')!.textContent).toBe('1 GPU plot not offered: no worker of c1 reports a GPU.');
+    // The filter: every word, any case; nothing matching says so.
+    const filter = $('.aiinfra-plot-filter') as HTMLInputElement;
+    type(filter, 'memory TIME');
+    await waitFor(() => groups().length === 1, 'the filtered list');
+    expect(groups()).toEqual(['memory: Workers Memory Timeseries']);
+    type(filter, 'zzz');
+    await waitFor(() => $('.aiinfra-plots-none'), 'no match');
+    expect($('.aiinfra-plots-none')!.textContent).toBe('No plot matches “zzz”.');
+    // A worker with a GPU joins: the next opening offers the GPU plot in its group.
+    server.gpuWorkers = 1;
+    type(filter, '');
+    details.open = false;
+    details.dispatchEvent(new Event('toggle'));
+    details.open = true;
+    details.dispatchEvent(new Event('toggle'));
+    await waitFor(() => $('.aiinfra-plot-group[data-group="gpu"] [data-plot="individual-gpu-memory"]'), 'the GPU plot');
+    expect($('.aiinfra-plots-hidden')).toBeNull();
   });
 
   it('says the cluster stopped instead of showing dead plots, and comes back with it', () => {

@@ -86,12 +86,12 @@ describe('push', () => {
   it('forgets listed dashboard plots of a cluster that left', async () => {
     server.clusters = [cluster('c1')];
     model = pushedModel(server);
-    const plots = await model.loadPlots('c1');
+    const plots = (await model.loadPlots('c1'))!.plots;
     expect(plots.map(p => p.path)).toEqual(['individual-progress', 'individual-task-stream', 'individual-workers-memory']);
     expect(plots[0].label).toBe('Progress');
     model.apply({ type: 'clusters', clusters: [] });
     expect(model.plots.has('c1')).toBe(false);
     await model.loadPlots('gone');
-    expect(model.plots.get('gone')?.error).toContain('HTTP 404');
+    expect(model.plots.get('gone')?.error).toContain("no cluster named 'gone'");
   });
 });

@@ -10,8 +10,9 @@ import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
-import { chartInfo, ChartKind, CHARTS } from '../charts';
+import { chartInfo, ChartKind, chartLabel, CHARTS } from '../charts';
 import { ChartPanel } from '../chartview';
+import { bundle } from '../i18n';
 import { PanelModel } from '../model';
 
 export namespace ChartCommands {
@@ -31,12 +32,16 @@ export namespace ChartCommands {
   }
 
   export function add(options: IOptions): WidgetTracker<ChartPanel> {
-    const { commands, shell, model, ids } = options;
+    const { commands, shell, model, ids, translator } = options;
+    const trans = bundle(translator);
     const tracker = new WidgetTracker<ChartPanel>({ namespace: 'aiinfra-chart' });
 
     commands.addCommand(ids.openChart, {
-      label: args => (args.chart ? `aiinfra: ${chartInfo(String(args.chart))?.label ?? String(args.chart)}` : 'aiinfra: Open Chart'),
-      caption: 'GPU and host charts from the server\'s sampler',
+      label: args => {
+        const info = args.chart ? chartInfo(String(args.chart)) : undefined;
+        return info ? trans.__('aiinfra: %1', chartLabel(info.kind, trans)) : trans.__('aiinfra: Open Chart');
+      },
+      caption: trans.__("GPU and host charts from the server's sampler"),
       execute: args => {
         const kind = String(args.chart ?? '') as ChartKind;
         if (!chartInfo(kind)) {
@@ -45,7 +50,7 @@ export namespace ChartCommands {
         }
         let panel = tracker.find(w => w.kind === kind);
         if (!panel) {
-          panel = new ChartPanel({ model, kind, icon: options.icon });
+          panel = new ChartPanel({ model, kind, icon: options.icon, translator });
           void tracker.add(panel);
           shell.add(panel, 'main', { mode: 'split-bottom' });
           if (!model.pushing) {

@@ -15,6 +15,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { adaptBody, adaptBounds, formToBody } from '../backends';
 import { AdaptForm, ScaleForm, StartClusterForm } from '../dialog';
 import { FormError, showFormDialog } from '../formdialog';
+import { bundle } from '../i18n';
 import { connectCode, ICluster, PanelModel } from '../model';
 import { clusterName, reportFailure } from './common';
 
@@ -42,30 +43,32 @@ export namespace ClusterCommands {
 
   export function add(options: IOptions): void {
     const { commands, shell, model, ids } = options;
-    const label = (args: { name?: unknown }, one: string, any: string) =>
-      args.name ? `aiinfra: ${one} ${String(args.name)}` : `aiinfra: ${any}`;
+    const trans = bundle(options.translator);
 
     commands.addCommand(ids.startCluster, {
-      label: 'aiinfra: Start Dask Cluster…',
+      label: trans.__('aiinfra: Start Dask Cluster…'),
       execute: async () => {
         const backends = await model.loadBackends();
         // The form stays open until the server started the cluster; a rejected
         // value is shown under its field, with everything typed kept.
         const started = await showFormDialog({
-          title: 'Start a Dask cluster',
+          title: trans.__('Start a Dask cluster'),
           body: new StartClusterForm({
             backends,
             defaultBackend: options.defaultBackend(),
-            error: model.backends.error
+            error: model.backends.error,
+            auto: model.autoBackend,
+            trans
           }),
-          accept: 'Start',
+          cancel: trans.__('Cancel'),
+          accept: trans.__('Start'),
           submit: async value => {
-            const { body, error, field } = formToBody(backends, value);
+            const { body, error, field } = formToBody(backends, value, trans);
             if (error || !body) {
-              throw new FormError(error ?? 'invalid form', field ?? null);
+              throw new FormError(error ?? trans.__('invalid form'), field ?? null);
             }
-            const name = String(body.name ?? 'new cluster');
-            model.setBusy(name, 'starting');
+            const name = String(body.name ?? trans.__('new cluster'));
+            model.setBusy(name, trans.__('starting'));
             try {
               await model.request<ICluster>(['clusters'], 'POST', body);
             } finally {
@@ -80,69 +83,74 @@ export namespace ClusterCommands {
     });
 
     commands.addCommand(ids.scaleCluster, {
-      label: args => label(args, 'Scale', 'Scale Cluster…'),
+      label: args => (args.name ? trans.__('aiinfra: Scale %1', String(args.name)) : trans.__('aiinfra: Scale Cluster…')),
       execute: async args => {
-        const name = await clusterName(model, args, 'Scale which cluster?');
+        const name = await clusterName(model, args, trans.__('Scale which cluster?'), trans);
         if (!name) {
           return;
         }
         await showFormDialog({
-          title: `Workers for ${name}`,
-          body: new ScaleForm(model.cluster(name)?.workers ?? 2),
-          accept: 'Scale',
+          title: trans.__('Workers for %1', name),
+          body: new ScaleForm(model.cluster(name)?.workers ?? 2, trans),
+          cancel: trans.__('Cancel'),
+          accept: trans.__('Scale'),
           submit: async raw => {
             const text = raw.trim();
             if (!/^\d+$/.test(text)) {
-              throw new FormError(`workers: got ${JSON.stringify(text)}; allowed: an integer >= 0`, 'workers');
+              throw new FormError(
+                trans.__('workers: got %1; allowed: an integer >= 0', JSON.stringify(text)),
+                'workers'
+              );
             }
-            await Private.change(model, name, 'scaling', { workers: Number(text) });
+            await Private.change(model, name, trans.__('scaling'), { workers: Number(text) });
           }
         });
       }
     });
 
     commands.addCommand(ids.adaptCluster, {
-      label: args => label(args, 'Adapt', 'Adapt Cluster…'),
-      caption: 'Let Dask add and remove workers with the load, between a minimum and a maximum',
+      label: args => (args.name ? trans.__('aiinfra: Adapt %1', String(args.name)) : trans.__('aiinfra: Adapt Cluster…')),
+      caption: trans.__('Let Dask add and remove workers with the load, between a minimum and a maximum'),
       execute: async args => {
-        const name = await clusterName(model, args, 'Adapt which cluster?');
+        const name = await clusterName(model, args, trans.__('Adapt which cluster?'), trans);
         if (!name) {
           return;
         }
         const cluster = model.cluster(name);
         await showFormDialog({
-          title: `Adapt ${name}`,
-          body: new AdaptForm(adaptBounds(cluster?.adapt ?? null, cluster?.workers ?? 1)),
-          accept: 'Adapt',
+          title: trans.__('Adapt %1', name),
+          body: new AdaptForm({ ...adaptBounds(cluster?.adapt ?? null, cluster?.workers ?? 1), trans }),
+          cancel: trans.__('Cancel'),
+          accept: trans.__('Adapt'),
           submit: async value => {
-            const { body, error, field } = adaptBody(value.minimum, value.maximum);
+            const { body, error, field } = adaptBody(value.minimum, value.maximum, trans);
             if (error || !body) {
-              throw new FormError(error ?? 'invalid bounds', field ?? 'adapt');
+              throw new FormError(error ?? trans.__('invalid bounds'), field ?? 'adapt');
             }
-            await Private.change(model, name, 'adapting', body);
+            await Private.change(model, name, trans.__('adapting'), body);
           }
         });
       }
     });
 
     commands.addCommand(ids.stopCluster, {
-      label: args => label(args, 'Stop', 'Stop Cluster…'),
+      label: args => (args.name ? trans.__('aiinfra: Stop %1', String(args.name)) : trans.__('aiinfra: Stop Cluster…')),
       execute: async args => {
-        const name = await clusterName(model, args, 'Stop which cluster?');
+        const name = await clusterName(model, args, trans.__('Stop which cluster?'), trans);
         if (!name) {
           return;
         }
         // Stopping loses the workers' memory and running tasks: ask first.
         const answer = await showDialog({
-          title: `Stop ${name}?`,
-          body: 'Its scheduler and workers are closed; data held in their memory and running tasks are lost.',
-          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop' })]
+          title: trans.__('Stop %1?', name),
+          body: trans.__('Its scheduler and workers are closed; data held in their memory and running tasks are lost.'),
+          buttons: [Dialog.cancelButton({ label: trans.__('Cancel') }), Dialog.warnButton({ label: trans.__('Stop') })]
         });
         if (!answer.button.accept) {
           return;
         }
-        model.setBusy(name, 'stopping');
-        await reportFailure(`Cannot stop ${name}`, () => model.request(['clusters', name], 'DELETE'));
+        model.setBusy(name, trans.__('stopping'));
+        await reportFailure(trans.__('Cannot stop %1', name), () => model.request(['clusters', name], 'DELETE'));
         model.setBusy(name, null);
         // Its dashboard panels stay and say that it stopped (DashboardPane).
         await model.refreshNow();
@@ -150,15 +158,18 @@ export namespace ClusterCommands {
     });
 
     commands.addCommand(ids.insertConnect, {
-      label: args => label(args, 'Insert Client for', 'Insert Client Code…'),
+      label: args => (args.name ? trans.__('aiinfra: Insert Client for %1', String(args.name)) : trans.__('aiinfra: Insert Client Code…')),
       execute: async args => {
-        const name = await clusterName(model, args, 'Connect to which cluster?');
+        const name = await clusterName(model, args, trans.__('Connect to which cluster?'), trans);
         if (!name) {
           return;
         }
         const current = options.notebooks?.currentWidget;
         if (!current) {
-          await showErrorMessage('No notebook open', 'Open a notebook to insert the client code into.');
+          await showErrorMessage(
+            trans.__('No notebook open'),
+            trans.__('Open a notebook to insert the client code into.')
+          );
           return;
         }
         NotebookActions.insertBelow(current.content);

@@ -2,6 +2,7 @@
 
 import { InputDialog, showErrorMessage } from '@jupyterlab/apputils';
 
+import { TranslationBundle, UNTRANSLATED } from '../i18n';
 import { PanelModel } from '../model';
 
 /** Run a request; a failure becomes an error dialog with the server's one-line message. */
@@ -16,14 +17,19 @@ export async function reportFailure(title: string, action: () => Promise<unknown
 }
 
 /** The cluster a command was called for, or one the user picks from the polled list ('' if none). */
-export async function clusterName(model: PanelModel, args: { name?: unknown }, title: string): Promise<string> {
+export async function clusterName(
+  model: PanelModel,
+  args: { name?: unknown },
+  title: string,
+  trans: TranslationBundle = UNTRANSLATED
+): Promise<string> {
   const given = String(args.name ?? '');
   if (given) {
     return given;
   }
   const names = (model.clusters.data ?? []).map(c => c.name);
   if (names.length === 0) {
-    await showErrorMessage('No clusters', 'No cluster is registered; start one first.');
+    await showErrorMessage(trans.__('No clusters'), trans.__('No cluster is registered; start one first.'));
     return '';
   }
   const answer = await InputDialog.getItem({ title, items: names });

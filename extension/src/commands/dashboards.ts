@@ -12,6 +12,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
 import { DashboardPane } from '../dashboard';
+import { bundle } from '../i18n';
 import { PanelModel } from '../model';
 import { clusterName } from './common';
 
@@ -35,14 +36,15 @@ export namespace DashboardCommands {
   }
 
   export function add(options: IOptions): WidgetTracker<DashboardPane> {
-    const { commands, shell, model, ids } = options;
+    const { commands, shell, model, ids, translator } = options;
+    const trans = bundle(translator);
     const tracker = new WidgetTracker<DashboardPane>({ namespace: 'aiinfra-dashboard' });
 
     commands.addCommand(ids.openPane, {
-      label: args => (args.label ? `Dask ${String(args.label)}` : 'aiinfra: Open Dashboard Plot'),
-      caption: 'Open one plot of the Dask dashboard as its own panel',
+      label: args => (args.label ? trans.__('Dask %1', String(args.label)) : trans.__('aiinfra: Open Dashboard Plot')),
+      caption: trans.__('Open one plot of the Dask dashboard as its own panel'),
       execute: async args => {
-        const name = await clusterName(model, args, 'Dashboard of which cluster?');
+        const name = await clusterName(model, args, trans.__('Dashboard of which cluster?'), trans);
         const plot = String(args.plot ?? 'status') || 'status';
         if (!name) {
           return;
@@ -55,8 +57,9 @@ export namespace DashboardCommands {
             baseUrl: options.baseUrl,
             cluster: name,
             plot,
-            label: String(args.label ?? (plot === 'status' ? 'Dashboard' : plot)),
-            icon: options.icon
+            label: String(args.label ?? (plot === 'status' ? trans.__('Dashboard') : plot)),
+            icon: options.icon,
+            translator
           });
           void tracker.add(pane);
           // Individual plots open beside what is there, as dask-labextension does.
@@ -68,11 +71,12 @@ export namespace DashboardCommands {
     });
 
     commands.addCommand(ids.openDashboard, {
-      label: args => (args.name ? `aiinfra: Dashboard of ${String(args.name)}` : 'aiinfra: Open Dask Dashboard…'),
+      label: args =>
+        args.name ? trans.__('aiinfra: Dashboard of %1', String(args.name)) : trans.__('aiinfra: Open Dask Dashboard…'),
       execute: async args => {
-        const name = await clusterName(model, args, 'Dashboard of which cluster?');
+        const name = await clusterName(model, args, trans.__('Dashboard of which cluster?'), trans);
         if (name) {
-          return commands.execute(ids.openPane, { name, plot: 'status', label: 'Dashboard' });
+          return commands.execute(ids.openPane, { name, plot: 'status', label: trans.__('Dashboard') });
         }
       }
     });

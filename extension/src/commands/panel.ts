@@ -5,6 +5,7 @@ import { ITranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { bundle } from '../i18n';
 import { PanelModel } from '../model';
 
 export namespace PanelCommands {
@@ -25,12 +26,13 @@ export namespace PanelCommands {
 
   export function add(options: IOptions): void {
     const { commands, shell, panel, model, ids } = options;
+    const trans = bundle(options.translator);
     commands.addCommand(ids.openPanel, {
-      label: 'aiinfra: Show Sidebar',
+      label: trans.__('aiinfra: Show Sidebar'),
       execute: () => shell.activateById(panel.id)
     });
     commands.addCommand(ids.refresh, {
-      label: 'aiinfra: Refresh',
+      label: trans.__('aiinfra: Refresh'),
       execute: () => model.refreshNow()
     });
   }
