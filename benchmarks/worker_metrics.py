@@ -74,8 +74,10 @@ def worker_round(seconds: float, first_with: bool) -> tuple[float, float]:
             with Client(address, timeout=60) as client:
                 client.wait_for_workers(2, timeout=120)
                 workers = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
-                # The plugin on one worker only: registered through that worker alone.
-                client.register_plugin(plugins.metrics_plugin(by_value=True), name=plugins.PLUGIN_NAME)
+                # The plugin on one worker only: registered on both, taken off the peer.
+                client.register_plugin(
+                    plugins.metrics_plugin(by_value=True), name=plugins.PLUGIN_NAME
+                )
                 client.run(
                     lambda dask_worker: [
                         dask_worker.plugins.pop(plugins.WORKER_PLUGIN).teardown(dask_worker)
