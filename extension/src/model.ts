@@ -205,7 +205,7 @@ export function clusterSummary(c: ICluster, trans: TranslationBundle = UNTRANSLA
   return clusterParts(c, trans).join(' · ');
 }
 
-/** A cluster's state in words (the server's status names; unknown ones as they are). */
+/** A cluster's state in words (the server's status names; unknown ones as they are; runs: pipelines/runs.ts). */
 export function statusLabel(status: string | null | undefined, trans: TranslationBundle = UNTRANSLATED): string {
   switch (status) {
     case 'running':
@@ -218,18 +218,6 @@ export function statusLabel(status: string | null | undefined, trans: Translatio
       return trans.__('unreachable');
     case 'unknown':
       return trans.__('unknown');
-    case 'ok':
-      return trans.__('ok');
-    case 'failed':
-      return trans.__('failed');
-    case 'cached':
-      return trans.__('cached');
-    case 'cancelled':
-      return trans.__('cancelled');
-    case 'pending':
-      return trans.__('pending');
-    case 'skipped':
-      return trans.__('skipped');
     default:
       return status ?? '?';
   }

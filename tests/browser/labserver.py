@@ -35,6 +35,8 @@ NEEDS_LAB = [
 
 
 def free_port() -> int:
+    # Not tests/live_server.py's: docs/screenshots.py imports this module with only
+    # tests/browser on its path.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
