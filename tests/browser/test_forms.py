@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from chromium import browser_page
-from labserver import NEEDS_LAB
+from labserver import NEEDS_LAB, screenshot
 
 pytestmark = NEEDS_LAB
 
@@ -16,7 +16,7 @@ def _clusters(lab) -> list[dict]:
     return lab.api("aiinfra/api/clusters")["clusters"]
 
 
-def test_start_on_an_untouched_form_starts_a_cluster_from_the_defaults(live_lab):
+def test_start_on_an_untouched_form_starts_a_cluster_from_the_defaults(live_lab, tmp_path):
     with browser_page() as page:
         panel = live_lab.open_sidebar(page)
         panel.locator("button.aiinfra-start").click()
@@ -32,6 +32,7 @@ def test_start_on_an_untouched_form_starts_a_cluster_from_the_defaults(live_lab)
                 .some(c => c.textContent.includes('running'))""",
             timeout=120_000,
         )
+        screenshot(page, tmp_path, "untouched-start.png")
         clusters = _clusters(live_lab)
         assert len(clusters) == 1 and clusters[0]["name"]  # a free name was picked
         live_lab.api(f"aiinfra/api/clusters/{clusters[0]['name']}", method="DELETE")
@@ -43,7 +44,7 @@ def _error_beside(dialog, field: str):
     return error
 
 
-def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(live_lab):
+def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(live_lab, tmp_path):
     with browser_page() as page:
         panel = live_lab.open_sidebar(page)
         panel.locator("button.aiinfra-start").click()
@@ -67,6 +68,7 @@ def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(li
         error = _error_beside(dialog, "idle_timeout")
         assert "idle_timeout" in error.inner_text() or "idle" in error.inner_text()
         assert dialog.locator('input[name="idle_timeout"]').input_value() == "soon"
+        screenshot(page, tmp_path, "start-form-error.png")
         assert dialog.locator('input[name="name"]').input_value() == "formtest"
         assert _clusters(live_lab) == []
         # Fixed, it starts and the form closes.
