@@ -52,17 +52,13 @@ START_TIMEOUT_S = 60.0
 
 
 def _paths(home: Path) -> dict[str, Path]:
-    scheduler_dir(home)
+    scheduler_dir(home)  # created 0700 before anything is written there
     return service_paths(home)
-
-
-def _lock_free(lock: Path) -> bool:
-    return lock_free(lock)
 
 
 def running(home: Path) -> bool:
     """Is a service holding this home's lock?"""
-    return not _lock_free(_paths(home)["lock"])
+    return not lock_free(_paths(home)["lock"])
 
 
 def status(home: Path) -> dict[str, Any]:
