@@ -151,9 +151,9 @@ describe('resume, run from a step, schedules and executed notebooks', () => {
     expect(resumeBody(withParams).body).toEqual({ pipeline: 'demo/pipeline.yaml', resume: true, params: { 'prepare.n': 5 }, cluster: 'gpus' });
   });
 
-  it('runs from a step (an expanded node runs from its step)', () => {
+  it('runs from a step or an expanded node', () => {
     expect(fromBody(failed, 'prepare').body).toEqual({ pipeline: 'demo/pipeline.yaml', from: 'prepare' });
-    expect(fromBody(failed, 'train[lr=0.1]').body).toEqual({ pipeline: 'demo/pipeline.yaml', from: 'train' });
+    expect(fromBody(failed, 'train[lr=0.1]').body).toEqual({ pipeline: 'demo/pipeline.yaml', from: 'train[lr=0.1]' });
     expect(fromBody(failed, 'nope').error).toContain('no step nope');
     expect(fromBody({ ...failed, folder: null }, 'prepare').error).toContain('outside the Jupyter root');
   });

@@ -220,6 +220,19 @@ describe('the run view', () => {
     ($('.aiinfra-launch-log-open', view.node) as HTMLButtonElement).click();
     const log = await waitFor(() => $('.aiinfra-launch-log', view.node), 'the log');
     expect(log.textContent).toContain('no cluster named nosuch');
+
+    // A run that stopped before its steps says why, with its launch's log a click away.
+    fake.runs.push(
+      record('r0', 5, { a: { status: 'skipped' } }, { status: 'failed', error: "NotFoundError: name: no cluster named 'gpu'" })
+    );
+    fake.launches.push({ launch: 'launch-9', pipeline: '/srv/root/demo/pipeline.yaml', status: 'failed', exit_code: 2, run_id: 'r0' });
+    fake.logs['launch-9'] = 'error: name: no cluster named gpu';
+    await model.refresh();
+    model.select('r0');
+    const stopped = await waitFor(() => $('.aiinfra-run-error', view.node), 'the run error');
+    expect(stopped.textContent).toContain("no cluster named 'gpu'");
+    ($('.aiinfra-launch-log-open', stopped) as HTMLButtonElement).click();
+    await waitFor(() => $('.aiinfra-run-error .aiinfra-launch-log', view.node), 'its log');
     view.dispose();
   });
 

@@ -190,8 +190,10 @@ export namespace PipelineCommands {
       caption: trans.__('Runs grouped by pipeline, with their DAG and live step states'),
       execute: args => {
         const widget = runsView();
-        if (args.run_id) {
-          widget.content.model.select(String(args.run_id));
+        // A run by its id, or a launch (one that never became a run shows its log there).
+        const id = args.run_id ?? args.launch;
+        if (id) {
+          widget.content.model.select(String(id));
         }
       }
     });

@@ -12,6 +12,7 @@
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDocumentWidget } from '@jupyterlab/docregistry';
 import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
+import { Message, MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { bundle } from './i18n';
@@ -123,9 +124,35 @@ function banner(headline: string, executed: IExecuted, trans: TranslationBundle)
     button.onclick = () => open(source);
     node.appendChild(button);
   }
-  const widget = new Widget({ node });
-  widget.addClass('aiinfra-readonly-banner-widget');
-  return widget;
+  return new Banner({ node });
+}
+
+/**
+ * The banner in the panel's content header. That header is a box layout, which
+ * sizes a child by its minimum height: the banner sets it to what its text
+ * needs at the width it is given, so a long line that wraps is shown whole.
+ */
+class Banner extends Widget {
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._fit();
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    this._fit();
+  }
+
+  private _fit(): void {
+    const style = this.node.style;
+    const before = style.minHeight;
+    style.minHeight = '0px';
+    const needed = `${this.node.scrollHeight}px`;
+    style.minHeight = needed;
+    if (needed !== before && this.parent) {
+      MessageLoop.postMessage(this.parent, Widget.Msg.FitRequest);
+    }
+  }
 }
 
 /** Toolbar items that cannot act are disabled, and stay so when the toolbar re-renders them. */
@@ -146,6 +173,9 @@ function disableToolbar(widget: IDocumentWidget, trans: TranslationBundle): void
           if (!control.disabled) {
             control.disabled = true; // only when not yet: every write is a mutation seen below
           }
+          if (control.getAttribute('aria-disabled') !== 'true') {
+            control.setAttribute('aria-disabled', 'true'); // what assistive tools read on jp-button
+          }
           if (control.title !== why) {
             control.title = why;
           }
@@ -159,7 +189,7 @@ function disableToolbar(widget: IDocumentWidget, trans: TranslationBundle): void
     subtree: true,
     childList: true,
     attributes: true,
-    attributeFilter: ['disabled', 'title']
+    attributeFilter: ['disabled', 'aria-disabled', 'title']
   });
   widget.disposed.connect(() => observer.disconnect());
 }

@@ -73,6 +73,8 @@ export interface IRunRecord {
   force?: boolean;
   steps?: Record<string, IStepRecord>;
   cost?: IStepCost | null;
+  /** Why the run stopped before (or between) its steps: a cluster not found, say. */
+  error?: string | null;
   /** Who started the run (issue 26): `manual`, `lab` or `schedule` (with its name). */
   trigger?: { kind?: string | null; schedule?: string | null } | null;
 }
@@ -448,7 +450,7 @@ export function resumeBody(
   return same.body ? { body: { ...same.body, resume: true } } : same;
 }
 
-/** `POST aiinfra/api/pipelines/runs` with `from: STEP`: that step and its downstream, cache or not. */
+/** `POST aiinfra/api/pipelines/runs` with `from: NODE`: that node and its downstream, cache or not. */
 export function fromBody(
   run: IRunRecord,
   node: string,
@@ -459,8 +461,8 @@ export function fromBody(
     return { error: trans.__('run %1 has no step %2', run.run_id, node) };
   }
   const same = sameRun(run, trans);
-  // An expanded grid node (train[lr=0.1]) runs from its step: the CLI's --from takes step names.
-  return same.body ? { body: { ...same.body, from: step.step ?? node } } : same;
+  // `from` takes step names and expanded names alike: from train[lr=0.1] runs that node only.
+  return same.body ? { body: { ...same.body, from: node } } : same;
 }
 
 /** The run folder an executed notebook lies in (`<pipeline folder>/runs/<run_id>/x.ipynb`), or null. */

@@ -204,6 +204,7 @@ namespace Private {
                 >
                   <Badge status="cached" trans={trans} />
                   <span className="aiinfra-runs-when">{when(latest.start)}</span>
+                  <Scheduled run={latest} trans={trans} />
                   <span className="aiinfra-dim">
                     {trans._n('nothing changed', '%1 runs, nothing changed', row.runs.length)}
                   </span>
@@ -308,32 +309,42 @@ namespace Private {
     );
   }
 
-  /** A launch that never became a run: its exit code and, on demand, its log. */
-  function FailedLaunch(props: Props & { launch: ILaunchRecord }): JSX.Element {
+  /** "Show its log": a launch's log, read through our REST on demand (never a server path). */
+  function LaunchLog(props: Props & { launch: string }): JSX.Element {
     const { model, launch, trans } = props;
     const [log, setLog] = React.useState<ILaunchLog | null>(null);
     const [error, setError] = React.useState<string | null>(null);
     const show = () => {
       setError(null);
-      model.launchLog(launch.launch).then(setLog, reason => setError(String(reason?.message ?? reason)));
+      model.launchLog(launch).then(setLog, reason => setError(String(reason?.message ?? reason)));
     };
     return (
-      <div className="aiinfra-launch-failed">
-        <div className="aiinfra-error">
-          {trans.__('The run of %1 did not start (exit code %2).', launch.pipeline, String(launch.exit_code))}{' '}
-          {!log && (
-            <button className="aiinfra-link aiinfra-launch-log-open" onClick={show}>
-              {trans.__('Show its log')}
-            </button>
-          )}
-        </div>
+      <>
+        {!log && (
+          <button className="aiinfra-link aiinfra-launch-log-open" onClick={show}>
+            {trans.__('Show its log')}
+          </button>
+        )}
         {error && <div className="aiinfra-error">{error}</div>}
         {log && (
-          <pre className="aiinfra-launch-log" data-launch={launch.launch}>
+          <pre className="aiinfra-launch-log" data-launch={launch}>
             {log.truncated ? trans.__('… (earlier lines left out)\n') : ''}
             {log.text}
           </pre>
         )}
+      </>
+    );
+  }
+
+  /** A launch that never became a run: its exit code and, on demand, its log. */
+  function FailedLaunch(props: Props & { launch: ILaunchRecord }): JSX.Element {
+    const { launch, trans } = props;
+    return (
+      <div className="aiinfra-launch-failed">
+        <div className="aiinfra-error">
+          {trans.__('The run of %1 did not start (exit code %2).', launch.pipeline, String(launch.exit_code))}
+        </div>
+        <LaunchLog {...props} launch={launch.launch} />
       </div>
     );
   }
@@ -365,6 +376,8 @@ namespace Private {
     const failed = failedSteps(run);
     const cached = isFullyCached(run);
     const resumable = canResume(run, model.runs);
+    // The launch this server made for the run: its log says more than the record.
+    const launchOf = model.launches.find(l => l.run_id === run.run_id && l.status !== 'running');
     const cluster = run.cluster
       ? run.cluster.embedded
         ? trans.__('temporary local cluster')
@@ -387,6 +400,12 @@ namespace Private {
           </span>
         </div>
         {cached && <div className="aiinfra-note">{trans.__('Nothing changed: every step came from the cache.')}</div>}
+        {run.error && (
+          <div className="aiinfra-run-error">
+            <div className="aiinfra-error">{trans.__('The run stopped before its steps: %1', run.error)}</div>
+            {launchOf && <LaunchLog {...props} launch={launchOf.launch} />}
+          </div>
+        )}
         <div className="aiinfra-run-actions">
           {run.status === 'running' && (
             <button
