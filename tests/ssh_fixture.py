@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from waiting import wait_for
 
@@ -76,6 +77,24 @@ class Sshd:
             text=True,
             timeout=30,
         )
+
+    def started_processes(self) -> list[psutil.Process]:
+        """Every process running under this sshd's sessions now (sshd's own left out).
+
+        Found by the process tree, not by environment: distributed retitles its schedulers
+        and workers (setproctitle), which clobbers what /proc shows of their environment.
+        Take a snapshot while the sessions run; orphans leave the tree.
+        """
+        try:
+            tree = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        found = []
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                if proc.name() != "sshd":
+                    found.append(proc)
+        return found
 
     def wrong_known_hosts(self, path: Path) -> Path:
         """A known-hosts file naming another key for both hosts: a changed host key."""

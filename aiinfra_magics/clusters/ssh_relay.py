@@ -125,7 +125,7 @@ class Owner:
     def _serve(self) -> None:
         from . import host  # late: host owns the cluster and imports the backends
 
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._closing():
             try:
                 request = scheduler_call(
                     self.address, TAKE_OP, timeout=POLL_WAIT_S + 10, wait=POLL_WAIT_S
@@ -134,6 +134,8 @@ class Owner:
                 if self._stop.wait(1.0) or self._gone():
                     return
                 continue
+            except RuntimeError:  # the interpreter is exiting (the rpc pool is shut down)
+                return
             if not request:
                 continue
             action, kwargs = request["action"], request.get("kwargs") or {}
@@ -149,6 +151,9 @@ class Owner:
                 scheduler_call(
                     self.address, DONE_OP, timeout=10, request_id=request["id"], outcome=reply
                 )
+
+    def _closing(self) -> bool:
+        return getattr(getattr(self.cluster, "status", None), "name", "") in ("closing", "closed")
 
     def _gone(self) -> bool:
         return bool(getattr(self.cluster.scheduler, "exited", False))

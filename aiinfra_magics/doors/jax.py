@@ -61,6 +61,7 @@ def run_spmd(args: argparse.Namespace, ctx: Context) -> Any:
             "platform": args.platform,
             "cpu_devices": args.cpu_devices,
             "timeout": args.timeout,
+            "join_timeout": args.join_timeout,
         }
     )
     out = args.out
@@ -114,6 +115,12 @@ def add_spmd(spmd: argparse.ArgumentParser) -> None:
         "--cpu-devices", metavar="N", help="CPU devices per process (platform cpu), default 1"
     )
     spmd.add_argument("--timeout", metavar="S", help="seconds before every process is stopped")
+    spmd.add_argument(
+        "--join-timeout",
+        metavar="S",
+        help="seconds every process has to check in before JAX joins them (default 60); "
+        "those that did not are named and every process is stopped",
+    )
     spmd.add_argument(
         "--out", metavar="NAME", help="bind the per-process results (a list, by process id) to NAME"
     )

@@ -23,6 +23,7 @@ import itertools
 import logging
 import pickle
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -33,6 +34,7 @@ from typing import Any
 
 from ..checks import as_int
 from ..errors import AiinfraError, OperationError, field_error
+from .spmd_barrier import DEFAULT_JOIN_TIMEOUT_S, host_of, wait_joined
 
 _POLL_S = 0.05
 _WORKER_CHECK_S = 1.0
@@ -46,6 +48,8 @@ class SpmdOptions:
     platform: str = "auto"
     cpu_devices: int = 1
     timeout: float | None = None
+    #: Seconds every process has to check in at the start barrier (spmd_barrier.py).
+    join_timeout: float = DEFAULT_JOIN_TIMEOUT_S
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SpmdOptions:
@@ -60,21 +64,26 @@ class SpmdOptions:
         platform = str(o.get("platform", "auto")).lower()
         if platform not in ("auto", "cpu", "gpu"):
             raise field_error("platform", o["platform"], "auto, cpu, gpu")
-        timeout = None
-        if "timeout" in o:
-            try:
-                timeout = float(o["timeout"])
-            except (TypeError, ValueError):
-                raise field_error("timeout", o["timeout"], "seconds, a positive number") from None
-            if timeout <= 0:
-                raise field_error("timeout", o["timeout"], "seconds, a positive number")
+        timeout = _seconds("timeout", o["timeout"]) if "timeout" in o else None
+        join = o.get("join_timeout", DEFAULT_JOIN_TIMEOUT_S)
         return cls(
             cluster=o.get("cluster"),
             processes=processes,
             platform=platform,
             cpu_devices=as_int("cpu_devices", o.get("cpu_devices", 1), minimum=1),
             timeout=timeout,
+            join_timeout=_seconds("join-timeout", join),
         )
+
+
+def _seconds(field: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise field_error(field, value, "seconds, a positive number") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise field_error(field, value, "seconds, a positive number")
+    return seconds
 
 
 def _only_cluster(say: Callable[[str], None]) -> str:
@@ -124,6 +133,8 @@ class _Lines:
         self.queue: deque[dict[str, Any]] = deque()  # appended on the client's event loop
         self.seen: set[tuple[int, int]] = set()
         self.count: dict[int, int] = {}
+        #: Per process: what its worker reported at the start barrier (started, joined, facts).
+        self.states: dict[int, dict[str, Any]] = {}
 
     def handler(self, event: tuple[float, dict[str, Any]]) -> None:
         self.queue.append(event[1])
@@ -131,6 +142,9 @@ class _Lines:
     def flush(self) -> None:
         while self.queue:
             msg = self.queue.popleft()
+            if "state" in msg:
+                self.states.setdefault(msg["p"], {}).update(msg["state"])
+                continue
             key = (msg["p"], msg["n"])
             if key in self.seen:
                 continue
@@ -164,28 +178,26 @@ def _value(outcome: dict[str, Any]) -> Any:
 
 
 def _placement(
-    client: Any, workers: list[str], platform: str, say: Callable[[str], None]
+    workers: list[str],
+    facts: dict[int, dict[str, Any]],
+    platform: str,
+    say: Callable[[str], None],
 ) -> tuple[str, list[str | None]]:
     """The platform for the whole program and each process's GPU.
 
-    Decided here, once, because every process must agree: a mix of GPU and
-    CPU processes cannot form one JAX program. GPU needs one distinct GPU per
-    process (NCCL refuses two ranks on one device): a Dask-CUDA worker's own
-    GPU, else the worker's rank on its host.
+    Decided here, once, from what each worker reported at the barrier, because every
+    process must agree: a mix of GPU and CPU processes cannot form one JAX program. GPU
+    needs one distinct GPU per process (NCCL refuses two ranks on one device): a
+    Dask-CUDA worker's own GPU, else the worker's rank on its host.
     """
-    from distributed.comm import get_address_host
-
-    from . import spmd_worker
-
     if platform == "cpu":
         return "cpu", [None] * len(workers)
-    facts = client.run(spmd_worker._gpu_facts, workers=workers)
     ranks: dict[str, itertools.count] = {}
     gpus: list[str | None] = []
     problem = None
-    for address in workers:
-        f = facts[address]
-        rank = next(ranks.setdefault(get_address_host(address), itertools.count()))
+    for pid, address in enumerate(workers):
+        f = facts[pid]
+        rank = next(ranks.setdefault(host_of(address), itertools.count()))
         if not f["gpus"] or not f["plugin"]:
             problem = problem or (
                 f"worker {address} has no GPU"
@@ -195,10 +207,10 @@ def _placement(
         elif f["own_gpu"] is None and rank >= f["gpus"]:
             problem = (
                 problem
-                or f"host {get_address_host(address)} has {f['gpus']} GPU(s) for {rank + 1}+ processes"
+                or f"host {host_of(address)} has {f['gpus']} GPU(s) for {rank + 1}+ processes"
             )
         gpus.append(f["own_gpu"] or str(rank))
-    per_host = [(get_address_host(a), g) for a, g in zip(workers, gpus)]
+    per_host = [(host_of(a), g) for a, g in zip(workers, gpus)]
     if problem is None and len(set(per_host)) < len(per_host):
         problem = "two processes would share one GPU"
     if problem is None:
@@ -220,22 +232,18 @@ def run_on_client(
     variables: dict[str, str] | None = None,
 ) -> list[Any]:
     """Run ``code`` on every worker of ``client``'s cluster; see :func:`run_cell`."""
-    from distributed.comm import get_address_host
-
     from . import spmd_worker
 
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if not workers:
         raise OperationError("spmd: the cluster has no workers")
-    host = get_address_host(workers[0])
-    port = client.run(spmd_worker._free_port, workers=[workers[0]])[workers[0]]
-    coordinator = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     run_id = uuid.uuid4().hex[:12]
     topic = f"aiinfra-spmd-{run_id}"
-    platform, gpus = _placement(client, workers, options.platform, say)
     lines = _Lines()
     client.subscribe_topic(topic, lines.handler)
     futures = []
+    # A worker that gets its task later than this (a host that hung, then woke) leaves it.
+    join_deadline = time.time() + options.join_timeout + _STOP_WAIT_S
     for pid, address in enumerate(workers):
         job = {
             "run_id": run_id,
@@ -243,11 +251,10 @@ def run_on_client(
             "code": code,
             "process_id": pid,
             "num_processes": len(workers),
-            "gpu": gpus[pid],
-            "coordinator": coordinator,
-            "platform": platform,
+            "platform": options.platform,  # asked for; decided at the barrier
             "cpu_devices": options.cpu_devices,
             "init_timeout": int(min(options.timeout or 300, 300)),
+            "join_deadline": join_deadline,
             "variables": variables or {},  # the notebook's, pickled (spmd_vars.pack)
         }
         futures.append(
@@ -261,24 +268,71 @@ def run_on_client(
             )
         )
     try:
-        outcomes, stop_reason = _wait(client, futures, workers, run_id, options, lines)
+        try:
+            wait_joined(
+                client, futures, workers, lines.states, lines.flush, options.join_timeout, _outcome
+            )
+            _release(client, workers, lines.states, run_id, options.platform, say)
+            outcomes, stop_reason = _wait(client, futures, workers, run_id, options, lines)
+        except BaseException:  # the barrier failed, or an interrupt: nothing stays running
+            _stop_all(client, futures, run_id, workers)
+            raise
         _drain(client, topic, lines, {p: o.get("lines", 0) for p, o in outcomes.items()})
-    except KeyboardInterrupt:
-        _stop_all(client, futures, run_id)
-        raise
     finally:
         client.unsubscribe_topic(topic)
     return _report(outcomes, stop_reason)
 
 
-def _stop_all(client: Any, futures: list[Any], run_id: str) -> None:
+def _release(
+    client: Any,
+    workers: list[str],
+    states: dict[int, dict[str, Any]],
+    run_id: str,
+    platform: str,
+    say: Callable[[str], None],
+) -> None:
+    """Every process joined: decide the platform and GPUs together, then let them go."""
+    from . import spmd_worker
+
+    facts = {p: states[p].get("facts") or {} for p in range(len(workers))}
+    platform, gpus = _placement(workers, facts, platform, say)
+    port = states[0]["port"]
+    host = host_of(workers[0])
+    coordinator = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    orders = {
+        str(pid): {"platform": platform, "gpu": gpus[pid], "coordinator": coordinator}
+        for pid in range(len(workers))
+    }
+    _tell(client, workers, spmd_worker.release_soon, run_id, orders)
+
+
+def _tell(client: Any, workers: list[str], function: Callable[..., Any], *args: Any) -> None:
+    """Send ``function(*args)`` to ``workers`` without waiting for any of them.
+
+    ``client.run`` waits until every worker has answered, even with ``wait=False``; a worker
+    that hangs would hang the notebook with it. A worker that never answers only holds
+    this thread (and ``_wait`` or the barrier notices it).
+    """
+    if not workers:
+        return
+
+    def send() -> None:
+        try:
+            client.run(function, *args, workers=workers, wait=False, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the client closed or a worker went: nothing to stop
+            pass
+
+    threading.Thread(target=send, name="aiinfra-spmd-tell", daemon=True).start()
+
+
+def _stop_all(client: Any, futures: list[Any], run_id: str, workers: list[str]) -> None:
     """Kill every process of the run and wait (bounded) for their tasks to return."""
     from distributed import wait
 
     from . import spmd_worker
 
     try:
-        client.run(spmd_worker._stop, run_id)
+        _tell(client, workers, spmd_worker.stop_soon, run_id)
         wait(futures, timeout=_STOP_WAIT_S)
     except Exception:  # noqa: BLE001 - a task stuck on a vanished worker: cancel it below
         pass
@@ -318,7 +372,7 @@ def _wait(
         if options.timeout and stop_reason is None and now - start > options.timeout:
             stop_reason = f"timed out after {options.timeout:g} s"
         if stop_reason is not None and len(outcomes) < len(futures):
-            _stop_all(client, futures, run_id)
+            _stop_all(client, futures, run_id, workers)
             for pid, future in enumerate(futures):
                 if pid not in outcomes:
                     done = future.done() and future.status == "finished"

@@ -146,9 +146,34 @@ def _watch_parent(expected: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+JOINED_MARK = "\x1eaiinfra-spmd-joined"  # spmd_worker.JOINED_MARK
+
+
+def _check_in(job: dict[str, Any]) -> None:
+    """The start barrier (spmd_barrier.py): import JAX, say so, wait for the orders.
+
+    The orders (platform, GPU, coordinator) come only once every process of the program
+    has checked in; a closed stdin means the run was stopped instead.
+    """
+    try:
+        import jax  # noqa: F401 - the slow, failure-prone part happens before checking in
+    except Exception as exc:  # noqa: BLE001 - reported to the notebook, first line first
+        _fail(job["result_path"], f"cannot import jax: {exc}", traceback.format_exc())
+    print(JOINED_MARK, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        os._exit(1)
+    orders = json.loads(line)
+    job.update(orders)
+    from .spmd_worker import platform_env
+
+    os.environ.update(platform_env(job, dict(os.environ)))  # before JAX starts its backend
+
+
 def main() -> int:
     die_with_parent()  # first: the worker may die while we start
-    job = json.load(sys.stdin)
+    job = json.loads(sys.stdin.readline())
+    _check_in(job)
     try:
         namespace = _setup(job)
     except Exception as exc:  # noqa: BLE001 - reported to the notebook with its traceback

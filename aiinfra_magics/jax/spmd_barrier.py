@@ -1,0 +1,118 @@
+"""The start barrier of ``%%aiinfra spmd``: every process checks in before JAX joins them.
+
+``jax.distributed.initialize`` waits for every process of the program: one that never
+comes (a host that hangs, a worker that is gone, an import that fails) leaves the
+others hanging on "Did you run your code on all TPU hosts?" (jax #19971). So the
+processes first check in here, through their workers' Dask events:
+
+1. ``started``: the worker began the task (with its GPU facts, and process 0 a port for
+   JAX's coordinator);
+2. ``joined``: the fresh interpreter imported JAX and waits for its orders.
+
+Only when all have joined does the notebook decide the platform and each process's
+GPU (every process must agree) and release them together. A process that has not
+joined within ``--join-timeout`` fails the cell with one line naming the processes,
+their hosts and why where it is known; every process is then stopped. Nothing here
+asks a worker anything before the barrier: a hung host cannot hang the notebook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import OperationError
+
+DEFAULT_JOIN_TIMEOUT_S = 60.0
+_POLL_S = 0.05
+_WORKER_CHECK_S = 1.0
+
+
+def host_of(address: str) -> str:
+    """``tcp://10.0.0.2:4100`` -> ``10.0.0.2``."""
+    rest = address.split("://", 1)[-1]
+    return rest.rsplit(":", 1)[0].strip("[]")
+
+
+def first_line(text: str | None) -> str:
+    lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def why_missing(state: dict[str, Any] | None, address: str, alive: bool) -> str:
+    """Why a process has not joined, from what its worker reported."""
+    if not alive:
+        return f"its worker {address} left the cluster"
+    if not state:
+        return f"its worker {address} never started it (unresponsive or busy)"
+    return "it started but did not check in (still starting Python and JAX?)"
+
+
+def why_failed(outcome: dict[str, Any]) -> str:
+    """Why a process ended before joining: killed, an import error (its first line), ..."""
+    rc = outcome.get("rc")
+    if isinstance(rc, int) and rc < 0 and not outcome.get("traceback"):
+        return f"killed by signal {-rc}"
+    return first_line(outcome.get("error")) or f"exited with status {rc}"
+
+
+def describe(pids: list[int], workers: list[str], reasons: dict[int, str]) -> str:
+    """``process 1 on 10.0.0.2 (why)`` for each, joined by ``;``."""
+    return "; ".join(f"process {p} on {host_of(workers[p])} ({reasons[p]})" for p in pids)
+
+
+def wait_joined(
+    client: Any,
+    futures: list[Any],
+    workers: list[str],
+    states: dict[int, dict[str, Any]],
+    flush: Callable[[], None],
+    join_timeout: float,
+    outcome: Callable[[Any], dict[str, Any]],
+) -> None:
+    """Return once every process has joined; else raise OperationError naming the others.
+
+    ``states`` fills as the workers' events arrive (``started``, ``joined``); the caller
+    stops every process when this raises.
+    """
+    start = time.monotonic()
+    next_check = start + _WORKER_CHECK_S
+    alive = set(workers)
+    while True:
+        flush()
+        joined = {p for p, s in states.items() if s.get("joined")}
+        if len(joined) == len(workers):
+            return
+        failed = {
+            p: outcome(f) for p, f in enumerate(futures) if p not in joined and f.done()
+        }  # a task that ended before joining
+        if failed:
+            pids = sorted(failed)
+            reasons = {p: why_failed(failed[p]) for p in pids}
+            raise OperationError(
+                f"spmd: {describe(pids, workers, reasons)} failed before joining; "
+                "every process was stopped"
+            )
+        now = time.monotonic()
+        if now > next_check:
+            # A task pinned to a worker that died never runs (its restart has a new address).
+            alive = set(client.scheduler_info(n_workers=-1)["workers"])
+            gone = [p for p, w in enumerate(workers) if p not in joined and w not in alive]
+            if gone:
+                reasons = {p: why_missing(states.get(p), workers[p], False) for p in gone}
+                raise OperationError(
+                    f"spmd: {describe(gone, workers, reasons)} did not join; "
+                    "every process was stopped"
+                )
+            next_check = now + _WORKER_CHECK_S
+        if now - start > join_timeout:
+            missing = [p for p in range(len(workers)) if p not in joined]
+            reasons = {
+                p: why_missing(states.get(p), workers[p], workers[p] in alive) for p in missing
+            }
+            raise OperationError(
+                f"spmd: {describe(missing, workers, reasons)} did not join within "
+                f"{join_timeout:g}s; every process was stopped"
+            )
+        time.sleep(_POLL_S)

@@ -1,0 +1,120 @@
+"""``%%aiinfra spmd`` across SSH hosts, and its start barrier (JAX on CPU, gloo)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+import psutil
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from waiting import wait_for
+
+from aiinfra_magics.errors import OperationError
+from aiinfra_magics.jax.spmd import SpmdOptions, run_cell
+from aiinfra_magics.jax.spmd_barrier import why_failed, why_missing
+
+CELL = """
+import os
+from jax.experimental import multihost_utils
+ids = multihost_utils.process_allgather(jnp.array([process_id])).ravel().tolist()
+(process_id, jax.process_count(), ids, os.environ["SSH_CONNECTION"].split()[2])
+"""
+
+
+@pytest.fixture
+def ip():
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "aiinfra_magics")
+    yield shell
+    from aiinfra_magics.clusters import host
+
+    host.close_all()
+    for name in ("client", "res"):
+        shell.user_ns.pop(name, None)
+
+
+def session_processes(word: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if word in " ".join(proc.info["cmdline"] or []) and (
+                proc.environ().get("AIINFRA_TEST_SESSION") == os.environ["AIINFRA_TEST_SESSION"]
+            ):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def worker_process_on(host: str, sshd) -> psutil.Process:
+    """The Dask worker process (the nanny's child) that sshd started on ``host``."""
+    for proc in sshd.started_processes():
+        with contextlib.suppress(psutil.Error):
+            if f"[tcp://{host}:" in " ".join(proc.cmdline()) and "worker" in proc.cmdline()[0]:
+                return proc
+    raise AssertionError(f"no worker process on {host}")
+
+
+def test_an_spmd_cell_spans_two_ssh_hosts(ip, sshd):
+    ip.run_line_magic("aiinfra", f"cluster start boxes {sshd.flags()}")
+    assert ip.run_cell_magic("aiinfra", "spmd --cluster boxes --out res", CELL) is None
+    assert ip.user_ns["res"] == [(0, 2, [0, 1], "127.0.0.1"), (1, 2, [0, 1], "127.0.0.2")]
+    ip.run_line_magic("aiinfra", "cluster stop boxes")
+
+
+def test_a_host_that_never_joins_is_named_within_the_timeout(ip, sshd):
+    """A hung host (its worker stopped): the cell fails by name after --join-timeout instead
+    of hanging in jax.distributed.initialize, and no process of the cell is left running."""
+    ip.run_line_magic("aiinfra", f"cluster start hung {sshd.flags()}")
+    worker = worker_process_on("127.0.0.2", sshd)
+    address = next(w for w in ip.user_ns["client"].scheduler_info()["workers"] if "127.0.0.2" in w)
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(UsageError) as err:
+            ip.run_cell_magic("aiinfra", "spmd --cluster hung --join-timeout 5", CELL)
+        assert str(err.value) == (
+            f"spmd: process 1 on 127.0.0.2 (its worker {address} never started it "
+            "(unresponsive or busy)) did not join within 5s; every process was stopped"
+        )
+        # Process 0 had joined and waited at the barrier: it was stopped.
+        wait_for(lambda: not session_processes("spmd_child"), 60, "the joined process to stop")
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    # The woken worker finds its task given up (or stopped at the barrier): nothing starts.
+    wait_for(lambda: not session_processes("spmd_child"), 90, "no SPMD process left")
+    ip.run_line_magic("aiinfra", "cluster stop hung")
+
+
+def test_a_process_that_cannot_import_jax_fails_the_barrier_by_name(tmp_path, monkeypatch):
+    """Local SPMD, same barrier: an import error's first line, the process and its host."""
+    broken = tmp_path / "site" / "jax"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('broken jax for the test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))
+    with pytest.raises(OperationError) as err:
+        run_cell("1", SpmdOptions.from_options({"processes": 2, "platform": "cpu"}))
+    message = str(err.value)
+    assert message.startswith("spmd: process 0 on 127.0.0.1 (cannot import jax: broken jax ")
+    assert message.endswith("failed before joining; every process was stopped")
+    wait_for(lambda: not session_processes("spmd_child"), 60, "no SPMD process left")
+
+
+def test_reasons_a_process_did_not_join():
+    assert why_failed({"rc": -9, "error": "stopped by signal 9"}) == "killed by signal 9"
+    assert (
+        why_failed({"rc": 1, "error": "cannot import jax: No module named 'jax'\nmore"})
+        == "cannot import jax: No module named 'jax'"
+    )
+    assert why_missing(None, "tcp://h:1", alive=False) == "its worker tcp://h:1 left the cluster"
+    assert why_missing({"started": True}, "tcp://h:1", alive=True).startswith(
+        "it started but did not check in"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_join_timeout_is_checked(value):
+    with pytest.raises(ValueError, match=f"^join-timeout: got '{value}'; allowed: seconds"):
+        SpmdOptions.from_options({"processes": 1, "join_timeout": value})
