@@ -21,6 +21,7 @@ import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/tran
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRequester } from './api';
+import { ClusterChartCommands } from './clustercharts';
 import { ChartCommands } from './commands/charts';
 import { ClusterCommands } from './commands/clusters';
 import { DashboardCommands } from './commands/dashboards';
@@ -135,6 +136,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       translator
     });
     ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon, translator });
+    ClusterChartCommands.add({ commands, shell, model, icon: aiinfraIcon, translator, palette });
     PipelineCommands.add({
       commands,
       shell,

@@ -3,6 +3,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { OPEN_CLUSTER_CHARTS } from '../src/clustercharts';
 import plugin, { CommandIDs } from '../src/index';
 import { AiinfraPanel } from '../src/panel';
 import { ScheduleCommands } from '../src/pipelines/schedules';
@@ -50,7 +51,7 @@ describe('plugin activation', () => {
       expect(app.commands.label(id)).toMatch(/^aiinfra: /);
     }
     // Every command id, and the schedules' two (their own ids: pipelines/schedules.tsx).
-    expect(palette.sort()).toEqual([...ids, ScheduleCommands.open, ScheduleCommands.schedule].sort());
+    expect(palette.sort()).toEqual([...ids, ScheduleCommands.open, ScheduleCommands.schedule, OPEN_CLUSTER_CHARTS].sort());
     expect(app.commands.label(CommandIDs.adaptCluster, { name: 'c1' })).toBe('aiinfra: Adapt c1');
     expect(app.contextMenu.addItem).toHaveBeenCalledWith(
       expect.objectContaining({ command: CommandIDs.runPipeline, selector: expect.stringContaining('yaml') })
