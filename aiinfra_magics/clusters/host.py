@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AiinfraError, AiinfraException, OperationError
-from . import idle
+from . import env_check, idle
 from .backends import Launched, get_backend
 from .info import observed_state
 from .registry import Registry, this_process
@@ -115,6 +115,9 @@ def host(
         ) from exc
     adaptive = None
     try:
+        # Before anyone uses it: the packages against ours (raises on a breaking mismatch).
+        record["env_drift"] = env_check.at_start(spec, launched)
+        launched.notes.extend(record["env_drift"])
         if launched.cluster is not None:
             _install_control(spec.name, launched)
             if spec.adapt is not None:

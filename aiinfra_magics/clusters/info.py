@@ -120,7 +120,10 @@ def _shown(record: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:
         "cost": observed.get("cost"),
         # Held GPUs idle past the waste window (metrics/efficiency.py): the card shows them.
         "warnings": list((observed.get("cost") or {}).get("warnings") or []),
+        # Packages that differ from the starting process's (env_check.py), shown as warnings.
+        "env_drift": list(record.get("env_drift") or []),
     }
+    data["warnings"] += data["env_drift"]
     if "at" in observed:
         data["observed_at"] = observed["at"]  # when these figures were read
     return data

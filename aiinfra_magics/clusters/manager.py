@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import AiinfraError, AiinfraException, InputError, NotFoundError, OperationError
 from ..metrics.query import latest_hosts
-from . import gateway_store, host
+from . import env_check, gateway_store, host
 from .backends import ClusterBackend, backend_class, get_backend
 from .info import ClusterInfo, ClusterList, cluster_to_dict, observed_state, published_to_dict
 from .registry import DamagedRecord, Registry, heartbeat_age, record_alive
@@ -59,6 +59,8 @@ class ClusterManager:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or Registry()
+        #: The drift warning of the last ``connect`` (env_check.py), for the door to show.
+        self.env_drift: list[str] = []
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -269,13 +271,26 @@ class ClusterManager:
         return link
 
     def connect(self, name: str, timeout: str = "10s") -> Any:
-        """A connected synchronous ``distributed.Client`` for the named cluster."""
+        """A connected synchronous ``distributed.Client`` for the named cluster.
+
+        Its packages are compared with this process's first (env_check.py): a breaking
+        mismatch raises OperationError; other drift is left in ``self.env_drift``.
+        """
         record = self.record(name)
         if record.get("backend") == "gateway":  # through the gateway's TLS proxy
             from .gateway import where
 
-            return _gateway_discovery().connect_client(*where(record))
-        return connect_address(record["scheduler_address"], name, timeout)
+            client = _gateway_discovery().connect_client(*where(record))
+        else:
+            client = connect_address(record["scheduler_address"], name, timeout)
+        self.env_drift = []
+        if env_check.wanted(record):
+            try:
+                self.env_drift = env_check.check_client(client, name)
+            except BaseException:
+                client.close()
+                raise
+        return client
 
     # -- controlling ------------------------------------------------------------------------
 

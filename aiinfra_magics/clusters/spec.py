@@ -22,6 +22,7 @@ from ..errors import InputError, field_error
 COMMON_FIELDS = (
     "name", "backend", "workers", "threads", "memory", "adapt", "idle_timeout",
     "max_workers", "max_gpu_hours", "waste_threshold", "waste_window", "stop_when_wasteful",
+    "env_check",
 )  # fmt: skip
 #: Fields that size workers: refused by backends whose workers are managed elsewhere.
 WORKER_FIELDS = ("workers", "threads", "memory", "adapt", "max_workers")
@@ -51,6 +52,8 @@ class ClusterSpec:
     waste_threshold: float | None = None
     waste_window: float | None = None
     stop_when_wasteful: bool | None = None
+    #: False: no package comparison at start and connect (env_check.py); None/True: compare.
+    env_check: bool | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -278,6 +281,15 @@ def _as_memory(value: Any) -> str:
     return as_size("memory", text)
 
 
+def _on_off(field_name: str, value: Any) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+        return value.strip().lower() == "on"
+    try:
+        return as_bool(field_name, value)
+    except InputError:
+        raise field_error(field_name, value, "on | off") from None
+
+
 _COERCE = {
     "name": lambda v: as_name("name", v),
     "backend": lambda v: as_str("backend", v),
@@ -291,4 +303,5 @@ _COERCE = {
     "waste_threshold": lambda v: _percent("waste-threshold", v),
     "waste_window": lambda v: as_duration("waste-window", v),
     "stop_when_wasteful": lambda v: as_bool("stop-when-wasteful", v),
+    "env_check": lambda v: _on_off("env-check", v),
 }

@@ -34,6 +34,8 @@ COMMON_HELP = {
     "max_gpu_hours": "stop the cluster once it has used this many GPU-hours",
     "waste_threshold": "GPU utilisation in %% under which held GPUs count as wasted [10]",
     "waste_window": "warn once held GPUs stay under the threshold this long, e.g. 15m [15m]",
+    "env_check": "on|off: compare the scheduler's and workers' packages with this "
+    "process's at start and connect [on]",
 }
 
 
@@ -241,6 +243,8 @@ def _connect(args: argparse.Namespace, ctx: Context) -> Any:
             f"client-var: got {args.client_var!r}; allowed: a Python identifier", field="client_var"
         )
     ctx.namespace[args.client_var] = manager.connect(args.name)
+    for line in manager.env_drift:
+        ctx.say(line)
     ctx.done(f"Client for cluster {args.name!r} bound to `{args.client_var}`")
     return manager.status(args.name)
 

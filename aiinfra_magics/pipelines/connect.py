@@ -35,6 +35,7 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
                     "scheduler": client.scheduler.address,
                     "embedded": False,
                     "ours": ours,
+                    "env_drift": clusters.env_drift,  # packages unlike this run's
                 },
             )
         finally:

@@ -38,7 +38,7 @@ def test_flat_options_become_typed_fields_and_back():
         "name": "a", "backend": "local", "workers": 2, "threads": 3, "memory": "1GB",
         "adapt": "0:4", "idle_timeout": 30.0, "max_workers": None, "max_gpu_hours": None,
         "waste_threshold": None, "waste_window": None, "stop_when_wasteful": None,
-        "dashboard_address": "127.0.0.1:0",
+        "env_check": None, "dashboard_address": "127.0.0.1:0",
     }  # fmt: skip
     assert ClusterSpec.from_options(spec.to_dict()) == spec
     assert ClusterSpec.from_options({}) == ClusterSpec()
@@ -86,7 +86,7 @@ def test_refusals_say_what_is_allowed():
     msg = refused({"backend": "local", "bogus": 1}, "bogus")
     assert msg == (
         "bogus: unknown field for backend local; allowed: adapt, backend, dashboard_address, "
-        "idle_timeout, max_gpu_hours, max_workers, memory, name, oversubscribe, "
+        "env_check, idle_timeout, max_gpu_hours, max_workers, memory, name, oversubscribe, "
         "stop_when_wasteful, threads, waste_threshold, waste_window, workers"
     )
     refused(
