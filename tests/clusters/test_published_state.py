@@ -87,7 +87,7 @@ def test_an_owner_gone_quiet_makes_the_cluster_unknown_never_running(live):
     try:
         shown = _listed(live)["quiet"]
         assert shown["status"] == "unknown"
-        assert "no word from its owner" in shown["notes"][0] and "s ago" not in shown["status"]
+        assert "no word from its owner" in shown["notes"][0]
         # `cluster status` asks the scheduler itself, which answers.
         assert live.status("quiet").status == "running"
     finally:
