@@ -25,9 +25,17 @@ export function paneNote(
 ): string | null {
   switch (status) {
     case 'running':
+    case 'unknown':
+      // unknown: its owner has not reported lately, so the listing cannot tell; the page
+      // itself shows whether the dashboard answers.
       return null;
     case 'starting':
       return trans.__('Cluster %1 is starting; its dashboard appears here once it runs.', cluster);
+    case 'lost':
+      return trans.__(
+        'Cluster %1 was lost: the process that owned it ended without stopping it. This panel comes back to life if a cluster named %1 is started again; close it otherwise.',
+        cluster
+      );
     case 'unreachable':
       return trans.__('Cluster %1 does not answer; this panel shows its dashboard again when it does.', cluster);
     default:

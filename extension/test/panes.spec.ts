@@ -116,6 +116,9 @@ describe('dashboard panes', () => {
     expect(pane.content.note).toBeNull();
     expect(frame().getAttribute('src')).toBe('/aiinfra/dashboard/c1/individual-progress');
     expect(paneNote('c1', 'unreachable')).toContain('does not answer');
+    // A cluster whose owner has not reported lately may still run: the page is shown.
+    expect(paneNote('c1', 'unknown')).toBeNull();
+    expect(paneNote('c1', 'lost')).toContain('was lost');
     pane.dispose();
   });
 });
