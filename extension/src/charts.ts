@@ -9,6 +9,13 @@ import { IGpuMetrics } from './model';
 
 export type ChartKind = 'gpu-utilization' | 'gpu-memory' | 'gpu-pcie' | 'gpu-nvlink' | 'machine';
 
+/**
+ * The chart of a cluster (not this machine): every host and GPU as small multiples,
+ * from its workers' sampler (clustercharts.tsx). The same command opens it:
+ * `aiinfra:open-chart {chart: 'hosts', cluster: NAME}`.
+ */
+export const HOSTS_CHART = 'hosts';
+
 export interface IChartInfo {
   kind: ChartKind;
   label: string;
@@ -29,8 +36,14 @@ export function chartInfo(kind: string): IChartInfo | undefined {
 }
 
 /** A chart's title, translated; `short` for the sidebar's buttons (`PCIe`, `Host`). */
-export function chartLabel(kind: ChartKind, trans: TranslationBundle = UNTRANSLATED, short = false): string {
+export function chartLabel(
+  kind: ChartKind | typeof HOSTS_CHART,
+  trans: TranslationBundle = UNTRANSLATED,
+  short = false
+): string {
   switch (kind) {
+    case HOSTS_CHART:
+      return short ? trans.__('Hosts and GPUs') : trans.__('Hosts and GPUs of the cluster');
     case 'gpu-utilization':
       return trans.__('GPU Utilization');
     case 'gpu-memory':

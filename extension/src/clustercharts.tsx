@@ -2,14 +2,14 @@
  * A cluster's hosts and GPUs as small multiples, in a dockable panel: one card per
  * host (CPU, memory, each GPU's utilisation), one GPU enlarged on click. The series
  * come from our server only (`GET aiinfra/api/clusters/NAME/metrics?since=T`,
- * polled while the panel is open), never from the workers.
+ * polled while the panel is open), never from the workers. Opened by the one chart
+ * command (commands/charts.ts: `aiinfra:open-chart {chart: 'hosts', cluster: NAME}`),
+ * from the sidebar's charts switched to a cluster, and restored after a reload.
  */
 
-import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, ReactWidget } from '@jupyterlab/apputils';
+import { MainAreaWidget, ReactWidget } from '@jupyterlab/apputils';
 import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
-import { CommandRegistry } from '@lumino/commands';
 import * as React from 'react';
 
 import { apiUrl } from './api';
@@ -24,11 +24,10 @@ import {
   points,
   polyline
 } from './clusterseries';
-import { clusterName } from './commands/common';
+import { clusterWarnings, efficiencyParts } from './efficiency';
 import { bundle, TranslationBundle } from './i18n';
 import { PanelModel } from './model';
 
-export const OPEN_CLUSTER_CHARTS = 'aiinfra:open-cluster-charts';
 const POLL_MS = 2000;
 
 export class ClusterChartsPanel extends MainAreaWidget<ReactWidget> {
@@ -56,41 +55,6 @@ export class ClusterChartsPanel extends MainAreaWidget<ReactWidget> {
   }
 
   private _view: Private.View;
-}
-
-export namespace ClusterChartCommands {
-  /** Register `aiinfra:open-cluster-charts` (args: `name`; none: pick a cluster). */
-  export function add(options: {
-    commands: CommandRegistry;
-    shell: JupyterFrontEnd.IShell;
-    model: PanelModel;
-    icon?: LabIcon;
-    translator?: ITranslator;
-    palette?: ICommandPalette | null;
-  }): void {
-    const { commands, shell, model } = options;
-    const trans = bundle(options.translator);
-    const open = new Map<string, ClusterChartsPanel>();
-    commands.addCommand(OPEN_CLUSTER_CHARTS, {
-      label: args => (args.name ? trans.__('aiinfra: Charts of %1', String(args.name)) : trans.__('aiinfra: Cluster Charts')),
-      caption: trans.__("Every host and GPU of a cluster, from its workers' sampler"),
-      execute: async args => {
-        const name = await clusterName(model, args, trans.__('Charts of which cluster?'), trans);
-        if (!name) {
-          return;
-        }
-        let panel = open.get(name);
-        if (!panel || panel.isDisposed) {
-          panel = new ClusterChartsPanel({ model, name, icon: options.icon, translator: options.translator });
-          open.set(name, panel);
-          shell.add(panel, 'main', { mode: 'split-bottom' });
-        }
-        shell.activateById(panel.id);
-        return panel;
-      }
-    });
-    options.palette?.addItem({ command: OPEN_CLUSTER_CHARTS, category: 'aiinfra' });
-  }
 }
 
 namespace Private {
@@ -147,15 +111,29 @@ namespace Private {
       const hosts = [...this.series.hosts.values()];
       const focus = this.focus;
       const focused = focus ? this.series.hosts.get(focus.host) : undefined;
+      const cluster = this.model.cluster(this.name);
+      const used = cluster ? efficiencyParts(cluster.cost, trans) : null;
+      const warnings = cluster ? clusterWarnings(cluster as { warnings?: unknown }) : [];
       return (
         <div className="aiinfra-chart">
+          {used && (
+            <div className="aiinfra-cluster-efficiency">
+              <span className="aiinfra-efficiency-label">{trans.__('efficiency:')} </span>
+              {used.join(' · ')}
+            </div>
+          )}
+          {warnings.map(w => (
+            <div className="aiinfra-warning" key={w}>
+              <span className="aiinfra-warning-label">{trans.__('warning:')}</span> {w}
+            </div>
+          ))}
           {this.error && <div className="aiinfra-note aiinfra-error">{this.error}</div>}
           {this.series.note && <div className="aiinfra-note">{this.series.note}</div>}
           {hosts.length === 0 && !this.error && <div className="aiinfra-note">{trans.__('No samples yet.')}</div>}
           {focus && focused && (
             <BigGpu series={focused} index={focus.gpu} trans={trans} onClose={() => this.setFocus(null)} />
           )}
-          <div className="aiinfra-host-grid" style={{ display: 'flex', flexWrap: 'wrap', gap: '8px' }}>
+          <div className="aiinfra-host-grid">
             {hosts.map(h => (
               <HostCard key={h.host} series={h} trans={trans} onGpu={gpu => this.setFocus({ host: h.host, gpu })} />
             ))}
@@ -214,7 +192,7 @@ namespace Private {
     const latest = series.samples[series.samples.length - 1];
     const total = latest?.host?.memory_total ? latest.host.memory_total / GIB : 1;
     return (
-      <div className="aiinfra-host-card" data-host={series.host} style={{ border: '1px solid var(--jp-border-color2)', padding: '4px' }}>
+      <div className="aiinfra-host-card" data-host={series.host}>
         <div className="aiinfra-host-name">
           <strong>{series.host}</strong>{' '}
           <span className="aiinfra-dim">{trans._n('%1 worker', '%1 workers', series.workers)}</span>
@@ -227,8 +205,15 @@ namespace Private {
             className="aiinfra-gpu-tile"
             data-gpu={gpu.index}
             title={trans.__('Enlarge GPU %1', gpu.index)}
-            style={{ cursor: 'pointer' }}
+            role="button"
+            tabIndex={0}
             onClick={() => props.onGpu(gpu.index)}
+            onKeyDown={event => {
+              if (event.key === 'Enter' || event.key === ' ') {
+                event.preventDefault();
+                props.onGpu(gpu.index);
+              }
+            }}
           >
             <Spark
               title={trans.__('GPU %1', gpu.index)}

@@ -21,7 +21,6 @@ import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/tran
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRequester } from './api';
-import { ClusterChartCommands } from './clustercharts';
 import { ChartCommands } from './commands/charts';
 import { ClusterCommands } from './commands/clusters';
 import { DashboardCommands } from './commands/dashboards';
@@ -136,7 +135,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       translator
     });
     ChartCommands.add({ commands, shell, model, ids: CommandIDs, restorer, icon: aiinfraIcon, translator });
-    ClusterChartCommands.add({ commands, shell, model, icon: aiinfraIcon, translator, palette });
     PipelineCommands.add({
       commands,
       shell,

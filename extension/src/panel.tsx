@@ -14,7 +14,8 @@ import { Drag } from '@lumino/dragdrop';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { chartLabel, CHARTS } from './charts';
+import { chartLabel, CHARTS, HOSTS_CHART } from './charts';
+import { clusterWarnings, efficiencyParts } from './efficiency';
 import { bundle, TranslationBundle } from './i18n';
 import {
   clusterParts,
@@ -210,29 +211,108 @@ namespace Private {
     );
   }
 
+  /**
+   * Used against held (issue 28): `CPU 42% of 1.2 core-h · GPU 7% of 2.0 GPU-h · peak memory
+   * 3.1 GiB of 16 GiB`, each figure whole, on its own line under the usage.
+   */
+  function Efficiency(props: { cluster: ICluster; trans: TranslationBundle }): JSX.Element | null {
+    const { trans } = props;
+    const parts = efficiencyParts(props.cluster.cost, trans);
+    if (!parts) {
+      return null;
+    }
+    return (
+      <div
+        className="aiinfra-dim aiinfra-efficiency"
+        title={trans.__('Used against held: measured on the workers by their sampler')}
+      >
+        <span className="aiinfra-efficiency-label">{trans.__('efficiency:')} </span>
+        {parts.map((part, i) => (
+          <span className="aiinfra-efficiency-part" key={part}>
+            {part}
+            {i < parts.length - 1 ? ' · ' : ''}
+          </span>
+        ))}
+      </div>
+    );
+  }
+
+  /** The cluster's warnings (held GPUs idle past the waste window, environment drift), one a line. */
+  function Warnings(props: { cluster: ICluster; trans: TranslationBundle }): JSX.Element | null {
+    const warnings = clusterWarnings(props.cluster as ICluster & { warnings?: unknown });
+    if (warnings.length === 0) {
+      return null;
+    }
+    return (
+      <ul className="aiinfra-warnings" aria-label={props.trans.__('Warnings about %1', props.cluster.name)}>
+        {warnings.map(w => (
+          <li className="aiinfra-warning" key={w}>
+            <span className="aiinfra-warning-label">{props.trans.__('warning:')}</span> {w}
+          </li>
+        ))}
+      </ul>
+    );
+  }
+
   function ErrorLine(props: { error?: string }): JSX.Element | null {
     return props.error ? <div className="aiinfra-error">{props.error}</div> : null;
   }
 
   /**
-   * The chart buttons: the host chart always, the GPU charts only where the server's
-   * sampler reports GPUs (otherwise the note above says why there are none).
+   * The charts: of this machine (the host chart always, the GPU charts only where the
+   * server's sampler reports GPUs; otherwise the note above says why there are none),
+   * or of a running cluster (every host and GPU, from its workers' sampler). Each opens
+   * as its own panel through the one chart command.
    */
   function Charts(props: Props): JSX.Element {
-    const { trans } = props;
-    const hasGpus = (props.model.metrics.data?.gpus ?? []).length > 0;
+    const { model, trans } = props;
+    const [source, setSource] = React.useState('');
+    const clusters = (model.clusters.data ?? []).filter(c => c.status === 'running');
+    const cluster = clusters.some(c => c.name === source) ? source : ''; // a stopped one: this machine
+    const hasGpus = (model.metrics.data?.gpus ?? []).length > 0;
+    const open = (args: { chart: string; cluster?: string }) => void props.commands.execute(props.ids.openChart, args);
     return (
-      <div className="aiinfra-charts" title={trans.__('Open a chart as its own panel')}>
-        {CHARTS.filter(c => !c.gpu || hasGpus).map(c => (
-          <button
-            key={c.kind}
-            className="jp-mod-styled aiinfra-chart-button"
-            data-chart={c.kind}
-            onClick={() => void props.commands.execute(props.ids.openChart, { chart: c.kind })}
+      <div className="aiinfra-charts-box">
+        <label className="aiinfra-chart-source">
+          <span className="aiinfra-chart-source-label">{trans.__('Charts of')}</span>
+          <select
+            className="jp-mod-styled"
+            value={cluster}
+            title={trans.__('Chart this machine, or every host and GPU of a cluster')}
+            onChange={event => setSource(event.target.value)}
           >
-            {chartLabel(c.kind, trans, true)}
-          </button>
-        ))}
+            <option value="">{trans.__('this machine')}</option>
+            {clusters.map(c => (
+              <option value={c.name} key={c.name}>
+                {trans.__('cluster %1', c.name)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <div className="aiinfra-charts" title={trans.__('Open a chart as its own panel')}>
+          {cluster ? (
+            <button
+              className="jp-mod-styled aiinfra-chart-button"
+              data-chart={HOSTS_CHART}
+              data-cluster={cluster}
+              title={trans.__('Every host and GPU of %1; click a GPU to enlarge it', cluster)}
+              onClick={() => open({ chart: HOSTS_CHART, cluster })}
+            >
+              {chartLabel(HOSTS_CHART, trans, true)}
+            </button>
+          ) : (
+            CHARTS.filter(c => !c.gpu || hasGpus).map(c => (
+              <button
+                key={c.kind}
+                className="jp-mod-styled aiinfra-chart-button"
+                data-chart={c.kind}
+                onClick={() => open({ chart: c.kind })}
+              >
+                {chartLabel(c.kind, trans, true)}
+              </button>
+            ))
+          )}
+        </div>
       </div>
     );
   }
@@ -478,6 +558,8 @@ namespace Private {
                 ))}
               </div>
               <Cost cluster={c} trans={trans} />
+              <Efficiency cluster={c} trans={trans} />
+              <Warnings cluster={c} trans={trans} />
               <Jobs cluster={c} trans={trans} />
               {model.busy.get(c.name) && <div className="aiinfra-note">{model.busy.get(c.name)}…</div>}
               <div className="aiinfra-actions">

@@ -91,6 +91,8 @@ export class FakeServer {
   gpuWorkers = 0;
   /** What GET metrics/gpu answers. */
   metrics: unknown = { gpus: [], reason: 'NVML not found', timestamp: null };
+  /** What GET clusters/NAME/metrics answers, per cluster (the workers' per-host series). */
+  hostMetrics: Record<string, unknown> = {};
   /** The backend `auto` picks (GET backends). */
   auto: string | null = 'local';
   calls: Call[] = [];
@@ -124,6 +126,11 @@ export class FakeServer {
     if (method === 'GET' && head === 'clusters' && part === 'plots') {
       return found
         ? [200, { name, plots: this.plots, workers: found.workers, gpu_workers: this.gpuWorkers }]
+        : [404, { message: `name: no cluster named '${name}'`, field: 'name' }];
+    }
+    if (method === 'GET' && head === 'clusters' && part === 'metrics') {
+      return found
+        ? [200, this.hostMetrics[name] ?? { hosts: [], as_of: 1 }]
         : [404, { message: `name: no cluster named '${name}'`, field: 'name' }];
     }
     if (method === 'GET' && path === 'devices') {

@@ -12,6 +12,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { ChartPanel } from '../src/chartview';
+import { ClusterChartsPanel } from '../src/clustercharts';
 import { ClusterCommands } from '../src/commands/clusters';
 import { DashboardPane } from '../src/dashboard';
 import { AdaptForm, ScaleForm, StartClusterForm } from '../src/dialog';
@@ -69,8 +70,12 @@ function unmarked(root: Element, data: string[]): string[] {
   return left;
 }
 
+/** A waste warning as the server writes it (metrics/efficiency.py): the server's words. */
+const WASTE = 'wasteful: 1 GPU(s) held under 10% utilisation for 2s (window 2s); stop or scale it down';
+
 /** The server's own words and the fixtures' names: data, not the extension's strings. */
 const DATA = [
+  WASTE, 'node', 'NVIDIA', 'H100',
   'aiinfra', 'auto', 'c1', 'gpu', 'fakehost', 'local', 'cuda', 'address', 'toy', 'tcp', 'ucx', 'debug', 'GiB', 'KiB', 'MiB',
   'NVML not found', 'Task Stream', 'Progress', 'Workers Memory', 'GPU Memory',
   ...BACKENDS.flatMap(b => [b.description, b.reason ?? '', ...b.options.flatMap(o => [o.help, (o.flag ?? '').replace(/^-+/, '')])])
@@ -83,8 +88,20 @@ describe('translation', () => {
     server = new FakeServer();
     server.clusters = [
       cluster('c1', {
-        cost: { worker_hours: 0.5, core_hours: 2, gpu_hours: 0, memory_gb_hours: 1, idle_since: Date.now() / 1000, idle_timeout: 600 }
-      }),
+        cost: {
+          worker_hours: 0.5,
+          core_hours: 2,
+          gpu_hours: 1,
+          memory_gb_hours: 1,
+          idle_since: Date.now() / 1000,
+          idle_timeout: 600,
+          cpu_efficiency: 0.4,
+          gpu_efficiency: 0.05,
+          peak_memory: 2 ** 30,
+          memory_limit: 2 ** 32
+        },
+        warnings: [WASTE]
+      } as any),
       cluster('gpu', { backend: 'cuda', gpus: ['0'], adapt: '1:4', status: 'starting' })
     ];
   });
@@ -113,6 +130,9 @@ describe('translation', () => {
   it('leaves nothing in the sidebar unmarked but data', async () => {
     const { panel } = await sidebar(MARKING);
     expect($('.aiinfra-plots-hidden', panel.node)).not.toBeNull(); // the GPU note is rendered too
+    expect($('.aiinfra-warning', panel.node)).not.toBeNull(); // and the card's warning and efficiency
+    expect($('.aiinfra-efficiency', panel.node)).not.toBeNull();
+    expect($('.aiinfra-chart-source option[value="c1"]', panel.node)).not.toBeNull();
     expect(unmarked(panel.node, DATA)).toEqual([]);
   });
 
@@ -148,6 +168,32 @@ describe('translation', () => {
       expect(unmarked(chart.content.node, DATA)).toEqual([]);
       expect(chart.title.label).toMatch(/^⟦.*⟧$/);
     }
+    server.hostMetrics.c1 = {
+      as_of: 2,
+      hosts: [
+        {
+          host: 'node-a',
+          workers: 2,
+          samples: [
+            {
+              timestamp: 1,
+              host: { cpu_percent: 50, memory_used: 1, memory_total: 2 },
+              gpus: [{ index: 0, name: 'NVIDIA H100', utilization: 3, memory_used: 1, memory_total: 2, power_watts: 70 }]
+            }
+          ]
+        }
+      ]
+    };
+    const hosts = new ClusterChartsPanel({ model, name: 'c1', translator: MARKING });
+    widgets.push(hosts);
+    Widget.attach(hosts, document.body);
+    const tile = await waitFor(() => $('.aiinfra-gpu-tile', hosts.node), 'the GPU tile');
+    expect($('.aiinfra-cluster-efficiency', hosts.node)).not.toBeNull();
+    expect(unmarked(hosts.content.node, DATA)).toEqual([]);
+    tile.click();
+    await waitFor(() => $('.aiinfra-gpu-enlarged', hosts.node), 'the enlarged GPU');
+    expect(unmarked(hosts.content.node, DATA)).toEqual([]);
+    expect(hosts.title.label).toMatch(/^⟦.*⟧$/);
     const pane = new DashboardPane({ model, baseUrl: '/', cluster: 'gone', plot: 'individual-progress', label: 'Progress', translator: MARKING });
     widgets.push(pane);
     Widget.attach(pane, document.body);

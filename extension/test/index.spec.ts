@@ -3,7 +3,6 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { OPEN_CLUSTER_CHARTS } from '../src/clustercharts';
 import plugin, { CommandIDs } from '../src/index';
 import { AiinfraPanel } from '../src/panel';
 import { ScheduleCommands } from '../src/pipelines/schedules';
@@ -51,7 +50,7 @@ describe('plugin activation', () => {
       expect(app.commands.label(id)).toMatch(/^aiinfra: /);
     }
     // Every command id, and the schedules' two (their own ids: pipelines/schedules.tsx).
-    expect(palette.sort()).toEqual([...ids, ScheduleCommands.open, ScheduleCommands.schedule, OPEN_CLUSTER_CHARTS].sort());
+    expect(palette.sort()).toEqual([...ids, ScheduleCommands.open, ScheduleCommands.schedule].sort());
     expect(app.commands.label(CommandIDs.adaptCluster, { name: 'c1' })).toBe('aiinfra: Adapt c1');
     expect(app.contextMenu.addItem).toHaveBeenCalledWith(
       expect.objectContaining({ command: CommandIDs.runPipeline, selector: expect.stringContaining('yaml') })
