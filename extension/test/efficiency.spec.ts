@@ -22,7 +22,10 @@ import {
 import { CommandIDs } from '../src/index';
 import { PanelModel } from '../src/model';
 import { AiinfraPanel } from '../src/panel';
+import { RunsModel } from '../src/pipelines/runs';
+import { RunsView } from '../src/pipelines/runview';
 import { $, type, waitFor } from './dom';
+import { FakeRuns, record } from './fakeruns';
 import { cluster, FakeServer } from './fakeserver';
 
 const GIB = 2 ** 30;
@@ -176,5 +179,59 @@ describe('the card and the charts of a cluster', () => {
     await panel.model.refresh();
     await waitFor(() => $('.aiinfra-chart-button[data-chart="machine"]', panel.node), 'the machine again');
     expect(select.value).toBe('');
+  });
+});
+
+describe("the run view's efficiency", () => {
+  it("shows each step's efficiency and peak memory against its limit, and the run's right-sizing", async () => {
+    const fake = new FakeRuns();
+    const stepCost = { ...measuredCost, gpu_efficiency: 0.02, gpu_peak: 0.04, held: { gpus: 1 } };
+    const text = 'step train used at most 3.1 GiB and 0.04 GPU; it held 16 GiB memory limit and 1 GPU: memory: 4GiB and resources: {GPU: 0.25} would do';
+    fake.runs = [
+      record(
+        'r1',
+        10,
+        {
+          prep: { status: 'ok', duration: 2, cost: { core_hours: 0.001, cpu_efficiency: 0.93, gpu_hours: 0, peak_memory: GIB / 2, memory_limit: null } },
+          train: { status: 'ok', upstream: ['prep'], cost: stepCost },
+          old: { status: 'cached', upstream: ['prep'], cost: { cached: true } }
+        },
+        {
+          cost: { ...measuredCost, steps: 2 },
+          suggestions: [
+            { step: 'train', text, suggest: { memory: '4GiB', resources: { GPU: 0.25 } } },
+            { step: 'prep', text: 'step prep used at most 0.5 GiB: well sized', suggest: {} }
+          ]
+        } as any
+      )
+    ];
+    const commands = new CommandRegistry();
+    const model = new RunsModel({ requester: fake.requester(), interval: 60000 });
+    const ids = { openExecuted: 'o', cancelRun: 'c', rerunFailed: 'r', resumeRun: 'u', runFrom: 'f' };
+    const view = new RunsView({ model, commands, commandIDs: ids });
+    model.select('r1');
+    Widget.attach(view, document.body);
+    await model.refresh();
+    await waitFor(() => $('.aiinfra-run-detail[data-run-id="r1"] .aiinfra-step-row', view.node), 'the steps');
+    const cell = (step: string, kind: string) => $(`.aiinfra-step-row[data-step="${step}"] .aiinfra-step-${kind}`, view.node)!;
+    expect(cell('train', 'efficiency').textContent).toBe('CPU 42% · GPU 2%');
+    expect(cell('train', 'efficiency').title).toBe('CPU 42% of 1.20 core-h; GPU 2% of 2.00 GPU-h; peak memory 3.1 GiB of 16.0 GiB');
+    expect(cell('train', 'peak').textContent).toBe('3.1 GiB of 16.0 GiB');
+    expect(cell('prep', 'efficiency').textContent).toBe('CPU 93%');
+    expect(cell('prep', 'peak').textContent).toBe('512 MiB');
+    expect(cell('old', 'efficiency').textContent).toBe('');
+    const headers = Array.from(view.node.querySelectorAll('.aiinfra-steps th')).map(th => th.textContent);
+    expect(headers).toContain('efficiency');
+    expect($('.aiinfra-run-efficiency', view.node)!.textContent).toBe('CPU 42% of 1.20 core-h · GPU 7% of 2.00 GPU-h · peak memory 3.1 GiB of 16.0 GiB');
+    const suggestions = Array.from(view.node.querySelectorAll<HTMLElement>('.aiinfra-suggestion')).map(li => [
+      li.dataset.step,
+      li.classList.contains('aiinfra-mod-change'),
+      li.textContent
+    ]);
+    expect(suggestions).toEqual([
+      ['train', true, text],
+      ['prep', false, 'step prep used at most 0.5 GiB: well sized']
+    ]);
+    view.dispose();
   });
 });

@@ -17,6 +17,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { asksForChange, efficiencyParts, peakMemory, runSuggestions, stepEfficiency, stepEfficiencyTitle } from '../efficiency';
 import { formatBytes } from '../model';
 import { bundle } from './i18n';
 import {
@@ -449,9 +450,12 @@ namespace Private {
               <th>{trans.__('duration')}</th>
               <th>{trans.__('attempts')}</th>
               <th title={trans.__('The host and worker the step ran on, and its devices')}>{trans.__('where')}</th>
-              <th>{trans.__('peak memory')}</th>
+              <th title={trans.__('The largest memory the step used, against its limit')}>{trans.__('peak memory')}</th>
               <th title={trans.__('What the step held while it ran: core time, and GPU time where it had GPUs')}>
                 {trans.__('cost')}
+              </th>
+              <th title={trans.__('Used against held: CPU time against core time, GPU use against GPU time')}>
+                {trans.__('efficiency')}
               </th>
               <th>{trans.__('notebook')}</th>
             </tr>
@@ -471,9 +475,14 @@ namespace Private {
                     <td className="aiinfra-step-where" title={step.worker ?? ''}>
                       {placement(step, trans)}
                     </td>
-                    <td>{step.peak_rss ? formatBytes(step.peak_rss) : ''}</td>
+                    <td className="aiinfra-step-peak">
+                      {peakMemory(step.cost, trans) || (step.peak_rss ? formatBytes(step.peak_rss) : '')}
+                    </td>
                     <td className="aiinfra-step-cost" title={costTitle(step.cost, trans)}>
                       {formatCost(step.cost, trans)}
+                    </td>
+                    <td className="aiinfra-step-efficiency" title={stepEfficiencyTitle(step.cost, trans)}>
+                      {stepEfficiency(step.cost, trans)}
                     </td>
                     <td>
                       {step.notebook_path && step.status !== 'pending' && step.status !== 'skipped' && (
@@ -495,7 +504,7 @@ namespace Private {
                   </tr>
                   {step.status === 'failed' && (
                     <tr className="aiinfra-step-failure" data-step={step.name}>
-                      <td colSpan={8}>
+                      <td colSpan={9}>
                         <div className="aiinfra-error">{step.error ?? trans.__('failed')}</div>
                         {failure && (
                           <div className="aiinfra-cell-failure">
@@ -511,7 +520,37 @@ namespace Private {
             })}
           </tbody>
         </table>
+        <Sizing run={run} trans={trans} />
       </div>
+    );
+  }
+
+  /** The run's efficiency and its right-sizing per step, from the measured peaks (issue 28). */
+  function Sizing(props: { run: IRunRecord; trans: TranslationBundle }): JSX.Element | null {
+    const { run, trans } = props;
+    const used = efficiencyParts(run.cost, trans);
+    const suggestions = runSuggestions(run as { suggestions?: unknown });
+    if (!used && suggestions.length === 0) {
+      return null;
+    }
+    return (
+      <section className="aiinfra-run-sizing">
+        <h4 className="aiinfra-run-sizing-title">{trans.__('Used against held')}</h4>
+        {used && <div className="aiinfra-run-efficiency">{used.join(' · ')}</div>}
+        {suggestions.length > 0 && (
+          <ul className="aiinfra-suggestions" aria-label={trans.__('Right-sizing suggestions')}>
+            {suggestions.map(s => (
+              <li
+                className={`aiinfra-suggestion${asksForChange(s) ? ' aiinfra-mod-change' : ''}`}
+                data-step={s.step}
+                key={s.step}
+              >
+                {s.text}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
     );
   }
 
