@@ -20,7 +20,10 @@ import { bundle } from '../src/i18n';
 import { CommandIDs } from '../src/index';
 import { PanelModel } from '../src/model';
 import { AiinfraPanel } from '../src/panel';
+import { RunsModel } from '../src/pipelines/runs';
+import { RunsView } from '../src/pipelines/runview';
 import { $, cancel, dialog, waitFor } from './dom';
+import { FakeRuns, record } from './fakeruns';
 import { BACKENDS, cluster, FakeServer } from './fakeserver';
 
 /** A translator whose every answer is wrapped in ⟦ ⟧ (arguments filled in first). */
@@ -199,6 +202,30 @@ describe('translation', () => {
     Widget.attach(pane, document.body);
     expect(pane.content.note).toMatch(/^⟦Cluster gone has stopped/);
     expect(pane.title.label).toBe('⟦Progress · gone⟧');
+  });
+
+  it("leaves nothing in the run view's steps and right-sizing unmarked", async () => {
+    const fake = new FakeRuns();
+    const cost = { core_hours: 1, gpu_hours: 1, cpu_efficiency: 0.5, gpu_efficiency: 0.1, peak_memory: 2 ** 30, memory_limit: 2 ** 32 };
+    const suggestion = 'step train used at most 1 GiB: memory: 1.25GiB would do';
+    fake.runs = [
+      record('r1', 10, { train: { status: 'ok', cost }, old: { status: 'ok', cost: { core_hours: 1 } } }, {
+        cost,
+        suggestions: [{ step: 'train', text: suggestion, suggest: { memory: '1.25GiB' } }]
+      } as any)
+    ];
+    const model = new RunsModel({ requester: fake.requester(), interval: 600000 });
+    const ids = { openExecuted: 'o', cancelRun: 'c', rerunFailed: 'r', resumeRun: 'u', runFrom: 'f' };
+    const view = new RunsView({ model, commands: new CommandRegistry(), commandIDs: ids, translator: MARKING });
+    widgets.push(view);
+    model.select('r1');
+    Widget.attach(view, document.body);
+    await model.refresh();
+    const sizing = await waitFor(() => $('.aiinfra-run-sizing', view.node), 'the right-sizing');
+    expect($('.aiinfra-step-row[data-step="train"] .aiinfra-step-efficiency', view.node)!.textContent).toMatch(/^⟦/);
+    for (const part of [$('.aiinfra-steps', view.node)!, sizing]) {
+      expect(unmarked(part, [...DATA, suggestion, 'train', 'old', 'r1', 'demo'])).toEqual([]);
+    }
   });
 
   it('reads as before without a translator', async () => {
