@@ -47,24 +47,34 @@ export function peakMemory(cost: unknown, trans: TranslationBundle = UNTRANSLATE
     : formatBytes(cost.peak_memory);
 }
 
+/** How the held amount beside a share is written: `1.2 core-h` unless the caller says otherwise. */
+export type HeldAmount = (hours: number, what: 'core' | 'GPU') => string;
+
 /**
- * A cluster's efficiency, one labelled figure each, for the card:
- * `CPU 42% of 1.2 core-h`, `GPU 7% of 2.0 GPU-h` (or `GPU not measured, 2.0 GPU-h held`),
- * `peak memory 3.1 GiB of 16 GiB`. Null when nothing was measured.
+ * A cluster's (or a run's) efficiency, one labelled figure each:
+ * `CPU 42% of 1.20 core-h`, `GPU 7% of 2.00 GPU-h` (or `GPU not measured, 2.00 GPU-h held`),
+ * `peak memory 3.1 GiB of 16.0 GiB`. Null when nothing was measured. `held` writes the held
+ * amounts (the run view writes short runs in core-s); by default in hours, as the card's usage.
  */
-export function efficiencyParts(cost: unknown, trans: TranslationBundle = UNTRANSLATED): string[] | null {
+export function efficiencyParts(
+  cost: unknown,
+  trans: TranslationBundle = UNTRANSLATED,
+  held?: HeldAmount
+): string[] | null {
   if (!measured(cost)) {
     return null;
   }
+  const amount: HeldAmount =
+    held ?? ((h, what) => (what === 'core' ? trans.__('%1 core-h', hours(h)) : trans.__('%1 GPU-h', hours(h))));
   const parts: string[] = [];
   if (cost.cpu_efficiency !== null && cost.cpu_efficiency !== undefined) {
-    parts.push(trans.__('CPU %1 of %2 core-h', percent(cost.cpu_efficiency), hours(cost.core_hours)));
+    parts.push(trans.__('CPU %1 of %2', percent(cost.cpu_efficiency), amount(cost.core_hours ?? 0, 'core')));
   }
   if (cost.gpu_hours) {
     parts.push(
       cost.gpu_efficiency !== null && cost.gpu_efficiency !== undefined
-        ? trans.__('GPU %1 of %2 GPU-h', percent(cost.gpu_efficiency), hours(cost.gpu_hours))
-        : trans.__('GPU not measured, %1 GPU-h held', hours(cost.gpu_hours))
+        ? trans.__('GPU %1 of %2', percent(cost.gpu_efficiency), amount(cost.gpu_hours, 'GPU'))
+        : trans.__('GPU not measured, %1 held', amount(cost.gpu_hours, 'GPU'))
     );
   }
   if (cost.peak_memory) {
@@ -97,11 +107,15 @@ export function stepEfficiency(cost: unknown, trans: TranslationBundle = UNTRANS
 }
 
 /** The exact figures behind a step's efficiency cell (its tooltip). */
-export function stepEfficiencyTitle(cost: unknown, trans: TranslationBundle = UNTRANSLATED): string {
+export function stepEfficiencyTitle(
+  cost: unknown,
+  trans: TranslationBundle = UNTRANSLATED,
+  held?: HeldAmount
+): string {
   if (!measured(cost)) {
     return trans.__('Not measured (a cached step, or a run recorded before efficiency was measured)');
   }
-  return efficiencyParts(cost, trans)?.join('; ') ?? '';
+  return efficiencyParts(cost, trans, held)?.join('; ') ?? '';
 }
 
 /** A cluster's warnings as the listing gives them (waste, environment drift); strings only. */

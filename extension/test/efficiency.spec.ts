@@ -215,14 +215,18 @@ describe("the run view's efficiency", () => {
     await waitFor(() => $('.aiinfra-run-detail[data-run-id="r1"] .aiinfra-step-row', view.node), 'the steps');
     const cell = (step: string, kind: string) => $(`.aiinfra-step-row[data-step="${step}"] .aiinfra-step-${kind}`, view.node)!;
     expect(cell('train', 'efficiency').textContent).toBe('CPU 42% · GPU 2%');
-    expect(cell('train', 'efficiency').title).toBe('CPU 42% of 1.20 core-h; GPU 2% of 2.00 GPU-h; peak memory 3.1 GiB of 16.0 GiB');
+    expect(cell('train', 'efficiency').title).toBe('CPU 42% of 1.2 core-h; GPU 2% of 2 GPU-h; peak memory 3.1 GiB of 16.0 GiB');
     expect(cell('train', 'peak').textContent).toBe('3.1 GiB of 16.0 GiB');
     expect(cell('prep', 'efficiency').textContent).toBe('CPU 93%');
     expect(cell('prep', 'peak').textContent).toBe('512 MiB');
     expect(cell('old', 'efficiency').textContent).toBe('');
     const headers = Array.from(view.node.querySelectorAll('.aiinfra-steps th')).map(th => th.textContent);
     expect(headers).toContain('efficiency');
-    expect($('.aiinfra-run-efficiency', view.node)!.textContent).toBe('CPU 42% of 1.20 core-h · GPU 7% of 2.00 GPU-h · peak memory 3.1 GiB of 16.0 GiB');
+    expect($('.aiinfra-run-efficiency', view.node)!.textContent).toBe('CPU 42% of 1.2 core-h · GPU 7% of 2 GPU-h · peak memory 3.1 GiB of 16.0 GiB');
+    // A short run in the units of its cost cells: core-s, not 0.000 core-h.
+    expect(efficiencyParts({ core_hours: 0.00012, cpu_efficiency: 0.09 }, undefined, (h, what) => `${Math.round(h * 3600)} ${what}-s`)).toEqual([
+      'CPU 9% of 0 core-s'
+    ]);
     const suggestions = Array.from(view.node.querySelectorAll<HTMLElement>('.aiinfra-suggestion')).map(li => [
       li.dataset.step,
       li.classList.contains('aiinfra-mod-change'),

@@ -44,7 +44,7 @@ def test_a_clusters_hosts_and_one_gpu_enlarged(live_lab, monkeypatch, tmp_path):
             live_lab.open(page)
             page.locator(".jp-LabShell").wait_for()
             page.evaluate(  # as the palette runs it (its result, a widget, is not wanted here)
-                "() => { window.jupyterapp.commands.execute('aiinfra:open-cluster-charts', {name: 'hosts'}); }"
+                "() => { window.jupyterapp.commands.execute('aiinfra:open-chart', {chart: 'hosts', cluster: 'hosts'}); }"
             )
             panel = page.locator('.aiinfra-cluster-charts[data-cluster="hosts"]')
             card = panel.locator(".aiinfra-host-card")

@@ -25,6 +25,7 @@ import {
   costTitle,
   dagLayout,
   failedSteps,
+  formatAmount,
   formatCost,
   formatSeconds,
   groupRuns,
@@ -481,7 +482,7 @@ namespace Private {
                     <td className="aiinfra-step-cost" title={costTitle(step.cost, trans)}>
                       {formatCost(step.cost, trans)}
                     </td>
-                    <td className="aiinfra-step-efficiency" title={stepEfficiencyTitle(step.cost, trans)}>
+                    <td className="aiinfra-step-efficiency" title={stepEfficiencyTitle(step.cost, trans, held(trans))}>
                       {stepEfficiency(step.cost, trans)}
                     </td>
                     <td>
@@ -525,10 +526,15 @@ namespace Private {
     );
   }
 
+  /** Held amounts as the cost cells write them: `0.43 core-s`, `3.4 GPU-min`. */
+  function held(trans: TranslationBundle) {
+    return (hours: number, what: 'core' | 'GPU') => formatAmount(hours, what === 'core' ? trans.__('core') : trans.__('GPU'), trans);
+  }
+
   /** The run's efficiency and its right-sizing per step, from the measured peaks (issue 28). */
   function Sizing(props: { run: IRunRecord; trans: TranslationBundle }): JSX.Element | null {
     const { run, trans } = props;
-    const used = efficiencyParts(run.cost, trans);
+    const used = efficiencyParts(run.cost, trans, held(trans));
     const suggestions = runSuggestions(run as { suggestions?: unknown });
     if (!used && suggestions.length === 0) {
       return null;
