@@ -1,9 +1,14 @@
 """Regenerate the README's screenshots (``make screenshots``; not part of ``make test``).
 
-A real ``jupyter lab`` with this checkout's labextension, a local cluster started the way a
-notebook would, a little work on it, and Chromium: the sidebar with the running cluster,
-two of its dashboard plots as panels and the host chart (docs/lab.png), and the same in the
-dark theme (docs/lab-dark.png).
+A real ``jupyter lab`` with this checkout's labextension and Chromium:
+
+- a local cluster started the way a notebook would, with a little work on it: the sidebar
+  with the running cluster, two of its dashboard plots as panels and the host chart
+  (docs/lab.png), and the same in the dark theme (docs/lab-dark.png);
+- a small pipeline (prepare, a two-value grid of train, evaluate) run twice from the REST
+  API the lab uses, the second time with a target its evaluate step misses: the run view
+  of that failed run, its DAG, the failing cell and Resume (docs/pipeline-runs.png), and
+  the same in the dark theme (docs/pipeline-runs-dark.png).
 """
 
 from __future__ import annotations
@@ -14,17 +19,80 @@ import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent / "tests" / "browser"))
+sys.path[:0] = [str(DOCS.parent / "tests" / "browser"), str(DOCS.parent / "tests")]
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, LIVE_TOKEN, Lab  # noqa: E402
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from labserver import LIVE_TOKEN, Lab  # noqa: E402
+from waiting import wait_for  # noqa: E402
+
+HIDE_TOASTS = ".Toastify { display: none !important; }"  # JupyterLab's "news?" toast
 
 
-def main() -> int:
-    from playwright.sync_api import sync_playwright
+def _theme(page, theme: str) -> None:
+    page.evaluate(
+        f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})"
+    )
+    light = "true" if theme == "JupyterLab Light" else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    page.wait_for_timeout(1500)  # the theme's stylesheet applied everywhere (a picture only)
 
-    tmp = Path(tempfile.mkdtemp(prefix="aiinfra-screenshots-"))
-    os.environ["AIINFRA_HOME"] = str(tmp / "home")
-    lab = Lab(tmp, base_url="/", env={"AIINFRA_HOME": str(tmp / "home")})
+
+def _notebook(params: str, source: str) -> str:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nbformat.writes(nb)
+
+
+def _demo_pipeline(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "prepare.ipynb").write_text(
+        _notebook(
+            "n = 2000",
+            "import random\nrandom.seed(0)\nrows = [random.random() for _ in range(n)]\n"
+            "open('data.csv', 'w').write('\\n'.join(map(str, rows)))\nprint(len(rows), 'rows')",
+        )
+    )
+    (folder / "train.ipynb").write_text(
+        _notebook(
+            "lr = 0.1",
+            "import json\nrows = [float(x) for x in open('data.csv')]\n"
+            "accuracy = round(0.8 + lr * sum(rows) / len(rows) / 5, 3)\n"
+            "json.dump({'lr': lr, 'accuracy': accuracy}, open(f'model-{lr}.json', 'w'))\n"
+            "print('accuracy', accuracy)",
+        )
+    )
+    (folder / "evaluate.ipynb").write_text(
+        _notebook(
+            "target = 0.5",
+            "import glob, json\nbest = max(json.load(open(p))['accuracy'] "
+            "for p in glob.glob('model-*.json'))\n"
+            "if best < target:\n"
+            "    raise ValueError(f'best accuracy {best} is below the target {target}')\n"
+            "print('best', best)",
+        )
+    )
+    (folder / "pipeline.yaml").write_text(
+        "name: forecast\n"
+        "steps:\n"
+        "  prepare:\n    notebook: prepare.ipynb\n    params: {n: 2000}\n"
+        "    products: [data.csv]\n"
+        "  train:\n    notebook: train.ipynb\n    after: [prepare]\n"
+        "    grid: {lr: [0.1, 0.01]}\n    products: ['model-{lr}.json']\n"
+        "  evaluate:\n    notebook: evaluate.ipynb\n    after: [train]\n    retries: 0\n"
+        "    params: {target: 0.5}\n"
+    )
+
+
+def cluster_pictures(page, lab: Lab) -> list[Path]:
     from aiinfra_magics.clusters.manager import ClusterManager
     from aiinfra_magics.clusters.spec import ClusterSpec
 
@@ -34,46 +102,100 @@ def main() -> int:
     )
     client = manager.connect("demo")
     try:
+        page.goto(f"{lab.url}lab?token={LIVE_TOKEN}")
+        page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+        card = page.locator('.aiinfra-cluster[data-name="demo"]')
+        card.wait_for()
+        card.locator("details.aiinfra-panes > summary").click()
+        for plot in ("individual-task-stream", "individual-progress"):
+            card.locator(f'.aiinfra-pane-button[data-plot="{plot}"]').click()
+            page.frame_locator(f'.aiinfra-dashboard-tab[data-plot="{plot}"] iframe').locator(
+                "body .bk-Figure, body canvas"
+            ).first.wait_for()
+        page.locator('.aiinfra-chart-button[data-chart="machine"]').click()
+        # Work for the task stream and progress bars to show, and samples for the chart.
+        import dask.array as da
+
+        future = client.compute((da.random.random((6000, 6000), chunks=500) ** 2).sum())
+        page.wait_for_timeout(6000)
+        future.result()
+        page.add_style_tag(content=HIDE_TOASTS)
+        page.screenshot(path=str(DOCS / "lab.png"))
+        _theme(page, "JupyterLab Dark")
+        page.screenshot(path=str(DOCS / "lab-dark.png"))
+        _theme(page, "JupyterLab Light")
+    finally:
+        client.close()
+        manager.stop("demo")
+    return [DOCS / "lab.png", DOCS / "lab-dark.png"]
+
+
+def pipeline_pictures(page, lab: Lab) -> list[Path]:
+    _demo_pipeline(lab.root / "forecast")
+    body = {"pipeline": "forecast/pipeline.yaml"}
+    for target in (0.5, 0.9):  # the second run misses its target: evaluate fails
+        launch = lab.api(
+            "aiinfra/api/pipelines/runs", "POST", {**body, "params": {"evaluate.target": target}}
+        )
+
+        def ended(launch=launch):
+            view = lab.api(f"aiinfra/api/pipelines/runs/{launch['launch']}")
+            return view if view["status"] != "running" else None
+
+        ran = wait_for(ended, timeout=600, what="the demo run to end")
+    page.goto(f"{lab.url}lab?token={LIVE_TOKEN}")
+    page.wait_for_function("() => !!window.jupyterapp")
+    # Once the layout is restored (the cluster panes of the first pictures): close them all.
+    page.evaluate(
+        """() => window.jupyterapp.restored.then(
+                   () => window.jupyterapp.commands.execute('application:close-all'))"""
+    )
+    page.add_style_tag(content=HIDE_TOASTS)
+    page.evaluate(
+        "(run_id) => window.jupyterapp.commands.execute('aiinfra:open-runs', {run_id})",
+        ran["run_id"],
+    )
+    page.locator('.aiinfra-run-detail[data-status="failed"] .aiinfra-cell-traceback').wait_for()
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the run view's whole width
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    page.screenshot(path=str(DOCS / "pipeline-runs.png"))
+    _theme(page, "JupyterLab Dark")
+    page.screenshot(path=str(DOCS / "pipeline-runs-dark.png"))
+    _theme(page, "JupyterLab Light")
+    return [DOCS / "pipeline-runs.png", DOCS / "pipeline-runs-dark.png"]
+
+
+def main(argv: list[str]) -> int:
+    """``docs/screenshots.py [clusters|pipelines]``: both sets of pictures, or one."""
+    from playwright.sync_api import sync_playwright
+
+    wanted = set(argv) or {"clusters", "pipelines"}
+
+    tmp = Path(tempfile.mkdtemp(prefix="aiinfra-screenshots-"))
+    os.environ["AIINFRA_HOME"] = str(tmp / "home")
+    lab = Lab(tmp, base_url="/", env={"AIINFRA_HOME": str(tmp / "home")})
+    written: list[Path] = []
+    try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
-            page = browser.new_page(viewport={"width": 1600, "height": 900})
-            page.set_default_timeout(120_000)
-            page.goto(f"{lab.url}lab?token={LIVE_TOKEN}")
-            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
-            card = page.locator('.aiinfra-cluster[data-name="demo"]')
-            card.wait_for()
-            card.locator("details.aiinfra-panes > summary").click()
-            for plot in ("individual-task-stream", "individual-progress"):
-                card.locator(f'.aiinfra-pane-button[data-plot="{plot}"]').click()
-                page.frame_locator(f'.aiinfra-dashboard-tab[data-plot="{plot}"] iframe').locator(
-                    "body .bk-Figure, body canvas"
-                ).first.wait_for()
-            page.locator('.aiinfra-chart-button[data-chart="machine"]').click()
-            # Work for the task stream and progress bars to show, and samples for the chart.
-            import dask.array as da
-
-            future = client.compute((da.random.random((6000, 6000), chunks=500) ** 2).sum())
-            page.wait_for_timeout(6000)
-            future.result()
-            # JupyterLab's "news?" toast is not part of the picture.
-            page.add_style_tag(content=".Toastify { display: none !important; }")
-            page.screenshot(path=str(DOCS / "lab.png"))
-            page.evaluate(
-                "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
-            )
-            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(DOCS / "lab-dark.png"))
-            browser.close()
+            try:
+                if "clusters" in wanted:
+                    page = browser.new_page(viewport={"width": 1600, "height": 900})
+                    page.set_default_timeout(120_000)
+                    written += cluster_pictures(page, lab)
+                if "pipelines" in wanted:
+                    page = browser.new_page(viewport={"width": 1400, "height": 860})
+                    page.set_default_timeout(120_000)
+                    written += pipeline_pictures(page, lab)
+            finally:
+                browser.close()
     finally:
-        client.close()
-        manager.stop("demo")
         lab.stop()
-    print(f"wrote {DOCS / 'lab.png'} and {DOCS / 'lab-dark.png'}")
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
