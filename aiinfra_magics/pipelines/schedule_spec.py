@@ -36,9 +36,6 @@ FIELDS = (
     "notify",
     "force",
 )
-NOTIFY_ALLOWED = "webhook:http(s)://... or email:ADDRESS"
-_WEBHOOK = re.compile(r"webhook:https?://[^\s]+")
-_EMAIL = re.compile(r"email:[^@\s,;<>]+@[^@\s,;<>]+")
 #: The one-step pipeline made for a notebook schedule, beside the notebook (its runs/ too).
 NOTEBOOK_SPEC = ".aiinfra-schedule-{name}.yaml"
 GENERATED_MARK = "# written by `aiinfra pipeline schedule` for one notebook; removed with it\n"
@@ -214,12 +211,11 @@ def _strings(field_name: str, value: Any) -> tuple[str, ...]:
 
 
 def check_notify(value: Any) -> tuple[str, ...]:
-    """``--notify`` targets: ``webhook:URL`` or ``email:ADDRESS`` (InputError naming notify)."""
-    targets = _strings("notify", value)
-    for target in targets:
-        if not (_WEBHOOK.fullmatch(target) or _EMAIL.fullmatch(target)):
-            raise field_error("notify", target, NOTIFY_ALLOWED)
-    return targets
+    """``--notify`` targets, by the rule ``pipeline run --notify`` applies (notify.py): a
+    target a schedule stores is one its runs accept (``webhook:$NAME`` included)."""
+    from .notify import check_target
+
+    return tuple(check_target(target, "notify") for target in _strings("notify", value))
 
 
 def build_spec(options: dict[str, Any], *, now: float) -> ScheduleSpec:

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import OperationError
 from ..paths import aiinfra_home
 from . import scheduler_service
+from .notify import redact
 from .schedule_runs import fire, log_tail, run_of
 from .schedule_spec import build_spec, remove_notebook_spec
 from .schedule_store import ScheduleRow, ScheduleStore
@@ -53,7 +54,8 @@ def view(row: ScheduleRow, store: ScheduleStore) -> dict[str, Any]:
         "last_firing": None,
         "overlap": spec.overlap if spec else None,
         "cluster": spec.cluster if spec else None,
-        "notify": list(spec.notify) if spec else [],
+        # A webhook URL is a secret (its path is the key): shown by scheme and host only.
+        "notify": [redact(t) for t in spec.notify] if spec else [],
         "params": _params_view(spec) if spec else {},
         "queued": row.queued,
         "error": row.error,

@@ -161,6 +161,29 @@ def test_bad_input_is_refused_and_never_stored(home: Path, work: Path, args, fie
     assert service(home)["running"] is False  # nothing stored, nothing started
 
 
+def test_notify_targets_follow_pipeline_runs_rule_and_lists_hide_webhook_urls(
+    home: Path, work: Path
+) -> None:
+    """A schedule takes the targets its runs take (``webhook:$NAME`` too), and its listing
+    shows a webhook by scheme and host only: the URL's path is the hook's key."""
+    secret = "https://hooks.example.invalid/services/T000/B000/very-secret-key"
+    aiinfra(home, "pipeline", "schedule", "add", str(work / "report.ipynb"), "--name", "hooks",
+            "--every", "1h", "--notify", f"webhook:{secret}", "--notify", "webhook:$SLACK_URL",
+            "--notify", "email:me@lab.org")  # fmt: skip
+    [shown] = listed(home)
+    assert shown["notify"] == [
+        "webhook:https://hooks.example.invalid/…",
+        "webhook:$SLACK_URL",
+        "email:me@lab.org",
+    ]
+    text = aiinfra(home, "pipeline", "schedule", "list").stdout
+    assert "very-secret-key" not in text
+    bad = aiinfra(home, "pipeline", "schedule", "add", str(work / "report.ipynb"),
+                  "--name", "bad", "--every", "1h", "--notify", "webhook:ftp://x",
+                  check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("aiinfra: error: notify:")
+
+
 def test_bad_name_and_path_are_refused(home: Path, work: Path) -> None:
     bad = aiinfra(home, "pipeline", "schedule", "add", str(work / "report.ipynb"),
                   "--name", "../x", "--every", "1m", check=False)  # fmt: skip
