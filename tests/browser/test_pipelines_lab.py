@@ -170,6 +170,9 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
             page.keyboard.press(key)
         assert panel.locator(".jp-Cell").count() == cells
         assert "aiinfra-mod-flash" in (banner.get_attribute("class") or "")
+        # Nor does the lab's context menu (Cut Cell, Paste, Run...) open over its cells.
+        panel.locator(".jp-Cell").first.click(button="right")
+        assert page.locator(".lm-Menu").count() == 0
         assert lab.api("api/kernels") == []
         assert "jp-mod-dirty" not in (tab.get_attribute("class") or "")
         screenshot(page, tmp_path, "executed-read-only.png")

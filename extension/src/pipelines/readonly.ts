@@ -210,13 +210,23 @@ let guarded = false;
 /**
  * Keys that would edit or run a cell of a read-only notebook stop before the
  * lab's shortcuts see them (those listen on the document, in the capture
- * phase: only the window is earlier), and the banner flashes to say why.
+ * phase: only the window is earlier), and the banner flashes to say why. The
+ * lab's context menu (Cut, Paste, Delete, Run...) is not offered over its
+ * cells either: the browser's own (copy) is.
  */
 function installKeyGuard(): void {
   if (guarded) {
     return;
   }
   guarded = true;
+  const flash = (panel: Element) => {
+    const note = panel.querySelector('.aiinfra-readonly-banner');
+    if (note) {
+      note.classList.remove('aiinfra-mod-flash');
+      void (note as HTMLElement).offsetWidth; // restart the animation
+      note.classList.add('aiinfra-mod-flash');
+    }
+  };
   window.addEventListener(
     'keydown',
     event => {
@@ -227,11 +237,18 @@ function installKeyGuard(): void {
       }
       event.preventDefault();
       event.stopPropagation();
-      const note = panel.querySelector('.aiinfra-readonly-banner');
-      if (note) {
-        note.classList.remove('aiinfra-mod-flash');
-        void (note as HTMLElement).offsetWidth; // restart the animation
-        note.classList.add('aiinfra-mod-flash');
+      flash(panel);
+    },
+    true
+  );
+  window.addEventListener(
+    'contextmenu',
+    event => {
+      const target = event.target as HTMLElement | null;
+      const panel = target?.closest?.(`.${READ_ONLY_CLASS}`);
+      if (panel && target?.closest('.jp-Notebook')) {
+        event.stopPropagation(); // the lab's menu listens on the document; the browser's shows
+        flash(panel);
       }
     },
     true
