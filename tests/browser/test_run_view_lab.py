@@ -6,8 +6,8 @@ A three-step pipeline whose middle step fails until a file exists:
   significant digits, draws its DAG's edges with arrows, and its buttons look like buttons;
 - Resume (``resume: true``) runs the failed step and what follows once the cause is fixed;
   "Run from here" on a DAG box (``from: STEP``) runs that step and what follows;
-- a run started by a schedule (``aiinfra pipeline schedule run``) is tagged in the run view's
-  list (which shows start times) and its head;
+- a run started by a schedule (``aiinfra pipeline schedule run``) is tagged in the run view
+  and the sidebar, which lists runs by their start time;
 - a launch that never became a run links to its log, served by our REST, not a server path;
 - every badge, tag, DAG box and button keeps WCAG AA contrast in the light and dark themes;
 - "Run pipeline…" in the sidebar names the pipeline it will run and lets the user pick
@@ -245,6 +245,17 @@ def test_a_failing_run_resumed_run_from_a_step_scheduled_and_readable_in_both_th
             _contrast_ok(page, "JupyterLab Dark")
             _contrast_ok(page, "JupyterLab Light")
 
+            # The sidebar lists runs by their start time, latest first, scheduled ones tagged.
+            page.locator('.jp-SideBar [data-id="aiinfra-sidebar"]').click()
+            page.wait_for_function(
+                "(id) => document.querySelector('.aiinfra-runinfo')?.dataset.runId === id",
+                arg=scheduled["run_id"],
+            )
+            first = page.locator(".aiinfra-panel .aiinfra-runinfo").first
+            assert first.locator('.aiinfra-scheduled[data-schedule="nightly"]').count() == 1
+            when = first.locator(".aiinfra-run-when").inner_text()
+            assert re.search(r"\d{1,2}.\d{2}", when), when
+            assert scheduled["run_id"][:8] not in first.locator("summary").inner_text()
         finally:
             _aiinfra(lab, "scheduler", "stop")
 
