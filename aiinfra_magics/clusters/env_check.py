@@ -32,6 +32,8 @@ CHECKED = (
 #: How many leading version parts must agree, where a mismatch breaks pickling or protocol.
 BREAKING = {"distributed": 2, "cloudpickle": 1, "msgpack": 1, "python": 2}
 VERSIONS_TIMEOUT_S = 20.0
+#: Per process asked: a worker that does not answer in this long is named, not waited for.
+ASK_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -130,30 +132,74 @@ def judge(drifts: list[Drift], name: str) -> list[str]:
     return [f"env drift in cluster {name!r}: {'; '.join(d.line() for d in drifts)}"]
 
 
+def versions_at(
+    address: str, names: list[str], connection_args: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any], list[str]]:
+    """(scheduler's versions, each worker's, the workers that did not answer in time).
+
+    Each worker is asked directly, each with its own timeout: a hung worker is named
+    instead of hanging the start or the connect (a scheduler broadcast would wait for it).
+    """
+    import asyncio
+
+    from distributed.core import rpc
+
+    from .rpc import _run
+
+    async def one(where: str) -> Any:
+        try:
+            async with rpc(where, timeout=ASK_TIMEOUT_S, connection_args=connection_args) as r:
+                return await asyncio.wait_for(r.versions(packages=names), ASK_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError, TimeoutError):
+            return None
+
+    async def every() -> tuple[Any, dict[str, Any]]:
+        async with rpc(address, timeout=ASK_TIMEOUT_S, connection_args=connection_args) as s:
+            scheduler = await asyncio.wait_for(s.versions(packages=names), ASK_TIMEOUT_S)
+            identity = await asyncio.wait_for(s.identity(), ASK_TIMEOUT_S)
+        workers = sorted(identity.get("workers") or {})
+        found = await asyncio.gather(*(one(w) for w in workers))
+        return scheduler, dict(zip(workers, found))
+
+    scheduler, workers = _run(every, ASK_TIMEOUT_S * 3 + 1)
+    silent = [w for w, found in workers.items() if found is None]
+    return scheduler, {w: f for w, f in workers.items() if f is not None}, silent
+
+
 def check_address(
     address: str, name: str, connection_args: dict[str, Any] | None = None
 ) -> list[str]:
-    """Compare through the scheduler at ``address`` (no Client: two messages)."""
-    from .rpc import scheduler_call
-
+    """Compare through the scheduler at ``address`` and its workers (no Client needed)."""
     names = packages()
-    scheduler = scheduler_call(
-        address, "versions", timeout=VERSIONS_TIMEOUT_S, connection_args=connection_args,
-        packages=names,
-    )  # fmt: skip
-    workers = scheduler_call(
-        address, "broadcast", timeout=VERSIONS_TIMEOUT_S, connection_args=connection_args,
-        msg={"op": "versions", "packages": names}, on_error="ignore",
-    )  # fmt: skip
-    drifts = compare(this_process(names), scheduler, workers or {}, address)
-    return judge(drifts, name)
+    scheduler, workers, silent = versions_at(address, names, connection_args)
+    lines = judge(compare(this_process(names), scheduler, workers, address), name)
+    if silent:
+        lines.append(
+            f"env check of cluster {name!r}: not compared on {len(silent)} worker(s) that did "
+            f"not answer within {ASK_TIMEOUT_S:g}s: {', '.join(silent)}"
+        )
+    return lines
 
 
 def check_client(client: Any, name: str) -> list[str]:
-    """Compare through a connected Client (``Client.get_versions``)."""
-    names = packages()
-    found = client.get_versions(packages=names)
+    """Compare for a connected Client: straight to the scheduler and workers when its address
+    is plain TCP; else (a gateway's TLS proxy) through ``Client.get_versions``, bounded."""
     address = getattr(client.scheduler, "address", "") or ""
+    if address.startswith("tcp://"):
+        return check_address(address, name)
+    import concurrent.futures
+
+    names = packages()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aiinfra-env-check")
+    try:
+        found = pool.submit(client.get_versions, packages=names).result(VERSIONS_TIMEOUT_S)
+    except concurrent.futures.TimeoutError:
+        return [
+            f"env check of cluster {name!r}: no answer within {VERSIONS_TIMEOUT_S:g}s; "
+            "packages not compared"
+        ]
+    finally:
+        pool.shutdown(wait=False)
     drifts = compare(
         this_process(names), found.get("scheduler"), found.get("workers") or {}, address
     )

@@ -109,7 +109,9 @@ def add_spmd(spmd: argparse.ArgumentParser) -> None:
     where.add_argument("--cluster", metavar="NAME", help="a cluster from `cluster list`")
     where.add_argument("--processes", metavar="N", help="a temporary local cluster of N processes")
     spmd.add_argument(
-        "--platform", metavar="auto|cpu|gpu", help="default auto: gpu where the worker has one"
+        "--platform",
+        metavar="auto|cpu|gpu|tpu",
+        help="default auto: tpu on a TPU slice, gpu where every worker has one, else cpu",
     )
     spmd.add_argument(
         "--cpu-devices", metavar="N", help="CPU devices per process (platform cpu), default 1"

@@ -62,8 +62,8 @@ class SpmdOptions:
         if "processes" in o:
             processes = as_int("processes", o["processes"], minimum=1)
         platform = str(o.get("platform", "auto")).lower()
-        if platform not in ("auto", "cpu", "gpu"):
-            raise field_error("platform", o["platform"], "auto, cpu, gpu")
+        if platform not in ("auto", "cpu", "gpu", "tpu"):
+            raise field_error("platform", o["platform"], "auto, cpu, gpu, tpu")
         timeout = _seconds("timeout", o["timeout"]) if "timeout" in o else None
         join = o.get("join_timeout", DEFAULT_JOIN_TIMEOUT_S)
         return cls(
@@ -192,6 +192,16 @@ def _placement(
     """
     if platform == "cpu":
         return "cpu", [None] * len(workers)
+    on_tpu = [bool(facts[p].get("tpu")) for p in range(len(workers))]
+    if platform == "tpu" or (platform == "auto" and all(on_tpu)):
+        if not all(on_tpu):
+            where = host_of(workers[on_tpu.index(False)])
+            raise AiinfraError(
+                f"platform: got 'tpu' but {where} is not a TPU VM host", field="platform"
+            )
+        # A TPU slice: JAX's own cluster detection (the TPU metadata) names the coordinator
+        # and each process; spmd_child sets only the timeout it cannot know.
+        return "tpu", [None] * len(workers)
     ranks: dict[str, itertools.count] = {}
     gpus: list[str | None] = []
     problem = None

@@ -74,6 +74,22 @@ def _write(path: str, outcome: dict[str, Any]) -> None:
 def _setup(job: dict[str, Any]) -> dict[str, Any]:
     import jax
 
+    if job["platform"] == "tpu":
+        # A TPU slice: JAX's own cluster detection (the TPU VM metadata) knows the
+        # coordinator, the process count and this host's id; only the timeout is ours.
+        # Not run on a TPU here (none reachable): see ssh_hosts.py.
+        jax.config.update("jax_platforms", "tpu")
+        jax.distributed.initialize(initialization_timeout=job["init_timeout"])
+        import jax.numpy as jnp
+
+        return {
+            "__name__": "__main__",
+            "jax": jax,
+            "jnp": jnp,
+            "process_id": jax.process_index(),
+            "num_processes": jax.process_count(),
+            "mesh": jax.make_mesh((jax.device_count(),), ("data",)),
+        }
     if job["platform"] == "cpu":
         jax.config.update("jax_platforms", "cpu")
         # XLA's CPU client has no cross-process collectives of its own; gloo provides them.

@@ -45,7 +45,22 @@ def _gpu_facts() -> dict[str, Any]:
     from .session import _gpu_plugin_installed
 
     first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return {"gpus": gpu_probe().count, "plugin": _gpu_plugin_installed(), "own_gpu": first or None}
+    return {
+        "gpus": gpu_probe().count,
+        "plugin": _gpu_plugin_installed(),
+        "own_gpu": first or None,
+        "tpu": on_tpu_vm(),
+    }
+
+
+def on_tpu_vm() -> bool:
+    """A Cloud TPU VM host: its TPU chips' device files (v2-v4: /dev/accel*, v5e and later:
+    /dev/vfio/N) or the TPU runtime's variables. Not verified on a TPU here (none reachable)."""
+    import glob
+
+    if os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("TPU_WORKER_ID"):
+        return True
+    return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
 
 
 def _release_entry(run_id: str) -> dict[str, Any]:
