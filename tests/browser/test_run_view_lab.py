@@ -317,8 +317,10 @@ def test_run_pipeline_names_its_pipeline_and_picks_another(live_lab, tmp_path):
         assert dialog.locator("button.aiinfra-schedule-pipeline").count() == (1 if has else 0)
         screenshot(page, tmp_path, "run-dialog.png")
 
-        # "Other file…": the dialog gives way to a file dialog, then comes back for that file.
-        choice.select_option(label="Other file…")
+        # "Other file…" (a button beside the list, and its last entry): the dialog gives way to
+        # a file dialog, then comes back for the file picked there.
+        assert "Other file…" in choice.locator("option").all_inner_texts()
+        dialog.locator("button.aiinfra-pick-file").click()
         picker = page.locator(".jp-Dialog:has(.jp-DirListing)")
         picker.wait_for()
         picker.locator(".jp-DirListing-item", has_text="other").dblclick()

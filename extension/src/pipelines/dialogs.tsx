@@ -59,23 +59,36 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
     return (
       <div className="aiinfra-run-body">
         {this.formError(shown)}
-        <label className="aiinfra-field" data-option="pipeline">
-          <span>{trans.__('Pipeline')}</span>
-          <select
-            className="jp-mod-styled"
-            name="pipeline"
-            value={this._spec.path}
-            disabled={this._loading}
-            onChange={e => void this._choose(e.target.value)}
-          >
-            {pipelines.map(p => (
-              <option key={p} value={p}>
-                {p}
-              </option>
-            ))}
-            {this._options.pickFile && <option value={OTHER_FILE}>{trans.__('Other file…')}</option>}
-          </select>
-        </label>
+        <div className="aiinfra-field" data-option="pipeline">
+          <label htmlFor={this._pipelineId}>{trans.__('Pipeline')}</label>
+          <span className="aiinfra-pipeline-choice">
+            <select
+              id={this._pipelineId}
+              className="jp-mod-styled"
+              name="pipeline"
+              value={this._spec.path}
+              disabled={this._loading}
+              onChange={e => void this._choose(e.target.value)}
+            >
+              {pipelines.map(p => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+              {this._options.pickFile && <option value={OTHER_FILE}>{trans.__('Other file…')}</option>}
+            </select>
+            {this._options.pickFile && (
+              <button
+                type="button"
+                className="jp-mod-styled aiinfra-button aiinfra-pick-file"
+                title={trans.__('Pick another pipeline.yaml in a file dialog')}
+                onClick={() => this._options.pickFile?.()}
+              >
+                {trans.__('Other file…')}
+              </button>
+            )}
+          </span>
+        </div>
         {this.fieldError('pipeline')}
         <div className="aiinfra-help aiinfra-run-summary">
           {trans._n('%2: %1 step (%3)', '%2: %1 steps (%3)', steps.length, this._spec.name, steps.join(', '))}
@@ -197,7 +210,10 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
   private _trans: TranslationBundle;
   private _form: IRunForm;
   private _loading = false;
+  private _pipelineId = `aiinfra-run-pipeline-${++forms}`;
 }
+
+let forms = 0; // ids for label/select pairs, one per form
 
 export namespace RunPipelineForm {
   export interface IOptions {
