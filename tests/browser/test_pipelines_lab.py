@@ -155,7 +155,10 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
         assert "edit pipe/make.ipynb and run the pipeline again" in banner.inner_text()
         # ... and what cannot act here is disabled: run, cut, paste, insert, add to pipeline.
         toolbar = panel.locator(".jp-Toolbar").first
-        for name in ("run", "cut", "paste", "insert", "aiinfra-add-to-pipeline", "kernelName"):
+        names = ["run", "cut", "paste", "insert", "aiinfra-add-to-pipeline", "kernelName"]
+        if toolbar.locator('[data-jp-item-name="aiinfra-schedule-notebook"]').count():
+            names.append("aiinfra-schedule-notebook")  # the Schedules panel's button, when there
+        for name in names:
             item = toolbar.locator(f'[data-jp-item-name="{name}"]')
             assert item.get_attribute("aria-disabled") == "true", name
             control = item.locator("jp-button, button, select").first

@@ -4,7 +4,7 @@
  * its cells cannot be edited, the tab names the run, a banner says what the
  * notebook is ("make.ipynb, run 20261206-...: executed output, read-only"),
  * and what cannot act here is disabled: Run, Cut, Paste, Insert, the kernel
- * and cell-type pickers, "Add to pipeline", the cells' own toolbars and the
+ * and cell-type pickers, "Add to pipeline", "Schedule…", the cells' own toolbars and the
  * command-mode keys that would edit or run. Opening one changes nothing on
  * disk and leaves it unmodified.
  */
@@ -40,7 +40,8 @@ export const DISABLED_ITEMS = [
   'restart-and-run',
   'cellType',
   'kernelName',
-  'aiinfra-add-to-pipeline'
+  'aiinfra-add-to-pipeline',
+  'aiinfra-schedule-notebook' // a run's output is not a notebook to schedule
 ];
 
 export interface IExecuted {
