@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,17 @@ def test_the_magic_door_refuses_the_same_way(sshd, aiinfra_home):
         ClusterManager().start(spec)
     assert err.value.field == "hosts"
     assert "m" not in [c.name for c in ClusterManager().list_clusters()]
+
+
+def test_with_no_known_hosts_file_at_all_nothing_is_trusted(sshd, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh: asyncssh has no key to trust
+    options = sshd.options()
+    del options["known_hosts"]
+    spec = ClusterSpec.from_options({"name": "tofu", **options})
+    with pytest.raises(AiinfraException) as err:
+        ClusterManager().start(spec)
+    assert re.fullmatch(
+        rf"known-hosts: 127\.0\.0\.1:{sshd.port}: host key SHA256:\S+ is not in "
+        r"~/\.ssh/known_hosts; never trusted on first use: .*--known-hosts FILE",
+        str(err.value),
+    ), str(err.value)
