@@ -147,6 +147,7 @@ describe('resume, run from a step, schedules and executed notebooks', () => {
     expect(canResume(older, runs)).toBe(false); // --resume continues the last run
     expect(canResume({ ...failed, status: 'interrupted' }, runs)).toBe(true);
     expect(canResume({ ...failed, status: 'ok' }, runs)).toBe(false);
+    expect(canResume({ ...failed, error: "NotFoundError: no cluster named 'x'", cluster: null }, runs)).toBe(false);
     const withParams = { ...failed, overrides: [{ step: 'prepare', key: 'n', value: 5 }], cluster: { name: 'gpus', embedded: false } };
     expect(resumeBody(withParams).body).toEqual({ pipeline: 'demo/pipeline.yaml', resume: true, params: { 'prepare.n': 5 }, cluster: 'gpus' });
   });

@@ -280,6 +280,8 @@ def test_a_failing_run_resumed_run_from_a_step_scheduled_and_readable_in_both_th
         assert "nosuch" in log.inner_text()
         shown = page.locator(".aiinfra-run-detail").inner_text()
         assert str(lab.root) not in shown and ".log" not in shown
+        # No Resume: it never reached a cluster, and resuming would run it elsewhere.
+        assert page.locator("button.aiinfra-resume-run").count() == 0
         screenshot(page, tmp_path, "failed-launch-log.png")
 
 

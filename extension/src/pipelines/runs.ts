@@ -412,12 +412,16 @@ export function scheduleOf(run: IRunRecord): string | null {
 export const RESUMABLE = ['failed', 'interrupted', 'cancelled'];
 
 /**
- * Whether Resume applies to `run`: it ended without finishing, and it is the
- * latest run of its pipeline (`--resume` continues the last run).
+ * Whether Resume applies to `run`: it ended without finishing, it is the
+ * latest run of its pipeline (`--resume` continues the last run), and it got
+ * as far as its cluster (else "Run pipeline…" with a cluster that exists).
  */
 export function canResume(run: IRunRecord, runs: IRunRecord[]): boolean {
   if (!RESUMABLE.includes(run.status ?? '') || !pipelinePath(run)) {
     return false;
+  }
+  if (run.error && !run.cluster) {
+    return false; // it never reached a cluster (not registered, say): its record cannot name it again
   }
   const mine = pipelinePath(run);
   const start = started(run);
