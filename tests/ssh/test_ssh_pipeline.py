@@ -62,6 +62,7 @@ def test_a_pipeline_step_runs_in_a_kernel_on_an_ssh_worker(sshd, tmp_path):
         run = RunRecord.load(path.parent)
         assert run.status == "ok" and run.data["cluster"]["name"] == "pipe"
         assert run.steps["step"]["worker"].startswith("tcp://127.0.0.2:")
+        assert run.data["cluster"]["env_drift"] == []  # compared when the run connected
         # The kernel ran under the worker that sshd started (its session's environment).
         seen = json.loads((path.parent / "out" / "step.json").read_text())
         assert seen["ssh"].endswith(f"127.0.0.2 {sshd.port}")
