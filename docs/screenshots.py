@@ -34,6 +34,7 @@ def _theme(page, theme: str) -> None:
     )
     light = "true" if theme == "JupyterLab Light" else "false"
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
     page.wait_for_timeout(1500)  # the theme's stylesheet applied everywhere (a picture only)
 
 

@@ -118,6 +118,7 @@ def _contrast_ok(page, theme: str) -> None:
            }""",
         arg=light,
     )
+    page.locator("#jupyterlab-splash").wait_for(state="detached")  # the theme's splash is gone
     # Every text of the run view (badges, tags, buttons, tables) on what it is drawn on ...
     assert low_contrast(page, ".aiinfra-runs-view") == [], theme
     # ... and each DAG box's label on the box.
