@@ -18,11 +18,13 @@ asks a worker anything before the barrier: a hung host cannot hang the notebook.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import OperationError
+from ..errors import AiinfraError, OperationError
 
 DEFAULT_JOIN_TIMEOUT_S = 60.0
 _POLL_S = 0.05
@@ -116,3 +118,102 @@ def wait_joined(
                 f"{join_timeout:g}s; every process was stopped"
             )
         time.sleep(_POLL_S)
+
+
+def placement(
+    workers: list[str],
+    facts: dict[int, dict[str, Any]],
+    platform: str,
+    say: Callable[[str], None],
+) -> tuple[str, list[str | None]]:
+    """The platform for the whole program and each process's GPU.
+
+    Decided here, once, from what each worker reported at the barrier, because every
+    process must agree: a mix of GPU and CPU processes cannot form one JAX program. GPU
+    needs one distinct GPU per process (NCCL refuses two ranks on one device): a
+    Dask-CUDA worker's own GPU, else the worker's rank on its host.
+    """
+    if platform == "cpu":
+        return "cpu", [None] * len(workers)
+    on_tpu = [bool(facts[p].get("tpu")) for p in range(len(workers))]
+    if platform == "tpu" or (platform == "auto" and all(on_tpu)):
+        if not all(on_tpu):
+            where = host_of(workers[on_tpu.index(False)])
+            raise AiinfraError(
+                f"platform: got 'tpu' but {where} is not a TPU VM host", field="platform"
+            )
+        # A TPU slice: JAX's own cluster detection (the TPU metadata) names the coordinator
+        # and each process; spmd_child sets only the timeout it cannot know.
+        return "tpu", [None] * len(workers)
+    ranks: dict[str, itertools.count] = {}
+    gpus: list[str | None] = []
+    problem = None
+    for pid, address in enumerate(workers):
+        f = facts[pid]
+        rank = next(ranks.setdefault(host_of(address), itertools.count()))
+        if not f["gpus"] or not f["plugin"]:
+            problem = problem or (
+                f"worker {address} has no GPU"
+                if not f["gpus"]
+                else f"worker {address}: JAX has no CUDA plugin"
+            )
+        elif f["own_gpu"] is None and rank >= f["gpus"]:
+            problem = (
+                problem
+                or f"host {host_of(address)} has {f['gpus']} GPU(s) for {rank + 1}+ processes"
+            )
+        gpus.append(f["own_gpu"] or str(rank))
+    per_host = [(host_of(a), g) for a, g in zip(workers, gpus)]
+    if problem is None and len(set(per_host)) < len(per_host):
+        problem = "two processes would share one GPU"
+    if problem is None:
+        return "gpu", gpus
+    if platform == "gpu":
+        raise AiinfraError(
+            f"platform: got 'gpu' but {problem}; use --platform cpu", field="platform"
+        )
+    if any(f["gpus"] for f in facts.values()):
+        say(f"spmd: running on CPU: {problem}")
+    return "cpu", [None] * len(workers)
+
+
+def release(
+    client: Any,
+    workers: list[str],
+    states: dict[int, dict[str, Any]],
+    run_id: str,
+    platform: str,
+    say: Callable[[str], None],
+) -> None:
+    """Every process joined: decide the platform and GPUs together, then let them go."""
+    from . import spmd_worker
+
+    facts = {p: states[p].get("facts") or {} for p in range(len(workers))}
+    platform, gpus = placement(workers, facts, platform, say)
+    port = states[0]["port"]
+    host = host_of(workers[0])
+    coordinator = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    orders = {
+        str(pid): {"platform": platform, "gpu": gpus[pid], "coordinator": coordinator}
+        for pid in range(len(workers))
+    }
+    tell(client, workers, spmd_worker.release_soon, run_id, orders)
+
+
+def tell(client: Any, workers: list[str], function: Callable[..., Any], *args: Any) -> None:
+    """Send ``function(*args)`` to ``workers`` without waiting for any of them.
+
+    ``client.run`` waits until every worker has answered, even with ``wait=False``; a worker
+    that hangs would hang the notebook with it. A worker that never answers only holds
+    this thread (and ``_wait`` or the barrier notices it).
+    """
+    if not workers:
+        return
+
+    def send() -> None:
+        try:
+            client.run(function, *args, workers=workers, wait=False, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the client closed or a worker went: nothing to stop
+            pass
+
+    threading.Thread(target=send, name="aiinfra-spmd-tell", daemon=True).start()

@@ -129,13 +129,13 @@ def test_a_tpu_slice_leaves_the_cluster_to_jax_and_a_mixed_one_is_refused():
     """Placement only (no TPU here): every host a TPU VM -> platform tpu, JAX's own cluster
     detection names coordinator and processes; --platform tpu with a non-TPU host refused."""
     from aiinfra_magics.errors import InputError
-    from aiinfra_magics.jax.spmd import _placement
+    from aiinfra_magics.jax.spmd_barrier import placement
 
     workers = ["tcp://10.0.0.2:1", "tcp://10.0.0.3:1"]
     tpu = {"gpus": 0, "plugin": False, "own_gpu": None, "tpu": True}
     cpu = {**tpu, "tpu": False}
     said: list[str] = []
-    assert _placement(workers, {0: tpu, 1: tpu}, "auto", said.append) == ("tpu", [None, None])
-    assert _placement(workers, {0: tpu, 1: cpu}, "auto", said.append) == ("cpu", [None, None])
+    assert placement(workers, {0: tpu, 1: tpu}, "auto", said.append) == ("tpu", [None, None])
+    assert placement(workers, {0: tpu, 1: cpu}, "auto", said.append) == ("cpu", [None, None])
     with pytest.raises(InputError, match="^platform: got 'tpu' but 10.0.0.3 is not a TPU VM host"):
-        _placement(workers, {0: tpu, 1: cpu}, "tpu", said.append)
+        placement(workers, {0: tpu, 1: cpu}, "tpu", said.append)
