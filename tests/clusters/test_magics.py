@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import psutil
@@ -91,7 +92,9 @@ def test_display_has_the_fields(ip):
     ):
         assert word in html
     text = str(info)
-    assert "workers    1" in text and "threads    2" in text and "<" not in text
+    # Aligned columns (their width follows the longest label, e.g. "efficiency").
+    assert re.search(r"^workers +1$", text, re.M) and re.search(r"^threads +2$", text, re.M)
+    assert "<" not in text
     formatted = ip.display_formatter.format(info)[0]
     assert "text/html" in formatted and "text/plain" in formatted
     assert formatted["text/plain"] == text
