@@ -16,8 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import nbformat
 import pytest
+from nbfiles import write_notebook
 
 from aiinfra_magics.doors.cli import main
 from aiinfra_magics.pipelines import provenance
@@ -27,18 +27,6 @@ from aiinfra_magics.pipelines.runner import run_pipeline
 WRITE_A = "import os\nos.makedirs('data', exist_ok=True)\nopen(product[0], 'w').write(str(k))"
 WRITE_B = "open(product[0], 'w').write(open(upstream['a'][0]).read() * 2)"
 HEAVY = {"papermill", "nbformat", "jsonschema", "distributed", "dask", "pyarrow", "mlflow"}
-
-
-def write_notebook(path: Path, *cells: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
 
 
 def git(folder: Path, *args: str) -> str:
@@ -267,7 +255,11 @@ def test_environment_is_cached_until_a_path_folder_changes(tmp_path, monkeypatch
     dist = site / "fake_pkg-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: Fake_Pkg\nVersion: 1.0\n")
-    monkeypatch.syspath_prepend(str(site))
+    # Only folders nothing else writes to while the suite runs: the checkout (cwd, tests/)
+    # gets coverage files and caches from other workers, which would rightly miss the cache.
+    interpreter = (sys.prefix, sys.base_prefix)
+    stable = [p for p in sys.path if p and p.startswith(interpreter)]
+    monkeypatch.setattr(sys, "path", [str(site), *stable])
     cache = tmp_path / "home"
     env = provenance.environment(cache)
     assert env["packages"]["fake-pkg"] == "1.0"
