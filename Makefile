@@ -88,9 +88,10 @@ test: lint test-frontend test-python test-notebooks
 # Refresh the tracked docs/ images (tests themselves only write screenshots to tmp).
 # docs/lab.png and docs/lab-dark.png: a running cluster, two dashboard plots as panels, the host chart;
 # docs/pipeline-runs.png and docs/pipeline-runs-dark.png: the run view of a failed run (docs/screenshots.py);
-# docs/schedules-panel.png: the Schedules panel (its browser test).
+# docs/schedules-panel.png: the Schedules panel; docs/cluster-hosts*.png, card-waste-warning.png,
+# run-view-efficiency*.png: efficiency (their browser tests).
 screenshots: install browser
-	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py tests/browser/test_schedules_panel.py
+	AIINFRA_SCREENSHOTS=$(CURDIR)/docs PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -q tests/browser/test_sidebar.py tests/browser/test_schedules_panel.py tests/browser/test_efficiency_lab.py
 	PATH=$(BIN):$$PATH $(PY) docs/screenshots.py
 
 clean:

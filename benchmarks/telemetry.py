@@ -12,7 +12,7 @@ reporter (host sample + process tree) and of a standby worker (process tree only
 tracemalloc: memory held once the rings are full and after the million, and the time
 per sample.
 
-    python benchmarks/worker_metrics.py [--what worker|scheduler|all] [--seconds 60] [--rounds 3]
+    python benchmarks/telemetry.py [--what worker|scheduler|all] [--seconds 60] [--rounds 3]
 """
 
 from __future__ import annotations
