@@ -23,6 +23,7 @@ sys.path[:0] = [str(DOCS.parent / "tests" / "browser"), str(DOCS.parent / "tests
 
 from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from labserver import LIVE_TOKEN, Lab  # noqa: E402
+from nbfiles import notebook_text  # noqa: E402
 from waiting import wait_for  # noqa: E402
 
 HIDE_TOASTS = ".Toastify { display: none !important; }"  # JupyterLab's "news?" toast
@@ -38,32 +39,17 @@ def _theme(page, theme: str) -> None:
     page.wait_for_timeout(1500)  # the theme's stylesheet applied everywhere (a picture only)
 
 
-def _notebook(params: str, source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
-
-
 def _demo_pipeline(folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "prepare.ipynb").write_text(
-        _notebook(
+        notebook_text(
             "n = 2000",
             "import random\nrandom.seed(0)\nrows = [random.random() for _ in range(n)]\n"
             "open('data.csv', 'w').write('\\n'.join(map(str, rows)))\nprint(len(rows), 'rows')",
         )
     )
     (folder / "train.ipynb").write_text(
-        _notebook(
+        notebook_text(
             "lr = 0.1",
             "import json\nrows = [float(x) for x in open('data.csv')]\n"
             "accuracy = round(0.8 + lr * sum(rows) / len(rows) / 5, 3)\n"
@@ -72,7 +58,7 @@ def _demo_pipeline(folder: Path) -> None:
         )
     )
     (folder / "evaluate.ipynb").write_text(
-        _notebook(
+        notebook_text(
             "target = 0.5",
             "import glob, json\nbest = max(json.load(open(p))['accuracy'] "
             "for p in glob.glob('model-*.json'))\n"

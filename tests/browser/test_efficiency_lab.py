@@ -23,6 +23,7 @@ from pathlib import Path
 from chromium import browser_page
 from contrast import low_contrast
 from labserver import NEEDS_LAB, screenshot
+from nbfiles import notebook_text
 from nvml_fake import load_feed
 from waiting import wait_for
 
@@ -152,25 +153,10 @@ def test_card_warns_of_idle_gpus_and_charts_switch_to_the_clusters_hosts(live_la
         _cli(env, "cluster", "stop", "idle")
 
 
-def _notebook(source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("n = 1")
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
-
-
 def test_run_view_shows_each_steps_efficiency_and_the_right_sizing(live_lab, tmp_path):
     folder = live_lab.root / "sized"
     folder.mkdir()
-    (folder / "burn.ipynb").write_text(_notebook("x = sum(range(2 * 10**6))"))
+    (folder / "burn.ipynb").write_text(notebook_text("n = 1", "x = sum(range(2 * 10**6))"))
     (folder / "pipeline.yaml").write_text(
         "name: sized\nsteps:\n  burn:\n    notebook: burn.ipynb\n"
     )

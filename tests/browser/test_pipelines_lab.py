@@ -21,46 +21,25 @@ import pytest
 import yaml
 from chromium import browser_page
 from labserver import NEEDS_LAB, screenshot
+from nbfiles import notebook_text
 
 pytestmark = NEEDS_LAB
-
-
-def _notebook(params: str, source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
 
 
 def _tiny_pipeline(folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "make.ipynb").write_text(
-        _notebook("n = 1", "open('made.txt', 'w').write(str(n * 2))\nprint('made', n * 2)")
+        notebook_text("n = 1", "open('made.txt', 'w').write(str(n * 2))\nprint('made', n * 2)")
     )
-    (folder / "use.ipynb").write_text(_notebook("x = 0", "print('used', open('made.txt').read())"))
+    (folder / "use.ipynb").write_text(
+        notebook_text("x = 0", "print('used', open('made.txt').read())")
+    )
     (folder / "pipeline.yaml").write_text(
         "name: tiny\nsteps:\n"
         "  make:\n    notebook: make.ipynb\n    params: {n: 1}\n    products: [made.txt]\n"
         "  use:\n    notebook: use.ipynb\n    after: [make]\n"
     )
-    import nbformat
-
-    extra = nbformat.v4.new_notebook()
-    extra.cells = [nbformat.v4.new_code_cell("k = 1"), nbformat.v4.new_code_cell("print(k)")]
-    extra.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (folder / "extra.ipynb").write_text(nbformat.writes(extra))
+    (folder / "extra.ipynb").write_text(notebook_text("k = 1", "print(k)", tagged=False))
 
 
 @pytest.fixture

@@ -9,24 +9,14 @@ import sys
 
 from chromium import browser_page
 from labserver import NEEDS_LAB, screenshot
+from nbfiles import notebook_text
 
 pytestmark = NEEDS_LAB
 
 
 def _failing_pipeline(folder) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("n = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("raise RuntimeError('disk full')")]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
     folder.mkdir(parents=True)
-    (folder / "boom.ipynb").write_text(nbformat.writes(nb))
+    (folder / "boom.ipynb").write_text(notebook_text("n = 1", "raise RuntimeError('disk full')"))
     (folder / "pipeline.yaml").write_text(
         "name: nightly\nsteps:\n  boom:\n    notebook: boom.ipynb\n    retries: 0\n"
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from chromium import browser_page
 from contrast import AA, contrast, low_contrast
 from labserver import NEEDS_LAB, screenshot
+from nbfiles import notebook_text
 from waiting import wait_for
 
 pytestmark = NEEDS_LAB
@@ -40,32 +41,17 @@ _DAG_TEXTS = """() => Array.from(document.querySelectorAll('.aiinfra-dag-node'))
 }))"""
 
 
-def _notebook(params: str, source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
-
-
 def _pipelines(root: Path) -> Path:
     """sales/: total -> check (fails until ``fixed`` exists) -> report; other/: one step."""
     sales = root / "sales"
     sales.mkdir()
     (sales / "total.ipynb").write_text(
-        _notebook("n = 3", "total = sum(range(n))\nprint('total', total)")
+        notebook_text("n = 3", "total = sum(range(n))\nprint('total', total)")
     )
     (sales / "check.ipynb").write_text(
-        _notebook("limit = 1", "import os\nassert os.path.exists('fixed'), 'no fixed file yet'")
+        notebook_text("limit = 1", "import os\nassert os.path.exists('fixed'), 'no fixed file yet'")
     )
-    (sales / "report.ipynb").write_text(_notebook("title = 'r'", "print('report', title)"))
+    (sales / "report.ipynb").write_text(notebook_text("title = 'r'", "print('report', title)"))
     (sales / "pipeline.yaml").write_text(
         "name: sales\nsteps:\n"
         "  total:\n    notebook: total.ipynb\n    params: {n: 3}\n"
@@ -74,7 +60,7 @@ def _pipelines(root: Path) -> Path:
     )
     other = root / "other"
     other.mkdir()
-    (other / "solo.ipynb").write_text(_notebook("k = 2", "print('solo', k)"))
+    (other / "solo.ipynb").write_text(notebook_text("k = 2", "print('solo', k)"))
     (other / "pipeline.yaml").write_text(
         "name: other\nsteps:\n  solo:\n    notebook: solo.ipynb\n    params: {k: 2}\n"
     )

@@ -16,6 +16,7 @@ import sys
 import pytest
 from chromium import browser_page
 from labserver import NEEDS_LAB, screenshot
+from nbfiles import write_notebook
 from waiting import wait_for
 
 from aiinfra_magics.pipelines.schedule_runs import process_alive
@@ -23,25 +24,9 @@ from aiinfra_magics.pipelines.schedule_runs import process_alive
 pytestmark = NEEDS_LAB
 
 
-def _notebook(path, params: str, source: str) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(nbformat.writes(nb))
-
-
 @pytest.fixture
 def lab(live_lab, aiinfra_home):
-    _notebook(live_lab.root / "jobs" / "report.ipynb", "n = 1", "print(n * 2)")
+    write_notebook(live_lab.root / "jobs" / "report.ipynb", "n = 1", "print(n * 2)")
     yield live_lab
     subprocess.run(
         [sys.executable, "-m", "aiinfra_magics.doors.cli", "scheduler", "stop"],
