@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 import yaml
 from dask_procs import fake_gpu_env, steady_feed
 from distributed import Client
+from nbfiles import write_notebook
 from nvml_fake import load_feed
 from waiting import wait_for
 
@@ -24,25 +24,13 @@ from aiinfra_magics.metrics.rightsize import step_suggestions
 from aiinfra_magics.pipelines.report import write_report
 from aiinfra_magics.pipelines.runner import run_pipeline
 
+PARAMS = "upstream = {}\nproduct = []"
 BURN = (
     "import time\n"
     "t0 = time.process_time()\n"
     "while time.process_time() - t0 < 1.5:\n"
     "    sum(range(1000))"
 )
-
-
-def notebook(path, *cells):
-    nb = nbformat.v4.new_notebook()
-    first = nbformat.v4.new_code_cell("upstream = {}\nproduct = []")
-    first.metadata["tags"] = ["parameters"]
-    nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
 
 
 def test_a_sleeping_gpu_step_is_near_zero_and_is_told_to_ask_for_less(dask_processes, tmp_path):
@@ -52,8 +40,8 @@ def test_a_sleeping_gpu_step_is_near_zero_and_is_told_to_ask_for_less(dask_proce
     dask_processes.worker("g1", "gpu-host", env=env, resources="GPU=1")
     folder = tmp_path / "pipe"
     folder.mkdir()
-    notebook(folder / "prep.ipynb", BURN)
-    notebook(folder / "train.ipynb", "import time\ntime.sleep(3)")
+    write_notebook(folder / "prep.ipynb", PARAMS, BURN)
+    write_notebook(folder / "train.ipynb", PARAMS, "import time\ntime.sleep(3)")
     spec = folder / "pipeline.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "sized",

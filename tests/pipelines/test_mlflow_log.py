@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
+from nbfiles import write_notebook
 
 from aiinfra_magics.doors.cli import main
 from aiinfra_magics.errors import InputError
@@ -18,18 +18,6 @@ from aiinfra_magics.pipelines.runner import run_pipeline
 from aiinfra_magics.pipelines.spec import PipelineSpec
 
 WRITE = "import os\nos.makedirs(os.path.dirname(product[0]) or '.', exist_ok=True)\n"
-
-
-def write_notebook(path: Path, *cells: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
 
 
 def make_pipeline(folder: Path, mlflow: dict | None) -> Path:

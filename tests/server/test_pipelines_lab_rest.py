@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nbfiles import notebook_text
 
 ROUTES = [
     ("GET", "aiinfra/api/pipelines/spec"),
@@ -26,33 +27,18 @@ ROUTES = [
 ]
 
 
-def _notebook(params: str, source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
-
-
 def _pipeline(folder: Path) -> Path:
     """Two steps: ``make`` (params of several types, a grid) then ``use``."""
     folder.mkdir(parents=True)
     (folder / "make.ipynb").write_text(
-        _notebook(
+        notebook_text(
             "n = 1\ntag = 'a'\nsizes = [1]\nlr = 0.1",
             "open(f'made-{lr}.json', 'w').write(__import__('json').dumps("
             "{'n': n, 'tag': tag, 'sizes': sizes, 'lr': lr, 'types': "
             "[type(v).__name__ for v in (n, tag, sizes, lr)]}))",
         )
     )
-    (folder / "use.ipynb").write_text(_notebook("x = 0", "y = x + 1"))
+    (folder / "use.ipynb").write_text(notebook_text("x = 0", "y = x + 1"))
     (folder / "pipeline.yaml").write_text(
         "name: tiny\nsteps:\n"
         "  make:\n    notebook: make.ipynb\n    params: {n: 2, tag: b, sizes: [1, 2]}\n"
@@ -203,7 +189,7 @@ def _waiting_pipeline(folder: Path) -> None:
     """One step that waits for a file nobody writes: only a cancel ends it."""
     folder.mkdir(parents=True)
     (folder / "wait.ipynb").write_text(
-        _notebook(
+        notebook_text(
             "gate = 'never'",
             "import os, time\nopen('started', 'w').close()\n"
             "while not os.path.exists(gate):\n    time.sleep(0.1)",
@@ -265,7 +251,7 @@ def test_cancel_refuses_unknown_runs_and_runs_started_elsewhere(run, api, jp_roo
 def test_promote_adds_a_step_with_typed_params(run, api, jp_root_dir):
     folder = jp_root_dir / "p"
     _pipeline(folder)
-    (folder / "report.ipynb").write_text(_notebook("top = 1", "print(top)"))
+    (folder / "report.ipynb").write_text(notebook_text("top = 1", "print(top)"))
 
     async def go():
         code, reply = await api(
@@ -307,7 +293,7 @@ def test_promote_adds_a_step_with_typed_params(run, api, jp_root_dir):
 def test_bad_promote_bodies(run, api, jp_root_dir, body, status, field):
     folder = jp_root_dir / "p"
     _pipeline(folder)
-    (folder / "report.ipynb").write_text(_notebook("top = 1", "print(top)"))
+    (folder / "report.ipynb").write_text(notebook_text("top = 1", "print(top)"))
     before = (folder / "pipeline.yaml").read_text()
 
     async def go():

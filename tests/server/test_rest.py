@@ -10,6 +10,7 @@ import pytest
 import tornado.httpclient
 import tornado.web
 import tornado.websocket
+from nbfiles import notebook_text
 
 ROUTES = [
     ("GET", "aiinfra/api/devices"),
@@ -351,25 +352,12 @@ def test_stop_extension_closes_the_clusters_it_started(run, api, jp_serverapp):
     run(go())
 
 
-def _notebook(source: str) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("n = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nbformat.writes(nb)
-
-
 def test_pipeline_run_started_over_rest(run, api, jp_root_dir):
     folder = jp_root_dir / "pipe"
     folder.mkdir()
-    (folder / "make.ipynb").write_text(_notebook("open(product[0], 'w').write(str(n * 2))"))
+    (folder / "make.ipynb").write_text(
+        notebook_text("n = 1", "open(product[0], 'w').write(str(n * 2))")
+    )
     (folder / "pipeline.yaml").write_text(
         "name: tiny\nsteps:\n  make:\n    notebook: make.ipynb\n"
         "    params: {n: 21}\n    products: [out.txt]\n"

@@ -10,29 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-
-
-def _notebook(path: Path, source: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("x = 0")
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
+from nbfiles import write_notebook
 
 
 def _pipeline(folder: Path) -> Path:
     """a -> b -> c; b fails while ``fail-b`` exists and waits while ``hold-b`` exists."""
     folder.mkdir(parents=True)
     for name in "abc":
-        _notebook(
+        write_notebook(
             folder / f"{name}.ipynb",
+            "x = 0",
             "import os, time\n"
             f"if '{name}' == 'b' and os.path.exists('hold-b'):\n"
             "    open('b-started', 'w').close()\n"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import yaml
+from aiinfra_cli import aiinfra
+from nbfiles import write_notebook
 from waiting import wait_for
 
 from aiinfra_magics.clusters.history import read_history
@@ -16,7 +15,6 @@ from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 from aiinfra_magics.pipelines.record import RunRecord
 
-CLI = [sys.executable, "-m", "aiinfra_magics"]
 STEP = (
     "import json, os\n"
     "for p in product:\n"
@@ -26,17 +24,7 @@ STEP = (
 
 
 def one_step(folder: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("product = []")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(STEP)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    folder.mkdir(parents=True)
-    nbformat.write(nb, str(folder / "step.ipynb"))
+    write_notebook(folder / "step.ipynb", "product = []", STEP)
     path = folder / "pipeline.yaml"
     spec = {
         "name": "onssh",
@@ -52,12 +40,7 @@ def test_a_pipeline_step_runs_in_a_kernel_on_an_ssh_worker(sshd, tmp_path):
     manager.start(ClusterSpec.from_options({"name": "pipe", **sshd.options(hosts="127.0.0.2")}))
     try:
         path = one_step(tmp_path / "pipe")
-        proc = subprocess.run(
-            [*CLI, "pipeline", "run", str(path), "--cluster", "pipe"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        proc = aiinfra("pipeline", "run", str(path), "--cluster", "pipe", timeout=600)
         assert proc.returncode == 0, proc.stderr
         run = RunRecord.load(path.parent)
         assert run.status == "ok" and run.data["cluster"]["name"] == "pipe"
