@@ -15,6 +15,13 @@ from ..pipelines.params import collect
 from ..pipelines.record import RunRecord
 from ..pipelines.report import Picture, ReportFile, dag_svg, write_report
 from ..pipelines.spec import PipelineSpec
+from .run_control import (  # resume, notify, cancel, runs; the shared options
+    RAW_HELP,
+    add_param_options,
+    add_run_options,
+    add_run_words,
+    pipeline_folder,
+)
 from .words import Context, add_subcommands
 
 
@@ -28,48 +35,16 @@ def _positive(text: str) -> int:
     return value
 
 
-PARAM_HELP = (
-    "override a parameter, typed as papermill's -p types it: KEY=VALUE for every step that "
-    "has KEY, or STEP.KEY=VALUE"
-)
-
-
-def _params(
-    parser: argparse.ArgumentParser, help: str = PARAM_HELP, papermill: bool = False
-) -> None:
-    names = ["-p", "--param"] + (["--parameters"] if papermill else [])
-    parser.add_argument(
-        *names, dest="params", action="append", default=[], metavar="KEY=VALUE", help=help
-    )
-    if not papermill:
-        return
-    # papermill's other parameter sources, by papermill's names.
-    parser.add_argument(
-        "-r",
-        "--parameters_raw",
-        dest="raw",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter kept as the raw string",
-    )
-    parser.add_argument(
-        "-y",
-        "--parameters_yaml",
-        dest="yaml_params",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="parameters as a YAML mapping (KEY or STEP.KEY: VALUE)",
-    )
-    parser.add_argument(
-        "-f",
-        "--parameters_file",
-        dest="param_files",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="parameters from a YAML file (local or any papermill URL)",
+def _params(parser: argparse.ArgumentParser) -> None:
+    """The parameter options of ``run`` and ``plot``: papermill's, by papermill's names."""
+    add_param_options(
+        parser,
+        aliases=("--parameters",),
+        sources={
+            "raw": RAW_HELP,
+            "yaml_params": "parameters as a YAML mapping (KEY or STEP.KEY: VALUE)",
+            "param_files": "parameters from a YAML file (local or any papermill URL)",
+        },
     )
     parser.add_argument(
         "-k",
@@ -87,7 +62,7 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--cluster", metavar="NAME", help="a registered cluster (default: a temporary local one)"
     )
-    _params(run, papermill=True)
+    _params(run)
     run.add_argument(
         "--log-output", action="store_true", help="stream the cells' output as they run"
     )
@@ -120,8 +95,6 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
         metavar="KIND[:SCHEDULE]",
         help="who started the run, recorded in run.json: manual (default), lab or schedule:NAME",
     )
-    from .run_control import add_run_options, add_run_words  # resume, notify, cancel, runs
-
     add_run_options(run)
     run.set_defaults(run=_run)
 
@@ -138,7 +111,7 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
 
     plot = actions.add_parser("plot", help="draw the DAG (SVG)")
     plot.add_argument("file", metavar="FILE")
-    _params(plot, papermill=True)
+    _params(plot)
     plot.add_argument(
         "--output",
         metavar="PATH",
@@ -167,7 +140,7 @@ def add_promote(prom: argparse.ArgumentParser) -> None:
     )
     prom.add_argument("--name", metavar="STEP", help="default: the notebook's name")
     prom.add_argument("--after", metavar="A,B", help="steps this one runs after")
-    _params(prom, "a parameter of this step (repeat), typed as papermill's -p types it")
+    add_param_options(prom, "a parameter of this step (repeat), typed as papermill's -p types it")
     prom.add_argument(
         "--product",
         dest="products",
@@ -177,13 +150,6 @@ def add_promote(prom: argparse.ArgumentParser) -> None:
     )
     prom.add_argument("--notebook", metavar="PATH", help="default: the notebook of this kernel")
     prom.set_defaults(run=_promote)
-
-
-def _folder(file: str) -> Path:
-    path = Path(file).expanduser()
-    if not path.is_file():
-        raise AiinfraError(f"FILE: got {file!r}; allowed: an existing pipeline.yaml", field="FILE")
-    return path.resolve().parent
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> Any:
@@ -229,7 +195,7 @@ def _start_run(args: argparse.Namespace, ctx: Context, run_pipeline: Any, progre
 
 
 def _status(args: argparse.Namespace, ctx: Context) -> Any:
-    run = RunRecord.load(_folder(args.file), args.run_id)
+    run = RunRecord.load(pipeline_folder(args.file), args.run_id)
     if args.suggest:  # runs recorded before suggestions were kept: made from their steps
         found = run.data.get("suggestions") or run.suggestions()
         if args.json:
@@ -258,7 +224,7 @@ def _plot(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _report(args: argparse.Namespace, ctx: Context) -> Any:
-    run = RunRecord.load(_folder(args.file), args.run_id)
+    run = RunRecord.load(pipeline_folder(args.file), args.run_id)
     return ReportFile(write_report(run, Path(args.output) if args.output else None))
 
 

@@ -1,5 +1,5 @@
 """Words: ``pipeline run --resume | --from STEP | --notify TARGET``, ``pipeline cancel`` and
-``pipeline runs``.
+``pipeline runs``; and the options every word that runs a pipeline shares (parameters, FILE).
 
 Thin: parse, call the core in pipelines/liveness.py and record.py, return a result.
 """
@@ -12,6 +12,52 @@ from typing import Any
 
 from ..errors import AiinfraError
 from .words import Context
+
+PARAM_HELP = (
+    "override a parameter, typed as papermill's -p types it: KEY=VALUE for every step that "
+    "has KEY, or STEP.KEY=VALUE"
+)
+#: papermill's other parameter sources, by papermill's names: flags, dest, metavar.
+PARAM_SOURCES = (
+    (("-r", "--parameters_raw"), "raw", "KEY=VALUE"),
+    (("-y", "--parameters_yaml"), "yaml_params", "YAML"),
+    (("-f", "--parameters_file"), "param_files", "FILE"),
+)
+RAW_HELP = "a parameter kept as the raw string"
+
+
+def add_param_options(
+    parser: argparse.ArgumentParser,
+    help: str = PARAM_HELP,
+    *,
+    aliases: tuple[str, ...] = (),
+    sources: dict[str, str] | None = None,
+) -> None:
+    """``-p``/``--param`` (and ``aliases``); with ``sources`` (help by dest), ``-r``/``-y``/``-f``.
+
+    ``pipeline run``, ``plot``, ``promote`` and ``pipeline schedule add`` take the same
+    parameter options into the same ``args`` fields; only their help differs.
+    """
+    parser.add_argument(
+        "-p", "--param", *aliases, dest="params", action="append", default=[], metavar="KEY=VALUE",
+        help=help,
+    )  # fmt: skip
+    for flags, dest, metavar in PARAM_SOURCES if sources else ():
+        parser.add_argument(
+            *flags, dest=dest, action="append", default=[], metavar=metavar, help=sources[dest]
+        )
+
+
+def pipeline_folder(file: str) -> Path:
+    """The folder of the pipeline.yaml named by a word's FILE.
+
+    Raises:
+        AiinfraError: FILE is not an existing file.
+    """
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise AiinfraError(f"FILE: got {file!r}; allowed: an existing pipeline.yaml", field="FILE")
+    return path.resolve().parent
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -50,18 +96,11 @@ def add_run_words(actions: argparse._SubParsersAction) -> None:
     runs.set_defaults(run=_runs)
 
 
-def _folder(file: str) -> Path:
-    path = Path(file).expanduser()
-    if not path.is_file():
-        raise AiinfraError(f"FILE: got {file!r}; allowed: an existing pipeline.yaml", field="FILE")
-    return path.resolve().parent
-
-
 def _cancel(args: argparse.Namespace, ctx: Context) -> Any:
     from ..pipelines.liveness import cancel
     from ..pipelines.record import RunRecord
 
-    run = RunRecord.load(_folder(args.file), args.run_id)
+    run = RunRecord.load(pipeline_folder(args.file), args.run_id)
     outcome = cancel(run.run_dir)
     return f"run {outcome['run_id']}: {outcome['status']} ({', '.join(outcome['signals'])})"
 
@@ -69,7 +108,7 @@ def _cancel(args: argparse.Namespace, ctx: Context) -> Any:
 def _runs(args: argparse.Namespace, ctx: Context) -> Any:
     from ..pipelines.record import list_runs
 
-    runs = list_runs(_folder(args.file))
+    runs = list_runs(pipeline_folder(args.file))
     if args.json:
         return runs
     lines = [f"{'run':<30}{'status':<13}{'trigger':<22}duration"]

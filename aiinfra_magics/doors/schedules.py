@@ -11,6 +11,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from .run_control import RAW_HELP, add_param_options
 from .words import Context, add_subcommands
 
 SCHEDULE_HELP = "fire the pipeline (or one notebook) on a cron or an interval, with no one present"
@@ -39,41 +40,14 @@ def _fill_schedule(schedule: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--tz", metavar="ZONE", help="the cron's time zone (default UTC), e.g. Europe/Berlin"
     )
-    add.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter, typed as papermill's -p types it (KEY or STEP.KEY)",
-    )
-    add.add_argument(
-        "-r",
-        "--parameters_raw",
-        dest="raw",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter kept as the raw string",
-    )
-    add.add_argument(
-        "-y",
-        "--parameters_yaml",
-        dest="yaml_params",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="parameters as a YAML mapping",
-    )
-    add.add_argument(
-        "-f",
-        "--parameters_file",
-        dest="param_files",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="parameters from a YAML file (read at each run)",
+    add_param_options(
+        add,
+        "a parameter, typed as papermill's -p types it (KEY or STEP.KEY)",
+        sources={
+            "raw": RAW_HELP,
+            "yaml_params": "parameters as a YAML mapping",
+            "param_files": "parameters from a YAML file (read at each run)",
+        },
     )
     add.add_argument(
         "--cluster", metavar="NAME", help="a registered cluster (default: a temporary one)"
