@@ -22,11 +22,9 @@ DOCS = Path(__file__).resolve().parent
 sys.path[:0] = [str(DOCS.parent / "tests" / "browser"), str(DOCS.parent / "tests")]
 
 from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from labserver import LIVE_TOKEN, Lab  # noqa: E402
+from labserver import LIVE_TOKEN, Lab, hide_toasts, open_run  # noqa: E402
 from nbfiles import notebook_text  # noqa: E402
 from waiting import wait_for  # noqa: E402
-
-HIDE_TOASTS = ".Toastify { display: none !important; }"  # JupyterLab's "news?" toast
 
 
 def _theme(page, theme: str) -> None:
@@ -106,7 +104,7 @@ def cluster_pictures(page, lab: Lab) -> list[Path]:
         future = client.compute((da.random.random((6000, 6000), chunks=500) ** 2).sum())
         page.wait_for_timeout(6000)
         future.result()
-        page.add_style_tag(content=HIDE_TOASTS)
+        hide_toasts(page)
         page.screenshot(path=str(DOCS / "lab.png"))
         _theme(page, "JupyterLab Dark")
         page.screenshot(path=str(DOCS / "lab-dark.png"))
@@ -137,12 +135,8 @@ def pipeline_pictures(page, lab: Lab) -> list[Path]:
         """() => window.jupyterapp.restored.then(
                    () => window.jupyterapp.commands.execute('application:close-all'))"""
     )
-    page.add_style_tag(content=HIDE_TOASTS)
-    page.evaluate(
-        "(run_id) => window.jupyterapp.commands.execute('aiinfra:open-runs', {run_id})",
-        ran["run_id"],
-    )
-    page.locator('.aiinfra-run-detail[data-status="failed"] .aiinfra-cell-traceback').wait_for()
+    hide_toasts(page)
+    open_run(page, ran["run_id"], "failed").locator(".aiinfra-cell-traceback").wait_for()
     page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the run view's whole width
     page.mouse.move(0, 0)  # no hover highlight in the picture
     page.screenshot(path=str(DOCS / "pipeline-runs.png"))

@@ -141,3 +141,23 @@ def screenshot(page, tmp_path: Path, name: str) -> Path:
     path = shots / name
     page.screenshot(path=str(path))
     return path
+
+
+#: JupyterLab's "news?" toast, hidden so that it covers nothing a test clicks or a picture shows.
+HIDE_TOASTS = ".Toastify { display: none !important; }"
+
+
+def hide_toasts(page) -> None:
+    """Hide JupyterLab's toasts in ``page`` (see HIDE_TOASTS)."""
+    page.add_style_tag(content=HIDE_TOASTS)
+
+
+def open_run(page, run_id: str, status: str):
+    """Show run ``run_id`` (or a launch's id) in the run view, by the command the sidebar runs,
+    and wait until it shows that run with ``status``; returns the run view's locator."""
+    page.evaluate(
+        "(run_id) => window.jupyterapp.commands.execute('aiinfra:open-runs', {run_id})", run_id
+    )
+    detail = page.locator(f'.aiinfra-run-detail[data-status="{status}"]')
+    detail.wait_for(timeout=300_000)
+    return detail

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chromium import browser_page
 from contrast import low_contrast
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, hide_toasts, open_run, screenshot
 from nbfiles import notebook_text
 from nvml_fake import load_feed
 from waiting import wait_for
@@ -85,7 +85,7 @@ def test_card_warns_of_idle_gpus_and_charts_switch_to_the_clusters_hosts(live_la
         assert warning.startswith("wasteful: 1 GPU(s) held under 10% utilisation for ")
         with browser_page(1400, 900) as page:
             panel = live_lab.open_sidebar(page)
-            page.add_style_tag(content=".Toastify { display: none !important; }")
+            hide_toasts(page)
             card = panel.locator('.aiinfra-cluster[data-name="idle"]')
             shown = card.locator(".aiinfra-warning").first
             shown.wait_for()
@@ -164,12 +164,8 @@ def test_run_view_shows_each_steps_efficiency_and_the_right_sizing(live_lab, tmp
     with browser_page(1400, 900) as page:
         live_lab.open(page)
         page.locator(".jp-LabShell").wait_for()
-        page.add_style_tag(content=".Toastify { display: none !important; }")
-        page.evaluate(
-            f"() => window.jupyterapp.commands.execute('aiinfra:open-runs', {{run_id: '{launch['launch']}'}})"
-        )
-        detail = page.locator('.aiinfra-run-detail[data-status="ok"]')
-        detail.wait_for(timeout=300_000)
+        hide_toasts(page)
+        detail = open_run(page, launch["launch"], "ok")
         run_id = detail.get_attribute("data-run-id")
         record = json.loads((folder / "runs" / run_id / "run.json").read_text())
         cost = record["steps"]["burn"]["cost"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from chromium import browser_page
 from contrast import AA, contrast, low_contrast
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, hide_toasts, open_run, screenshot
 from nbfiles import notebook_text
 from waiting import wait_for
 
@@ -139,12 +139,8 @@ def test_a_failing_run_resumed_run_from_a_step_scheduled_and_readable_in_both_th
     with browser_page(width=1400, height=900) as page:
         lab.open(page)
         page.locator(".jp-DirListing-item", has_text="sales").first.wait_for()
-        page.add_style_tag(content=".Toastify { display: none !important; }")
-        page.evaluate(
-            f"() => window.jupyterapp.commands.execute('aiinfra:open-runs', {{run_id: '{launch['launch']}'}})"
-        )
-        detail = page.locator('.aiinfra-run-detail[data-status="failed"]')
-        detail.wait_for(timeout=300_000)
+        hide_toasts(page)
+        detail = open_run(page, launch["launch"], "failed")
         failed_id = detail.get_attribute("data-run-id")
         record = json.loads((sales / "runs" / failed_id / "run.json").read_text())
 
@@ -277,7 +273,7 @@ def test_run_pipeline_names_its_pipeline_and_picks_another(live_lab, tmp_path):
     _pipelines(lab.root)
     with browser_page(width=1400, height=900) as page:
         panel = lab.open_sidebar(page)
-        page.add_style_tag(content=".Toastify { display: none !important; }")
+        hide_toasts(page)
         # No pipeline selected, none run yet: the file dialog asks which.
         panel.locator("button.aiinfra-run").click()
         picker = page.locator(".jp-Dialog")
