@@ -161,3 +161,10 @@ def open_run(page, run_id: str, status: str):
     detail = page.locator(f'.aiinfra-run-detail[data-status="{status}"]')
     detail.wait_for(timeout=300_000)
     return detail
+
+
+def decline_news(page) -> None:
+    """Answer "No" to JupyterLab's news prompt where it shows (it covers what tests click)."""
+    news = page.locator(".jp-toast-button", has_text="No")
+    if news.count():
+        news.first.click()

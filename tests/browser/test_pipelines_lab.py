@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chromium import browser_page
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, decline_news, screenshot
 from nbfiles import notebook_text
 
 pytestmark = NEEDS_LAB
@@ -59,9 +59,7 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
     with browser_page() as page:
         lab.open(page)
         page.locator(".jp-DirListing-item", has_text="pipe").first.wait_for()
-        news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
-        if news.count():
-            news.first.click()
+        decline_news(page)
 
         # 6. Right-click pipeline.yaml -> Run Pipeline: the dialog is made from the spec.
         _open_folder(page, "pipe")

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from chromium import browser_page
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, decline_news, screenshot
 from nbfiles import write_notebook
 from waiting import wait_for
 
@@ -54,9 +54,7 @@ def test_schedules_panel(lab, tmp_path):
     with browser_page() as page:
         lab.open(page)
         page.locator(".jp-DirListing-item", has_text="jobs").first.wait_for()
-        news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
-        if news.count():
-            news.first.click()
+        decline_news(page)
 
         # A cron schedule from the form; a bad cron stays in the form, under its field.
         dialog = _schedule_form(page, "jobs/report.ipynb")

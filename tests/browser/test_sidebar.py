@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from chromium import browser_page
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, decline_news, screenshot
 
 pytestmark = NEEDS_LAB
 
@@ -76,9 +76,7 @@ def test_sidebar_starts_lists_shows_and_stops_a_cluster(live_lab, tmp_path):
             timeout=90_000
         )
         assert page.locator(".lm-TabBar-tabLabel", has_text="Dask: browser1").count() == 1
-        news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news prompt
-        if news.count():
-            news.first.click()
+        decline_news(page)
         page.wait_for_timeout(1500)  # let the dashboard draw its first frames
         screenshot(page, tmp_path, "sidebar.png")
 
