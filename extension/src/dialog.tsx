@@ -63,7 +63,61 @@ export abstract class FormWidget<T> extends ReactWidget implements IForm<T> {
     );
   }
 
+  /**
+   * A labelled field, `label.aiinfra-field[data-option=NAME]` with its caption and
+   * control, and under it the error about NAME (or about the fields `errorFor` names).
+   */
+  protected labelled(name: string, caption: string, control: JSX.Element, ...errorFor: string[]): JSX.Element {
+    return (
+      <>
+        <label className="aiinfra-field" data-option={name}>
+          <span>{caption}</span>
+          {control}
+        </label>
+        {this.fieldError(...(errorFor.length ? errorFor : [name]))}
+      </>
+    );
+  }
+
   protected error: IFailure | null = null;
+}
+
+/** A styled `select[name=NAME]` of `[value, label]` choices. */
+export function choiceSelect(
+  name: string,
+  value: string,
+  set: (value: string) => void,
+  choices: [string, string][]
+): JSX.Element {
+  return (
+    <select className="jp-mod-styled" name={name} value={value} onChange={e => set(e.target.value)}>
+      {choices.map(([choice, label]) => (
+        <option key={choice} value={choice}>
+          {label}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+/** A styled `textarea[name=NAME]` (one entry a line). */
+export function textArea(
+  name: string,
+  value: string,
+  set: (value: string) => void,
+  rows: number,
+  placeholder: string
+): JSX.Element {
+  return (
+    <textarea
+      className="jp-mod-styled"
+      name={name}
+      rows={rows}
+      placeholder={placeholder}
+      value={value}
+      onChange={e => set(e.target.value)}
+    />
+  );
 }
 
 /** The start-cluster form; its value is what `formToBody` turns into the POST body. */

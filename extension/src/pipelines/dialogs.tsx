@@ -11,7 +11,7 @@
 import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { FormWidget } from '../dialog';
+import { choiceSelect, FormWidget, textArea } from '../dialog';
 
 import { bundle } from './i18n';
 import { IParamField, IRunForm, ISpec, onlyChoices, paramFields } from './spec';
@@ -110,40 +110,19 @@ export class RunPipelineForm extends FormWidget<IRunForm> {
             </fieldset>
           ) : null;
         })}
-        <label className="aiinfra-field" data-option="cluster">
-          <span>{trans.__('Cluster')}</span>
-          <select
-            className="jp-mod-styled"
-            name="cluster"
-            value={form.cluster}
-            onChange={e => this._set({ cluster: e.target.value })}
-          >
-            <option value="">{trans.__('a temporary local cluster')}</option>
-            {this._clusters.map(c => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
-        {this.fieldError('cluster')}
-        <label className="aiinfra-field" data-option="only">
-          <span>{trans.__('Only')}</span>
-          <select
-            className="jp-mod-styled"
-            name="only"
-            value={form.only}
-            onChange={e => this._set({ only: e.target.value })}
-          >
-            <option value="">{trans.__('every step')}</option>
-            {onlyChoices(this._spec).map(n => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
-        {this.fieldError('only')}
+        {this.labelled(
+          'cluster',
+          trans.__('Cluster'),
+          choiceSelect('cluster', form.cluster, cluster => this._set({ cluster }), clusterChoices(this._clusters, trans))
+        )}
+        {this.labelled(
+          'only',
+          trans.__('Only'),
+          choiceSelect('only', form.only, only => this._set({ only }), [
+            ['', trans.__('every step')],
+            ...onlyChoices(this._spec).map(n => [n, n] as [string, string])
+          ])
+        )}
         <label className="aiinfra-field aiinfra-check" data-option="force">
           <span>{trans.__('Force')}</span>
           <span className="aiinfra-check-box">
@@ -271,21 +250,18 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
     return (
       <div className="aiinfra-promote-body">
         {this.formError(['pipeline', 'notebook', 'name', 'after', 'params'])}
-        <label className="aiinfra-field" data-option="pipeline">
-          <span>{trans.__('Pipeline')}</span>
-          <input
-            className="jp-mod-styled"
-            name="pipeline"
-            value={v.pipeline}
-            onChange={e => this._set({ pipeline: e.target.value })}
-          />
-        </label>
-        {this.fieldError('pipeline', 'notebook')}
-        <label className="aiinfra-field" data-option="name">
-          <span>{trans.__('Step')}</span>
+        {this.labelled(
+          'pipeline',
+          trans.__('Pipeline'),
+          <input className="jp-mod-styled" name="pipeline" value={v.pipeline} onChange={e => this._set({ pipeline: e.target.value })} />,
+          'pipeline',
+          'notebook'
+        )}
+        {this.labelled(
+          'name',
+          trans.__('Step'),
           <input className="jp-mod-styled" name="name" value={v.name} onChange={e => this._set({ name: e.target.value })} />
-        </label>
-        {this.fieldError('name')}
+        )}
         <div className="aiinfra-field" data-option="after">
           <span>{trans.__('After')}</span>
           {this._steps.length === 0 ? (
@@ -309,18 +285,11 @@ export class PromoteForm extends FormWidget<PromoteForm.IValue> {
           )}
         </div>
         {this.fieldError('after')}
-        <label className="aiinfra-field" data-option="params">
-          <span>{trans.__('Params')}</span>
-          <textarea
-            className="jp-mod-styled"
-            name="params"
-            rows={3}
-            placeholder={trans.__('one KEY=VALUE per line, e.g.\nlr=0.1')}
-            value={v.params}
-            onChange={e => this._set({ params: e.target.value })}
-          />
-        </label>
-        {this.fieldError('params')}
+        {this.labelled(
+          'params',
+          trans.__('Params'),
+          textArea('params', v.params, params => this._set({ params }), 3, trans.__('one KEY=VALUE per line, e.g.\nlr=0.1'))
+        )}
       </div>
     );
   }
@@ -349,6 +318,11 @@ export namespace PromoteForm {
     steps?: string[];
     translator?: ITranslator;
   }
+}
+
+/** The cluster choices of a form: a temporary local cluster, or a registered one. */
+export function clusterChoices(clusters: string[], trans: TranslationBundle): [string, string][] {
+  return [['', trans.__('a temporary local cluster')], ...clusters.map(c => [c, c] as [string, string])];
 }
 
 /** `KEY=VALUE` lines as a params object: JSON values where they parse, strings otherwise. */

@@ -23,8 +23,9 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { IRequester, requestAPI } from '../api';
-import { FormWidget } from '../dialog';
+import { choiceSelect, FormWidget, textArea } from '../dialog';
 import { FormError, showFormDialog } from '../formdialog';
+import { clusterChoices } from './dialogs';
 import { bundle } from './i18n';
 
 export interface ISchedule {
@@ -366,11 +367,7 @@ export class ScheduleForm extends FormWidget<IScheduleForm> {
       <div className="aiinfra-schedule-body">
         {this.formError(shown)}
         <div className="aiinfra-help">{this._path}</div>
-        <label className="aiinfra-field" data-option="name">
-          <span>{trans.__('Name')}</span>
-          {input('name')}
-        </label>
-        {this.fieldError('name')}
+        {this.labelled('name', trans.__('Name'), input('name'))}
         <div className="aiinfra-field" data-option="kind">
           <span>{trans.__('When')}</span>
           <span>
@@ -386,71 +383,38 @@ export class ScheduleForm extends FormWidget<IScheduleForm> {
         </div>
         {v.kind === 'cron' ? (
           <>
-            <label className="aiinfra-field" data-option="cron">
-              <span>{trans.__('Cron')}</span>
-              {input('cron', '0 2 * * *')}
-            </label>
-            {this.fieldError('cron')}
-            <label className="aiinfra-field" data-option="tz">
-              <span>{trans.__('Time zone')}</span>
-              {input('tz', 'Europe/Berlin')}
-            </label>
-            {this.fieldError('tz')}
+            {this.labelled('cron', trans.__('Cron'), input('cron', '0 2 * * *'))}
+            {this.labelled('tz', trans.__('Time zone'), input('tz', 'Europe/Berlin'))}
           </>
         ) : (
-          <>
-            <label className="aiinfra-field" data-option="every">
-              <span>{trans.__('Every')}</span>
-              {input('every', '30m')}
-            </label>
-            {this.fieldError('every')}
-          </>
+          this.labelled('every', trans.__('Every'), input('every', '30m'))
         )}
-        <label className="aiinfra-field" data-option="params">
-          <span>{trans.__('Params')}</span>
-          <textarea
-            className="jp-mod-styled"
-            name="params"
-            rows={3}
-            placeholder={trans.__('one KEY=VALUE per line (values are JSON where they parse)')}
-            value={v.params}
-            onChange={e => this._set({ params: e.target.value })}
-          />
-        </label>
-        {this.fieldError('params', '-p')}
-        <label className="aiinfra-field" data-option="cluster">
-          <span>{trans.__('Cluster')}</span>
-          <select className="jp-mod-styled" name="cluster" value={v.cluster} onChange={e => this._set({ cluster: e.target.value })}>
-            <option value="">{trans.__('a temporary local cluster')}</option>
-            {this._clusters.map(c => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
-        {this.fieldError('cluster')}
-        <label className="aiinfra-field" data-option="overlap">
-          <span>{trans.__('If still running')}</span>
-          <select className="jp-mod-styled" name="overlap" value={v.overlap} onChange={e => this._set({ overlap: e.target.value })}>
-            <option value="skip">{trans.__('skip this run')}</option>
-            <option value="queue">{trans.__('queue one run')}</option>
-            <option value="allow">{trans.__('run anyway')}</option>
-          </select>
-        </label>
-        {this.fieldError('overlap')}
-        <label className="aiinfra-field" data-option="notify">
-          <span>{trans.__('Notify')}</span>
-          <textarea
-            className="jp-mod-styled"
-            name="notify"
-            rows={2}
-            placeholder={trans.__('webhook:https://… or email:you@example.org, one per line')}
-            value={v.notify}
-            onChange={e => this._set({ notify: e.target.value })}
-          />
-        </label>
-        {this.fieldError('notify')}
+        {this.labelled(
+          'params',
+          trans.__('Params'),
+          textArea('params', v.params, params => this._set({ params }), 3, trans.__('one KEY=VALUE per line (values are JSON where they parse)')),
+          'params',
+          '-p'
+        )}
+        {this.labelled(
+          'cluster',
+          trans.__('Cluster'),
+          choiceSelect('cluster', v.cluster, cluster => this._set({ cluster }), clusterChoices(this._clusters, trans))
+        )}
+        {this.labelled(
+          'overlap',
+          trans.__('If still running'),
+          choiceSelect('overlap', v.overlap, overlap => this._set({ overlap }), [
+            ['skip', trans.__('skip this run')],
+            ['queue', trans.__('queue one run')],
+            ['allow', trans.__('run anyway')]
+          ])
+        )}
+        {this.labelled(
+          'notify',
+          trans.__('Notify'),
+          textArea('notify', v.notify, notify => this._set({ notify }), 2, trans.__('webhook:https://… or email:you@example.org, one per line'))
+        )}
       </div>
     );
   }
