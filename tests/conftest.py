@@ -80,6 +80,22 @@ def no_leftover_processes():
         pytest.fail(f"processes left running after the tests: {described}", pytrace=False)
 
 
+@pytest.fixture
+def ip():
+    """An IPython InteractiveShell with the extension loaded; the clusters it owns closed and
+    the names tests bind (``client``, ``res``) dropped after."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "aiinfra_magics")
+    yield shell
+    from aiinfra_magics.clusters import host
+
+    host.close_all()
+    for name in ("client", "res"):
+        shell.user_ns.pop(name, None)
+
+
 def pytest_collection_modifyitems(config, items):
     """``@pytest.mark.gpu`` tests are skipped, with NVML's reason, where NVML sees no GPU
     (pyproject.toml documents the marker so; the tests themselves need not check)."""

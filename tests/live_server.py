@@ -23,10 +23,16 @@ class LiveServer:
     """A real ``jupyter server`` process with the extension enabled (for sync clients).
 
     Another LiveServer on the same ``tmp`` is the same server started again: same root,
-    home and runtime dir, its log appended.
+    home and runtime dir, its log appended. ``home`` (AIINFRA_HOME) is ``tmp/home`` unless told.
     """
 
-    def __init__(self, tmp: Any, base_url: str = "/", python_flags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        tmp: Any,
+        base_url: str = "/",
+        python_flags: tuple[str, ...] = (),
+        home: Any = None,
+    ) -> None:
         self.port = free_port()
         self.token = "aiinfra-test-token"
         self.base_url = base_url
@@ -34,7 +40,7 @@ class LiveServer:
         root.mkdir(exist_ok=True)
         env = {
             **os.environ,
-            "AIINFRA_HOME": str(tmp / "home"),
+            "AIINFRA_HOME": str(home or tmp / "home"),
             "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
         }
         self.log = open(tmp / "server.log", "ab")  # noqa: SIM115 - closed in stop()

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 from croniter import croniter
+from run_records import runs_of, stop_scheduler
 from waiting import wait_for
 
 from aiinfra_magics.pipelines.schedule_runs import process_alive
@@ -55,34 +56,11 @@ def service(home: Path) -> dict[str, Any]:
     return json.loads(aiinfra(home, "scheduler", "status", "--json").stdout)
 
 
-def runs_of(folder: Path, schedule: str) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted((folder / "runs").glob("*/run.json")):
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue  # being written
-        if (data.get("trigger") or {}).get("schedule") == schedule:
-            found.append(data)
-    return found
-
-
 @pytest.fixture
 def home(aiinfra_home: Path):
     """The test's AIINFRA_HOME; afterwards the service is stopped and every run it fired ended."""
     yield aiinfra_home
-    aiinfra(aiinfra_home, "scheduler", "stop", check=False)
-    db = aiinfra_home / "scheduler" / "schedules.db"
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            pids = conn.execute(
-                "SELECT pid, pid_started FROM firings WHERE pid IS NOT NULL"
-            ).fetchall()
-        wait_for(
-            lambda: not any(process_alive(p, s) for p, s in pids),
-            timeout=180,
-            what="the runs the schedules started to end",
-        )
+    stop_scheduler(aiinfra_home)
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
+from aiinfra_cli import aiinfra
 from live_server import LiveServer
+from nbfiles import write_notebook
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 from waiting import wait_for
@@ -29,30 +28,17 @@ from waiting import wait_for
 FINAL = {"ok", "cached", "failed", "skipped"}
 
 
-def _notebook(path: Path, params: str, source: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
-
-
 def _gated_pipeline(folder: Path) -> Path:
     """``wait`` says it started, then waits for a ``gate`` file; ``after`` runs after it."""
     folder.mkdir(parents=True)
-    _notebook(
+    write_notebook(
         folder / "wait.ipynb",
         "gate = 'gate'",
         "import os, time\nopen('started', 'w').close()\n"
         "while not os.path.exists(gate):\n    time.sleep(0.1)\n"
         "open('ran.log', 'a').write('wait\\n')",
     )
-    _notebook(folder / "after.ipynb", "x = 0", "open('ran.log', 'a').write('after\\n')")
+    write_notebook(folder / "after.ipynb", "x = 0", "open('ran.log', 'a').write('after\\n')")
     (folder / "pipeline.yaml").write_text(
         "name: gated\nsteps:\n"
         "  wait:\n    notebook: wait.ipynb\n    retries: 0\n"
@@ -131,17 +117,6 @@ def lab(tmp_path):
         lab.close()
 
 
-def _aiinfra(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AIINFRA_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "aiinfra_magics", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_a_lab_run_survives_the_server_and_is_adopted_after_its_restart(lab, tmp_path):
     folder = tmp_path / "root" / "w"
     _gated_pipeline(folder)
@@ -217,10 +192,10 @@ def test_a_run_killed_with_sigkill_reads_interrupted_in_every_door(lab, tmp_path
     assert code == 409, reply  # nothing left to cancel
 
     home = tmp_path / "home"
-    status = _aiinfra("pipeline", "status", str(spec), "--json", home=home)
+    status = aiinfra("pipeline", "status", str(spec), "--json", home=home)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "interrupted"
-    runs = _aiinfra("pipeline", "runs", str(spec), "--json", home=home)
+    runs = aiinfra("pipeline", "runs", str(spec), "--json", home=home)
     assert runs.returncode == 0, runs.stderr
     assert [r["status"] for r in json.loads(runs.stdout)] == ["interrupted"]
 
@@ -236,14 +211,14 @@ def test_the_cli_cancels_a_lab_started_run(lab, tmp_path):
     lab.start()
     _, run_id, pid = lab.launch("c/pipeline.yaml")
 
-    cancel = _aiinfra("pipeline", "cancel", str(spec), home=tmp_path / "home")
+    cancel = aiinfra("pipeline", "cancel", str(spec), home=tmp_path / "home")
     assert cancel.returncode == 0, cancel.stderr
     assert cancel.stdout.strip().startswith(f"run {run_id}: interrupted (SIGINT")
     assert not _alive(pid)
     code, rest = lab.call("GET", f"pipelines/runs/{run_id}")
     assert rest["status"] == "interrupted"
     assert all(s["status"] in FINAL for s in rest["steps"].values())  # the runner recorded it
-    again = _aiinfra("pipeline", "cancel", str(spec), home=tmp_path / "home")
+    again = aiinfra("pipeline", "cancel", str(spec), home=tmp_path / "home")
     assert again.returncode == 1
     assert "already ended" in again.stderr
 
@@ -251,7 +226,7 @@ def test_the_cli_cancels_a_lab_started_run(lab, tmp_path):
 def test_the_push_channel_says_a_run_ended(lab, tmp_path):
     folder = tmp_path / "root" / "e"
     folder.mkdir(parents=True)
-    _notebook(folder / "boom.ipynb", "x = 0", "raise ValueError('bad value\\nsecond line')")
+    write_notebook(folder / "boom.ipynb", "x = 0", "raise ValueError('bad value\\nsecond line')")
     (folder / "pipeline.yaml").write_text(
         "name: ends\nsteps:\n  boom:\n    notebook: boom.ipynb\n    retries: 0\n"
     )

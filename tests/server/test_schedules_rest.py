@@ -5,50 +5,27 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from live_server import free_port
+from live_server import LiveServer
+from nbfiles import write_notebook
+from run_records import runs_of, stop_scheduler
 from waiting import wait_for
 
 from aiinfra_magics.pipelines.schedule_runs import process_alive
 
-TOKEN = "aiinfra-test-token"
 
+class Server(LiveServer):
+    """A jupyter server with the extension, on ``tmp/root`` and the given AIINFRA_HOME (so a
+    restart finds the same schedules); its requests send and read JSON."""
 
-class Server:
-    """A jupyter server with the extension, on a given root and AIINFRA_HOME (so a restart
-    finds the same schedules)."""
-
-    def __init__(self, root: Path, home: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-                f"--port={self.port}", "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-                f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=aiinfra_magics=True",
-            ],
-            env={**os.environ, "AIINFRA_HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home.parent / "rt")},
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for(self._up, timeout=90, what="jupyter server to answer")
-
-    def _up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError("jupyter server exited; see its log")
-        try:
-            return self.request("GET", "api/status")[0] == 200
-        except OSError:
-            return False
+    def __init__(self, tmp: Path, home: Path) -> None:
+        super().__init__(tmp, home=home)
 
     def request(
         self, method: str, path: str, body: Any = None, token: bool = True
@@ -58,7 +35,7 @@ class Server:
         )
         headers = {"Content-Type": "application/json"}
         if token:
-            headers["Authorization"] = f"token {TOKEN}"
+            headers["Authorization"] = f"token {self.token}"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
@@ -70,53 +47,22 @@ class Server:
         except ValueError:
             return status, text.decode(errors="replace")
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def _notebook(path: Path, params: str, source: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    first = nbformat.v4.new_code_cell(params)
-    first.metadata["tags"] = ["parameters"]
-    nb.cells = [first, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-
 
 def _ok_runs(folder: Path, schedule: str) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted((folder / "runs").glob("*/run.json")):
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if data.get("status") == "ok" and (data.get("trigger") or {}).get("schedule") == schedule:
-            found.append(data)
-    return found
+    return [r for r in runs_of(folder, schedule) if r.get("status") == "ok"]
 
 
 @pytest.fixture
 def site(tmp_path: Path, aiinfra_home: Path):
     root = tmp_path / "root"
-    _notebook(root / "jobs" / "report.ipynb", "n = 1", "print(n + 1)")
+    write_notebook(root / "jobs" / "report.ipynb", "n = 1", "print(n + 1)")
     (root / "jobs" / "pipeline.yaml").write_text(
         "name: jobs\nsteps:\n  report:\n    notebook: report.ipynb\n"
     )
     servers: list[Server] = []
 
     def start() -> Server:
-        server = Server(root, aiinfra_home, tmp_path / "server.log")
+        server = Server(tmp_path, aiinfra_home)
         servers.append(server)
         return server
 
@@ -124,19 +70,7 @@ def site(tmp_path: Path, aiinfra_home: Path):
     for server in servers:
         if server.proc.poll() is None:
             server.stop()
-    subprocess.run(
-        [sys.executable, "-m", "aiinfra_magics.doors.cli", "scheduler", "stop"],
-        env={**os.environ, "AIINFRA_HOME": str(aiinfra_home)}, capture_output=True, timeout=120,
-    )  # fmt: skip
-    import sqlite3
-
-    db = aiinfra_home / "scheduler" / "schedules.db"
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            pids = conn.execute(
-                "SELECT pid, pid_started FROM firings WHERE pid IS NOT NULL"
-            ).fetchall()
-        wait_for(lambda: not any(process_alive(p, s) for p, s in pids), timeout=180)
+    stop_scheduler(aiinfra_home)
 
 
 def test_schedule_made_over_rest_fires_across_a_server_restart(site, aiinfra_home) -> None:

@@ -6,12 +6,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import dask
 import psutil
 import pytest
+from aiinfra_cli import aiinfra
 from distributed import Client
 from waiting import wait_for
 
@@ -19,8 +18,6 @@ from aiinfra_magics.clusters.backends import describe_backends
 from aiinfra_magics.clusters.history import read_history
 from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
-
-CLI = [sys.executable, "-m", "aiinfra_magics"]
 
 
 def hosts_of(client: Client) -> list[str]:
@@ -54,9 +51,7 @@ def test_backend_and_its_options_are_declared_everywhere():
         "hosts", "scheduler", "ssh_user", "ssh_key", "ssh_port", "known_hosts", "ssh_config",
         "remote_python", "workers_per_host", "gpus_per_host",
     } <= names  # fmt: skip
-    help_text = subprocess.run(
-        [*CLI, "cluster", "start", "-h"], capture_output=True, text=True, timeout=60
-    ).stdout
+    help_text = aiinfra("cluster", "start", "-h", timeout=60).stdout
     for flag in ("--hosts", "--ssh-key", "--known-hosts", "--remote-python", "--gpus-per-host"):
         assert flag in help_text
 
@@ -128,38 +123,21 @@ def test_cli_start_then_scale_and_stop_from_other_processes(sshd, aiinfra_home):
     """The daemon owns the SSH sessions; scale and stop from another process reach it through
     the remote scheduler (the relay), and the reply is the outcome."""
     flags = sshd.flags().split()
-    proc = subprocess.run(
-        [*CLI, "cluster", "start", "cli", *flags, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = aiinfra("cluster", "start", "cli", *flags, "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["workers"] == 2
     remote = sshd.started_processes()
     try:
-        scaled = subprocess.run(
-            [*CLI, "cluster", "scale", "cli", "3", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        scaled = aiinfra("cluster", "scale", "cli", "3", "--json", timeout=300)
         assert scaled.returncode == 0, scaled.stderr
         assert json.loads(scaled.stdout)["workers"] == 3
         remote += [p for p in sshd.started_processes() if p not in remote]
-        status = subprocess.run(
-            [*CLI, "cluster", "status", "cli", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        status = aiinfra("cluster", "status", "cli", "--json", timeout=120)
         hosts = json.loads(status.stdout)["ssh_hosts"]  # from another process than the owner
         assert sorted(hosts) == ["127.0.0.1", "127.0.0.2"]
         assert sum(len(h["workers"]) for h in hosts.values()) == 3
     finally:
-        stopped = subprocess.run(
-            [*CLI, "cluster", "stop", "cli"], capture_output=True, text=True, timeout=180
-        )
+        stopped = aiinfra("cluster", "stop", "cli", timeout=180)
     assert stopped.returncode == 0, stopped.stderr
     wait_for(lambda: gone(remote), 60, "the remote processes to end")
 
@@ -168,11 +146,8 @@ def test_local_scheduler_and_an_owner_killed_leaves_nothing_on_the_hosts(sshd, a
     """--scheduler local keeps it in the daemon; when the daemon is SIGKILLed the SSH sessions
     close and every remote process ends (no death_timeout wait, no orphan)."""
     flags = sshd.flags().split()
-    proc = subprocess.run(
-        [*CLI, "cluster", "start", "here", *flags, "--scheduler", "local", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = aiinfra(
+        "cluster", "start", "here", *flags, "--scheduler", "local", "--json", timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     record = json.loads((aiinfra_home / "clusters" / "here.json").read_text())

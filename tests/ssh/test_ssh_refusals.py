@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiinfra_cli import aiinfra
 
 from aiinfra_magics.clusters.manager import ClusterManager
 from aiinfra_magics.clusters.spec import ClusterSpec
 from aiinfra_magics.errors import AiinfraException
-
-CLI = [sys.executable, "-m", "aiinfra_magics"]
 
 
 def refused(sshd, aiinfra_home, **extra: object) -> str:
@@ -22,12 +21,7 @@ def refused(sshd, aiinfra_home, **extra: object) -> str:
     flags = []
     for key, value in options.items():
         flags += [f"--{key.replace('_', '-')}", str(value)]
-    proc = subprocess.run(
-        [*CLI, "cluster", "start", "refused", *flags],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = aiinfra("cluster", "start", "refused", *flags, timeout=300)
     assert proc.returncode in (1, 2), proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -10,7 +10,6 @@ import signal
 import psutil
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from waiting import wait_for
 
 from aiinfra_magics.errors import OperationError
@@ -23,18 +22,6 @@ from jax.experimental import multihost_utils
 ids = multihost_utils.process_allgather(jnp.array([process_id])).ravel().tolist()
 (process_id, jax.process_count(), ids, os.environ["SSH_CONNECTION"].split()[2])
 """
-
-
-@pytest.fixture
-def ip():
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "aiinfra_magics")
-    yield shell
-    from aiinfra_magics.clusters import host
-
-    host.close_all()
-    for name in ("client", "res"):
-        shell.user_ns.pop(name, None)
 
 
 def session_processes(word: str) -> list[psutil.Process]:
