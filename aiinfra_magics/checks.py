@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import field_error
+from .errors import AiinfraError, field_error
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 NAME_ALLOWED = "1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
@@ -149,3 +150,14 @@ def as_duration(field: str, value: Any) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise field_error(field, value, allowed)
     return seconds
+
+
+def only_fields(given: Iterable[str], allowed: Sequence[str]) -> None:
+    """Refuse the first field of a body or an options mapping that is not in ``allowed``.
+
+    Raises:
+        InputError: ``KEY: unknown field; allowed: A, B, ...``, naming KEY.
+    """
+    for key in given:
+        if key not in allowed:
+            raise AiinfraError(f"{key}: unknown field; allowed: {', '.join(allowed)}", field=key)

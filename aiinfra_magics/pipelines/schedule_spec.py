@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checks import as_line, as_name
-from ..errors import AiinfraError, field_error
+from ..checks import as_line, as_name, only_fields
+from ..errors import field_error
 from .triggers import Trigger
 
 OVERLAPS = ("skip", "queue", "allow")
@@ -226,9 +226,7 @@ def build_spec(options: dict[str, Any], *, now: float) -> ScheduleSpec:
     Raises:
         InputError: naming the first field that is not allowed.
     """
-    for key in options:
-        if key not in FIELDS:
-            raise AiinfraError(f"{key}: unknown field; allowed: {', '.join(FIELDS)}", field=key)
+    only_fields(options, FIELDS)
     name = as_name("name", options.get("name"))
     trigger = Trigger.from_fields(
         options.get("cron"), options.get("tz"), options.get("every"), anchor=now

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from tornado import web
 
-from ..checks import as_name
+from ..checks import as_name, only_fields
 from ..errors import AiinfraError, NotFoundError
 from ..pipelines.liveness import settle
 from .base import AiinfraHandler
@@ -108,11 +108,7 @@ class PipelineRunsHandler(AiinfraHandler):
     @web.authenticated
     async def post(self) -> None:
         body = self.json_body()
-        for key in body:
-            if key not in RUN_FIELDS:
-                raise AiinfraError(
-                    f"{key}: unknown field; allowed: {', '.join(RUN_FIELDS)}", field=key
-                )
+        only_fields(body, RUN_FIELDS)
         pipeline = body.get("pipeline")
         if not isinstance(pipeline, str) or not pipeline.strip():
             raise AiinfraError(

@@ -21,6 +21,7 @@ from typing import Any
 
 from tornado import web
 
+from ..checks import only_fields
 from ..errors import AiinfraError, NotFoundError, OperationError, field_error
 from .base import AiinfraHandler
 from .paths import inside as _inside
@@ -117,11 +118,7 @@ class PromoteHandler(AiinfraHandler):
     @web.authenticated
     async def post(self) -> None:
         body = self.json_body()
-        for key in body:
-            if key not in PROMOTE_FIELDS:
-                raise AiinfraError(
-                    f"{key}: unknown field; allowed: {', '.join(PROMOTE_FIELDS)}", field=key
-                )
+        only_fields(body, PROMOTE_FIELDS)
         root = _root(self)
         notebook = inside(root, body.get("notebook"), "notebook")
         if notebook.suffix != ".ipynb" or not notebook.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 
 from tornado import web
 
-from ..checks import as_name
+from ..checks import as_name, only_fields
 from ..errors import AiinfraError
 from .base import AiinfraHandler
 from .paths import inside
@@ -52,11 +52,7 @@ def create(root: Path, body: dict[str, Any]) -> dict[str, Any]:
     from ..pipelines import schedules
     from .pipelines import _params, check_spec_paths
 
-    for key in body:
-        if key not in BODY_FIELDS:
-            raise AiinfraError(
-                f"{key}: unknown field; allowed: {', '.join(BODY_FIELDS)}", field=key
-            )
+    only_fields(body, BODY_FIELDS)
     path = body.get("path")
     if not isinstance(path, str) or not path.strip():
         raise AiinfraError(
