@@ -168,3 +168,10 @@ def decline_news(page) -> None:
     news = page.locator(".jp-toast-button", has_text="No")
     if news.count():
         news.first.click()
+
+
+def field_error(dialog, field: str):
+    """Wait for the error a form shows under its field ``field``; returns its locator."""
+    error = dialog.locator(f'.aiinfra-field-error[data-error-for="{field}"]')
+    error.wait_for()
+    return error

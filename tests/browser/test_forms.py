@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from chromium import browser_page
-from labserver import NEEDS_LAB, screenshot
+from labserver import NEEDS_LAB, field_error, screenshot
 
 pytestmark = NEEDS_LAB
 
@@ -38,12 +38,6 @@ def test_start_on_an_untouched_form_starts_a_cluster_from_the_defaults(live_lab,
         live_lab.api(f"aiinfra/api/clusters/{clusters[0]['name']}", method="DELETE")
 
 
-def _error_beside(dialog, field: str):
-    error = dialog.locator(f'.aiinfra-field-error[data-error-for="{field}"]')
-    error.wait_for()
-    return error
-
-
 def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(live_lab, tmp_path):
     with browser_page() as page:
         panel = live_lab.open_sidebar(page)
@@ -54,7 +48,7 @@ def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(li
         # Refused here (not an integer) ...
         dialog.locator('input[name="workers"]').fill("two")
         dialog.locator("button.jp-mod-accept").click()
-        error = _error_beside(dialog, "workers")
+        error = field_error(dialog, "workers")
         assert "workers" in error.inner_text()
         option = dialog.locator('.aiinfra-option[data-option="workers"]')
         assert option.locator(".aiinfra-field-error").count() == 1  # under its own field
@@ -65,7 +59,7 @@ def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(li
         dialog.locator('input[name="workers"]').fill("1")
         dialog.locator('input[name="idle_timeout"]').fill("soon")
         dialog.locator("button.jp-mod-accept").click()
-        error = _error_beside(dialog, "idle_timeout")
+        error = field_error(dialog, "idle_timeout")
         assert "idle_timeout" in error.inner_text() or "idle" in error.inner_text()
         assert dialog.locator('input[name="idle_timeout"]').input_value() == "soon"
         screenshot(page, tmp_path, "start-form-error.png")
@@ -83,7 +77,7 @@ def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(li
         scale = page.locator(".jp-Dialog")
         scale.locator('input[name="workers"]').fill("99999999")
         scale.locator("button.jp-mod-accept").click()
-        _error_beside(scale, "workers")
+        field_error(scale, "workers")
         assert scale.locator('input[name="workers"]').input_value() == "99999999"
         scale.locator("button.jp-mod-reject").click()
         scale.wait_for(state="detached")
@@ -94,7 +88,7 @@ def test_a_bad_value_keeps_the_start_form_open_with_the_error_under_the_field(li
         adapt.locator('input[name="minimum"]').fill("5")
         adapt.locator('input[name="maximum"]').fill("1")
         adapt.locator("button.jp-mod-accept").click()
-        assert "MIN <= MAX" in _error_beside(adapt, "adapt").inner_text()
+        assert "MIN <= MAX" in field_error(adapt, "adapt").inner_text()
         assert adapt.locator('input[name="minimum"]').input_value() == "5"
         adapt.locator("button.jp-mod-reject").click()
         adapt.wait_for(state="detached")

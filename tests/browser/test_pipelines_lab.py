@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chromium import browser_page
-from labserver import NEEDS_LAB, decline_news, screenshot
+from labserver import NEEDS_LAB, decline_news, field_error, screenshot
 from nbfiles import notebook_text
 
 pytestmark = NEEDS_LAB
@@ -75,8 +75,7 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
         # Issue 29 item 2: a bad value keeps the form open, the value kept, the error under it.
         dialog.locator('input[name="make.n"]').fill("twenty")
         dialog.locator("button.jp-mod-accept").click()
-        error = dialog.locator('.aiinfra-field-error[data-error-for="make.n"]')
-        error.wait_for()
+        error = field_error(dialog, "make.n")
         assert "make.n" in error.inner_text() and "integer" in error.inner_text()
         assert dialog.locator('input[name="make.n"]').input_value() == "twenty"
         assert page.locator(".jp-Dialog").count() == 1  # no second, separate error box
@@ -191,15 +190,13 @@ def test_run_dialog_run_view_read_only_notebook_and_add_to_pipeline(lab, tmp_pat
         # the form stays, with what was typed, the error under the field.
         form.locator('textarea[name="params"]').fill("bad key=5")
         page.locator(".jp-Dialog button.jp-mod-accept").click()
-        error = form.locator('.aiinfra-field-error[data-error-for="params"]')
-        error.wait_for()
+        error = field_error(form, "params")
         assert "KEY a Python identifier" in error.inner_text()
         assert form.locator('textarea[name="params"]').input_value() == "bad key=5"
         form.locator('textarea[name="params"]').fill("k=5")
         form.locator('input[name="pipeline"]').fill("../elsewhere/pipeline.yaml")
         page.locator(".jp-Dialog button.jp-mod-accept").click()
-        error = form.locator('.aiinfra-field-error[data-error-for="pipeline"]')
-        error.wait_for()
+        error = field_error(form, "pipeline")
         assert "inside the server's root" in error.inner_text()
         assert form.locator('textarea[name="params"]').input_value() == "k=5"
         assert form.locator('input[name="after.use"]').is_checked()

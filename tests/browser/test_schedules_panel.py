@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from chromium import browser_page
-from labserver import NEEDS_LAB, decline_news, screenshot
+from labserver import NEEDS_LAB, decline_news, field_error, screenshot
 from nbfiles import write_notebook
 from waiting import wait_for
 
@@ -63,8 +63,7 @@ def test_schedules_panel(lab, tmp_path):
         dialog.locator('input[name="cron"]').fill("61 * * * *")
         dialog.locator('input[name="tz"]').fill("Europe/Berlin")
         dialog.locator("button.jp-mod-accept").click()
-        error = dialog.locator('.aiinfra-field-error[data-error-for="cron"]')
-        error.wait_for()
+        error = field_error(dialog, "cron")
         assert error.inner_text().startswith("cron:")
         assert dialog.locator('input[name="cron"]').input_value() == "61 * * * *"
         assert lab.api("aiinfra/api/schedules")["schedules"] == []  # refused, not stored
