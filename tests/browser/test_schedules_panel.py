@@ -8,18 +8,11 @@ delete from the panel; the REST API and the scheduler's store agree at each step
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import subprocess
-import sys
-
 import pytest
 from chromium import browser_page
 from labserver import NEEDS_LAB, decline_news, field_error, screenshot
 from nbfiles import write_notebook
-from waiting import wait_for
-
-from aiinfra_magics.pipelines.schedule_runs import process_alive
+from run_records import stop_scheduler
 
 pytestmark = NEEDS_LAB
 
@@ -28,17 +21,7 @@ pytestmark = NEEDS_LAB
 def lab(live_lab, aiinfra_home):
     write_notebook(live_lab.root / "jobs" / "report.ipynb", "n = 1", "print(n * 2)")
     yield live_lab
-    subprocess.run(
-        [sys.executable, "-m", "aiinfra_magics.doors.cli", "scheduler", "stop"],
-        env={**os.environ, "AIINFRA_HOME": str(aiinfra_home)}, capture_output=True, timeout=120,
-    )  # fmt: skip
-    db = aiinfra_home / "scheduler" / "schedules.db"
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            pids = conn.execute(
-                "SELECT pid, pid_started FROM firings WHERE pid IS NOT NULL"
-            ).fetchall()
-        wait_for(lambda: not any(process_alive(p, s) for p, s in pids), timeout=180)
+    stop_scheduler(aiinfra_home)
 
 
 def _schedule_form(page, path: str):
