@@ -138,21 +138,15 @@ class ServerState:
         except OSError:  # no home to read: nothing to adopt, and the server still starts
             return {}
 
-    def launch_pipeline(
-        self,
-        path: Path,
-        cluster: str | None,
-        params: dict[str, Any],
-        force: bool,
-        only: list[str] | None = None,
-        resume: bool = False,
-        from_step: str | list[str] | None = None,
-    ) -> dict[str, Any]:
+    def launch_pipeline(self, path: Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """:func:`.launch.start` (its arguments after ``home``), remembered by launch id.
+
+        Raises:
+            OSError: the process could not be started (as :func:`.launch.start`).
+        """
         from .launch import start
 
-        launch = start(
-            self.home() / "pipelines", path, cluster, params, force, only, resume, from_step
-        )
+        launch = start(self.home() / "pipelines", path, *args, **kwargs)
         self.launches[launch["launch"]] = launch
         return launch
 
