@@ -181,11 +181,13 @@ async def run_cells(kc: Any, i: int) -> None:
                 break
 
 
-def on_manager(km: Any, i: int) -> None:
+def run_in_kernel(make_client: Callable[[], Any], i: int) -> None:
+    """Connect a client made by ``make_client`` (on the pool's loop), wait for the kernel to
+    answer and run step ``i``'s cells in it."""
     from aiinfra_magics.pipelines import kernel_pool
 
     async def go() -> None:
-        kc = km.client()
+        kc = make_client()
         kc.start_channels()
         try:
             await kernel_pool.wait_ready(kc)
@@ -194,6 +196,10 @@ def on_manager(km: Any, i: int) -> None:
             kc.stop_channels()
 
     kernel_pool._run(go)
+
+
+def on_manager(km: Any, i: int) -> None:
+    run_in_kernel(km.client, i)
 
 
 def step_fresh(i: int, cwd: str, lane: str, run: str) -> int:
@@ -233,19 +239,14 @@ def step_fork(server: ForkServer) -> Callable[[int, str, str, str], int]:
             control_port=control, key=os.urandom(16).hex().encode(),
         )  # fmt: skip
         pid = server.fork(path, cwd)
+
+        def connect() -> AsyncKernelClient:
+            kc = AsyncKernelClient()
+            kc.load_connection_file(path)
+            return kc
+
         try:
-
-            async def go() -> None:
-                kc = AsyncKernelClient()
-                kc.load_connection_file(path)
-                kc.start_channels()
-                try:
-                    await kernel_pool.wait_ready(kc)
-                    await run_cells(kc, i)
-                finally:
-                    kc.stop_channels()
-
-            kernel_pool._run(go)
+            run_in_kernel(connect, i)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -310,22 +311,9 @@ def kernel_layer(
 
 
 def build_pipeline(folder: Path, steps: int, reuse: bool) -> None:
-    import nbformat
-    import yaml
+    from pipeline import build_trivial  # benchmarks/pipeline.py: the same trivial grid
 
-    folder.mkdir(parents=True)
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("i = 0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("x = i * 2")]
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(folder / "t.ipynb"))
-    spec = {
-        "name": "trivial",
-        "defaults": {"kernel_reuse": reuse},
-        "steps": {"t": {"notebook": "t.ipynb", "grid": {"i": list(range(steps))}}},
-    }
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    build_trivial(folder, steps, reuse)
 
 
 def pipeline_run(folder: Path) -> float:

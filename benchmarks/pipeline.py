@@ -36,6 +36,9 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from nbfiles import write_notebook  # noqa: E402  (the notebook builder tests share)
+
 MIDDLE = [f"work{i}" for i in range(1, 7)]
 
 HELPERS = (
@@ -286,17 +289,9 @@ def plain_kernel_start(folder: Path) -> float:
 
 
 def build_trivial(folder: Path, n: int, reuse: bool) -> None:
+    """One step ``t`` (``x = i * 2``) over a grid of ``n`` values of ``i``; ``kernel_reuse``."""
     folder.mkdir(parents=True)
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("i = 0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("x = i * 2")]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(folder / "t.ipynb"))
+    write_notebook(folder / "t.ipynb", "i = 0", "x = i * 2")
     spec = {
         "name": "trivial",
         "defaults": {"kernel_reuse": reuse},

@@ -28,7 +28,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,11 +39,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the notebook, port and waiting helpers tests share
+from live_server import free_port  # noqa: E402
+from nbfiles import write_notebook  # noqa: E402
+from run_records import run_records  # noqa: E402
+from waiting import wait_for  # noqa: E402
+
 TOKEN = "bench-token"
+TRIVIAL = "print(1 + 1)"
+SLOW = "import time\ntime.sleep(float(pause))\nprint('done')"
 
 
 def scheduler_venv() -> Path:
@@ -61,34 +67,15 @@ def scheduler_venv() -> Path:
     return venv
 
 
-def notebook(path: Path, source: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("pause = 0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"{what}: not within {timeout}s")
+    """tests/waiting.py's ``wait_for``, polling every 20 ms unless told (HTTP polls are cheap)."""
+    return wait_for(predicate, timeout, what, interval)
+
+
+def notebooks(folder: Path) -> None:
+    """The two notebooks both sides run: ``trivial`` and ``slow`` (sleeps ``pause`` s)."""
+    write_notebook(folder / "trivial.ipynb", "pause = 0", TRIVIAL)
+    write_notebook(folder / "slow.ipynb", "pause = 0", SLOW)
 
 
 def memory(pid: int) -> tuple[float, float]:
@@ -101,8 +88,7 @@ class Ours:
     def __init__(self, tmp: Path) -> None:
         self.home = tmp / "aiinfra-home"
         self.work = tmp / "ours"
-        notebook(self.work / "trivial.ipynb", "print(1 + 1)")
-        notebook(self.work / "slow.ipynb", "import time\ntime.sleep(float(pause))\nprint('done')")
+        notebooks(self.work)
         self.env = {**os.environ, "AIINFRA_HOME": str(self.home)}
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -113,6 +99,21 @@ class Ours:
         if check and proc.returncode:
             raise RuntimeError(f"aiinfra {' '.join(args)}: {proc.stderr}")
         return proc
+
+    def add(
+        self, name: str, *when: str, notebook: str = "trivial.ipynb", check: bool = True
+    ) -> subprocess.CompletedProcess:
+        """``aiinfra pipeline schedule add`` of one of the notebooks; ``when``: --cron/--every/-p..."""
+        return self.cli(
+            "pipeline",
+            "schedule",
+            "add",
+            str(self.work / notebook),
+            "--name",
+            name,
+            *when,
+            check=check,
+        )
 
     def schedules(self) -> list[dict[str, Any]]:
         return json.loads(self.cli("pipeline", "schedule", "list", "--json").stdout)
@@ -126,13 +127,7 @@ class Ours:
         return json.loads(self.cli("scheduler", "status", "--json").stdout)["pid"]
 
     def runs(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for path in (self.work / "runs").glob("*/run.json"):
-            try:
-                out[path.parent.name] = json.loads(path.read_text())
-            except ValueError:
-                pass
-        return out
+        return run_records(self.work)
 
     def new_run(self, before: set[str]) -> dict[str, Any]:
         """The record of the first run not in ``before``, once it has ended.
@@ -172,8 +167,7 @@ class Theirs:
     def __init__(self, tmp: Path, venv: Path) -> None:
         self.venv = venv
         self.root = tmp / "theirs"
-        notebook(self.root / "trivial.ipynb", "print(1 + 1)")
-        notebook(self.root / "slow.ipynb", "import time\ntime.sleep(float(pause))\nprint('done')")
+        notebooks(self.root)
         self.data = tmp / "theirs-data"
         self.log = open(tmp / "jupyter-scheduler.log", "ab")  # noqa: SIM115
         self.proc: subprocess.Popen | None = None
@@ -267,6 +261,14 @@ class Theirs:
             self.proc.wait()
         return time.monotonic() - began
 
+    def restarted(self, job_id: str, limit: float = 600) -> tuple[float, dict[str, Any]]:
+        """SIGTERM the server, kill what it left and start it again: seconds it took to exit,
+        and the job's record after the restart."""
+        took = self.stop(signal.SIGTERM, limit)
+        self.kill_leftovers()
+        self.start()
+        return took, self.status(job_id)
+
     def kill_leftovers(self) -> None:
         if self.proc is not None:
             for child in psutil.Process().children(recursive=True):
@@ -275,6 +277,31 @@ class Theirs:
                         child.kill()
                 except psutil.Error:
                     pass
+
+
+def _our_slow_run(ours: Ours, name: str, pause: int) -> set[str]:
+    """Schedule ``slow`` as ``name``, trigger it and wait until its step runs; the run folders
+    there were before it."""
+    ours.add(name, "--cron", "0 3 * * *", "-p", f"pause={pause}", notebook="slow.ipynb")
+    before = set(ours.runs())
+    ours.cli("pipeline", "schedule", "run", name)
+    wait(lambda: any(k not in before and r["steps"]["slow"]["status"] == "running" for k, r in ours.runs().items()),
+         120, "our slow run", 0.5)  # fmt: skip
+    return before
+
+
+def _our_new_run(ours: Ours, before: set[str], ended: bool = False) -> dict[str, Any]:
+    """The record of the run not in ``before`` (once it has ended, if ``ended``)."""
+    return wait(lambda: next((r for k, r in ours.runs().items() if k not in before and (not ended or r["status"] != "running")), None),
+                120, "our run to end" if ended else "our slow run", 0.5)  # fmt: skip
+
+
+def _their_slow_job(theirs: Theirs, name: str, pause: int) -> str:
+    """Start a job of ``slow`` and wait until its kernel is up; the job's id."""
+    job_id = theirs.job(name, "slow.ipynb", {"pause": str(pause)})
+    wait(lambda: theirs.status(job_id)["status"] == "IN_PROGRESS", 120, "their slow job")
+    time.sleep(2)  # its kernel is up
+    return job_id
 
 
 def _minute_boundary(seconds_before: float) -> None:
@@ -288,16 +315,7 @@ def _minute_boundary(seconds_before: float) -> None:
 
 # -- the cases ------------------------------------------------------------------------------------
 def timings(ours: Ours, theirs: Theirs, repeat: int) -> dict[str, Any]:
-    ours.cli(
-        "pipeline",
-        "schedule",
-        "add",
-        str(ours.work / "trivial.ipynb"),
-        "--name",
-        "bench",
-        "--cron",
-        "0 3 * * *",
-    )
+    ours.add("bench", "--cron", "0 3 * * *")
     ours.trigger("bench")  # warm-up on both sides (first kernel start, caches)
     theirs.trigger()
     mine, their = [], []
@@ -310,16 +328,7 @@ def timings(ours: Ours, theirs: Theirs, repeat: int) -> dict[str, Any]:
 
 def scheduled_firings(ours: Ours, theirs: Theirs, samples: int) -> dict[str, Any]:
     """From the time a firing was due to its run's end, with no one triggering anything."""
-    ours.cli(
-        "pipeline",
-        "schedule",
-        "add",
-        str(ours.work / "trivial.ipynb"),
-        "--name",
-        "timer",
-        "--every",
-        "15s",
-    )
+    ours.add("timer", "--every", "15s")
 
     def done_firings() -> list[dict[str, Any]]:
         found = [
@@ -353,8 +362,7 @@ def scheduled_firings(ours: Ours, theirs: Theirs, samples: int) -> dict[str, Any
 
 def idle_memory(ours: Ours, theirs: Theirs) -> dict[str, Any]:
     for i in range(10):
-        ours.cli("pipeline", "schedule", "add", str(ours.work / "trivial.ipynb"), "--name", f"idle{i}",
-                 "--cron", f"{i} 3 * * *", "--tz", "Europe/Berlin")  # fmt: skip
+        ours.add(f"idle{i}", "--cron", f"{i} 3 * * *", "--tz", "Europe/Berlin")
         status, reply = theirs.definition(f"idle{i}", f"{i} 3 * * *")
         assert status == 200, reply
     time.sleep(5)  # idle: both loops settle
@@ -368,8 +376,7 @@ def idle_memory(ours: Ours, theirs: Theirs) -> dict[str, Any]:
 
 
 def bad_cron(ours: Ours, theirs: Theirs) -> dict[str, str]:
-    proc = ours.cli("pipeline", "schedule", "add", str(ours.work / "trivial.ipynb"), "--name", "bad",
-                    "--cron", "61 * * * *", check=False)  # fmt: skip
+    proc = ours.add("bad", "--cron", "61 * * * *", check=False)
     stored = any(s["name"] == "bad" for s in ours.schedules())
     status, reply = theirs.definition("bad", "61 * * * *")
     saved = [
@@ -386,20 +393,14 @@ def bad_cron(ours: Ours, theirs: Theirs) -> dict[str, str]:
 
 
 def killed_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
-    ours.cli("pipeline", "schedule", "add", str(ours.work / "slow.ipynb"), "--name", "victim", "--cron", "0 3 * * *",
-             "-p", "pause=60")  # fmt: skip
-    before = set(ours.runs())
-    ours.cli("pipeline", "schedule", "run", "victim")
-    run = wait(lambda: next((r for k, r in ours.runs().items() if k not in before and r["steps"]["slow"]["status"] == "running"), None),
-               120, "our slow run", 0.5)  # fmt: skip
+    before = _our_slow_run(ours, "victim", 60)
+    run = _our_new_run(ours, before)
     os.killpg(run["runner"]["pid"], signal.SIGKILL)  # the run's whole session: runner and kernel
     time.sleep(1)
     shown = next(s for s in ours.schedules() if s["name"] == "victim")["last_run"]["status"]
     ours.cli("pipeline", "schedule", "remove", "victim")
 
-    job_id = theirs.job("victim", "slow.ipynb", {"pause": "60"})
-    wait(lambda: theirs.status(job_id)["status"] == "IN_PROGRESS", 120, "their slow job")
-    time.sleep(2)  # its kernel is up
+    job_id = _their_slow_job(theirs, "victim", 60)
     server = psutil.Process(theirs.proc.pid)
     for child in server.children(recursive=True):
         with_kernel = "ipykernel" in " ".join(child.cmdline())
@@ -409,9 +410,7 @@ def killed_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
             pass
     time.sleep(3)
     after_kill = theirs.status(job_id)["status"]
-    theirs.stop()
-    theirs.start()
-    after_restart = theirs.status(job_id)
+    _, after_restart = theirs.restarted(job_id)
     return {
         "ours": f"run killed (SIGKILL to its session): last_run.status = {shown}",
         "theirs": f"job process killed: status {after_kill}; after a server restart: {after_restart['status']}, "
@@ -420,12 +419,7 @@ def killed_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
 
 
 def sigterm_during_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
-    ours.cli("pipeline", "schedule", "add", str(ours.work / "slow.ipynb"), "--name", "term", "--cron", "0 3 * * *",
-             "-p", "pause=20")  # fmt: skip
-    before = set(ours.runs())
-    ours.cli("pipeline", "schedule", "run", "term")
-    wait(lambda: any(k not in before and r["steps"]["slow"]["status"] == "running" for k, r in ours.runs().items()),
-         120, "our slow run", 0.5)  # fmt: skip
+    before = _our_slow_run(ours, "term", 20)
     pid = ours.service_pid()
     began = time.monotonic()
     os.kill(pid, signal.SIGTERM)
@@ -435,18 +429,12 @@ def sigterm_during_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
         "service exit",
     )
     ours_exit = time.monotonic() - began
-    run = wait(lambda: next((r for k, r in ours.runs().items() if k not in before and r["status"] != "running"), None),
-               120, "our run to end", 0.5)  # fmt: skip
+    run = _our_new_run(ours, before, ended=True)
     ours.cli("scheduler", "start")
     ours.cli("pipeline", "schedule", "remove", "term")
 
-    job_id = theirs.job("term", "slow.ipynb", {"pause": "20"})
-    wait(lambda: theirs.status(job_id)["status"] == "IN_PROGRESS", 120, "their slow job")
-    time.sleep(2)
-    their_exit = theirs.stop(signal.SIGTERM, limit=300)
-    theirs.kill_leftovers()
-    theirs.start()
-    job = theirs.status(job_id)
+    job_id = _their_slow_job(theirs, "term", 20)
+    their_exit, job = theirs.restarted(job_id, limit=300)
     return {
         "ours": f"SIGTERM to the scheduler service: it exited in {ours_exit:.2f} s; the run went on to {run['status']}",
         "theirs": f"SIGTERM to the server: it exited after {their_exit:.1f} s (HTTP unanswered meanwhile); "
@@ -455,16 +443,7 @@ def sigterm_during_run(ours: Ours, theirs: Theirs) -> dict[str, str]:
 
 
 def missed_runs(ours: Ours, theirs: Theirs) -> dict[str, str]:
-    ours.cli(
-        "pipeline",
-        "schedule",
-        "add",
-        str(ours.work / "trivial.ipynb"),
-        "--name",
-        "missed",
-        "--every",
-        "10s",
-    )
+    ours.add("missed", "--every", "10s")
     wait(
         lambda: any(f["outcome"] == "started" for f in ours.history("missed")),
         120,
