@@ -376,7 +376,18 @@ class Watchdog(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self._cpu_now()  # the last reading, before the kernel is shut down or handed on
+        # The last reading, before the kernel is shut down or handed on; its memory counts
+        # too: a step shorter than the sampling interval would otherwise have no peak.
+        self._final_sample()
+
+    def _final_sample(self) -> None:
+        if not self.pid:
+            return
+        try:
+            rss, _ = self._sample(psutil.Process(self.pid))
+        except psutil.Error:
+            return
+        self.peak_rss = max(self.peak_rss, rss)
 
     @property
     def cpu_seconds(self) -> float:
@@ -423,7 +434,7 @@ class Watchdog(threading.Thread):
             return
         start = time.monotonic()
         interrupted_at: float | None = None
-        while not self._halt.wait(0.1):
+        while True:
             try:
                 # The CPU reading is kept too: the kernel may die before ``stop``.
                 rss, _ = self._sample(proc)
@@ -442,4 +453,6 @@ class Watchdog(threading.Thread):
                 proc.send_signal(signal.SIGINT)
             elif interrupted_at is not None and elapsed - interrupted_at > 3:
                 proc.kill()
+                return
+            if self._halt.wait(0.1):
                 return
