@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -46,6 +47,22 @@ def api(jp_fetch: Any) -> Any:
         return response.code, (json.loads(text) if text else None)
 
     return call
+
+
+@pytest.fixture
+def api_until(api: Any) -> Any:
+    """``await api_until(parts, until, tries, interval)`` -> the last body of ``GET *parts``,
+    asked again until ``until(body)`` holds or ``tries`` ran out (the caller asserts on it)."""
+
+    async def poll(parts: tuple[str, ...], until: Any, tries: int, interval: float) -> Any:
+        for _ in range(tries):
+            _, body = await api("GET", *parts)
+            if until(body):
+                break
+            await asyncio.sleep(interval)
+        return body
+
+    return poll
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 
@@ -24,18 +23,16 @@ def _nvidia_smi() -> list[list[str]]:
     return [[cell.strip() for cell in line.split(",")] for line in out.stdout.strip().splitlines()]
 
 
-def test_devices_and_gpu_metrics_match_nvidia_smi(run, api):
+def test_devices_and_gpu_metrics_match_nvidia_smi(run, api, api_until):
     rows = _nvidia_smi()
 
     async def go():
         code, inventory = await api("GET", "devices")
         assert code == 200
         assert [g["uuid"] for g in inventory["gpus"]] == [r[1] for r in rows]
-        for _ in range(200):
-            code, metrics = await api("GET", "metrics", "gpu")
-            if metrics["timestamp"] is not None:
-                break
-            await asyncio.sleep(0.05)
+        metrics = await api_until(
+            ("metrics", "gpu"), lambda m: m["timestamp"] is not None, 200, 0.05
+        )
         assert metrics["reason"] is None
         assert [g["uuid"] for g in metrics["gpus"]] == [r[1] for r in rows]
         for gpu, row in zip(metrics["gpus"], rows):

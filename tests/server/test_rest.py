@@ -82,15 +82,12 @@ def test_devices_lists_this_machine(run, api):
     run(go())
 
 
-def test_gpu_metrics_answer_without_blocking(run, api):
+def test_gpu_metrics_answer_without_blocking(run, api, api_until):
     async def go():
         code, body = await api("GET", "metrics", "gpu")
         assert code == 200 and isinstance(body["gpus"], list)
-        for _ in range(100):  # the sampler thread fills in the first sample
-            code, body = await api("GET", "metrics", "gpu")
-            if body["timestamp"] is not None:
-                break
-            await asyncio.sleep(0.05)
+        # the sampler thread fills in the first sample
+        body = await api_until(("metrics", "gpu"), lambda b: b["timestamp"] is not None, 100, 0.05)
         assert body["timestamp"] is not None
         if not body["gpus"]:
             assert "GPU" in body["reason"]
@@ -250,7 +247,15 @@ class _Recorder(tornado.web.RequestHandler):
 
 
 def test_cluster_lifecycle_and_dashboard_proxy(
-    run, api, jp_fetch, jp_ws_fetch, jp_base_url, jp_http_port, dashboard_fetch, http_server_client
+    run,
+    api,
+    api_until,
+    jp_fetch,
+    jp_ws_fetch,
+    jp_base_url,
+    jp_http_port,
+    dashboard_fetch,
+    http_server_client,
 ):
     async def go():
         # A bystander HTTP server: nothing sent through the proxy may reach it.
@@ -273,11 +278,7 @@ def test_cluster_lifecycle_and_dashboard_proxy(
 
             code, scaled = await api("PATCH", "clusters", "web1", body={"workers": 2})
             assert code == 200
-            for _ in range(100):
-                code, status = await api("GET", "clusters", "web1")
-                if status["workers"] == 2:
-                    break
-                await asyncio.sleep(0.1)
+            status = await api_until(("clusters", "web1"), lambda s: s["workers"] == 2, 100, 0.1)
             assert status["workers"] == 2
 
             # HTTP through the proxy: the page (at its capability URL), its relative
@@ -352,7 +353,7 @@ def test_stop_extension_closes_the_clusters_it_started(run, api, jp_serverapp):
     run(go())
 
 
-def test_pipeline_run_started_over_rest(run, api, jp_root_dir):
+def test_pipeline_run_started_over_rest(run, api, api_until, jp_root_dir):
     folder = jp_root_dir / "pipe"
     folder.mkdir()
     (folder / "make.ipynb").write_text(
@@ -368,11 +369,9 @@ def test_pipeline_run_started_over_rest(run, api, jp_root_dir):
             "POST", "pipelines", "runs", body={"pipeline": "pipe/pipeline.yaml"}
         )
         assert code == 202, launch
-        for _ in range(600):
-            code, state = await api("GET", "pipelines", "runs", launch["launch"])
-            if state["status"] != "running":
-                break
-            await asyncio.sleep(0.25)
+        state = await api_until(
+            ("pipelines", "runs", launch["launch"]), lambda s: s["status"] != "running", 600, 0.25
+        )
         assert state["status"] == "finished", open(state["log"]).read()
         code, listed = await api("GET", "pipelines", "runs")
         (record,) = listed["runs"]

@@ -3,7 +3,6 @@ what the server writes for pipeline launches is private to the user (issue 10: 6
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 
@@ -134,7 +133,7 @@ def test_runs_linked_from_outside_the_root_are_not_listed(run, api, jp_root_dir,
     run(go())
 
 
-def test_launch_logs_and_their_folder_are_private(run, api, jp_root_dir, aiinfra_home):
+def test_launch_logs_and_their_folder_are_private(run, api, api_until, jp_root_dir, aiinfra_home):
     pipeline = _pipeline(jp_root_dir)
 
     async def go():
@@ -143,11 +142,9 @@ def test_launch_logs_and_their_folder_are_private(run, api, jp_root_dir, aiinfra
             "POST", "pipelines", "runs", body={"pipeline": pipeline, "cluster": "nope"}
         )
         assert code == 202, launch
-        for _ in range(1200):
-            code, state = await api("GET", "pipelines", "runs", launch["launch"])
-            if state["status"] != "running":
-                break
-            await asyncio.sleep(0.25)
+        state = await api_until(
+            ("pipelines", "runs", launch["launch"]), lambda s: s["status"] != "running", 1200, 0.25
+        )
         assert state["status"] != "running"
         folder = aiinfra_home / "pipelines"
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from ssh_fixture import sshd, sshd_server  # noqa: F401 - the real sshd on loopback
 
 
-def test_ssh_cluster_over_rest_with_its_proxied_dashboard(run, api, sshd, dashboard_fetch):  # noqa: F811
+def test_ssh_cluster_over_rest_with_its_proxied_dashboard(
+    run,
+    api,
+    api_until,
+    sshd,  # noqa: F811 - the fixture imported above
+    dashboard_fetch,
+):
     async def go():
         code, backends = await api("GET", "backends")
         (ssh,) = [b for b in backends["backends"] if b["name"] == "ssh"]
@@ -23,11 +27,7 @@ def test_ssh_cluster_over_rest_with_its_proxied_dashboard(run, api, sshd, dashbo
             assert info["scheduler_address"].startswith("tcp://127.0.0.1:")
             code, _ = await api("PATCH", "clusters", "rest", body={"workers": 3})
             assert code == 200
-            for _ in range(600):
-                code, status = await api("GET", "clusters", "rest")
-                if status["workers"] == 3:
-                    break
-                await asyncio.sleep(0.1)
+            status = await api_until(("clusters", "rest"), lambda s: s["workers"] == 3, 600, 0.1)
             assert status["workers"] == 3
             assert sorted(status["ssh_hosts"]) == ["127.0.0.1", "127.0.0.2"]
             # The dashboard of the scheduler on the first host, through the lab's proxy.
