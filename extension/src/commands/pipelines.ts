@@ -25,6 +25,7 @@ import { executedRun, IRunRecord, pipelinePath, RunsModel } from '../pipelines/r
 import { RunsView } from '../pipelines/runview';
 import { fetchSpec, formToRunBody, ISpec } from '../pipelines/spec';
 import { FormError, showFormDialog } from '../formdialog';
+import { MainAreaTab } from '../maintab';
 import { reportFailure } from './common';
 
 /** The Schedules panel's command (issue 26): "Schedule…" is offered only where it exists. */
@@ -69,20 +70,17 @@ export namespace PipelineCommands {
     const { commands, shell, model, ids } = options;
     const translator = options.translator ?? undefined;
     const trans = bundle(translator);
-    let view: MainAreaWidget<RunsView> | null = null;
-
     /** The run view: one main-area tab, created on first use. */
-    const runsView = (): MainAreaWidget<RunsView> => {
-      if (!view || view.isDisposed) {
-        const runs = new RunsModel({
-          requester: model.requester,
-          trans,
-          readNotebook: options.contents
-            ? async path => (await options.contents!.get(path, { content: true, type: 'notebook' })).content
-            : undefined
-        });
-        const content = new RunsView({
-          model: runs,
+    const tab = new MainAreaTab(shell, {
+      content: () =>
+        new RunsView({
+          model: new RunsModel({
+            requester: model.requester,
+            trans,
+            readNotebook: options.contents
+              ? async path => (await options.contents!.get(path, { content: true, type: 'notebook' })).content
+              : undefined
+          }),
           commands,
           translator,
           commandIDs: {
@@ -91,26 +89,17 @@ export namespace PipelineCommands {
             rerunFailed: ids.rerunFailed,
             ...RUN_IDS
           }
-        });
-        view = new MainAreaWidget({ content });
-        view.id = 'aiinfra-runs';
-        view.title.label = trans.__('Pipeline runs');
-        view.title.closable = true;
-        if (options.icon) {
-          view.title.icon = options.icon;
-        }
-        view.addClass('aiinfra-runs-tab');
-      }
-      if (!view.isAttached) {
-        shell.add(view, 'main');
-      }
-      shell.activateById(view.id);
-      return view;
-    };
+        }),
+      id: 'aiinfra-runs',
+      label: trans.__('Pipeline runs'),
+      icon: options.icon,
+      className: 'aiinfra-runs-tab'
+    });
+    const runsView = (): MainAreaWidget<RunsView> => tab.open();
 
     /** Pipelines that ran before (below the root), latest first: the dialog's list. */
     const knownPipelines = (): string[] => {
-      const runs = [...((model.runs.data?.runs ?? []) as IRunRecord[]), ...(view?.content.model.runs ?? [])];
+      const runs = [...((model.runs.data?.runs ?? []) as IRunRecord[]), ...(tab.current?.content.model.runs ?? [])];
       runs.sort((a, b) => (Number(b.start) || 0) - (Number(a.start) || 0));
       return [...new Set(runs.map(pipelinePath).filter(Boolean))];
     };

@@ -205,22 +205,11 @@ export function rerunBody(
   trans: TranslationBundle = bundle()
 ): { body?: Record<string, unknown>; error?: string } {
   const only = failedSteps(run);
-  const pipeline = pipelinePath(run);
   if (!only.length) {
     return { error: trans.__('run %1 has no failed step', run.run_id) };
   }
-  if (!pipeline) {
-    return { error: trans.__('run %1: its pipeline is outside the Jupyter root', run.run_id) };
-  }
-  const body: Record<string, unknown> = { pipeline, only };
-  const params = runParams(run);
-  if (params) {
-    body.params = params;
-  }
-  if (run.cluster && !run.cluster.embedded && run.cluster.name) {
-    body.cluster = run.cluster.name;
-  }
-  return { body };
+  const same = sameRun(run, trans);
+  return same.body ? { body: { pipeline: same.body.pipeline, only, ...same.body } } : same;
 }
 
 /** A status word as the view shows it (the record's words, translated). */

@@ -25,6 +25,7 @@ import * as React from 'react';
 import { IRequester, requestAPI } from '../api';
 import { choiceSelect, FormWidget, textArea } from '../dialog';
 import { FormError, showFormDialog } from '../formdialog';
+import { MainAreaTab } from '../maintab';
 import { clusterChoices } from './dialogs';
 import { bundle } from './i18n';
 
@@ -481,23 +482,15 @@ export namespace ScheduleCommands {
     const { commands, shell } = options;
     const trans = bundle(options.translator);
     const model = new SchedulesModel(options.requester);
-    let view: MainAreaWidget<SchedulesPanel> | null = null;
+    const tab = new MainAreaTab(shell, {
+      content: () => new SchedulesPanel({ model, translator: options.translator }),
+      id: 'aiinfra-schedules',
+      label: trans.__('Schedules'),
+      icon: options.icon
+    });
 
     const openPanel = (): MainAreaWidget<SchedulesPanel> => {
-      if (!view || view.isDisposed) {
-        const content = new SchedulesPanel({ model, translator: options.translator });
-        view = new MainAreaWidget({ content });
-        view.id = 'aiinfra-schedules';
-        view.title.label = trans.__('Schedules');
-        view.title.closable = true;
-        if (options.icon) {
-          view.title.icon = options.icon;
-        }
-      }
-      if (!view.isAttached) {
-        shell.add(view, 'main');
-      }
-      shell.activateById(view.id);
+      const view = tab.open();
       void view.content.refresh();
       return view;
     };
