@@ -19,23 +19,24 @@ from ..errors import field_error
 from .triggers import Trigger
 
 OVERLAPS = ("skip", "queue", "allow")
-#: The fields a schedule takes, by the CLI's option names (also the REST body's fields).
-FIELDS = (
+#: The fields a REST body may carry (``POST aiinfra/api/schedules``): typed JSON values, never
+#: a file to read. Listed here, not derived, so a field new to the core reaches REST only
+#: when it is added to this list on purpose.
+BODY_FIELDS = (
     "name",
     "path",
     "cron",
     "tz",
     "every",
     "params",
-    "raw",
-    "yaml_params",
-    "param_files",
-    "values",  # typed JSON parameters (the REST door's params)
     "cluster",
     "overlap",
     "notify",
     "force",
 )
+#: Every field a schedule takes, by the CLI's option names: the body's, papermill's
+#: -r/-y/-f, and ``values`` (the typed JSON parameters the REST door makes of ``params``).
+FIELDS = (*BODY_FIELDS, "raw", "yaml_params", "param_files", "values")
 #: The one-step pipeline made for a notebook schedule, beside the notebook (its runs/ too).
 NOTEBOOK_SPEC = ".aiinfra-schedule-{name}.yaml"
 GENERATED_MARK = "# written by `aiinfra pipeline schedule` for one notebook; removed with it\n"

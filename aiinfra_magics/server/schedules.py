@@ -17,23 +17,11 @@ from tornado import web
 
 from ..checks import as_name, only_fields
 from ..errors import AiinfraError
+from ..pipelines.schedule_spec import BODY_FIELDS
 from .base import AiinfraHandler
 from .paths import inside
 from .paths import server_root as _root
 
-#: Fields of ``POST aiinfra/api/schedules``.
-BODY_FIELDS = (
-    "name",
-    "path",
-    "cron",
-    "tz",
-    "every",
-    "params",
-    "cluster",
-    "overlap",
-    "notify",
-    "force",
-)
 ACTIONS = ("pause", "resume", "run")
 
 
