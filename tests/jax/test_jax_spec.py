@@ -73,7 +73,7 @@ def test_valid_options_are_normalised():
         ({"processes": "0"}, "processes"),
         ({"processes": "two"}, "processes"),
         ({"cluster": "a", "processes": 2}, "processes"),
-        ({"platform": "tpu"}, "platform"),
+        ({"platform": "rocm"}, "platform"),
         ({"cpu_devices": "-2"}, "cpu_devices"),
         ({"timeout": "-1"}, "timeout"),
     ],
@@ -82,6 +82,11 @@ def test_invalid_spmd_options_name_the_field(options, field):
     with pytest.raises(AiinfraError) as info:
         SpmdOptions.from_options(options)
     assert info.value.field == field
+
+
+def test_spmd_runs_on_tpu_slices_too():
+    # A TPU VM slice's hosts run SPMD cells (issue 27): JAX's own cluster detection does the rest.
+    assert SpmdOptions.from_options({"platform": "TPU"}).platform == "tpu"
 
 
 def test_cli_exits_2_with_a_one_line_error():
