@@ -378,16 +378,9 @@ class Watchdog(threading.Thread):
         self._halt.set()
         # The last reading, before the kernel is shut down or handed on; its memory counts
         # too: a step shorter than the sampling interval would otherwise have no peak.
-        self._final_sample()
-
-    def _final_sample(self) -> None:
-        if not self.pid:
-            return
-        try:
-            rss, _ = self._sample(psutil.Process(self.pid))
-        except psutil.Error:
-            return
-        self.peak_rss = max(self.peak_rss, rss)
+        reading = self._reading()
+        if reading is not None:
+            self.peak_rss = max(self.peak_rss, reading[0])
 
     @property
     def cpu_seconds(self) -> float:
@@ -398,10 +391,15 @@ class Watchdog(threading.Thread):
 
     def _cpu_now(self) -> float | None:
         """Read the tree's CPU seconds (and keep it as the latest); None once it is gone."""
+        reading = self._reading()
+        return None if reading is None else reading[1]
+
+    def _reading(self) -> tuple[int, float] | None:
+        """One ``_sample`` of the kernel's tree; None without a pid or once it is gone."""
         if not self.pid:
             return None
         try:
-            return self._sample(psutil.Process(self.pid))[1]
+            return self._sample(psutil.Process(self.pid))
         except psutil.Error:
             return None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from chromium import CHROMIUM
+from live_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
@@ -32,14 +32,6 @@ NEEDS_LAB = [
         reason="labextension not built (pip install -e . or jlpm build in extension/)",
     ),
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    # Not tests/live_server.py's: docs/screenshots.py imports this module with only
-    # tests/browser on its path.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Lab:
