@@ -101,6 +101,13 @@ class Lab:
                     pass
 
 
+def _launch(lab, launch_id: str) -> dict:
+    code, listed = lab.call("GET", "pipelines/runs")
+    assert code == 200, listed
+    (view,) = [v for v in listed["launches"] if v["launch"] == launch_id]
+    return view
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -178,6 +185,11 @@ def test_a_run_killed_with_sigkill_reads_interrupted_in_every_door(lab, tmp_path
     os.killpg(pid, signal.SIGKILL)  # the runner and its kernels, with no chance to record it
     wait_for(lambda: not _alive(pid), 60, "the killed runner to be gone")
     assert json.loads((folder / "runs" / run_id / "run.json").read_text())["status"] == "running"
+    # A killed process with many threads reads as a zombie before its parent can reap it (the
+    # leader waits for its threads): the server learns the exit once waitpid has it.
+    wait_for(
+        lambda: _launch(lab, launch_id)["exit_code"] is not None, 60, "the server to reap it"
+    )
 
     code, rest = lab.call("GET", f"pipelines/runs/{run_id}")
     assert (code, rest["status"]) == (200, "interrupted")
