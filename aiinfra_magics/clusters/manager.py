@@ -29,8 +29,24 @@ from .spec import ClusterSpec, check_adapt
 
 DAEMON_START_TIMEOUT_S = 180.0
 IDENTITY_TIMEOUT_S = 3.0
-#: How long ``cluster scale`` waits for the workers it asked for (then says how many came).
+#: How long ``cluster scale`` waits for the workers it asked for (then says how many came);
+#: dask config ``aiinfra.scale-wait`` overrides it (a site whose queue is slow, a test).
 SCALE_WAIT_S = 60.0
+
+
+def _scale_wait() -> float:
+    """Seconds ``scale`` waits for its workers: dask config ``aiinfra.scale-wait`` ("2m")."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    value = dask.config.get("aiinfra.scale-wait", None)
+    try:
+        return SCALE_WAIT_S if value is None else float(parse_timedelta(value, default="s"))
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(
+            f"aiinfra.scale-wait: got {value!r}; allowed: a duration such as 30s or 2m",
+            field="aiinfra.scale-wait",
+        ) from error
 
 
 @dataclass
@@ -345,7 +361,7 @@ class ClusterManager:
         note = self._control(record, "scale", n=n)
         # The reply from the record as it is now: the scale ended adaptivity (adapt: none).
         record = self._reread(record)
-        info = self._wait_for_workers(record, min(n, cap_of(note) or n))
+        info = self._wait_for_workers(record, min(n, cap_of(note) or n), _scale_wait())
         if note:
             info.data["notes"] = [note, *info.data.get("notes", [])]
         return info
@@ -357,9 +373,7 @@ class ClusterManager:
         except DamagedRecord:  # rewritten within seconds by its owner; the reply can wait
             return record
 
-    def _wait_for_workers(
-        self, record: dict[str, Any], n: int, timeout: float = SCALE_WAIT_S
-    ) -> ClusterInfo:
+    def _wait_for_workers(self, record: dict[str, Any], n: int, timeout: float) -> ClusterInfo:
         """The cluster once ``n`` workers joined; after ``timeout``, as it is, saying so."""
         deadline = time.monotonic() + timeout
         while True:

@@ -207,3 +207,19 @@ def test_gpus_as_json_gives_them():
     assert info.value.field == "gpus"
     with pytest.raises(InputError):
         as_gpus("gpus", [0, 0])
+
+
+def test_scale_wait_comes_from_dask_config_and_a_bad_one_names_the_key():
+    import dask.config
+
+    from aiinfra_magics.clusters.manager import SCALE_WAIT_S, _scale_wait
+
+    assert _scale_wait() == SCALE_WAIT_S
+    with dask.config.set({"aiinfra.scale-wait": "2m"}):
+        assert _scale_wait() == 120.0
+    with dask.config.set({"aiinfra.scale-wait": 5}):
+        assert _scale_wait() == 5.0
+    with dask.config.set({"aiinfra.scale-wait": "soon"}), pytest.raises(InputError) as info:
+        _scale_wait()
+    assert info.value.field == "aiinfra.scale-wait"
+    assert str(info.value).startswith("aiinfra.scale-wait: got 'soon'; allowed: a duration")
