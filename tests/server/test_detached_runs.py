@@ -187,9 +187,7 @@ def test_a_run_killed_with_sigkill_reads_interrupted_in_every_door(lab, tmp_path
     assert json.loads((folder / "runs" / run_id / "run.json").read_text())["status"] == "running"
     # A killed process with many threads reads as a zombie before its parent can reap it (the
     # leader waits for its threads): the server learns the exit once waitpid has it.
-    wait_for(
-        lambda: _launch(lab, launch_id)["exit_code"] is not None, 60, "the server to reap it"
-    )
+    wait_for(lambda: _launch(lab, launch_id)["exit_code"] is not None, 60, "the server to reap it")
 
     code, rest = lab.call("GET", f"pipelines/runs/{run_id}")
     assert (code, rest["status"]) == (200, "interrupted")
