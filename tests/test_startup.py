@@ -54,3 +54,61 @@ def test_no_stand_in_once_jsonschema_is_loaded():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+PAPERMILL_PROBE = r"""
+import json, sys, threading, http.server, functools, pathlib
+from aiinfra_magics.startup import defer_slow_imports
+defer_slow_imports({args})
+import papermill.iorw as iorw
+before = [m for m in ("pyarrow", "numpy", "urllib3") if m in sys.modules]
+folder = pathlib.Path(sys.argv[1])
+(folder / "nb.ipynb").write_text('{{"cells": []}}')
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+handler.log_message = lambda *a: None
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+text = iorw.HttpHandler.read(f"http://127.0.0.1:{{server.server_address[1]}}/nb.ipynb")
+server.shutdown()
+selector = iorw.FileSelector(str(folder), recursive=False)
+from pyarrow.fs import FileSelector, LocalFileSystem
+listed = [i.base_name for i in LocalFileSystem().get_file_info(selector)]
+print(json.dumps([before, text, isinstance(selector, FileSelector), listed,
+                  "urllib3" in sys.modules]))
+"""
+
+
+def papermill_probe(tmp_path, args: str) -> list:
+    out = subprocess.run(
+        [sys.executable, "-c", PAPERMILL_PROBE.format(args=args), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_papermill_loads_without_pyarrow_or_requests_and_both_work_when_used(tmp_path):
+    before, text, real_selector, listed, urllib3_now = papermill_probe(tmp_path, "")
+    assert before == []  # neither pyarrow (nor numpy through it) nor urllib3 at import
+    # papermill's HTTP handler read the notebook through requests, loaded on first use ...
+    assert json.loads(text) == {"cells": []} and urllib3_now is True
+    # ... and its HDFS handler's names build the real pyarrow objects, which the real
+    # module then accepts.
+    assert real_selector is True and listed == ["nb.ipynb"]
+
+
+def test_a_worker_keeps_the_real_pyarrow_fs(tmp_path):
+    """Workers run user code: only the stand-ins that act as the real module for any
+    importer (``import pyarrow.fs`` then ``pyarrow.fs.X`` needs the real one)."""
+    before, text, real_selector, listed, _ = papermill_probe(tmp_path, "runs_user_code=True")
+    assert "pyarrow" in before and "urllib3" not in before
+    assert json.loads(text) == {"cells": []} and real_selector is True and listed == ["nb.ipynb"]
+    code = (
+        "from aiinfra_magics.startup import defer_slow_imports\n"
+        "defer_slow_imports(runs_user_code=True)\n"
+        "import pyarrow.fs\n"
+        "print(type(pyarrow.fs.LocalFileSystem()).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "LocalFileSystem"

@@ -99,7 +99,7 @@ def _load_execute(defer: bool) -> None:
     if defer:
         from ..startup import defer_slow_imports
 
-        defer_slow_imports()
+        defer_slow_imports(runs_user_code=True)
     importlib.import_module(f"{__package__}.execute")
 
 

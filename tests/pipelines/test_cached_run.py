@@ -74,3 +74,6 @@ def test_cached_rerun_imports_and_starts_nothing_a_step_needs(tmp_path, notebook
     record = latest(tmp_path)
     assert record["steps"]["a"]["status"] == "ok" and record["cluster"]["embedded"]
     assert {"papermill", "distributed"} <= loaded
+    # ... and no more: papermill's HTTP and HDFS handlers' packages wait until a handler is
+    # used (startup.py), so they are not on the way to the first step.
+    assert not loaded & {"pyarrow", "urllib3", "requests"}, sorted(loaded)
