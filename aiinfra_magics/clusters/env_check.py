@@ -8,8 +8,8 @@ as ``Client.get_versions`` does), on distributed's packages plus numpy, jax, num
 cloudpickle, aiinfra and any named in dask config ``aiinfra.env-check.packages``:
 
 - a mismatch that breaks pickling or the protocol (distributed's release, cloudpickle's
-  or msgpack's major version, Python's minor version) is an error naming the package,
-  both versions and the hosts;
+  or msgpack's major version, Python's minor version, numpy 2 here and numpy 1 there) is
+  an error naming the package, both versions and the hosts;
 - any other mismatch is one warning line;
 - ``--env-check off`` skips the check.
 
@@ -31,6 +31,10 @@ CHECKED = (
 )  # fmt: skip
 #: How many leading version parts must agree, where a mismatch breaks pickling or protocol.
 BREAKING = {"distributed": 2, "cloudpickle": 1, "msgpack": 1, "python": 2}
+#: Packages whose pickles from this major release on cannot be loaded below it: numpy 2's
+#: arrays pickle as ``numpy._core...``, which numpy 1.x lacks (a task graph holding an array
+#: fails to deserialize there). The other way round loads (numpy 2 still reads numpy.core).
+NEWER_PICKLES = {"numpy": 2}
 VERSIONS_TIMEOUT_S = 20.0
 #: Per process asked: a worker that does not answer in this long is named, not waited for.
 ASK_TIMEOUT_S = 5.0
@@ -46,6 +50,11 @@ class Drift:
 
     @property
     def breaking(self) -> bool:
+        if self.package in NEWER_PICKLES:
+            since = NEWER_PICKLES[self.package]
+            return _major(self.here) >= since and any(
+                v != "missing" and _major(v) < since for v in self.there
+            )
         parts = BREAKING.get(self.package)
         if parts is None:
             return False
@@ -55,6 +64,13 @@ class Drift:
     def line(self) -> str:
         others = ", ".join(f"{v} on {', '.join(w)}" for v, w in sorted(self.there.items()))
         return f"{self.package} {self.here} here, {others}"
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:  # not a release number: never judged older
+        return 1 << 30
 
 
 def packages() -> list[str]:
