@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 import signal
+import sys
+import threading
 
 import psutil
 import pytest
@@ -51,6 +53,78 @@ def test_an_spmd_cell_spans_two_ssh_hosts(ip, sshd):
     assert ip.run_cell_magic("aiinfra", "spmd --cluster boxes --out res", CELL) is None
     assert ip.user_ns["res"] == [(0, 2, [0, 1], "127.0.0.1"), (1, 2, [0, 1], "127.0.0.2")]
     ip.run_line_magic("aiinfra", "cluster stop boxes")
+
+
+class Recorder:
+    """sys.stdout for one test: keeps every write (from any thread) and passes it on."""
+
+    def __init__(self, passed_to) -> None:
+        self.passed_to, self.parts, self.lock = passed_to, [], threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            self.parts.append(text)
+        return self.passed_to.write(text)
+
+    def flush(self) -> None:
+        self.passed_to.flush()
+
+    def text(self) -> str:
+        with self.lock:
+            return "".join(self.parts)
+
+
+def test_each_process_output_reaches_the_cell_while_it_runs(ip, sshd, tmp_path, monkeypatch):
+    """Issue 27 item 5: each process's stdout and stderr show in the cell, prefixed by its
+    process id, while the cell still runs (here: every process waits for a file that the
+    test creates only once it has seen their lines)."""
+    go = tmp_path / "go"
+    cell = f"""
+import os, sys, time
+host = os.environ["SSH_CONNECTION"].split()[2]
+print(f"out of {{process_id}} on {{host}}", flush=True)
+print(f"err of {{process_id}} on {{host}}", file=sys.stderr, flush=True)
+deadline = time.monotonic() + 300  # bounds only a failed test: the test creates the file
+while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
+    time.sleep(0.05)
+os.path.exists({str(go)!r})
+"""
+    out = Recorder(sys.stdout)
+    monkeypatch.setattr(sys, "stdout", out)
+    ip.run_line_magic("aiinfra", f"cluster start live {sshd.flags()}")
+    ended: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            ended["value"] = ip.run_cell_magic("aiinfra", "spmd --cluster live --out res", cell)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test below
+            ended["error"] = exc
+
+    cell_thread = threading.Thread(target=run, name="spmd-cell")
+    cell_thread.start()
+    expected = [
+        f"[p{pid}] {kind} of {pid} on {host}"
+        for pid, host in enumerate(sshd.hosts)
+        for kind in ("out", "err")
+    ]
+    try:
+        wait_for(
+            lambda: "error" in ended or all(line in out.text().splitlines() for line in expected),
+            180,
+            "every process's lines in the cell's output",
+        )
+        assert "error" not in ended, ended.get("error")
+        # Seen while the cell runs: its processes are still waiting for the file.
+        assert cell_thread.is_alive() and not go.exists()
+    finally:
+        go.touch()
+        cell_thread.join(180)
+    assert not cell_thread.is_alive(), "the cell did not end once the file was there"
+    assert "error" not in ended, ended.get("error")
+    assert ip.user_ns["res"] == [True, True]
+    assert all(out.text().splitlines().count(line) == 1 for line in expected), out.text()
+    ip.run_line_magic("aiinfra", "cluster stop live")
+    wait_for(lambda: not session_processes("spmd_child"), 60, "no SPMD process left")
 
 
 def test_a_host_that_never_joins_is_named_within_the_timeout(ip, sshd):
