@@ -58,10 +58,12 @@ test-frontend: install
 # Most tests wait on processes (kernels, schedulers, servers, SLURM daemons), so three
 # pytest-xdist workers keep two cores busy. --dist loadfile keeps a file's tests on one
 # worker: module-scoped fixtures (the papermill parity runs, a live server) start once.
+# --no-loadscope-reorder keeps conftest's order: the longest files first
+# (tests/file_seconds.json), so no long file is left for last.
 PYTEST_WORKERS ?= 3
 test-python: install system-packages
 	rm -rf .coverage-data
-	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --cov --cov-report= tests
+	PATH=$(BIN):$$PATH $(PY) -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 --cov --cov-report= tests
 	$(PY) -m coverage combine --append -q
 	$(PY) tests/coverage_by_package.py
 

@@ -225,7 +225,7 @@ class RunRecord:
                     str(step.get("attempts") or ""),
                     *cost_cells(step.get("cost")),
                     *efficiency_cells(step.get("cost")),
-                    step.get("worker") or "",
+                    worker_label(step),
                     step.get("error") or step.get("reason") or "",
                 ]
             )
@@ -306,6 +306,30 @@ def list_runs(folder: Path) -> list[dict[str, Any]]:
             settle(data, path.parent)
             out.append({**{k: data.get(k) for k in RUN_SUMMARY}, "run_id": path.parent.name})
     return out
+
+
+def worker_label(step: dict[str, Any]) -> str:
+    """The worker a step ran on as a person names it, as the lab's run view does:
+    ``node-3 · worker 0``, not ``tcp://10.0.0.3:40123``; without a recorded name the
+    address's own part stands in (``in-process worker 4``, ``port 40123``)."""
+    address = step.get("worker") or ""
+    name = step.get("worker_name") or ""
+    name = "" if "://" in name else name
+    host = step.get("slurm_node") or step.get("host") or ""
+    who = ""
+    if name:
+        who = f"worker {name}" if name.isdigit() else name
+    elif address:
+        scheme, sep, rest = address.partition("://")
+        if not sep:
+            who = "this process" if address == "local" else address
+        elif scheme == "inproc":
+            who = f"in-process worker {rest.rsplit('/', 1)[-1]}"
+        else:
+            host_port = rest.split("/", 1)[0]
+            port = host_port.rsplit(":", 1)[-1]
+            who = f"port {port}" if host and port.isdigit() else host_port
+    return " · ".join(x for x in (host, who) if x)
 
 
 def cost_cells(cost: Any) -> list[str]:
