@@ -148,18 +148,26 @@ def skip_without_sshd() -> None:
         )
 
 
-def start_sshd(folder: Path) -> Sshd:
-    """Start a private sshd under ``folder`` (0700); raise, with its log, if it does not answer."""
+def start_sshd(folder: Path, hosts: tuple[str, ...] = HOSTS, like: Sshd | None = None) -> Sshd:
+    """Start a private sshd under ``folder`` (0700); raise, with its log, if it does not answer.
+
+    ``like``: another host of the same kind as that server's: the same port, host key and
+    client key, listening on ``hosts`` only (a third address that can go away on its own).
+    """
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    host_key, client_key = folder / "host_ed25519", folder / "client_ed25519"
-    _keygen(host_key)
-    _keygen(client_key)
+    if like is None:
+        host_key, client_key = folder / "host_ed25519", folder / "client_ed25519"
+        _keygen(host_key)
+        _keygen(client_key)
+        port = _free_port()
+    else:
+        host_key, client_key, port = like.folder / "host_ed25519", like.key, like.port
     authorized = folder / "authorized_keys"
     shutil.copy(client_key.with_suffix(".pub"), authorized)
     authorized.chmod(0o600)
-    port, user = _free_port(), getpass.getuser()
+    user = getpass.getuser()
     mark = os.environ.get("AIINFRA_TEST_SESSION", "")
-    listen = "".join(f"ListenAddress {h}:{port}\n" for h in HOSTS)
+    listen = "".join(f"ListenAddress {h}:{port}\n" for h in hosts)
     (folder / "sshd_config").write_text(
         f"{listen}"
         f"HostKey {host_key}\n"
@@ -192,19 +200,19 @@ def start_sshd(folder: Path) -> Sshd:
     )
     host_key_line = " ".join(host_key.with_suffix(".pub").read_text().split()[:2])
     known_hosts = folder / "known_hosts"
-    known_hosts.write_text("".join(f"[{h}]:{port} {host_key_line}\n" for h in HOSTS))
+    known_hosts.write_text("".join(f"[{h}]:{port} {host_key_line}\n" for h in hosts))
     config = folder / "ssh_config"
     config.write_text(
-        f"Host {' '.join(HOSTS)}\n"
+        f"Host {' '.join(hosts)}\n"
         f"  Port {port}\n"
         f"  IdentityFile {client_key}\n"
         f"  UserKnownHostsFile {known_hosts}\n"
         "  StrictHostKeyChecking yes\n"
         f"  User {user}\n"
     )
-    server = Sshd(folder, port, client_key, known_hosts, config, host_key_line, user, proc)
+    server = Sshd(folder, port, client_key, known_hosts, config, host_key_line, user, proc, hosts)
     try:
-        for host in HOSTS:
+        for host in hosts:
             wait_for(
                 lambda host=host: (
                     proc.poll() is not None or server.run(host, "true").returncode == 0

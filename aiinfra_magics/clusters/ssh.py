@@ -169,10 +169,6 @@ def _config_source(spec: ClusterSpec) -> str | None:
 
 def target_of(spec: ClusterSpec) -> Any:
     """The hosts and how to reach them, from the flags and dask config (pure but for config)."""
-    import sys
-
-    from .ssh_connect import Target, expand
-
     source = spec.options.get("hosts_from")
     hosts_text = None
     if source is not None:
@@ -187,7 +183,19 @@ def target_of(spec: ClusterSpec) -> Any:
             "file:PATH), or set aiinfra.ssh.hosts in dask config",
             field="hosts",
         )
-    hosts = tuple(dict.fromkeys(hosts_text.split(",")))
+    return reach(spec, tuple(dict.fromkeys(hosts_text.split(","))))
+
+
+def reach(spec: ClusterSpec, hosts: tuple[str, ...]) -> Any:
+    """How to reach ``hosts`` as ``spec`` says (its flags, else dask config): a Target.
+
+    Also for a cluster already running (its registry record's spec), where the hosts are
+    known without asking ``--hosts-from`` again (a ``gcloud`` call per question).
+    """
+    import sys
+
+    from .ssh_connect import Target, expand
+
     where = _value(spec, "scheduler") or "first"
     return Target(
         hosts=hosts,

@@ -270,6 +270,30 @@ def preflight(target: Target) -> dict[str, HostFacts]:
     return {facts.host: facts for facts in results}
 
 
+def why_not(host: str, target: Target, timeout: float) -> str | None:
+    """Why ``host`` cannot run a worker now, in the start refusals' words; None if it can.
+
+    The same probe as at start (connect, host key, Python, distributed), bounded by
+    ``timeout``: asked while something waits (an SPMD cell's start barrier).
+    """
+
+    async def one() -> HostFacts:
+        return await asyncio.wait_for(probe_host(host, target), timeout)
+
+    try:
+        run_async(one)
+    except Refused as exc:
+        return str(exc)
+    except (asyncio.TimeoutError, TimeoutError):
+        return (
+            f"hosts: {host}:{_port(target)}: unreachable (no answer to the probe within "
+            f"{timeout:g}s)"
+        )
+    except Exception as exc:  # noqa: BLE001 - said, not raised: the caller reports it
+        return f"hosts: {host}:{_port(target)}: probing failed ({type(exc).__name__}: {exc})"
+    return None
+
+
 def run_async(factory: Any) -> Any:
     """Run a coroutine to completion from sync code, also inside a running loop (a kernel)."""
     box: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
+from distributed.core import Status
 from distributed.deploy import ssh as dssh
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 
@@ -42,6 +43,11 @@ logger = logging.getLogger(__name__)
 #: kills its whole process group (the nanny's worker process included).
 ORPHAN_GRACE_S = 10.0
 STDERR_KEPT = 40
+#: Scheduler metadata where the owner keeps the workers it means to run, ``{name: host}``
+#: (``Client.get_metadata``): any client can tell a worker that is gone from one never asked
+#: for (``%%aiinfra spmd`` runs one process per worker meant to be there). Names and hosts only.
+LAYOUT_KEY = ("aiinfra", "ssh-workers")
+LAYOUT_SEND_S = 5.0
 
 # The remote bootstrap (``python -c BOOT``): reads the payload line, watches stdin, runs the
 # module as ``python -m`` would. Fixed text: no value of ours is on the command line.
@@ -317,6 +323,36 @@ class SshSpecCluster(SpecCluster):
             "gpus_on_host": slot.gpus,
         }
         return {name: {"cls": RemoteWorker, "options": options}}
+
+    def layout(self) -> dict[str, str]:
+        """The workers this cluster means to run now, by name: their hosts."""
+        return {
+            name: self._placed.get(name, (spec["options"]["address"], None))[0]
+            for name, spec in self.worker_spec.items()
+        }
+
+    async def _correct_state_internal(self) -> None:
+        # On every change of the spec (start, scale, adapt), published where any client reads
+        # it: the registry keeps only the spec asked for at start, not a later scale. Before
+        # the change, so that no worker is retired while the layout still names it; after
+        # it, for a change made meanwhile.
+        await self._publish_layout()
+        try:
+            await super()._correct_state_internal()
+        finally:
+            await self._publish_layout()
+
+    async def _publish_layout(self) -> None:
+        comm = getattr(self, "scheduler_comm", None)
+        # Closing: the scheduler goes next; a call to a gone one would hold up the close.
+        if comm is None or self.status in (Status.closing, Status.closed):
+            return
+        try:
+            await asyncio.wait_for(
+                comm.set_metadata(keys=list(LAYOUT_KEY), value=self.layout()), LAYOUT_SEND_S
+            )
+        except Exception:  # noqa: BLE001 - a closing scheduler: nobody will read it
+            logger.debug("could not publish the worker layout", exc_info=True)
 
     def new_worker_spec(self) -> dict[str, Any]:
         # Names freed by a scale-down may be reused: forget placements no spec holds.

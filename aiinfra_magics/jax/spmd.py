@@ -2,7 +2,10 @@
 
 Each worker of the cluster runs one process of the program. Process ids follow
 the sorted worker addresses; process 0 (the first worker) hosts JAX's
-coordinator on a port it picked itself.
+coordinator on a port it picked itself. Where the cluster says which workers it
+means to run (an SSH cluster: every host of it), a missing one is a process all
+the same, the last ids, that fails the start barrier unless it comes
+(spmd_absent.py): a program over a slice never silently runs on fewer hosts.
 
 Why a fresh subprocess per cell (``spmd_child``) instead of running the cell in
 the worker: JAX joins a distributed program once per process and before its
@@ -96,14 +99,19 @@ def _only_cluster(say: Callable[[str], None]) -> str:
 
 
 @contextmanager
-def _client(options: SpmdOptions, say: Callable[[str], None]) -> Iterator[Any]:
-    """A client for the named cluster, or for a temporary LocalCluster closed afterwards."""
+def _client(
+    options: SpmdOptions, say: Callable[[str], None]
+) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """A client for the named cluster (and its registry record), or for a temporary
+    LocalCluster closed afterwards (no record)."""
     if options.processes is None:
         from ..clusters.manager import ClusterManager
 
-        client = ClusterManager().connect(options.cluster or _only_cluster(say))
+        manager = ClusterManager()
+        name = options.cluster or _only_cluster(say)
+        client = manager.connect(name)
         try:
-            yield client
+            yield client, manager.record(name)
         finally:
             client.close()
         return
@@ -121,7 +129,7 @@ def _client(options: SpmdOptions, say: Callable[[str], None]) -> Iterator[Any]:
         Client(cluster, set_as_default=False) as client,
     ):
         client.wait_for_workers(options.processes, timeout=120)
-        yield client
+        yield client, None
 
 
 class _Lines:
@@ -181,21 +189,34 @@ def run_on_client(
     options: SpmdOptions,
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
     variables: dict[str, str] | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    """Run ``code`` on every worker of ``client``'s cluster; see :func:`run_cell`."""
-    from . import spmd_worker
+    """Run ``code`` on every worker of ``client``'s cluster; see :func:`run_cell`.
 
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-    if not workers:
+    ``record``: the cluster's registry record. Where it names a backend that says which
+    workers it means to run (ssh), a worker missing from that is still a process of the
+    program, one that never joins unless its worker comes back (spmd_absent.py).
+    """
+    from . import spmd_worker
+    from .spmd_absent import Absent, Absentees, layout_of, missing
+
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    if not info:
         raise OperationError("spmd: the cluster has no workers")
+    layout = layout_of(client, record)
+    gone = missing(layout, info) if layout else []
+    # Missing workers take the last process ids: process 0 hosts JAX's coordinator and must
+    # be a worker that is there.
+    workers = sorted(info) + [""] * len(gone)
     run_id = uuid.uuid4().hex[:12]
     topic = f"aiinfra-spmd-{run_id}"
     lines = _Lines()
     client.subscribe_topic(topic, lines.handler)
-    futures = []
+    futures: list[Any] = [None] * len(workers)
     # A worker that gets its task later than this (a host that hung, then woke) leaves it.
     join_deadline = time.time() + options.join_timeout + _STOP_WAIT_S
-    for pid, address in enumerate(workers):
+
+    def start(pid: int, address: str) -> None:
         job = {
             "run_id": run_id,
             "topic": topic,
@@ -208,20 +229,36 @@ def run_on_client(
             "join_deadline": join_deadline,
             "variables": variables or {},  # the notebook's, pickled (spmd_vars.pack)
         }
-        futures.append(
-            client.submit(
-                spmd_worker._worker_task,
-                job,
-                key=f"aiinfra-spmd-{run_id}-{pid}",
-                workers=[address],
-                allow_other_workers=False,
-                pure=False,
-            )
+        workers[pid] = address
+        futures[pid] = client.submit(
+            spmd_worker._worker_task,
+            job,
+            key=f"aiinfra-spmd-{run_id}-{pid}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
         )
+
+    first_absent = len(info)
+    absent = Absentees(
+        [Absent(first_absent + i, name, host) for i, (name, host) in enumerate(gone)],
+        record,
+        options.join_timeout,
+        start,
+    )
+    for pid, address in enumerate(sorted(info)):
+        start(pid, address)
     try:
         try:
             wait_joined(
-                client, futures, workers, lines.states, lines.flush, options.join_timeout, _outcome
+                client,
+                futures,
+                workers,
+                lines.states,
+                lines.flush,
+                options.join_timeout,
+                _outcome,
+                absent if gone else None,
             )
             release(client, workers, lines.states, run_id, options.platform, say)
             outcomes, stop_reason = _wait(client, futures, workers, run_id, options, lines)
@@ -240,12 +277,13 @@ def _stop_all(client: Any, futures: list[Any], run_id: str, workers: list[str]) 
 
     from . import spmd_worker
 
+    started = [f for f in futures if f is not None]  # a missing worker's process never was
     try:
-        tell(client, workers, spmd_worker.stop_soon, run_id)
-        wait(futures, timeout=_STOP_WAIT_S)
+        tell(client, [w for w in workers if w], spmd_worker.stop_soon, run_id)
+        wait(started, timeout=_STOP_WAIT_S)
     except Exception:  # noqa: BLE001 - a task stuck on a vanished worker: cancel it below
         pass
-    client.cancel([f for f in futures if not f.done()])
+    client.cancel([f for f in started if not f.done()])
 
 
 def _wait(
@@ -346,5 +384,5 @@ def run_cell(
             f"cell: syntax error on line {exc.lineno}: {exc.msg}", field="cell"
         ) from None
     variables = pack(code, namespace, hidden) if namespace else {}  # before any cluster work
-    with _client(options, say) as client:
-        return run_on_client(client, code, options, say, variables)
+    with _client(options, say) as (client, record):
+        return run_on_client(client, code, options, say, variables, record)

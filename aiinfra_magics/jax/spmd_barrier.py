@@ -21,10 +21,13 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AiinfraError, OperationError
+
+if TYPE_CHECKING:
+    from .spmd_absent import Absentees
 
 DEFAULT_JOIN_TIMEOUT_S = 60.0
 _POLL_S = 0.05
@@ -59,9 +62,20 @@ def why_failed(outcome: dict[str, Any]) -> str:
     return first_line(outcome.get("error")) or f"exited with status {rc}"
 
 
-def describe(pids: list[int], workers: list[str], reasons: dict[int, str]) -> str:
-    """``process 1 on 10.0.0.2 (why)`` for each, joined by ``;``."""
-    return "; ".join(f"process {p} on {host_of(workers[p])} ({reasons[p]})" for p in pids)
+def describe(
+    pids: list[int],
+    workers: list[str],
+    reasons: dict[int, str],
+    hosts: Mapping[int, str] | None = None,
+) -> str:
+    """``process 1 on 10.0.0.2 (why)`` for each, joined by ``;``.
+
+    ``hosts``: where a process without a worker (``workers[p]`` empty) should have run.
+    """
+    hosts = hosts or {}
+    return "; ".join(
+        f"process {p} on {hosts.get(p) or host_of(workers[p])} ({reasons[p]})" for p in pids
+    )
 
 
 def wait_joined(
@@ -72,11 +86,13 @@ def wait_joined(
     flush: Callable[[], None],
     join_timeout: float,
     outcome: Callable[[Any], dict[str, Any]],
+    absent: Absentees | None = None,
 ) -> None:
     """Return once every process has joined; else raise OperationError naming the others.
 
     ``states`` fills as the workers' events arrive (``started``, ``joined``); the caller
-    stops every process when this raises.
+    stops every process when this raises. ``absent``: processes whose worker is missing
+    (``workers[p]`` and ``futures[p]`` empty until it comes; spmd_absent.py).
     """
     start = time.monotonic()
     next_check = start + _WORKER_CHECK_S
@@ -87,7 +103,9 @@ def wait_joined(
         if len(joined) == len(workers):
             return
         failed = {
-            p: outcome(f) for p, f in enumerate(futures) if p not in joined and f.done()
+            p: outcome(f)
+            for p, f in enumerate(futures)
+            if p not in joined and f is not None and f.done()
         }  # a task that ended before joining
         if failed:
             pids = sorted(failed)
@@ -99,8 +117,11 @@ def wait_joined(
         now = time.monotonic()
         if now > next_check:
             # A task pinned to a worker that died never runs (its restart has a new address).
-            alive = set(client.scheduler_info(n_workers=-1)["workers"])
-            gone = [p for p, w in enumerate(workers) if p not in joined and w not in alive]
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            alive = set(info)
+            if absent is not None:
+                absent.adopt(info)  # a missing worker that came (a nanny's restart): start it
+            gone = [p for p, w in enumerate(workers) if p not in joined and w and w not in alive]
             if gone:
                 reasons = {p: why_missing(states.get(p), workers[p], False) for p in gone}
                 raise OperationError(
@@ -111,10 +132,14 @@ def wait_joined(
         if now - start > join_timeout:
             missing = [p for p in range(len(workers)) if p not in joined]
             reasons = {
-                p: why_missing(states.get(p), workers[p], workers[p] in alive) for p in missing
+                p: absent.reason(p)
+                if absent is not None and p in absent
+                else why_missing(states.get(p), workers[p], workers[p] in alive)
+                for p in missing
             }
+            hosts = {p: absent.host(p) for p in missing if absent is not None and p in absent}
             raise OperationError(
-                f"spmd: {describe(missing, workers, reasons)} did not join within "
+                f"spmd: {describe(missing, workers, reasons, hosts)} did not join within "
                 f"{join_timeout:g}s; every process was stopped"
             )
         time.sleep(_POLL_S)

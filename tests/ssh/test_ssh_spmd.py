@@ -12,6 +12,7 @@ import threading
 import psutil
 import pytest
 from IPython.core.error import UsageError
+from ssh_fixture import start_sshd, stop_sshd
 from waiting import wait_for
 
 from aiinfra_magics.errors import OperationError
@@ -180,6 +181,25 @@ def test_reasons_a_process_did_not_join():
     )
 
 
+def test_a_missing_worker_is_named_and_started_when_it_comes():
+    from aiinfra_magics.jax.spmd_absent import Absent, Absentees, missing
+
+    layout = {"10.0.0.2-0": "10.0.0.2", "10.0.0.3-0": "10.0.0.3"}
+    assert missing(layout, {"tcp://10.0.0.2:1": {"name": "10.0.0.2-0"}}) == [
+        ("10.0.0.3-0", "10.0.0.3")
+    ]
+    started: list[tuple[int, str]] = []
+    absent = Absentees(
+        [Absent(1, "10.0.0.3-0", "10.0.0.3")],
+        None,
+        5,
+        lambda pid, address: started.append((pid, address)),
+    )
+    assert absent.reason(1) == "no worker there"  # no record: nothing to probe with
+    absent.adopt({"tcp://10.0.0.3:7": {"name": "10.0.0.3-0"}})
+    assert started == [(1, "tcp://10.0.0.3:7")] and 1 not in absent
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
 def test_join_timeout_is_checked(value):
     with pytest.raises(ValueError, match=f"^join-timeout: got '{value}'; allowed: seconds"):
@@ -200,3 +220,122 @@ def test_a_tpu_slice_leaves_the_cluster_to_jax_and_a_mixed_one_is_refused():
     assert placement(workers, {0: tpu, 1: cpu}, "auto", said.append) == ("cpu", [None, None])
     with pytest.raises(InputError, match="^platform: got 'tpu' but 10.0.0.3 is not a TPU VM host"):
         placement(workers, {0: tpu, 1: cpu}, "tpu", said.append)
+
+
+def _running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (a zombie waits for a reaper that may not be ours: it runs nothing)."""
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def test_a_host_that_went_away_is_a_process_that_never_joins(ip, sshd, tmp_path):
+    """Issue 27: a host with nothing listening (its sshd gone, its worker killed) is still a
+    process of the program, not silently left out: the cell fails by name after
+    --join-timeout, with the reason probed as `cluster start` words it, and nothing runs on."""
+    third = start_sshd(tmp_path / "sshd3", hosts=("127.0.0.3",), like=sshd)
+    try:
+        known = tmp_path / "known_hosts"  # one file trusting the same host key on both
+        known.write_text(sshd.known_hosts.read_text() + third.known_hosts.read_text())
+        flags = sshd.flags("127.0.0.1,127.0.0.3").replace(str(sshd.known_hosts), str(known))
+        ip.run_line_magic("aiinfra", f"cluster start gone {flags}")
+        client = ip.user_ns["client"]
+        assert sorted(w["host"] for w in client.scheduler_info()["workers"].values()) == [
+            "127.0.0.1",
+            "127.0.0.3",
+        ]
+        # The host goes away: its tree stopped (no worker can restart), its sshd gone, then
+        # everything under it killed, so that nothing answers on 127.0.0.3 any more.
+        tree = psutil.Process(third.proc.pid).children(recursive=True)
+        assert tree, "nothing ran under the third sshd"
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGSTOP)
+        stop_sshd(third)
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGKILL)
+        wait_for(lambda: not _running(tree), 60, "everything under 127.0.0.3 to end")
+        wait_for(
+            lambda: all(
+                w["host"] != "127.0.0.3" for w in client.scheduler_info()["workers"].values()
+            ),
+            60,
+            "the scheduler to drop the worker on 127.0.0.3",
+        )
+        with pytest.raises(UsageError) as err:
+            ip.run_cell_magic("aiinfra", "spmd --cluster gone --join-timeout 5", CELL)
+        assert str(err.value) == (
+            f"spmd: process 1 on 127.0.0.3 (no worker there; ssh 127.0.0.3:{sshd.port}: "
+            "unreachable (Connection refused)) did not join within 5s; every process was stopped"
+        )
+        # Process 0 (on 127.0.0.1) had joined and waited at the barrier: it was stopped.
+        wait_for(lambda: not session_processes("spmd_child"), 60, "no SPMD process left")
+        ip.run_line_magic("aiinfra", "cluster stop gone")
+        assert not _running(tree)
+    finally:
+        stop_sshd(third)
+
+
+def test_a_worker_scaled_away_is_not_expected(ip, sshd):
+    """Only the workers the cluster means to run are expected: after `cluster scale 1` the
+    cell runs as one process on the worker left, instead of waiting for the one retired."""
+    ip.run_line_magic("aiinfra", f"cluster start fewer {sshd.flags()}")
+    ip.run_line_magic("aiinfra", "cluster scale fewer 1")
+    client = ip.user_ns["client"]
+    wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 60, "one worker left")
+    assert (
+        ip.run_cell_magic("aiinfra", "spmd --cluster fewer --join-timeout 30 --out res", CELL)
+        is None
+    )
+    assert ip.user_ns["res"] == [(0, 1, [0], "127.0.0.1")]
+    ip.run_line_magic("aiinfra", "cluster stop fewer")
+
+
+def test_a_missing_worker_that_comes_back_joins_the_cell(ip, sshd):
+    """Why the barrier waits for a missing worker instead of failing at once: its nanny
+    restarts it under the same name, and its process then starts and joins the program."""
+    ip.run_line_magic("aiinfra", f"cluster start back {sshd.flags()}")
+    client = ip.user_ns["client"]
+    worker = worker_process_on("127.0.0.2", sshd)
+    nanny = worker.parent()
+    nanny.send_signal(signal.SIGSTOP)  # it cannot restart the worker until it goes on
+    try:
+        worker.send_signal(signal.SIGKILL)
+        wait_for(
+            lambda: all(
+                w["host"] != "127.0.0.2" for w in client.scheduler_info()["workers"].values()
+            ),
+            60,
+            "the scheduler to drop the killed worker",
+        )
+        ended: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                ended["value"] = ip.run_cell_magic(
+                    "aiinfra", "spmd --cluster back --join-timeout 120 --out res", CELL
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the test below
+                ended["error"] = exc
+
+        cell_thread = threading.Thread(target=run, name="spmd-cell")
+        cell_thread.start()
+        # The cell runs (process 0 is up) while the worker of process 1 is still missing.
+        wait_for(
+            lambda: "error" in ended or session_processes("spmd_child"),
+            120,
+            "process 0 to start",
+        )
+        assert "error" not in ended, ended.get("error")
+    finally:
+        nanny.send_signal(signal.SIGCONT)
+    cell_thread.join(180)
+    assert not cell_thread.is_alive(), "the cell did not end once the worker came back"
+    assert "error" not in ended, ended.get("error")
+    assert ip.user_ns["res"] == [(0, 2, [0, 1], "127.0.0.1"), (1, 2, [0, 1], "127.0.0.2")]
+    ip.run_line_magic("aiinfra", "cluster stop back")
+    wait_for(lambda: not session_processes("spmd_child"), 60, "no SPMD process left")
