@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -17,6 +19,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_port(proc: subprocess.Popen, runtime_dir: Path, timeout: float) -> int | None:
+    """The port the jupyter server ``proc`` really listens on, from the info file it writes
+    once bound; None if it ended or never wrote it.
+
+    Its ``--port`` was free a moment before it started: when another process (a Dask
+    dashboard on port 0, another test's server) took it meanwhile, jupyter moves to the
+    next port, and a test talking to the first one gets that other process's answers.
+    """
+    info = Path(runtime_dir) / f"jpserver-{proc.pid}.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return int(json.loads(info.read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):  # not yet, or half written
+            if proc.poll() is not None:
+                return None
+            time.sleep(0.1)
+    return None
 
 
 class LiveServer:
@@ -53,8 +75,9 @@ class LiveServer:
             ],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}{base_url}"
         deadline = time.monotonic() + 60
+        self.port = server_port(self.proc, tmp / "rt", 60) or self.port
+        self.url = f"http://127.0.0.1:{self.port}{base_url}"
         while time.monotonic() < deadline:
             try:
                 self.request("GET", "api/status")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from chromium import CHROMIUM
-from live_server import free_port
+from live_server import free_port, server_port
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "aiinfra_magics" / "labextension"
@@ -72,8 +72,9 @@ class Lab:
             ],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}{base_url}"
         deadline = time.monotonic() + 120
+        port = server_port(self.proc, tmp / "runtime", 120) or port
+        self.url = f"http://127.0.0.1:{port}{base_url}"
         while True:
             try:
                 self.api("api/status")
