@@ -269,7 +269,9 @@ def _kernel_names() -> set[str]:
         try:
             from jupyter_client.kernelspec import KernelSpecManager
 
-            _KERNELS = set(KernelSpecManager().find_kernel_specs())
+            from .kernel_pool import kernel_dirs  # the same folders, without importing IPython
+
+            _KERNELS = set(KernelSpecManager(kernel_dirs=kernel_dirs()).find_kernel_specs())
         except Exception:  # no kernelspec machinery: let papermill report it at run time
             _KERNELS = set()
     return _KERNELS

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from jupyter_core.utils import run_sync
 
@@ -56,3 +61,21 @@ def test_a_dead_kernel_is_an_error_not_a_hang(kernel):
             run_sync(kernel_pool.wait_ready)(kc, 30)
     finally:
         kc.stop_channels()
+
+
+def test_kernel_dirs_are_jupyter_clients_own_without_importing_ipython(tmp_path):
+    """The runner's kernelspec search path equals jupyter_client's default (which finds
+    IPython's folder through IPython.paths), and working it out imports no IPython."""
+    code = (
+        "import json, sys\n"
+        "from aiinfra_magics.pipelines.kernel_pool import kernel_dirs\n"
+        "ours = kernel_dirs()\n"
+        "imported = 'IPython' in sys.modules\n"
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "print(json.dumps([ours == KernelSpecManager().kernel_dirs, imported, ours[-1]]))\n"
+    )
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipy")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(out.stdout) == [True, False, str(tmp_path / "ipy" / "kernels")]
