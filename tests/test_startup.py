@@ -45,6 +45,12 @@ def test_deferred_module_checks_iris_as_the_real_one():
     assert deferred[1:4] == real[1:4] == [True, False, True]
 
 
+def python_out(code: str) -> str:
+    """What ``python -c code`` prints, in a fresh interpreter as the CLI is."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def test_no_stand_in_once_jsonschema_is_loaded():
     code = (
         "import sys, jsonschema\n"
@@ -52,8 +58,7 @@ def test_no_stand_in_once_jsonschema_is_loaded():
         "defer_slow_imports()\n"
         "print(hasattr(sys.modules['rfc3987_syntax'], '__aiinfra_deferred__'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert python_out(code) == "False"
 
 
 PAPERMILL_PROBE = r"""
@@ -110,5 +115,4 @@ def test_a_worker_keeps_the_real_pyarrow_fs(tmp_path):
         "import pyarrow.fs\n"
         "print(type(pyarrow.fs.LocalFileSystem()).__name__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "LocalFileSystem"
+    assert python_out(code) == "LocalFileSystem"
