@@ -7,15 +7,14 @@ failure does not poison the machine).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import psutil
 import pytest
+from file_seconds import longest_first
 
 SESSION_MARK = f"aiinfra-test-{uuid.uuid4().hex[:12]}"
 os.environ["AIINFRA_TEST_SESSION"] = SESSION_MARK
@@ -102,7 +101,7 @@ def pytest_collection_modifyitems(config, items):
     """The longest files first (see longest_first); ``@pytest.mark.gpu`` tests are skipped,
     with NVML's reason, where NVML sees no GPU (pyproject.toml documents the marker so; the
     tests themselves need not check)."""
-    longest_first(items)
+    longest_first(items)  # file_seconds.py
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return
@@ -114,29 +113,3 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason=f"needs a real NVIDIA GPU: {probe.reason}")
     for item in gpu_items:
         item.add_marker(skip)
-
-
-#: Seconds each test file took in a whole run (tests/file_seconds.py writes it).
-FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
-
-
-def longest_first(items: list, seconds: dict[str, float] | None = None) -> None:
-    """Order the files longest first, each file's tests as they were.
-
-    ``make test`` hands whole files to pytest-xdist's workers (``--dist loadfile``) in
-    this order (``--no-loadscope-reorder``; xdist's own order puts the files with the
-    most tests first, so the few long browser and SLURM files came last and one worker
-    ran them while the others idled). Longest first is the classic greedy schedule. A
-    file missing from the table (a new one) counts as a long one, so it starts early.
-    """
-    if seconds is None:
-        try:
-            seconds = json.loads(FILE_SECONDS.read_text())
-        except (OSError, ValueError):
-            return
-    unknown = max(seconds.values(), default=0.0) / 2
-    rank = {}
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        rank.setdefault(path, (-seconds.get(path, unknown), len(rank)))
-    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])

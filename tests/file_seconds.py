@@ -3,7 +3,7 @@
     python -m pytest ... --junitxml=/tmp/junit.xml tests
     python tests/file_seconds.py /tmp/junit.xml
 
-conftest.py starts the longest files first from it (see ``longest_first``). It only
+conftest.py starts the longest files first from it (``longest_first``). It only
 orders the files: a stale or missing table makes the run slower, never wrong.
 """
 
@@ -17,6 +17,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = Path(__file__).with_name("file_seconds.json")
+
+
+def longest_first(items: list, seconds: dict[str, float] | None = None) -> None:
+    """Order the files longest first, each file's tests as they were.
+
+    ``make test`` hands whole files to pytest-xdist's workers (``--dist loadfile``) in
+    this order (``--no-loadscope-reorder``; xdist's own order puts the files with the
+    most tests first, so the few long browser and SLURM files came last and one worker
+    ran them while the others idled). Longest first is the classic greedy schedule. A
+    file missing from the table (a new one) counts as a long one, so it starts early.
+    """
+    if seconds is None:
+        try:
+            seconds = json.loads(TABLE.read_text())
+        except (OSError, ValueError):
+            return
+    unknown = max(seconds.values(), default=0.0) / 2
+    rank = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        rank.setdefault(path, (-seconds.get(path, unknown), len(rank)))
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
 
 
 def source_file(classname: str) -> str | None:

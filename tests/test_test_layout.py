@@ -17,7 +17,7 @@ def test_test_file_names_are_unique():
 def test_the_longest_files_start_first_each_files_tests_in_order():
     from types import SimpleNamespace
 
-    from conftest import longest_first
+    from file_seconds import longest_first
 
     ids = ["tests/a.py::x", "tests/a.py::y", "tests/b.py::z", "tests/c.py::w", "tests/new.py::v"]
     items = [SimpleNamespace(nodeid=i) for i in ids]
