@@ -14,7 +14,11 @@ import uuid
 
 import psutil
 import pytest
-from file_seconds import longest_first
+
+try:
+    from file_seconds import longest_first
+except ImportError:  # loaded as the plugin ``tests.conftest`` (tests/test_gpu_marker.py's pytest)
+    from tests.file_seconds import longest_first
 
 SESSION_MARK = f"aiinfra-test-{uuid.uuid4().hex[:12]}"
 os.environ["AIINFRA_TEST_SESSION"] = SESSION_MARK

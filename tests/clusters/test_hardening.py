@@ -170,7 +170,7 @@ INTERRUPT_SETUP = textwrap.dedent(
     import os
     get_ipython().run_line_magic("load_ext", "aiinfra_magics")
     get_ipython().run_line_magic("aiinfra", "cluster start intr --backend local --workers 2 --threads 1")
-    print(sorted(client.run(os.getpid).values()))
+    print(sorted(client.run(os.getpid).values()), flush=True)
     """
 )
 
@@ -181,7 +181,12 @@ def _stream_text(kc, code: str, timeout: float = 120) -> str:
         code,
         timeout=timeout,
         output_hook=lambda m: (
-            chunks.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
+            chunks.append(m["content"].get("text", ""))
+            if m["msg_type"] == "stream"
+            # An error shows in the assertion that follows, instead of an empty output.
+            else chunks.append(f"{m['content']['ename']}: {m['content']['evalue']}")
+            if m["msg_type"] == "error"
+            else None
         ),
     )
     return "".join(chunks)
@@ -210,7 +215,10 @@ def test_workers_survive_a_kernel_interrupt_and_die_with_its_shutdown():
         assert reply["content"]["ename"] == "KeyboardInterrupt"
         assert all(psutil.pid_exists(p) for p in pids)
         out = _stream_text(
-            kc, "print(client.submit(sum, [1, 2, 3]).result(), len(client.nthreads()))"
+            # flush: ipykernel may otherwise send the text after the cell's idle status,
+            # which ends execute_interactive's wait (an empty output failed a CI run once).
+            kc,
+            "print(client.submit(sum, [1, 2, 3]).result(), len(client.nthreads()), flush=True)",
         )
         assert out.split() == ["6", "2"]
     finally:
