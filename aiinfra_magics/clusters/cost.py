@@ -13,92 +13,21 @@ records why (an idle timeout, or a plain close).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from time import time
-from types import SimpleNamespace
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..metrics import plugins as metrics
 from ..metrics.efficiency import with_efficiency
+from . import stint as stint_module
 from .history import FIGURES
 from .rpc import COST_OP  # one name for the handler and its callers
+from .stint import GB, Stint, worker_gpus
 
 logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "aiinfra-cost"
-GB = 1e9
-
-
-@dataclass
-class Stint:
-    """One worker's time in the cluster, with what it brought."""
-
-    joined: float
-    threads: int
-    memory_bytes: int
-    gpus: float
-
-    def figures(self, until: float) -> dict[str, float]:
-        hours = max(0.0, until - self.joined) / 3600.0
-        return {
-            "worker_hours": hours,
-            "core_hours": hours * self.threads,
-            "gpu_hours": hours * self.gpus,
-            "memory_gb_hours": hours * self.memory_bytes / GB,
-        }
-
-
-GPU_KEYS = ("GPU", "gpu", "GPUs", "gpus")  # the resource names that count as GPUs
-
-
-def gpu_resource(resources: dict[str, Any] | None) -> float | None:
-    """The ``GPU`` entry of a worker's resources or a task's request, None when it has none."""
-    for key in GPU_KEYS:
-        if key in (resources or {}):
-            return float(resources[key])  # type: ignore[index]
-    return None
-
-
-def worker_gpus(ws: Any) -> float:
-    """GPUs a worker holds: its ``GPU`` resource, else 1 when it reports NVML metrics (dask-cuda)."""
-    declared = gpu_resource(ws.resources)
-    if declared is not None:
-        return declared
-    metrics = ws.metrics or {}
-    if "gpu" in metrics or "gpu_utilization" in metrics or "gpu-memory-total" in metrics:
-        return 1.0
-    return 0.0
-
-
-def step_stint(
-    start: float,
-    requested: dict[str, Any] | None,
-    resources: dict[str, Any] | None,
-    nthreads: int,
-    memory_bytes: int | None,
-    reports_gpu: bool,
-) -> Stint:
-    """What one pipeline step held on its worker, as a ``Stint`` (so the same arithmetic).
-
-    A step is one Dask task: it holds one of the worker's threads (its task slot) and
-    that slot's share of the worker's memory limit, i.e. the slice of the worker that
-    the cluster's own figures count for it. GPUs: its ``GPU`` request when it made one
-    (Dask reserved them for it); none on a worker whose GPUs are a resource it did not
-    ask for; otherwise (a dask-cuda worker: no resource, NVML reports a GPU and the
-    step saw one) the worker's GPUs by the same rule as ``worker_gpus``, shared among
-    its task slots (dask-cuda's default is one thread per GPU: the whole GPU).
-    """
-    slots = max(1, int(nthreads or 1))
-    gpus = gpu_resource(requested)
-    if gpus is None:
-        if gpu_resource(resources) is not None or not reports_gpu:
-            gpus = 0.0
-        else:
-            worker = SimpleNamespace(resources=resources, metrics={"gpu": True})
-            gpus = worker_gpus(worker) / slots
-    return Stint(joined=start, threads=1, memory_bytes=int((memory_bytes or 0) / slots), gpus=gpus)
 
 
 class CostPlugin(SchedulerPlugin):
@@ -211,9 +140,9 @@ def register_by_value() -> None:
     import cloudpickle
 
     metrics.register_by_value()  # the report merges the metrics' figures
-    module = sys.modules[__name__]
-    if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
-        cloudpickle.register_pickle_by_value(module)
+    for module in (stint_module, sys.modules[__name__]):  # Stint is the plugin's own arithmetic
+        if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.register_pickle_by_value(module)
 
 
 def install(client: Any, spec: Any = None) -> None:

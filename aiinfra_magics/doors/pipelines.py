@@ -60,7 +60,9 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
     run = actions.add_parser("run", help="run the pipeline (skipping unchanged steps)")
     run.add_argument("file", metavar="FILE", help="pipeline.yaml")
     run.add_argument(
-        "--cluster", metavar="NAME", help="a registered cluster (default: a temporary local one)"
+        "--cluster",
+        metavar="NAME",
+        help="a registered cluster (default: the run's own worker threads)",
     )
     _params(run)
     run.add_argument(
@@ -88,7 +90,7 @@ def add_pipeline(pipeline: argparse.ArgumentParser) -> None:
         type=_positive,
         default=2,
         metavar="N",
-        help="workers of the temporary local cluster",
+        help="worker threads of the run's own pool (without --cluster)",
     )
     run.add_argument(
         "--trigger",

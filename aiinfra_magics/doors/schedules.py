@@ -50,7 +50,9 @@ def _fill_schedule(schedule: argparse.ArgumentParser) -> None:
         },
     )
     add.add_argument(
-        "--cluster", metavar="NAME", help="a registered cluster (default: a temporary one)"
+        "--cluster",
+        metavar="NAME",
+        help="a registered cluster (default: the run's own worker threads)",
     )
     add.add_argument(
         "--overlap",

@@ -1,10 +1,9 @@
-"""The cluster a run uses (a registered one or a temporary local one) and the
+"""The cluster a run uses (a registered one, or the run's own pool of threads) and the
 per-worker chores around it: pre-warming kernels, draining them at the end."""
 
 from __future__ import annotations
 
 import importlib
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from distributed import Client
 
+    from .local_pool import LocalPool
+
 
 @contextmanager
-def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client, dict[str, Any]]]:
-    """A client on the named registered cluster, or on a temporary local one."""
+def open_client(
+    cluster: str | None, workers: int = 2
+) -> Iterator[tuple[Client | LocalPool, dict[str, Any]]]:
+    """A client on the named registered cluster, or the run's own pool of ``workers``
+    threads in this process (``local_pool.LocalPool``, which answers as a client)."""
     if cluster:
         from ..clusters.manager import ClusterManager
 
@@ -41,27 +45,16 @@ def open_client(cluster: str | None, workers: int = 2) -> Iterator[tuple[Client,
         finally:
             client.close()
         return
-    from distributed import Client, LocalCluster
+    from .local_pool import LocalPool
 
-    # Workers as threads of this process: every step already runs in its own kernel
-    # process, so worker processes would only add start-up time (and memory).
-    local = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=False,
-        # No dashboard: nothing links to a cluster that lives for one run, and building
-        # it imports bokeh (0.6 s of the first step's wait on the 2-core VM). The
-        # scheduler's plain HTTP routes still start: on loopback, on a free port.
-        dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": False},
-        silence_logs=logging.ERROR,
-    )
+    # Worker threads of this process, without Dask: every step already runs in its own
+    # kernel process, so a scheduler would only queue tasks onto two threads (see
+    # local_pool.py for what it cost before the first step).
+    pool = LocalPool(workers)
     try:
-        # Not the default client: the user's own client (if any) must stay the default.
-        with Client(local, set_as_default=False) as client:
-            yield client, {"name": None, "scheduler": local.scheduler_address, "embedded": True}
+        yield pool, {"name": None, "scheduler": None, "embedded": True}
     finally:
-        local.close()
+        pool.close()
 
 
 def _drain(client: Client, topic: str) -> None:
@@ -112,9 +105,9 @@ def _run_node(task: dict[str, Any]) -> dict[str, Any]:
 
         seen = look(shared["folder"], shared["marker"], shared["token"])
         if seen["problem"]:
-            from distributed import get_worker
+            from .local_pool import current_worker
 
-            address = get_worker().address
+            address = current_worker().address
             now = time.time()
             return {
                 **{k: v for k, v in seen.items() if k != "problem" and v},

@@ -1,4 +1,4 @@
-"""The Dask task: run one node's notebook with papermill in a fresh kernel on this worker.
+"""The task: run one node's notebook with papermill in a fresh kernel on this worker.
 
 Returns a plain dict (never raises for notebook failures) so the runner can tell
 errors in the user's code (not retried) from infrastructure errors (retried).
@@ -23,6 +23,13 @@ from papermill.utils import remove_args
 
 from . import kernel_pool, outputs, reuse
 from .kinds import DEAD_KERNEL, KERNEL_START, OUT_OF_MEMORY, TIMEOUT, USER_ERROR
+from .local_pool import (
+    LocalWorker,
+    current_worker,
+    worker_memory_limit,
+    worker_reports_gpu,
+    worker_threads_and_resources,
+)
 from .placement import where
 
 ENGINE = "aiinfra"
@@ -105,10 +112,8 @@ papermill_engines.register(ENGINE, PrestartedEngine)
 
 def _worker_info() -> tuple[str, int | None, str | None, list[str]]:
     try:
-        from distributed import get_worker
-
-        worker = get_worker()
-        limit = worker.memory_manager.memory_limit
+        worker = current_worker()
+        limit = worker_memory_limit(worker)
         address, name = worker.address, str(worker.name)
     except ValueError:  # not inside a worker (direct call in tests or a debugger)
         address, limit, name = "local", None, None
@@ -118,24 +123,23 @@ def _worker_info() -> tuple[str, int | None, str | None, list[str]]:
 
 
 def _held(task: dict[str, Any], start: float) -> Any:
-    """What this step holds on this worker while it runs (``cost.step_stint``)."""
-    from ..clusters.cost import step_stint
+    """What this step holds on this worker while it runs (``stint.step_stint``)."""
+    from ..clusters.stint import step_stint
 
     try:
-        from distributed import get_worker
-
-        worker = get_worker()
+        worker = current_worker()
     except ValueError:  # not inside a worker: only what the step asked for
         return step_stint(start, task.get("resources"), None, 1, None, False)
     # The worker's own GPU signal: NVML reports one (what the scheduler's cost plugin
     # sees in its metrics) and this process was given one (its devices are not "cpu").
-    nvml = bool(getattr(worker.monitor, "gpu_name", None))
+    nvml = worker_reports_gpu(worker)
+    threads, resources = worker_threads_and_resources(worker)
     return step_stint(
         start,
         task.get("resources"),
-        dict(worker.state.total_resources),
-        worker.state.nthreads,
-        worker.memory_manager.memory_limit,
+        resources,
+        threads,
+        worker_memory_limit(worker),
         nvml and bool(os.environ.get("CUDA_VISIBLE_DEVICES")),
     )
 
@@ -170,16 +174,19 @@ def _cost(
     }
     if measured is not None:
         from ..metrics.efficiency import step_efficiency
-        from ..metrics.plugins import step_gpu_usage
 
         mark, peak_rss, limit = measured
-        mean, peak = step_gpu_usage(mark)
+        mean, peak = (None, None) if mark is None else _gpu_usage(mark)
         figures.update(step_efficiency(figures, cpu_seconds, mean, peak_rss, limit, peak))
     return figures
 
 
 def _gpu_mark() -> Any:
+    """The worker's GPU-utilisation mark (its metrics plugin's); None where it has none,
+    as the embedded pool's workers (metrics.plugins imports distributed: not for them)."""
     try:
+        if isinstance(current_worker(), LocalWorker):
+            return None
         from ..metrics.plugins import step_gpu_mark
 
         return step_gpu_mark()
@@ -187,13 +194,17 @@ def _gpu_mark() -> Any:
         return None
 
 
+def _gpu_usage(mark: Any) -> tuple[float | None, float | None]:
+    from ..metrics.plugins import step_gpu_usage
+
+    return step_gpu_usage(mark)
+
+
 def _event(topic: str | None, msg: dict[str, Any]) -> None:
     if not topic:
         return
     try:
-        from distributed import get_worker
-
-        get_worker().log_event(topic, msg)
+        current_worker().log_event(topic, msg)
     except Exception:  # progress is best effort; never fail a step over it
         pass
 

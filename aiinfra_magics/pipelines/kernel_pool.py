@@ -289,8 +289,8 @@ def acquire(
     """A ready kernel: a warm one started earlier if there is one, else a new one.
 
     ``also`` names a second owner whose warm kernels may be taken when ``owner`` has
-    none: the runner's own, started in this process before its cluster was up (an
-    embedded cluster's workers are threads of the runner's process). Only kernels
+    none: the runner's own, started in this process before its pool was up (the
+    embedded pool's workers are threads of the runner's process). Only kernels
     warmed for ``run`` are taken.
     """
     while True:

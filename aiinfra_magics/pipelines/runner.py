@@ -33,12 +33,14 @@ from .resume import Plan, last_overrides, last_run, plan_from, plan_resume
 from .signals import terminate_raises
 from .spec import PipelineSpec
 
-if TYPE_CHECKING:  # distributed is imported only when a step must run: cached runs start fast
+if TYPE_CHECKING:  # distributed is imported only for a registered cluster (--cluster NAME)
     from distributed import Client, Future
+
+    from .local_pool import LocalPool
 
 # run.json is rewritten whole (indented JSON, pure-Python encoding) on every change: a
 # 100-step grid spent seconds of the runner's CPU on it, taken from the worker threads
-# of an embedded cluster. Changes closer together than this are saved together.
+# of the embedded pool. Changes closer together than this are saved together.
 SAVE_EVERY_S = 0.25
 
 
@@ -143,7 +145,7 @@ def run_pipeline(
     run = _Run(spec, nodes, plan, force, progress, connect, params, only, overrides, rules)
     run.run.data.update(provenance.run_fields(spec.folder, started_by))  # lineage
     if client is None and not cluster:
-        run.embedded_workers = workers  # a temporary cluster in this process: see _open
+        run.embedded_workers = workers  # worker threads of this process: see _open
     return run.go()
 
 
@@ -167,7 +169,7 @@ class _Run:
         # The cluster is opened on the first submission: a fully cached run needs none.
         self.connect = connect
         self.stack = ExitStack()
-        self._client: Client | None = None
+        self._client: Client | LocalPool | None = None
         self.folder = spec.folder
         run_id = new_run_id()
         self.run = RunRecord(
@@ -200,8 +202,8 @@ class _Run:
         self.unsubmitted = set(self.selected)
         self.warm_outstanding = 0
         self.wake = threading.Event()
-        # Set for a temporary cluster whose workers are threads of this process: kernels
-        # started here before the cluster (under this run's own pool name) serve them.
+        # Set for the run's own pool, whose workers are threads of this process: kernels
+        # started here before it (under this run's own pool name) serve them.
         self.embedded_workers: int | None = None
         self.pool = f"runner-{self.topic}"
         self._saved_at = 0.0  # time.monotonic() of the last save of run.json
@@ -223,18 +225,18 @@ class _Run:
         }
 
     # -- the loop ---------------------------------------------------------------------------
-    def _open(self, first: str) -> Client:
-        """The run's client, connected on the first submission (``first``)."""
+    def _open(self, first: str) -> Client | LocalPool:
+        """The run's client (or pool), connected on the first submission (``first``)."""
         if self._client is not None:
             return self._client
         kernels = {self.nodes[n].step.kernel for n in self.selected}
         more = len(kernels) == 1 and len(self.unsubmitted) > 0
         if self.embedded_workers:
-            # Before the cluster: the first step's kernel starts in its own process while
-            # this one imports papermill and distributed and starts the cluster (about a
-            # kernel start each on this 2-core VM), so the first step waits for the longer
-            # of the two instead of their sum. Only one kernel: a second starting beside
-            # it took the CPU those imports need (first step 0.92 s in, 0.71 s with one).
+            # Before the pool: the first step's kernel starts in its own process while
+            # this one imports papermill (about a kernel start on this 2-core VM), so the
+            # first step waits for the longer of the two instead of their sum. Only one
+            # kernel: a second starting beside it took the CPU the imports need (first
+            # step 0.92 s in, 0.71 s with one, when a Dask cluster started here too).
             from . import kernel_pool
 
             step = self.nodes[first].step

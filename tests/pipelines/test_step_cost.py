@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from aiinfra_magics.clusters.cost import step_stint
+from aiinfra_magics.clusters.stint import step_stint
 from aiinfra_magics.doors.words import Context, run_words
 from aiinfra_magics.pipelines.record import STEP_FIGURES, add_cost, cached_cost, hours
 from aiinfra_magics.pipelines.report import write_report

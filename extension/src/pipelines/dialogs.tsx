@@ -320,9 +320,9 @@ export namespace PromoteForm {
   }
 }
 
-/** The cluster choices of a form: a temporary local cluster, or a registered one. */
+/** The cluster choices of a form: the run's own worker threads, or a registered cluster. */
 export function clusterChoices(clusters: string[], trans: TranslationBundle): [string, string][] {
-  return [['', trans.__('a temporary local cluster')], ...clusters.map(c => [c, c] as [string, string])];
+  return [['', trans.__('its own worker threads (no cluster)')], ...clusters.map(c => [c, c] as [string, string])];
 }
 
 /** `KEY=VALUE` lines as a params object: JSON values where they parse, strings otherwise. */

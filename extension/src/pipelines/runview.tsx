@@ -382,7 +382,7 @@ namespace Private {
     const launchOf = model.launches.find(l => l.run_id === run.run_id && l.status !== 'running');
     const cluster = run.cluster
       ? run.cluster.embedded
-        ? trans.__('temporary local cluster')
+        ? trans.__('its own worker threads')
         : trans.__('cluster %1', run.cluster.name ?? '?')
       : '';
     const head = [
