@@ -20,7 +20,7 @@ of getting the clean kernel, alternated round by round in this one process:
   (``kernel_pool.start_kernel``/``shutdown``), without the pool's prestart.
 
 Unless ``--no-pipeline``: the same ``--steps`` as a real pipeline (``aiinfra pipeline
-run``, a temporary 2-worker cluster), ``kernel_reuse: true`` and ``false``, whole CLI
+run``, its own 2 worker threads), ``kernel_reuse: true`` and ``false``, whole CLI
 processes, in the same rounds; the fork-server's pipeline figure is then estimated as
 the reuse pipeline's minus what the fork-server saves or costs per step at the kernel
 layer (the prototype is not wired into the runner).

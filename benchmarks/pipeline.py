@@ -10,7 +10,7 @@ The same 8 notebooks (prepare -> six independent steps -> join) run, in the same
 this script, as:
 - a sequential loop of the `papermill` CLI (one process per notebook, as users script it);
 - `ploomber build --force` with `executor: parallel` (ploomber's own process pool);
-- `aiinfra pipeline run --force` on its temporary 2-worker local cluster;
+- `aiinfra pipeline run --force` on its own 2 worker threads (no --cluster);
 - `aiinfra pipeline run` again with nothing changed (every step cached).
 Every case is timed as the wall time of its CLI process, start to exit.
 
@@ -389,9 +389,9 @@ def overhead(args: argparse.Namespace) -> None:
     limit = kernel + 0.5
     verdicts = []
     for case, label in (
-        ("embedded", "8 notebooks, temporary local cluster"),
+        ("embedded", "8 notebooks, its own worker threads"),
         ("cluster", "8 notebooks, `--cluster NAME`"),
-        ("embedded-fits", "4 notebooks (2 wide), temporary local cluster"),
+        ("embedded-fits", "4 notebooks (2 wide), its own worker threads"),
         ("cluster-fits", "4 notebooks (2 wide), `--cluster NAME`"),
     ):
         m = {k: med(r[k] for r in rows[case]) for k in rows[case][0]}

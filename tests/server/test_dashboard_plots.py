@@ -42,9 +42,14 @@ class _Dashboard(tornado.web.RequestHandler):
 
 
 @pytest.fixture
-def dashboard():
-    app = tornado.web.Application([(r"/(.*)", _Dashboard)])
-    server = app.listen(0, "127.0.0.1")
+def dashboard(jp_asyncio_loop):
+    # Listen on the loop the server's requests run on (``run``): listening outside it put
+    # the socket on whichever loop was current, which another test may have left behind
+    # (seen under Python 3.12: the request hung 20 s, then the connection was reset).
+    async def listen():
+        return tornado.web.Application([(r"/(.*)", _Dashboard)]).listen(0, "127.0.0.1")
+
+    server = jp_asyncio_loop.run_until_complete(listen())
     port = next(iter(server._sockets.values())).getsockname()[1]
     Registry().write(
         {

@@ -68,10 +68,14 @@ def _register(name: str, port: int, host: str = "127.0.0.1") -> None:
 
 
 @pytest.fixture
-def upstream():
+def upstream(jp_asyncio_loop):
     _Seen.requests = []
-    app = tornado.web.Application([(r"/ws", _UpstreamSocket), (r"/(.*)", _Upstream)])
-    server = app.listen(0, "127.0.0.1")
+
+    async def listen():  # on the loop the server's requests run on (see test_dashboard_plots)
+        app = tornado.web.Application([(r"/ws", _UpstreamSocket), (r"/(.*)", _Upstream)])
+        return app.listen(0, "127.0.0.1")
+
+    server = jp_asyncio_loop.run_until_complete(listen())
     port = next(iter(server._sockets.values())).getsockname()[1]
     yield port
     server.stop()
