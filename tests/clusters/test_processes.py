@@ -142,13 +142,15 @@ def external_scheduler():
         except OSError:
             time.sleep(0.2)
     yield address
+    # The worker first: signalled together, a worker whose scheduler had just gone waited
+    # for its connect timeout and was killed after 20 s (seen under Python 3.12).
     for proc in (worker, sched):
         proc.send_signal(signal.SIGINT)
-    for proc in (worker, sched):
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 DASHBOARD_PORT = 0
