@@ -53,11 +53,15 @@ def test_a_sleeping_gpu_step_is_near_zero_and_is_told_to_ask_for_less(dask_proce
     with Client(address, timeout=60) as client:
         client.wait_for_workers(1, timeout=120)
         cost.install(client)
-        # The worker reads its GPU before the steps start.
+        # The worker reads its GPU before the steps start. Its plugin's thread sets
+        # ``usage`` once it has found the GPU: None until then (a lambda: sent by value).
         wait_for(
             lambda: all(
-                client.run(lambda dask_worker: dask_worker.plugins[WORKER_PLUGIN].usage.ticks > 1)
-                .values()
+                client.run(
+                    lambda dask_worker: getattr(
+                        dask_worker.plugins[WORKER_PLUGIN].usage, "ticks", 0
+                    ) > 1
+                ).values()
             ),
             what="the worker's GPU readings",
         )  # fmt: skip
