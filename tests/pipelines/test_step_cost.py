@@ -70,8 +70,7 @@ def test_steps_record_what_they_held_and_cached_steps_nothing(gpu_client, two_st
     assert train["cost"]["gpu_hours"] * 3600 >= 2.0
     assert prep["cost"]["gpu_hours"] == 0
     # CPU time is measured on the kernel: the burn's second is in it, less what /proc's
-    # readings lose (each truncated to a clock tick, from the kernel's scaled utime/stime:
-    # 0.94 s was read once on the loaded 2-core VM).
+    # clock ticks lose (0.94 s was read once, before Watchdog.stop waited for its thread).
     assert prep["cost"]["cpu_hours"] * 3600 >= 0.9
     # The run's total is the sum of its steps.
     total = record["cost"]
