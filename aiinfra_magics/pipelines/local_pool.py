@@ -51,12 +51,11 @@ class LocalWorker:
 
     address: str
     name: str
-    memory_limit: int | None
+    memory_limit: int
     pool: LocalPool = field(repr=False)
     nthreads: int = 1
     resources: dict[str, float] = field(default_factory=dict)
     reports_gpu: bool = False  # NVML sees a GPU, as a Dask worker's monitor would report
-    plugins: dict[str, Any] = field(default_factory=dict)  # no metrics plugin here
 
     def log_event(self, topic: str, msg: Any) -> None:
         self.pool.publish(topic, msg)
